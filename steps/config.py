@@ -1,0 +1,372 @@
+"""The load step's native configuration: inference-perf's `config.yml`, as pydantic v2 models.
+
+The scenario's ConfigMap (AI on EKS guide, baseline) must load unchanged and mean the same thing
+here as in inference-perf, so field names and nesting follow inference-perf's schema. Where we
+differ, it is on purpose and said in the field's description:
+
+- `load.type: constant` means evenly spaced sends at absolute deadlines `t0 + i/rate`;
+  inference-perf's "constant" draws randomized (exponential, rescaled) gaps.
+- `api.streaming` defaults to true: TTFT and ITL only exist for streamed responses.
+- Secrets are never config values: `server.api_key_env` and `tokenizer.token_env` name the
+  environment variable that holds them (a key in a ConfigMap ends up in `kubectl get -o yaml`).
+- `load.seed`, `warmup_requests`, `request_timeout` and `drain_timeout` are ours.
+
+Every model forbids unknown keys, as inference-perf's `StrictBaseModel` does: a misspelt key that
+silently falls back to a default would benchmark something else than the user asked for.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from steps.errors import UsageError
+
+__all__ = [
+    "APIConfig",
+    "APIType",
+    "Config",
+    "DataConfig",
+    "DataType",
+    "Distribution",
+    "DistributionType",
+    "LoadConfig",
+    "LoadType",
+    "LocalStorage",
+    "S3Storage",
+    "ServerConfig",
+    "ServerType",
+    "SharedPrefix",
+    "Stage",
+    "StorageConfig",
+    "TokenizerConfig",
+    "config_from_dict",
+    "format_validation_error",
+    "load_config",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class APIType(StrEnum):
+    completion = "completion"
+    chat = "chat"
+
+
+class APIConfig(StrictModel):
+    type: APIType = Field(
+        default=APIType.completion,
+        description="OpenAI endpoint: completion (/v1/completions) or chat (/v1/chat/completions)",
+    )
+    streaming: bool = Field(
+        default=True,
+        description="stream responses (needed for TTFT and ITL; inference-perf defaults to false)",
+    )
+    headers: dict[str, str] | None = Field(
+        default=None, description="extra HTTP headers sent with every request (no secrets)"
+    )
+
+
+class DistributionType(StrEnum):
+    normal = "normal"
+    uniform = "uniform"
+    fixed = "fixed"
+
+
+class Distribution(StrictModel):
+    """A token-length distribution; `std_dev: 0, min = max = mean` is an exact length."""
+
+    type: DistributionType = Field(
+        default=DistributionType.normal,
+        description="normal (mean, std_dev, clipped to [min, max]), uniform [min, max], or fixed (mean)",
+    )
+    mean: float = Field(default=512, gt=0, description="mean length in tokens")
+    std_dev: float = Field(default=200, ge=0, description="standard deviation in tokens")
+    min: int = Field(default=10, ge=1, description="smallest length in tokens")
+    max: int = Field(default=1024, ge=1, description="largest length in tokens")
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        if self.type is not DistributionType.uniform and not self.min <= self.mean <= self.max:
+            raise ValueError(f"mean ({self.mean:g}) must lie within [min, max] = [{self.min}, {self.max}]")
+        return self
+
+    @property
+    def is_fixed(self) -> bool:
+        """True when every sample is the same length."""
+        if self.type is DistributionType.uniform:
+            return self.min == self.max
+        return self.type is DistributionType.fixed or self.std_dev == 0 or self.min == self.max
+
+
+class DataType(StrEnum):
+    synthetic = "synthetic"
+    random = "random"
+    shared_prefix = "shared_prefix"
+
+
+class SharedPrefix(StrictModel):
+    """Groups of requests sharing a system prompt, to exercise prefix caching."""
+
+    num_groups: int = Field(default=10, ge=1, description="distinct shared prefixes")
+    num_prompts_per_group: int = Field(default=10, ge=1, description="distinct questions per prefix")
+    system_prompt_len: int = Field(default=100, ge=1, description="shared prefix length in tokens")
+    question_len: int = Field(default=50, ge=1, description="per-request suffix length in tokens")
+    output_len: int = Field(default=50, ge=1, description="max_tokens per request")
+
+
+class DataConfig(StrictModel):
+    type: DataType = Field(
+        default=DataType.synthetic,
+        description="synthetic or random (distinct random-token prompts), shared_prefix",
+    )
+    input_distribution: Distribution = Field(
+        default_factory=Distribution, description="prompt length in tokens"
+    )
+    output_distribution: Distribution = Field(
+        default_factory=lambda: Distribution(mean=128, std_dev=0, min=128, max=128),
+        description="max_tokens per request (exact with server.ignore_eos)",
+    )
+    shared_prefix: SharedPrefix | None = Field(
+        default=None, description="required when type is shared_prefix"
+    )
+
+    @model_validator(mode="after")
+    def _shared_prefix_block(self) -> Self:
+        if self.type is DataType.shared_prefix and self.shared_prefix is None:
+            raise ValueError("type shared_prefix needs a shared_prefix block")
+        return self
+
+
+class LoadType(StrEnum):
+    constant = "constant"
+    poisson = "poisson"
+
+
+class Stage(StrictModel):
+    rate: float = Field(gt=0, description="requests per second")
+    duration: float = Field(gt=0, description="send window in seconds")
+
+
+class LoadConfig(StrictModel):
+    type: LoadType = Field(
+        default=LoadType.constant,
+        description=(
+            "constant: sends at t0 + i/rate exactly (inference-perf randomizes these gaps); "
+            "poisson: seeded exponential gaps"
+        ),
+    )
+    stages: list[Stage] = Field(min_length=1, description="run in order: rate (QPS) x duration (s)")
+    num_workers: int = Field(
+        default=4, ge=1, le=256, description="load-generator processes, each with a share of the schedule"
+    )
+    worker_max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="cap on in-flight requests per worker; unset = no cap (a cap hides overload)",
+    )
+    seed: int = Field(default=0, ge=0, description="seeds arrivals, lengths and prompt contents")
+    warmup_requests: int = Field(
+        default=0, ge=0, description="requests sent before stage 0 and not recorded"
+    )
+    request_timeout: float = Field(
+        default=600, gt=0, description="seconds a whole request (incl. streaming) may take"
+    )
+    drain_timeout: float = Field(
+        default=120,
+        ge=0,
+        description="seconds after a stage's send window that in-flight requests may still finish",
+    )
+
+
+class ServerType(StrEnum):
+    vllm = "vllm"
+    sglang = "sglang"
+    tgi = "tgi"
+    openai = "openai"
+
+
+class ServerConfig(StrictModel):
+    type: ServerType = Field(default=ServerType.vllm, description="model server kind")
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="model id sent in requests; unset = the first id from /v1/models",
+    )
+    base_url: str = Field(
+        pattern=r"^https?://[^\s/]+", description="server root, e.g. http://qwen3-vllm.default:8000"
+    )
+    ignore_eos: bool = Field(
+        default=True, description="ask the server to generate exactly max_tokens (vLLM extension)"
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the bearer token (never the token)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError(
+                "api_key must not be in the config file; put it in an environment variable "
+                "and set server.api_key_env to its name"
+            )
+        return data
+
+
+class TokenizerConfig(StrictModel):
+    pretrained_model_name_or_path: str | None = Field(
+        default=None,
+        description="Hugging Face repo id or local directory; unset = server.model_name",
+    )
+    trust_remote_code: bool | None = Field(default=None, description="passed to AutoTokenizer")
+    token_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the Hugging Face token",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "token" in data:
+            raise ValueError(
+                "token must not be in the config file; use HF_TOKEN or set tokenizer.token_env"
+            )
+        return data
+
+
+class LocalStorage(StrictModel):
+    path: str = Field(default="reports", description="directory for results")
+    report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
+
+
+class S3AddressingStyle(StrEnum):
+    auto = "auto"
+    virtual = "virtual"
+    path = "path"
+
+
+class S3Storage(StrictModel):
+    bucket_name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", description="S3 bucket for results"
+    )
+    path: str = Field(default="", description="key prefix inside the bucket")
+    report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; unset = AWS")
+    region_name: str | None = Field(default=None, description="AWS region")
+    addressing_style: S3AddressingStyle = Field(
+        default=S3AddressingStyle.auto, description="auto, virtual or path-style bucket URLs"
+    )
+
+
+class StorageConfig(StrictModel):
+    local_storage: LocalStorage | None = None
+    simple_storage_service: S3Storage | None = None
+
+
+class Config(StrictModel):
+    """Root of `config.yml`."""
+
+    api: APIConfig = Field(default_factory=APIConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    load: LoadConfig
+    server: ServerConfig
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+    @model_validator(mode="after")
+    def _shared_prefix_needs_completion(self) -> Self:
+        if self.data.type is DataType.shared_prefix and self.api.type is APIType.chat:
+            # The shared prefix is a token-exact string; chat templates would reshape it.
+            raise ValueError("data.type shared_prefix works with api.type completion only")
+        return self
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    """`('load', 'stages', 0, 'rate')` -> `load.stages[0].rate`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model class that owns the key at `loc`, to list its allowed keys."""
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = _first_model_in(field.annotation)
+    return model
+
+
+def _first_model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _first_model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming the first bad key path, what was seen and what is allowed."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    path = _loc_to_path(loc)
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(loc)
+        allowed = ", ".join(owner.model_fields) if owner else "?"
+        return f"{source}: unknown key '{path}'; allowed here: {allowed}{more}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{path}'{more}"
+    msg = err["msg"].removeprefix("Value error, ")
+    seen = err.get("input")
+    seen_txt = "" if isinstance(seen, dict | list) or seen is None else f" (got {seen!r})"
+    return f"{source}: {path}: {msg}{seen_txt}{more}"
+
+
+def config_from_dict(data: Any, source: str = "config") -> Config:
+    """Validate a parsed `config.yml`; errors become one-line `UsageError`s."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a `config.yml` file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{path}:{where} is not valid YAML") from None
+    return config_from_dict(data, str(path))

@@ -1,0 +1,58 @@
+"""The per-request record: the contract between the load step and everything after it.
+
+One row per request, failed and timed-out ones included (nothing measured is dropped).
+Clock: every `*_ns` time is nanoseconds since the run's start `t0` on `time.monotonic_ns()`,
+which is one clock for all worker processes on a host; `wall_start_ns` is `time.time_ns()` at
+`t0`, so shards written by several pods can be put on one time line. A time is null where the
+request never reached that point (no first token on an HTTP error, say), never 0.
+
+Column names are a public contract (aggregate, report, users' notebooks): add columns freely,
+never rename or retype these.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["RECORD_SCHEMA", "STATUSES", "TOKEN_SOURCES"]
+
+#: `status` values. ok: the response completed; http_error: non-2xx answer; timeout: the request
+#: exceeded load.request_timeout or the drain window; connect_error: no connection; protocol_error:
+#: malformed SSE/JSON or a stream cut mid-way; cancelled: the run was stopped while in flight.
+STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
+
+#: Where a token count came from. server: the response's `usage`; chunks: summed per-chunk
+#: `token_ids` from the stream; client: the client tokenizer re-encoding the text (fallback only).
+TOKEN_SOURCES = ("server", "chunks", "client")
+
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("stage", pa.int16(), nullable=False),
+        pa.field("worker", pa.int16(), nullable=False),
+        pa.field("request_index", pa.int64(), nullable=False),
+        # Times, ns since t0 (monotonic). scheduled: the intended send deadline t0 + offset;
+        # sent: just before the request bytes were handed to the connection; first/last_token:
+        # arrival of the first/last chunk carrying content; end: response fully read or failed.
+        pa.field("scheduled_ns", pa.int64(), nullable=False),
+        pa.field("sent_ns", pa.int64()),
+        pa.field("first_token_ns", pa.int64()),
+        pa.field("last_token_ns", pa.int64()),
+        pa.field("end_ns", pa.int64()),
+        pa.field("wall_start_ns", pa.int64(), nullable=False),
+        pa.field("requested_input_tokens", pa.int32(), nullable=False),
+        pa.field("requested_output_tokens", pa.int32(), nullable=False),
+        pa.field("prompt_tokens", pa.int32()),
+        pa.field("output_tokens", pa.int32()),
+        pa.field("prompt_tokens_source", pa.string()),
+        pa.field("output_tokens_source", pa.string()),
+        # Arrival of each content chunk, µs after sent_ns (int32 holds ~35 minutes).
+        pa.field("chunk_offsets_us", pa.list_(pa.int32())),
+        # Tokens carried by each content chunk, aligned with chunk_offsets_us; null when the
+        # server did not say (no per-chunk token_ids).
+        pa.field("chunk_tokens", pa.list_(pa.int16())),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("http_status", pa.int16()),
+        pa.field("error", pa.string()),
+    ]
+)

