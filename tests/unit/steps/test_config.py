@@ -88,3 +88,8 @@ def test_load_config_invalid_yaml_names_line(tmp_path: Path) -> None:
     bad.write_text("load:\n  stages: [\n")
     with pytest.raises(UsageError, match=r"line \d+ is not valid YAML"):
         load_config(bad)
+
+
+def test_packaged_baseline_scenario_equals_the_seed(seed_config_path: Path) -> None:
+    packaged = Path(__file__).parents[3] / "steps" / "scenarios" / "baseline.yml"
+    assert load_config(packaged) == load_config(seed_config_path)
