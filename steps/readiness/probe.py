@@ -1,0 +1,151 @@
+"""Poll an OpenAI-compatible endpoint until it is healthy and serves the model.
+
+Why a step of its own: a benchmark started against a half-loaded vLLM (weights still loading,
+`/health` 503) or against the wrong model measures nothing useful, and the load step must not
+burn its send window finding that out. Waiting is bounded by a deadline, with polls that start
+fast (a server that is already up costs ~0 s) and back off to `interval_s` so a 10-minute model
+load is not hammered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from steps.errors import BenchError
+
+__all__ = ["ServedModel", "WaitResult", "check_once", "poll_delays", "served_model", "wait_ready"]
+
+log = logging.getLogger(__name__)
+
+#: First poll gap as a fraction of the interval: the backoff doubles from here up to the interval.
+_FIRST_GAP_FRACTION = 1 / 8
+#: Upper bound of one HTTP request, so a hung connection cannot eat the whole deadline.
+_MAX_REQUEST_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One entry of `/v1/models`; `max_model_len` is a vLLM extension (None elsewhere)."""
+
+    id: str
+    max_model_len: int | None
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    """What one probe found: the model when ready, else why not (one phrase) and what is served."""
+
+    model: ServedModel | None
+    missing: str
+    served: tuple[str, ...] = ()
+
+
+def poll_delays(interval_s: float) -> Iterator[float]:
+    """Seconds to sleep between polls: interval/8, doubling, capped at `interval_s`."""
+    delay = interval_s * _FIRST_GAP_FRACTION
+    while True:
+        yield min(delay, interval_s)
+        delay *= 2
+
+
+def served_model(payload: Any, model_name: str) -> tuple[ServedModel | None, tuple[str, ...]]:
+    """Find `model_name` in a `/v1/models` JSON body; also return every served id."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("/v1/models body has no 'data' list")
+    served: list[ServedModel] = []
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        raw_len = entry.get("max_model_len")
+        max_len = raw_len if isinstance(raw_len, int) and not isinstance(raw_len, bool) else None
+        served.append(ServedModel(id=entry["id"], max_model_len=max_len))
+    ids = tuple(m.id for m in served)
+    match = next((m for m in served if m.id == model_name), None)
+    return match, ids
+
+
+def _describe_transport_error(path: str, exc: httpx.TransportError) -> str:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "no answer"
+    detail = str(exc) or type(exc).__name__
+    return f"{path}: {kind} ({detail})"
+
+
+def check_once(client: httpx.Client, model_name: str, request_timeout_s: float) -> WaitResult:
+    """One probe of `/health` then `/v1/models`; never raises for an unready server."""
+    for path in ("/health", "/v1/models"):
+        try:
+            response = client.get(path, timeout=request_timeout_s)
+        except httpx.TransportError as exc:
+            return WaitResult(None, _describe_transport_error(path, exc))
+        if response.status_code in (401, 403):
+            # Waiting cannot fix a rejected key, but the caller decides; say it plainly.
+            return WaitResult(
+                None, f"{path}: HTTP {response.status_code} (check the API key / --api-key-env)"
+            )
+        if not response.is_success:
+            return WaitResult(None, f"{path}: HTTP {response.status_code}")
+    try:
+        model, served = served_model(response.json(), model_name)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        return WaitResult(None, f"/v1/models: unexpected body ({exc})")
+    if model is None:
+        return WaitResult(None, f"model {model_name!r} not in /v1/models", served)
+    return WaitResult(model, "", served)
+
+
+def wait_ready(
+    client: httpx.Client,
+    model_name: str,
+    timeout_s: float,
+    interval_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ServedModel:
+    """Poll until the model is served; raise BenchError naming what was missing at the deadline."""
+    start = clock()
+    deadline = start + timeout_s
+    delays = poll_delays(interval_s)
+    attempt = 0
+    last_missing = ""
+    while True:
+        attempt += 1
+        remaining = deadline - clock()
+        result = check_once(client, model_name, max(0.5, min(_MAX_REQUEST_TIMEOUT_S, remaining)))
+        if result.model is not None:
+            log.info(
+                "ready after %.1f s (%d checks): model %r served, max_model_len=%s",
+                clock() - start,
+                attempt,
+                result.model.id,
+                result.model.max_model_len,
+            )
+            return result.model
+        if result.served and result.missing != last_missing:
+            # Said once, early: a wrong --model-name is the common mistake and the wait is long.
+            log.warning("%s; served: %s", result.missing, list(result.served))
+        last_missing = result.missing
+        remaining = deadline - clock()
+        if remaining <= 0:
+            served = f" (served: {list(result.served)})" if result.served else ""
+            hint = "check --model-name" if result.served else "check --base-url and the server logs"
+            raise BenchError(
+                f"{client.base_url} not ready after {timeout_s:g} s ({attempt} checks): "
+                f"{result.missing}{served}; {hint}"
+            )
+        delay = min(next(delays), remaining)
+        log.info(
+            "waiting: %s (%.0f s elapsed of %g s, next check in %.1f s)",
+            result.missing,
+            clock() - start,
+            timeout_s,
+            delay,
+        )
+        sleep(delay)

@@ -1,0 +1,251 @@
+"""Which zones the model pods run in, read from the Kubernetes API.
+
+Why: the load step pins itself next to the model with a REQUIRED podAffinity
+(`topologyKey: topology.kubernetes.io/zone`, the target label selector and namespace). If no pod
+matches that selector in that namespace, the load pod stays Pending forever instead of failing,
+so this step checks the same selector first and fails with the reason. The zones it finds are an
+output parameter (recorded with the results: cross-zone latency is a different benchmark).
+
+Credentials: the pod's service account (in-cluster) or a kubeconfig (KUBECONFIG, else
+~/.kube/config). The service account needs `list` on pods in the target namespace and `get` on
+nodes (cluster-scoped: a ClusterRole).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from steps.errors import BenchError, UsageError
+
+__all__ = [
+    "ZONE_LABEL",
+    "K8sCheck",
+    "KubeCredentials",
+    "PodState",
+    "ZoneReport",
+    "check_zones",
+    "find_credentials",
+    "format_label_selector",
+    "parse_label_selector",
+    "pod_states",
+    "zone_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: The well-known node label the load step's podAffinity uses as topologyKey.
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+_REQUEST_TIMEOUT_S = 10.0
+# Kubernetes label syntax (k8s.io/apimachinery validation): optional DNS-subdomain prefix + "/",
+# a name of at most 63 characters; values at most 63 characters, possibly empty.
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_KEY_RE = re.compile(rf"^({_PREFIX}/)?{_NAME}$")
+_VALUE_RE = re.compile(rf"^({_NAME})?$")
+
+
+class K8sCheck(StrEnum):
+    """`auto`: run when credentials exist, else log that it was skipped; `required`: fail
+    without credentials; `off`: never."""
+
+    auto = "auto"
+    off = "off"
+    required = "required"
+
+
+@dataclass(frozen=True)
+class KubeCredentials:
+    """Where API credentials come from: the service account, or a kubeconfig path (list)."""
+
+    in_cluster: bool
+    kubeconfig: str | None = None
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One matching pod: Ready condition, node, and that node's zone (None when unknown)."""
+
+    name: str
+    phase: str
+    ready: bool
+    node: str | None
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class ZoneReport:
+    """All matching pods and the sorted zones of the Ready ones."""
+
+    pods: tuple[PodState, ...]
+    zones: tuple[str, ...]
+
+
+def parse_label_selector(text: str) -> dict[str, str]:
+    """Parse `k=v,k2=v2` (equality only, as podAffinity matchLabels) into a dict."""
+    labels: dict[str, str] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or value.startswith("="):
+            raise UsageError(
+                f"--target-labels: {item!r} is not key=value (expected e.g. "
+                "'app.kubernetes.io/component=qwen3-vllm,tier=model')"
+            )
+        if not _KEY_RE.match(key) or len(key.rpartition("/")[2]) > 63:
+            raise UsageError(f"--target-labels: {key!r} is not a valid Kubernetes label key")
+        if not _VALUE_RE.match(value):
+            raise UsageError(
+                f"--target-labels: value {value!r} of {key!r} is not a valid Kubernetes label value"
+            )
+        if key in labels and labels[key] != value:
+            raise UsageError(f"--target-labels: {key!r} given twice with different values")
+        labels[key] = value
+    return labels
+
+
+def format_label_selector(labels: Mapping[str, str]) -> str:
+    """The API's `labelSelector` query string for equality labels."""
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def find_credentials(env: Mapping[str, str], home: Path) -> KubeCredentials | None:
+    """In-cluster service account first (as kubectl in a pod), then KUBECONFIG, ~/.kube/config."""
+    if env.get("KUBERNETES_SERVICE_HOST") and _SERVICE_ACCOUNT_TOKEN.is_file():
+        return KubeCredentials(in_cluster=True)
+    kubeconfig = env.get("KUBECONFIG", "")
+    if kubeconfig:
+        if any(Path(p).expanduser().is_file() for p in kubeconfig.split(":") if p):
+            return KubeCredentials(in_cluster=False, kubeconfig=kubeconfig)
+        return None
+    default = home / ".kube" / "config"
+    if default.is_file():
+        return KubeCredentials(in_cluster=False, kubeconfig=str(default))
+    return None
+
+
+def pod_states(pods: Any) -> list[PodState]:
+    """Pods of a V1PodList as PodStates (zones not yet known)."""
+    states = []
+    for pod in pods.items:
+        conditions = (pod.status.conditions if pod.status else None) or []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        states.append(
+            PodState(
+                name=pod.metadata.name,
+                phase=(pod.status.phase if pod.status else None) or "Unknown",
+                ready=ready,
+                node=pod.spec.node_name if pod.spec else None,
+            )
+        )
+    return states
+
+
+def zone_report(pods: list[PodState], selector: str, namespace: str) -> ZoneReport:
+    """Decide: zones of the Ready pods, or a BenchError saying why the load step cannot run."""
+    where = f"labels {selector!r} in namespace {namespace!r}"
+    if not pods:
+        raise BenchError(
+            f"no pods match {where}: the load step's required zone affinity "
+            f"({ZONE_LABEL}) to these pods could never be scheduled (its pod would stay Pending); "
+            "check --target-labels and --target-namespace"
+        )
+    ready = [p for p in pods if p.ready]
+    if not ready:
+        listed = ", ".join(f"{p.name} ({p.phase}, not Ready)" for p in pods[:5])
+        raise BenchError(
+            f"{len(pods)} pod(s) match {where} but none is Ready: {listed}; "
+            "wait for the model pods or check the deployment"
+        )
+    zones = tuple(sorted({p.zone for p in ready if p.zone}))
+    return ZoneReport(pods=tuple(pods), zones=zones)
+
+
+def _load_api_client(creds: KubeCredentials) -> Any:
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    try:
+        if creds.in_cluster:
+            config.load_incluster_config(client_configuration=cfg)
+        else:
+            config.load_kube_config(
+                config_file=creds.kubeconfig, client_configuration=cfg, persist_config=False
+            )
+    except config.ConfigException as exc:
+        source = "in-cluster service account" if creds.in_cluster else creds.kubeconfig
+        raise BenchError(f"Kubernetes credentials from {source} unusable: {exc}") from None
+    return client.ApiClient(cfg)
+
+
+def _api_error(exc: Exception, what: str) -> BenchError:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        if exc.status in (401, 403):
+            return BenchError(
+                f"Kubernetes API refused to {what} (HTTP {exc.status} {exc.reason}): the "
+                "service account needs list on pods in the target namespace and get on nodes"
+            )
+        return BenchError(f"Kubernetes API failed to {what}: HTTP {exc.status} {exc.reason}")
+    return BenchError(f"Kubernetes API unreachable to {what}: {type(exc).__name__}: {exc}")
+
+
+def check_zones(creds: KubeCredentials, namespace: str, labels: Mapping[str, str]) -> ZoneReport:
+    """List the matching pods, read their nodes' zones, and decide (see `zone_report`)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    selector = format_label_selector(labels)
+    with _load_api_client(creds) as api_client:
+        core = client.CoreV1Api(api_client)
+        try:
+            pod_list = core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=_REQUEST_TIMEOUT_S
+            )
+        except (ApiException, Urllib3Error) as exc:
+            raise _api_error(exc, f"list pods in namespace {namespace!r}") from None
+        pods = pod_states(pod_list)
+        zone_of: dict[str, str | None] = {}
+        for node in sorted({p.node for p in pods if p.ready and p.node}):
+            try:
+                node_obj = core.read_node(node, _request_timeout=_REQUEST_TIMEOUT_S)
+            except ApiException as exc:
+                if exc.status not in (401, 403, 404):
+                    raise _api_error(exc, f"read node {node!r}") from None
+                # The pods exist, so the load step can be scheduled: zones are a nice-to-have.
+                log.warning(
+                    "cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status
+                )
+                zone_of[node] = None
+                continue
+            except Urllib3Error as exc:
+                raise _api_error(exc, f"read node {node!r}") from None
+            zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
+    pods = [
+        PodState(p.name, p.phase, p.ready, p.node, zone_of.get(p.node) if p.node else None)
+        for p in pods
+    ]
+    report = zone_report(pods, selector, namespace)
+    not_ready = [p.name for p in pods if not p.ready]
+    if not_ready:
+        log.warning("%d matching pod(s) not Ready: %s", len(not_ready), ", ".join(not_ready[:5]))
+    log.info(
+        "%d Ready pod(s) match %r in %r; zones: %s",
+        len(pods) - len(not_ready),
+        selector,
+        namespace,
+        ",".join(report.zones) or "unknown",
+    )
+    return report
