@@ -1,0 +1,187 @@
+"""`python -m steps.aggregate --records PATH [PATH ...] --out DIR`: records -> summary files.
+
+Writes summary.parquet (tidy), summary.json (CONTRACTS.md layout, ms), and inference-perf's
+summary_lifecycle_metrics.json + stage_N_lifecycle_metrics.json (seconds). Exit 0 when the
+summary was written (failed requests are data, not a step failure), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from steps.aggregate.lifecycle import lifecycle_json
+from steps.aggregate.metrics import (
+    Distribution,
+    chunk_token_sums,
+    derive_latencies_ns,
+    describe,
+    pooled_itl_us,
+)
+from steps.aggregate.read import TIME_COLUMNS, Shard, load_shards, read_list_column, read_requests
+from steps.aggregate.summary import (
+    GroupMetrics,
+    group_json,
+    measure_group,
+    overall_window,
+    stage_windows,
+    tidy_frame,
+)
+from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
+from steps.errors import BenchError
+
+__all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
+
+_log = logging.getLogger(__name__)
+_STEP = "aggregate"
+_NS_PER_US = 1000.0
+
+
+class AggregateConfig(BaseModel):
+    """What to aggregate and where to write it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[Path] = Field(
+        min_length=1,
+        description="records.parquet files or directories holding one (+ run.json); shards merge",
+    )
+    out: Path = Field(description="output directory for summary.* and *_lifecycle_metrics.json")
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """The summary.json document and the files written."""
+
+    summary: dict[str, Any]
+    files: list[Path]
+
+
+def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, Any]:
+    """summary.json "run": the first shard's run.json minus config, plus the shard count."""
+    meta = dict(shards[0].run_meta) if shards[0].run_meta is not None else {"run_id": first_run_id}
+    return meta | {"shards": len(shards)}
+
+
+def _first_run_id(shards: Sequence[Shard]) -> str | None:
+    for shard in shards:
+        if shard.rows:
+            table = pq.ParquetFile(shard.records_path).read_row_group(0, columns=["run_id"])
+            return str(table.column("run_id")[0].as_py()) if table.num_rows else None
+    return None
+
+
+def _itl_distributions(
+    shards: Sequence[Shard], stage_keys: np.ndarray[Any, Any], stages: Sequence[int]
+) -> tuple[dict[int, Distribution], Distribution]:
+    """Pooled ITL (ns) per stage and overall; the gap array is freed before returning."""
+    columns = read_list_column(shards, "chunk_offsets_us")
+    gaps, segments = pooled_itl_us(columns, stage_keys, stages)
+    del columns
+    _log.info("pooled %d chunk gaps", len(gaps))
+    per_stage: dict[int, Distribution] = {}
+    for stage, (start, stop) in segments.items():
+        per_stage[stage] = describe(gaps[start:stop]).divided(1 / _NS_PER_US)
+    full = [s for s, (start, stop) in segments.items() if (start, stop) == (0, len(gaps))]
+    # One stage holding every gap (the baseline scenario): overall is that stage, skip a pass.
+    overall = per_stage[full[0]] if full else describe(gaps).divided(1 / _NS_PER_US)
+    return per_stage, overall
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def run(config: AggregateConfig) -> AggregateResult:
+    """Aggregate every shard into the four summary outputs under `config.out`."""
+    shards = load_shards(config.records)
+    origin_ns = min(shard.wall_start_ns for shard in shards)
+    requests = read_requests(shards, origin_ns)
+    _log.info("read %d requests from %d shard(s)", len(requests), len(shards))
+    requests["chunk_token_sum"] = chunk_token_sums(read_list_column(shards, "chunk_tokens"))
+    times = {name: requests[name].to_numpy() for name in TIME_COLUMNS}
+    for name, values in derive_latencies_ns(times, requests["output_tokens"].to_numpy()).items():
+        requests[name] = values
+
+    run_stages = {s.stage for shard in shards if shard.run for s in shard.run.stages}
+    stages = sorted(set(requests["stage"].unique().tolist()) | run_stages)
+    ok = (requests["status"] == "ok").to_numpy()
+    keys = np.where(ok, requests["stage"].to_numpy(), -1)
+    itl_by_stage, itl_overall = _itl_distributions(shards, keys, stages)
+
+    windows = stage_windows(shards, requests, origin_ns, stages)
+    groups: list[GroupMetrics] = [
+        measure_group(requests[requests["stage"] == s], itl_by_stage[s], windows[s], s)
+        for s in stages
+    ]
+    overall = measure_group(requests, itl_overall, overall_window(windows), None)
+    summary = {
+        "run": _run_meta(shards, _first_run_id(shards) if shards[0].run_meta is None else None),
+        "overall": group_json(overall),
+        "stages": [group_json(g) for g in groups],
+    }
+    return AggregateResult(summary, _write_outputs(config.out, summary, overall, groups))
+
+
+def _write_outputs(
+    out: Path, summary: dict[str, Any], overall: GroupMetrics, groups: Sequence[GroupMetrics]
+) -> list[Path]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files = [
+            out / "summary.parquet",
+            out / "summary.json",
+            out / "summary_lifecycle_metrics.json",
+        ]
+        pq.write_table(pa.Table.from_pandas(tidy_frame(summary), preserve_index=False), files[0])
+        _write_json(files[1], summary)
+        _write_json(files[2], lifecycle_json(overall))
+        for group in groups:
+            if group.counts["total"]:
+                files.append(out / f"stage_{group.stage}_lifecycle_metrics.json")
+                _write_json(files[-1], lifecycle_json(group))
+    except OSError as exc:
+        raise BenchError(f"cannot write summary to '{out}': {exc.strerror or exc}") from exc
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code."""
+    parser = make_parser(f"python -m steps.{_STEP}", __doc__.splitlines()[0] if __doc__ else None)
+    fields = AggregateConfig.model_fields
+    parser.add_argument(
+        "--records", nargs="+", type=Path, required=True, help=fields["records"].description
+    )
+    parser.add_argument("--out", type=Path, required=True, help=fields["out"].description)
+    add_log_level_flag(parser)
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        configure_logging(_STEP, args.log_level)
+        result = run(AggregateConfig(records=args.records, out=args.out))
+        overall = result.summary["overall"]
+        _log.info(
+            "wrote %d files to %s: %d requests, %d ok, saturated=%s",
+            len(result.files),
+            args.out,
+            overall["requests"]["total"],
+            overall["requests"]["ok"],
+            overall["load_generator_saturated"],
+        )
+        return 0
+
+    return run_main(_STEP, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Input side of aggregate: find the shards, check them against RECORD_SCHEMA, read what is needed.
+
+A shard is one load pod's output: `records.parquet` plus, when present, `run.json` beside it.
+Each shard's times are ns since its own t0; `wall_start_ns` (epoch ns of that t0) puts every
+shard on one time line whose origin is the earliest shard's t0. Only the columns the metrics use
+are read, and the two list columns (10^8 items in a long run) are read separately from the
+scalar ones so that they are never all in memory at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from steps.errors import UsageError
+from steps.records import RECORD_SCHEMA
+
+__all__ = [
+    "RECORDS_FILE",
+    "RUN_FILE",
+    "TIME_COLUMNS",
+    "RunInfo",
+    "Shard",
+    "StageRun",
+    "load_shards",
+    "read_list_column",
+    "read_requests",
+]
+
+RECORDS_FILE = "records.parquet"
+RUN_FILE = "run.json"
+
+TIME_COLUMNS = ("scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns", "end_ns")
+_NUMBER_COLUMNS = ("prompt_tokens", "output_tokens", "http_status")
+_TEXT_COLUMNS = ("status", "prompt_tokens_source", "output_tokens_source", "error")
+_SCALAR_COLUMNS = ("stage", "wall_start_ns", *TIME_COLUMNS, *_NUMBER_COLUMNS, *_TEXT_COLUMNS)
+_LIST_COLUMNS = ("chunk_offsets_us", "chunk_tokens")
+
+
+class StageRun(BaseModel):
+    """One stage of run.json: its rate and window (ns since that shard's t0)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stage: int
+    rate: float
+    duration_s: float
+    start_ns: int
+    send_end_ns: int
+    end_ns: int
+
+
+class RunInfo(BaseModel):
+    """The part of run.json that aggregation relies on; other keys pass through untouched."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    wall_start_ns: int
+    stages: list[StageRun]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One records file, its row count and its run.json (None when there is none beside it)."""
+
+    records_path: Path
+    rows: int
+    wall_start_ns: int
+    run: RunInfo | None
+    run_meta: dict[str, Any] | None
+
+
+def _records_path(path: Path) -> Path:
+    if path.is_dir():
+        records = path / RECORDS_FILE
+        if not records.is_file():
+            raise UsageError(
+                f"records directory '{path}' holds no {RECORDS_FILE}; "
+                "pass the load step's --out DIR"
+            )
+        return records
+    if not path.is_file():
+        raise UsageError(
+            f"records path '{path}' does not exist; pass a {RECORDS_FILE} or its directory"
+        )
+    return path
+
+
+def _check_schema(records: Path) -> pq.FileMetaData:
+    """Fail with the file and column when a needed column is missing or has another type."""
+    try:
+        metadata = pq.read_metadata(records)
+        schema = metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"records file '{records}' is not readable Parquet: {first_line}") from exc
+    for name in (*_SCALAR_COLUMNS, *_LIST_COLUMNS):
+        expected = RECORD_SCHEMA.field(name).type
+        if name not in schema.names:
+            raise UsageError(
+                f"records file '{records}': column '{name}' is missing (expected {expected}, "
+                "see steps.records.RECORD_SCHEMA)"
+            )
+        found = schema.field(name).type
+        if found != expected:
+            raise UsageError(
+                f"records file '{records}': column '{name}' has type {found}, expected {expected} "
+                "(steps.records.RECORD_SCHEMA)"
+            )
+    return metadata
+
+
+def _read_run(run_path: Path) -> tuple[RunInfo, dict[str, Any]]:
+    try:
+        raw = json.loads(run_path.read_text())
+        run = RunInfo.model_validate(raw)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"run file '{run_path}' is not valid JSON: {exc}") from exc
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        raise UsageError(f"run file '{run_path}': {where}: {error['msg']}") from exc
+    return run, {key: value for key, value in raw.items() if key != "config"}
+
+
+def _first_wall_start(records: Path, rows: int) -> int:
+    """wall_start_ns of a shard without run.json: the records' own anchor (same for every row)."""
+    if rows == 0:
+        return 0
+    column = pq.read_table(records, columns=["wall_start_ns"]).column("wall_start_ns")
+    return int(np.min(column.to_numpy()))
+
+
+def load_shards(paths: Sequence[Path]) -> list[Shard]:
+    """Resolve and validate every records path (file or directory) and its run.json."""
+    shards = []
+    for path in paths:
+        records = _records_path(path)
+        metadata = _check_schema(records)
+        run_path = records.parent / RUN_FILE
+        run, meta = _read_run(run_path) if run_path.is_file() else (None, None)
+        wall = run.wall_start_ns if run else _first_wall_start(records, metadata.num_rows)
+        shards.append(Shard(records, metadata.num_rows, wall, run, meta))
+    return shards
+
+
+def _as_float(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    """Numbers as float64 with NaN for null: the metrics treat NaN as 'not reached/unknown'."""
+    return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
+
+
+def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
+    """One row per request of every shard, in shard order; times in ns since epoch `origin_ns`."""
+    frames = []
+    for index, shard in enumerate(shards):
+        table = pq.read_table(shard.records_path, columns=list(_SCALAR_COLUMNS))
+        # Subtract in int64 first: epoch ns (~1.8e18) lose ~256 ns when cast to float64.
+        shift = _as_float(
+            pc.subtract(table.column("wall_start_ns"), pa.scalar(origin_ns, pa.int64()))
+        )
+        data: dict[str, Any] = {
+            "shard": np.full(table.num_rows, index, dtype=np.int32),
+            "stage": table.column("stage").to_numpy().astype(np.int64),
+        }
+        for name in TIME_COLUMNS:
+            data[name] = _as_float(table.column(name)) + shift
+        for name in _NUMBER_COLUMNS:
+            data[name] = _as_float(table.column(name))
+        for name in _TEXT_COLUMNS:
+            data[name] = table.column(name).to_pandas()
+        frames.append(pd.DataFrame(data))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_list_column(shards: Sequence[Shard], name: str) -> list[pa.ChunkedArray]:
+    """A list column (chunk_offsets_us or chunk_tokens) of every shard, in shard order."""
+    return [pq.read_table(shard.records_path, columns=[name]).column(name) for shard in shards]
