@@ -1,0 +1,7 @@
+"""A vLLM-compatible simulated endpoint: the default target and the load step's ground truth.
+
+Run it as `python -m steps.simulator`. Modules: `config` (flags as a pydantic model), `latency`
+(pure latency model and admission queue), `tokens` (token text and prompt counting), `truth`
+(server-side record of arrivals and chunk send times), `metrics` (vLLM-named Prometheus text),
+`http11` (the small HTTP/1.1 framing the server needs), `server` (asyncio protocol and routes).
+"""

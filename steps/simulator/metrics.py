@@ -1,0 +1,108 @@
+"""vLLM-named Prometheus metrics, rendered as text exposition format 0.0.4.
+
+Names, label (`model_name`) and histogram buckets follow vLLM's `/metrics` so dashboards and
+scrapers built for vLLM read the simulator unchanged. Observations are a bisect and an add:
+cheap enough to run per request.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+
+__all__ = ["E2E_BUCKETS_S", "ITL_BUCKETS_S", "TTFT_BUCKETS_S", "Histogram", "Metrics"]
+
+#: vLLM's buckets for vllm:time_to_first_token_seconds.
+TTFT_BUCKETS_S = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
+    2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+)  # fmt: skip
+#: vLLM's buckets for vllm:inter_token_latency_seconds.
+ITL_BUCKETS_S = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0,
+)  # fmt: skip
+#: vLLM's buckets for vllm:e2e_request_latency_seconds.
+E2E_BUCKETS_S = (
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+    120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+)  # fmt: skip
+
+
+class Histogram:
+    """A cumulative Prometheus histogram over fixed upper bounds."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # last slot is +Inf only
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        """Add one observation (seconds)."""
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self, name: str, labels: str) -> list[str]:
+        """Exposition lines for this histogram (`_bucket`, `_sum`, `_count`)."""
+        lines = []
+        cumulative = 0
+        for bound, count in zip(self.buckets, self.counts, strict=False):
+            cumulative += count
+            lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
+        lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
+        lines.append(f"{name}_sum{{{labels}}} {self.total}")
+        lines.append(f"{name}_count{{{labels}}} {self.count}")
+        return lines
+
+
+class Metrics:
+    """The simulator's counters; gauges are read from the admission queue at render time."""
+
+    def __init__(self, model: str) -> None:
+        self._labels = f'model_name="{model}"'
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.success: Counter[str] = Counter()  # by finished_reason
+        self.ttft = Histogram(TTFT_BUCKETS_S)
+        self.itl = Histogram(ITL_BUCKETS_S)
+        self.e2e = Histogram(E2E_BUCKETS_S)
+
+    def render(self, running: int, waiting: int) -> bytes:
+        """The whole /metrics page."""
+        labels = self._labels
+        out = [
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f"vllm:num_requests_running{{{labels}}} {running}",
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f"vllm:num_requests_waiting{{{labels}}} {waiting}",
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            f"vllm:prompt_tokens_total{{{labels}}} {self.prompt_tokens}",
+            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+            "# TYPE vllm:generation_tokens_total counter",
+            f"vllm:generation_tokens_total{{{labels}}} {self.generation_tokens}",
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+        ]
+        for reason in sorted(self.success) or ["length"]:
+            out.append(
+                f'vllm:request_success_total{{finished_reason="{reason}",{labels}}} '
+                f"{self.success[reason]}"
+            )
+        for name, help_text, hist in (
+            ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+             self.ttft),
+            ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
+             self.itl),
+            ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+             self.e2e),
+        ):  # fmt: skip
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} histogram")
+            out.extend(hist.render(name, labels))
+        out.append("")
+        return "\n".join(out).encode()
