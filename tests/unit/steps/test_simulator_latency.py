@@ -1,0 +1,99 @@
+"""The simulator's pure latency model, stop points, fault bands and admission queue: no clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from steps.simulator.latency import AdmissionQueue, Fault, LatencyModel, output_length, pick_fault
+
+
+def test_first_token_delay_adds_prefill_per_prompt_token() -> None:
+    model = LatencyModel(ttft_s=0.05, itl_s=0.01, prefill_s_per_token=2e-6)
+    assert model.first_token_delay_s(0) == pytest.approx(0.05)
+    assert model.first_token_delay_s(512) == pytest.approx(0.05 + 512 * 2e-6)
+
+
+def test_chunk_offsets_one_token_per_chunk_are_absolute_multiples_of_itl() -> None:
+    model = LatencyModel(ttft_s=0.05, itl_s=0.01)
+    sizes = model.chunk_sizes(128)
+    assert sizes == [1] * 128
+    offsets = model.chunk_offsets_s(sizes)
+    assert offsets == pytest.approx([k * 0.01 for k in range(128)])
+    assert model.total_s(10, 128) == pytest.approx(0.05 + 127 * 0.01)
+
+
+def test_chunk_sizes_coalesced_keep_prefill_token_alone_and_sum_to_output() -> None:
+    model = LatencyModel(ttft_s=0.05, itl_s=0.01, tokens_per_chunk=4)
+    sizes = model.chunk_sizes(10)
+    assert sizes == [1, 4, 4, 1]
+    # Each chunk leaves when its last token is decoded: tokens 0, 4, 8, 9.
+    assert model.chunk_offsets_s(sizes) == pytest.approx([0.0, 0.04, 0.08, 0.09])
+
+
+def test_chunk_sizes_zero_tokens_no_chunks() -> None:
+    assert LatencyModel(ttft_s=0.0, itl_s=0.0).chunk_sizes(0) == []
+
+
+def test_output_length_ignore_eos_exactly_max_tokens() -> None:
+    assert {output_length(128, True, d / 10) for d in range(10)} == {128}
+
+
+def test_output_length_without_ignore_eos_stops_within_1_to_max() -> None:
+    rng = random.Random(0)
+    lengths = [output_length(20, False, rng.random()) for _ in range(2000)]
+    assert min(lengths) == 1
+    assert max(lengths) == 20
+    assert output_length(20, False, 0.0) == 1
+    assert output_length(20, False, 0.999999) == 20
+
+
+def test_pick_fault_bands_match_rates() -> None:
+    rng = random.Random(1)
+    draws = [pick_fault(rng.random(), 0.1, 0.2, 0.3) for _ in range(20000)]
+    share = {kind: draws.count(kind) / len(draws) for kind in [*Fault, None]}
+    assert share[Fault.ERROR_500] + share[Fault.ERROR_503] == pytest.approx(0.1, abs=0.01)
+    assert share[Fault.ERROR_500] == pytest.approx(0.05, abs=0.01)
+    assert share[Fault.DISCONNECT] == pytest.approx(0.2, abs=0.015)
+    assert share[Fault.MALFORMED] == pytest.approx(0.3, abs=0.015)
+    assert share[None] == pytest.approx(0.4, abs=0.015)
+
+
+def test_pick_fault_zero_rates_never_faults() -> None:
+    assert pick_fault(0.0, 0.0, 0.0, 0.0) is None
+
+
+def test_admission_queue_over_capacity_waits_fifo_and_release_admits_next() -> None:
+    queue: AdmissionQueue[str] = AdmissionQueue(2)
+    assert [queue.offer(x) for x in "abcd"] == [True, True, False, False]
+    assert (queue.running, queue.waiting) == (2, 2)
+    assert queue.release() == "c"
+    assert queue.release() == "d"
+    assert (queue.running, queue.waiting) == (2, 0)
+    assert queue.release() is None
+    assert queue.release() is None
+    assert (queue.running, queue.waiting) == (0, 0)
+
+
+def test_admission_queue_withdraw_drops_only_waiting_items() -> None:
+    queue: AdmissionQueue[str] = AdmissionQueue(1)
+    queue.offer("a")
+    queue.offer("b")
+    queue.offer("c")
+    assert queue.withdraw("b") is True
+    assert queue.withdraw("a") is False  # running, not waiting
+    assert queue.release() == "c"
+
+
+def test_admission_queue_new_arrival_does_not_jump_waiting_line() -> None:
+    queue: AdmissionQueue[str] = AdmissionQueue(1)
+    queue.offer("a")
+    queue.offer("b")
+    assert queue.release() == "b"
+    assert queue.offer("c") is False
+
+
+def test_admission_queue_release_without_running_is_a_bug() -> None:
+    with pytest.raises(RuntimeError):
+        AdmissionQueue[str](1).release()
