@@ -1,0 +1,58 @@
+"""Hub error translation with huggingface_hub's real exception classes.
+
+Gated and private repos need the real Hub (and an account) to reproduce, so these build the
+exceptions huggingface_hub raises for them, with real httpx2 responses, and check the message.
+"""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+from huggingface_hub import errors
+
+from steps.tokenizer.hub import translate_hub_error
+
+_REQ = httpx2.Request("GET", "https://huggingface.co/api/models/Org/Name/revision/main")
+
+
+def _response(status: int) -> httpx2.Response:
+    return httpx2.Response(status, request=_REQ)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            errors.GatedRepoError("gated", response=_response(403)),
+            "is gated and no token is set: accept its terms at https://huggingface.co/Org/Name",
+        ),
+        (
+            errors.RepositoryNotFoundError("nope", response=_response(404)),
+            "Hub repo 'Org/Name' not found (no token is set; private repos answer the same)",
+        ),
+        (
+            errors.RevisionNotFoundError("nope", response=_response(404)),
+            "revision 'main' not found in Hub repo 'Org/Name'; check --revision",
+        ),
+        (
+            errors.HfHubHTTPError("boom", response=_response(500)),
+            "failed with HTTP 500",
+        ),
+        (
+            httpx2.ConnectError("[Errno 111] Connection refused", request=_REQ),
+            "cannot reach the Hugging Face Hub for 'Org/Name' (ConnectError",
+        ),
+        (errors.LocalEntryNotFoundError("not cached"), "the Hub is unreachable"),
+    ],
+)
+def test_translate_hub_error_known_errors_name_the_fix(exc: Exception, expected: str) -> None:
+    message = str(translate_hub_error(exc, "Org/Name", "main", token_set=False, offline=False))
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_translate_hub_error_gated_with_token_says_account_lacks_access() -> None:
+    exc = errors.GatedRepoError("gated", response=_response(403))
+    message = str(translate_hub_error(exc, "Org/Name", "main", token_set=True, offline=False))
+    assert "a token is set" in message
+    assert "account that has access" in message
