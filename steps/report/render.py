@@ -1,0 +1,269 @@
+"""report.md and a self-contained report.html, both rendered from one list of blocks.
+
+The content is built once (`build_blocks`, pure) as headings, paragraphs, tables and images, then
+written twice: Markdown that references the PNGs next to it (browsable in the S3 console or a git
+forge), and HTML with the PNGs inlined as base64 data URIs so the file opens anywhere, offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.report.plots import Plot
+from steps.report.regression import MetricDelta, PreviousRun
+from steps.report.sla import SlaVerdict
+
+__all__ = [
+    "Heading",
+    "Image",
+    "Paragraph",
+    "RegressionOutcome",
+    "Table",
+    "build_blocks",
+    "render_html",
+    "render_markdown",
+]
+
+LATENCY_METRICS = ("ttft", "itl", "tpot", "ntpot", "e2e", "scheduled_e2e", "schedule_delay")
+STAT_COLUMNS = ("count", "mean", "p50", "p90", "p95", "p99", "p99.9", "max")
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str
+    title: str
+
+
+Block = Heading | Paragraph | Table | Image
+
+
+@dataclass(frozen=True)
+class RegressionOutcome:
+    """What the regression check found: a comparison, nothing to compare with, or a lookup error."""
+
+    tolerance: float
+    previous: PreviousRun | None = None
+    deltas: tuple[MetricDelta, ...] = ()
+    note: str = ""
+
+    @property
+    def regressed(self) -> bool:
+        """True when any key metric is worse than the tolerance allows."""
+        return any(d.status == "regression" for d in self.deltas)
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table cell; "-" for null."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _sla_blocks(verdicts: Sequence[SlaVerdict]) -> list[Block]:
+    if not verdicts:
+        return [Heading(2, "SLA"), Paragraph("No SLA thresholds set.")]
+    rows = tuple(
+        (v.name, fmt(v.value, 4), f"<= {fmt(v.limit, 4)}", "pass" if v.passed else "FAIL")
+        for v in verdicts
+    )
+    return [Heading(2, "SLA"), Table(("threshold", "value", "limit", "result"), rows)]
+
+
+def _regression_blocks(outcome: RegressionOutcome) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Regression vs previous run")]
+    if outcome.previous is None:
+        blocks.append(Paragraph(outcome.note or "No previous run: nothing to compare with."))
+        return blocks
+    tol = f"{outcome.tolerance:.0%}"
+    blocks.append(
+        Paragraph(
+            f"Compared with run {outcome.previous.run_id} ({outcome.previous.location}); "
+            f"tolerance {tol}. Change = (now - before) / before."
+        )
+    )
+    rows = tuple(
+        (
+            d.name,
+            fmt(d.previous),
+            fmt(d.current),
+            "-" if d.change is None else f"{d.change:+.1%}",
+            d.status.upper() if d.status == "regression" else d.status,
+        )
+        for d in outcome.deltas
+    )
+    blocks.append(Table(("metric", "previous", "current", "change", "status"), rows))
+    return blocks
+
+
+def _summary_blocks(overall: Mapping[str, Any]) -> list[Block]:
+    requests = overall.get("requests", {})
+    throughput = overall.get("throughput", {})
+    counts = ", ".join(f"{k} {v}" for k, v in requests.items())
+    blocks: list[Block] = [
+        Heading(2, "Summary (all stages)"),
+        Paragraph(
+            f"Requests: {counts}. Error rate {fmt(overall.get('error_rate'), 4)}. "
+            f"Requested rate {fmt(overall.get('requested_rate'))}/s, achieved "
+            f"{fmt(overall.get('achieved_rate'))}/s over {fmt(overall.get('window_s'))} s. "
+            f"Throughput {fmt(throughput.get('requests_per_s'))} requests/s, "
+            f"{fmt(throughput.get('input_tokens_per_s'))} input tokens/s, "
+            f"{fmt(throughput.get('output_tokens_per_s'))} output tokens/s."
+        ),
+    ]
+    if overall.get("load_generator_saturated"):
+        blocks.append(
+            Paragraph(
+                "WARNING: schedule delay p99 > 10 ms: the load generator could not keep up "
+                "(give the load pod more CPU); latencies include client-side queueing."
+            )
+        )
+    latency = overall.get("latency_ms", {})
+    rows = tuple(
+        (name, *(fmt(latency.get(name, {}).get(stat)) for stat in STAT_COLUMNS))
+        for name in LATENCY_METRICS
+        if name in latency
+    )
+    blocks.append(Table(("latency (ms)", *STAT_COLUMNS), rows))
+    return blocks
+
+
+def _stage_blocks(stages: Sequence[Mapping[str, Any]]) -> list[Block]:
+    def stat(stage: Mapping[str, Any], metric: str, name: str) -> str:
+        return fmt(stage.get("latency_ms", {}).get(metric, {}).get(name))
+
+    rows = tuple(
+        (
+            fmt(s.get("stage")),
+            fmt(s.get("rate")),
+            fmt(s.get("achieved_rate")),
+            f"{s.get('requests', {}).get('ok', '-')}/{s.get('requests', {}).get('total', '-')}",
+            stat(s, "ttft", "p50"),
+            stat(s, "ttft", "p99"),
+            stat(s, "itl", "p50"),
+            stat(s, "itl", "p99"),
+            stat(s, "e2e", "p99"),
+        )
+        for s in stages
+    )
+    headers: tuple[str, ...] = ("stage", "rate/s", "achieved/s", "ok/total", "TTFT p50")
+    headers += ("TTFT p99", "ITL p50", "ITL p99", "e2e p99")
+    return [Heading(2, "Per stage (ms)"), Table(headers, rows)]
+
+
+def build_blocks(
+    summary: Mapping[str, Any],
+    verdict: str,
+    sla: Sequence[SlaVerdict],
+    regression: RegressionOutcome,
+    plots: Sequence[Plot],
+) -> list[Block]:
+    """The report's content, top to bottom."""
+    run = summary.get("run", {})
+    facts = (
+        ("run id", run.get("run_id")),
+        ("scenario", run.get("scenario")),
+        ("model", run.get("model")),
+        ("target", run.get("base_url")),
+        ("api type", run.get("api_type")),
+        ("load type", run.get("load_type")),
+        ("started at", run.get("started_at")),
+        ("workers", run.get("num_workers")),
+        ("shards", run.get("shards", 1)),
+        ("tool version", run.get("tool_version")),
+    )
+    blocks: list[Block] = [
+        Heading(1, f"Benchmark report: {run.get('scenario')} / {run.get('model')}"),
+        Paragraph(f"Verdict: {verdict.upper()}"),
+        Table(("run", "value"), tuple((k, fmt(v)) for k, v in facts)),
+    ]
+    blocks += _sla_blocks(sla)
+    blocks += _regression_blocks(regression)
+    blocks += _summary_blocks(summary.get("overall", {}))
+    blocks += _stage_blocks(summary.get("stages", []))
+    blocks.append(Heading(2, "Plots"))
+    blocks += [Image(p.file, p.title) for p in plots]
+    return blocks
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    """Markdown; images reference the PNG files next to report.md."""
+    lines: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            lines += ["#" * block.level + " " + block.text, ""]
+        elif isinstance(block, Paragraph):
+            lines += [block.text, ""]
+        elif isinstance(block, Table):
+            lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
+            lines.append("|" + "---|" * len(block.headers))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            lines.append("")
+        else:
+            lines += [f"![{block.title}]({block.file})", ""]
+    return "\n".join(lines)
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+)
+
+
+def render_html(blocks: Sequence[Block], image_dir: Path) -> str:
+    """One HTML file with the PNGs from `image_dir` inlined (no network, no side files)."""
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">']
+    title = next((b.text for b in blocks if isinstance(b, Heading)), "Benchmark report")
+    parts += [f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p>{esc(block.text)}</p>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in block.rows
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        else:
+            data = base64.b64encode((image_dir / block.file).read_bytes()).decode("ascii")
+            parts.append(
+                f'<figure><img alt="{esc(block.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{esc(block.title)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

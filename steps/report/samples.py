@@ -1,0 +1,140 @@
+"""The per-request series the plots need, read from records.parquet with bounded memory.
+
+Exact percentiles come from summary.json (the aggregate step); these series only draw shapes, so
+the expensive part, inter-token gaps (~128 per request), is read from an evenly strided subset of
+requests (`MAX_ITL_REQUESTS`), and the other columns are streamed batch by batch. A 1M-request run
+then costs a few scalar arrays of 1M floats, not 128M chunk offsets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from steps.errors import UsageError
+
+__all__ = ["COLUMNS", "MAX_ITL_REQUESTS", "Samples", "read_samples", "resolve_records_path"]
+
+#: The only record columns the report reads (steps/records.py names them).
+COLUMNS = (
+    "status",
+    "wall_start_ns",
+    "scheduled_ns",
+    "sent_ns",
+    "first_token_ns",
+    "last_token_ns",
+    "output_tokens",
+    "chunk_offsets_us",
+)
+
+#: Requests whose chunk gaps feed the ITL CDF (every k-th request beyond this many).
+MAX_ITL_REQUESTS = 20_000
+
+_NS_PER_MS = 1e6
+_NS_PER_S = 1e9
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Aligned per-request arrays (ok requests only unless noted); times in s since first send."""
+
+    sent_s: np.ndarray  # send time of each ok request
+    ttft_ms: np.ndarray
+    e2e_ms: np.ndarray
+    done_s: np.ndarray  # last token time of each ok request
+    output_tokens: np.ndarray  # 0 where unknown
+    delay_sent_s: np.ndarray  # send time of every request that was sent
+    schedule_delay_ms: np.ndarray  # aligned with delay_sent_s
+    itl_ms: np.ndarray  # pooled chunk gaps of the strided request subset
+
+    @property
+    def ok_count(self) -> int:
+        """Number of ok requests."""
+        return len(self.ttft_ms)
+
+
+def resolve_records_path(path: Path) -> Path:
+    """A records.parquet file, or a directory holding one (as the aggregate step accepts)."""
+    candidate = path / "records.parquet" if path.is_dir() else path
+    if not candidate.is_file():
+        raise UsageError(f"--records: {path} is not a records.parquet file or a directory with one")
+    return candidate
+
+
+def _float(array: pa.Array) -> np.ndarray:
+    """int column -> float64 with NaN for nulls."""
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _chunk_gaps_us(lists: pa.Array) -> np.ndarray:
+    """Gaps between consecutive offsets within each list (never across two requests)."""
+    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if len(flat) < 2:
+        return np.empty(0)
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(), dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    keep = np.ones(len(flat) - 1, dtype=bool)
+    keep[starts[(starts > 0) & (starts < len(flat))] - 1] = False
+    return np.diff(flat)[keep].astype(np.float64)
+
+
+def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS) -> Samples:
+    """Stream the needed columns of one or more record shards onto one time line (wall clock)."""
+    files = []
+    try:
+        for path in paths:
+            files.append(pq.ParquetFile(resolve_records_path(path)))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UsageError(f"--records: cannot read {path} as Parquet ({exc})") from None
+    for file, path in zip(files, paths, strict=True):
+        missing = [c for c in COLUMNS if c not in file.schema_arrow.names]
+        if missing:
+            raise UsageError(f"--records: {path} lacks record columns {missing}")
+    total_rows = sum(f.metadata.num_rows for f in files)
+    stride = max(1, math.ceil(total_rows / max_itl_requests))
+
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in Samples.__dataclass_fields__}
+    anchor_ns: int | None = None
+    row_base = 0
+    for file in files:
+        for batch in file.iter_batches(columns=list(COLUMNS), batch_size=65_536):
+            wall = batch.column("wall_start_ns")
+            if anchor_ns is None and len(batch):
+                anchor_ns = int(wall[0].as_py())
+            shift = pc.subtract(wall, pa.scalar(anchor_ns or 0, pa.int64()))
+            sent = _float(batch.column("sent_ns"))
+            sent_s = (_float(pc.add(shift, batch.column("sent_ns")))) / _NS_PER_S
+            ok = np.asarray(pc.equal(batch.column("status"), "ok").to_numpy(zero_copy_only=False))
+            was_sent = ~np.isnan(sent)
+            delay = (sent - _float(batch.column("scheduled_ns"))) / _NS_PER_MS
+            parts["delay_sent_s"].append(sent_s[was_sent])
+            parts["schedule_delay_ms"].append(delay[was_sent])
+            parts["sent_s"].append(sent_s[ok])
+            parts["ttft_ms"].append(
+                ((_float(batch.column("first_token_ns")) - sent) / _NS_PER_MS)[ok]
+            )
+            last = _float(batch.column("last_token_ns"))
+            parts["e2e_ms"].append(((last - sent) / _NS_PER_MS)[ok])
+            parts["done_s"].append((sent_s + (last - sent) / _NS_PER_S)[ok])
+            tokens = np.nan_to_num(_float(batch.column("output_tokens")))
+            parts["output_tokens"].append(tokens[ok])
+            strided = (np.arange(row_base, row_base + len(batch)) % stride == 0) & ok
+            lists = batch.column("chunk_offsets_us").filter(pa.array(strided))
+            parts["itl_ms"].append(_chunk_gaps_us(lists) / 1e3)
+            row_base += len(batch)
+
+    arrays = {
+        name: np.concatenate(chunks) if chunks else np.empty(0) for name, chunks in parts.items()
+    }
+    starts = [a for a in (arrays["delay_sent_s"], arrays["sent_s"]) if len(a)]
+    origin = min(float(np.nanmin(a)) for a in starts) if starts else 0.0
+    for name in ("sent_s", "done_s", "delay_sent_s"):
+        arrays[name] = arrays[name] - origin
+    return Samples(**arrays)

@@ -1,0 +1,264 @@
+"""S3: key layout, upload with retries, reading earlier runs, botocore error translation.
+
+Key layout (documented in the README):
+
+    s3://{bucket}/{prefix}/{scenario}/{model}/{run_id}/{file}
+
+`model` is the served model name verbatim, so `Qwen/Qwen3-8B` becomes two key segments, as it
+reads on the Hub. Credentials come from boto3's standard chain (env, IRSA web identity, instance
+profile); nothing here reads or logs a key. Retries: botocore's "standard" mode retries throttling,
+5xx and connection errors per call; on top, each object gets a bounded retry with exponential
+backoff for connection errors, so an endpoint that restarts (a SeaweedFS/MinIO pod being
+rescheduled) gets seconds, not milliseconds, to come back. Nothing is retried for a missing bucket
+or rejected credentials: those need a human.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from steps.errors import BenchError, UsageError
+
+__all__ = [
+    "S3History",
+    "S3Location",
+    "UploadError",
+    "make_s3_client",
+    "run_key_prefix",
+    "upload_files",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: botocore attempts per call (standard mode: throttling, 5xx, connection errors).
+BOTOCORE_MAX_ATTEMPTS = 3
+#: Our attempts per object for connection errors, with backoff 0.5 s, 1 s, 2 s between them.
+UPLOAD_ATTEMPTS = 4
+BACKOFF_BASE_S = 0.5
+BACKOFF_MAX_S = 8.0
+
+_AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "ExpiredToken",
+        "InvalidToken",
+        "InvalidClientTokenId",
+        "TokenRefreshRequired",
+    }
+)
+
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".md": "text/markdown; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".parquet": "application/vnd.apache.parquet",
+}
+
+
+class UploadError(BenchError):
+    """S3 failed (exit 1); the message names the bucket/endpoint and the likely fix."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """`s3://bucket/prefix` split; prefix has no leading or trailing slash (may be empty)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        """Parse `--s3-uri`; a bad URI is a UsageError naming the flag."""
+        if not uri.startswith("s3://"):
+            raise UsageError(f"--s3-uri: expected s3://bucket[/prefix], got {uri!r}")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        if not bucket:
+            raise UsageError(f"--s3-uri: no bucket in {uri!r}; expected s3://bucket[/prefix]")
+        return cls(bucket, prefix.strip("/"))
+
+    def uri(self, key: str) -> str:
+        """`s3://bucket/key`."""
+        return f"s3://{self.bucket}/{key}"
+
+
+def _check_segment(name: str, value: str) -> None:
+    parts = PurePosixPath(value).parts
+    if not value or value.startswith("/") or any(p in (".", "..") for p in parts):
+        raise UsageError(f"summary.json run.{name}: {value!r} cannot be used as an S3 key part")
+
+
+def run_key_prefix(location: S3Location, scenario: str, model: str, run_id: str | None) -> str:
+    """`{prefix}/{scenario}/{model}/` (+ `{run_id}/` when given): where a run's files live."""
+    _check_segment("scenario", scenario)
+    _check_segment("model", model)
+    parts = [location.prefix, scenario.strip("/"), model.strip("/")]
+    if run_id is not None:
+        if "/" in run_id:
+            raise UsageError(f"summary.json run.run_id: {run_id!r} must not contain '/'")
+        _check_segment("run_id", run_id)
+        parts.append(run_id)
+    return "/".join(p for p in parts if p) + "/"
+
+
+def make_s3_client(endpoint_url: str | None) -> Any:
+    """A boto3 S3 client from the standard credential chain with retries and finite timeouts."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": BOTOCORE_MAX_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
+def _endpoint(client: Any) -> str:
+    return str(getattr(client.meta, "endpoint_url", "the S3 endpoint"))
+
+
+@contextmanager
+def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]:
+    """Turn botocore errors into one-line UploadErrors that name the bucket and the fix."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
+        if code == "NoSuchBucket":
+            raise UploadError(
+                f"{action}: bucket {bucket!r} does not exist at {_endpoint(client)}; "
+                "create it or fix --s3-uri"
+            ) from None
+        if code in _AUTH_CODES:
+            raise UploadError(
+                f"{action}: S3 rejected the credentials for bucket {bucket!r} ({code}); check the "
+                "AWS credentials (IRSA role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and "
+                "--s3-endpoint-url"
+            ) from None
+        raise UploadError(f"{action}: S3 error {code} on bucket {bucket!r}") from None
+    except (NoCredentialsError, PartialCredentialsError):
+        raise UploadError(
+            f"{action}: no AWS credentials found (standard chain: AWS_* env, IRSA web identity, "
+            "instance profile)"
+        ) from None
+    except EndpointConnectionError:
+        raise UploadError(f"{action}: cannot connect to {_endpoint(client)}") from None
+    except BotoCoreError as exc:
+        raise UploadError(
+            f"{action}: {exc.__class__.__name__} talking to {_endpoint(client)}"
+        ) from None
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError
+
+    return isinstance(exc, BotoConnectionError | ReadTimeoutError)
+
+
+def with_backoff(
+    call: Callable[[], T],
+    attempts: int = UPLOAD_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `call`, retrying connection errors with exponential backoff; re-raises the last one."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts or not _is_connection_error(exc):
+                raise
+            delay = min(BACKOFF_BASE_S * 2 ** (attempt - 1), BACKOFF_MAX_S)
+            log.warning(
+                "S3 connection failed (attempt %d/%d); retrying in %.1fs", attempt, attempts, delay
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # the loop either returns or raises
+
+
+def upload_files(
+    client: Any,
+    location: S3Location,
+    key_prefix: str,
+    files: Sequence[Path],
+    root: Path,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Upload `files` (paths under `root`) to `key_prefix`; returns the keys written, in order."""
+    keys = []
+    for path in files:
+        key = key_prefix + path.relative_to(root).as_posix()
+        content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+        def put(path: Path = path, key: str = key, content_type: str = content_type) -> None:
+            with path.open("rb") as body:
+                client.put_object(
+                    Bucket=location.bucket, Key=key, Body=body, ContentType=content_type
+                )
+
+        with translate_s3_errors(client, location.bucket, f"upload of {path.name}"):
+            with_backoff(put, sleep=sleep)
+        keys.append(key)
+    log.info("uploaded %d files to %s", len(keys), location.uri(key_prefix))
+    return keys
+
+
+class S3History:
+    """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`)."""
+
+    def __init__(self, client: Any, location: S3Location, base_prefix: str) -> None:
+        self._client = client
+        self._location = location
+        self._base = base_prefix
+
+    def run_ids(self) -> list[str]:
+        """Runs with a `{run_id}/summary.json` directly under the base prefix."""
+        ids = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        with translate_s3_errors(self._client, self._location.bucket, "previous-run lookup"):
+            pages = paginator.paginate(Bucket=self._location.bucket, Prefix=self._base)
+            for page in with_backoff(lambda: list(pages)):
+                for item in page.get("Contents", []):
+                    rest = str(item["Key"])[len(self._base) :]
+                    run_id, _, name = rest.partition("/")
+                    if name == "summary.json":
+                        ids.append(run_id)
+        return ids
+
+    def read_summary(self, run_id: str) -> Mapping[str, Any] | None:
+        """The run's summary.json; None when it is not valid JSON."""
+        key = f"{self._base}{run_id}/summary.json"
+        with translate_s3_errors(self._client, self._location.bucket, "read"):
+            response = with_backoff(
+                lambda: self._client.get_object(Bucket=self._location.bucket, Key=key)
+            )
+            body = response["Body"].read()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def location(self, run_id: str) -> str:
+        """`s3://bucket/.../{run_id}/`."""
+        return self._location.uri(f"{self._base}{run_id}/")
