@@ -1,0 +1,172 @@
+"""The Kubernetes pod/zone check against a real HTTP fake of the API, through the real client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.errors import BenchError, UsageError
+from steps.readiness.zones import (
+    KubeCredentials,
+    check_zones,
+    find_credentials,
+    format_label_selector,
+    parse_label_selector,
+)
+from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
+
+LABELS = {"app.kubernetes.io/component": "qwen3-vllm", "tier": "model"}
+
+
+def _creds(tmp_path: Path, api: FakeKubeAPI) -> KubeCredentials:
+    return KubeCredentials(
+        in_cluster=False, kubeconfig=str(write_kubeconfig(tmp_path / "kc", api.url))
+    )
+
+
+def test_check_zones_ready_pods_reports_sorted_zones_and_queries_selector(tmp_path: Path) -> None:
+    state = FakeKubeAPI(
+        pods=[
+            FakePod("vllm-0", "models", LABELS, node="node-b"),
+            FakePod("vllm-1", "models", LABELS, node="node-a"),
+            FakePod("other", "models", {"app.kubernetes.io/component": "other"}, node="node-c"),
+            FakePod("vllm-elsewhere", "default", LABELS, node="node-c"),
+        ],
+        node_zones={"node-a": "us-west-2a", "node-b": "us-west-2b", "node-c": "us-west-2c"},
+    )
+    with fake_kube_api(state) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS)
+    assert report.zones == ("us-west-2a", "us-west-2b")
+    assert sorted(p.name for p in report.pods) == ["vllm-0", "vllm-1"]
+    pod_requests = [r for r in state.requests if "/pods" in r.path]
+    assert len(pod_requests) == 1
+    assert pod_requests[0].path == "/api/v1/namespaces/models/pods"
+    assert pod_requests[0].query["labelSelector"] == [
+        "app.kubernetes.io/component=qwen3-vllm,tier=model"
+    ]
+    assert sorted(r.path for r in state.requests if "/nodes/" in r.path) == [
+        "/api/v1/nodes/node-a",
+        "/api/v1/nodes/node-b",
+    ]
+    assert {r.authorization for r in state.requests} == {"Bearer fake-sa-token"}
+
+
+def test_check_zones_no_matching_pods_fails_explaining_affinity(tmp_path: Path) -> None:
+    state = FakeKubeAPI(pods=[FakePod("vllm-0", "default", LABELS)], node_zones={"node-a": "z"})
+    with fake_kube_api(state) as api, pytest.raises(BenchError) as info:
+        check_zones(_creds(tmp_path, api), "models", LABELS)
+    message = str(info.value)
+    assert message.startswith(
+        "no pods match labels 'app.kubernetes.io/component=qwen3-vllm,tier=model' "
+        "in namespace 'models'"
+    )
+    assert "required zone affinity (topology.kubernetes.io/zone)" in message
+    assert "could never be scheduled" in message
+    assert "--target-namespace" in message
+
+
+def test_check_zones_no_ready_pod_fails_listing_pods(tmp_path: Path) -> None:
+    state = FakeKubeAPI(
+        pods=[
+            FakePod("vllm-0", "models", LABELS, ready=False, node=None, phase="Pending"),
+            FakePod("vllm-1", "models", LABELS, ready=False, node="node-a"),
+        ],
+        node_zones={"node-a": "us-west-2a"},
+    )
+    with fake_kube_api(state) as api, pytest.raises(BenchError) as info:
+        check_zones(_creds(tmp_path, api), "models", LABELS)
+    message = str(info.value)
+    assert "2 pod(s) match" in message
+    assert "none is Ready: vllm-0 (Pending, not Ready), vllm-1 (Running, not Ready)" in message
+    assert not [r for r in state.requests if "/nodes/" in r.path]
+
+
+def test_check_zones_some_not_ready_reports_ready_zones_only(tmp_path: Path) -> None:
+    state = FakeKubeAPI(
+        pods=[
+            FakePod("vllm-0", "models", LABELS, node="node-a"),
+            FakePod("vllm-1", "models", LABELS, ready=False, node="node-b"),
+        ],
+        node_zones={"node-a": "us-west-2a", "node-b": "us-west-2b"},
+    )
+    with fake_kube_api(state) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS)
+    assert report.zones == ("us-west-2a",)
+
+
+def test_check_zones_node_without_zone_label_gives_no_zone(tmp_path: Path) -> None:
+    state = FakeKubeAPI(pods=[FakePod("vllm-0", "models", LABELS)], node_zones={"node-a": None})
+    with fake_kube_api(state) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS)
+    assert report.zones == ()
+    assert [p.name for p in report.pods] == ["vllm-0"]
+
+
+def test_check_zones_rejected_token_fails_naming_rbac(tmp_path: Path) -> None:
+    state = FakeKubeAPI(pods=[FakePod("vllm-0", "models", LABELS)])
+    with fake_kube_api(state) as api:
+        kubeconfig = write_kubeconfig(tmp_path / "kc", api.url)
+        kubeconfig.write_text(kubeconfig.read_text().replace("fake-sa-token", "wrong"))
+        with pytest.raises(BenchError) as info:
+            check_zones(KubeCredentials(False, str(kubeconfig)), "models", LABELS)
+    assert "refused to list pods in namespace 'models' (HTTP 401" in str(info.value)
+
+
+def test_check_zones_unreachable_api_fails_one_line(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9")
+    with pytest.raises(BenchError) as info:
+        check_zones(KubeCredentials(False, str(kubeconfig)), "models", LABELS)
+    assert str(info.value).startswith("Kubernetes API unreachable to list pods")
+
+
+def test_check_zones_broken_kubeconfig_fails_naming_file(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    with pytest.raises(BenchError) as info:
+        check_zones(KubeCredentials(False, str(kubeconfig)), "models", LABELS)
+    assert f"Kubernetes credentials from {kubeconfig} unusable" in str(info.value)
+
+
+def test_parse_label_selector_pairs_round_trip() -> None:
+    labels = parse_label_selector(" app.kubernetes.io/component=qwen3-vllm , tier=model,")
+    assert labels == LABELS
+    assert format_label_selector(labels) == "app.kubernetes.io/component=qwen3-vllm,tier=model"
+    assert parse_label_selector("") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("app", "'app' is not key=value"),
+        ("app==x", "'app==x' is not key=value"),
+        ("-bad=x", "'-bad' is not a valid Kubernetes label key"),
+        ("Bad.Prefix/app=x", "'Bad.Prefix/app' is not a valid Kubernetes label key"),
+        ("app=has space", "value 'has space' of 'app' is not a valid Kubernetes label value"),
+        ("app=a,app=b", "'app' given twice"),
+    ],
+)
+def test_parse_label_selector_bad_input_names_the_item(text: str, expected: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_label_selector(text)
+    assert str(info.value).startswith("--target-labels: ")
+    assert expected in str(info.value)
+
+
+def test_find_credentials_kubeconfig_env_wins_over_home(tmp_path: Path) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text("{}")
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text("{}")
+    assert find_credentials({"KUBECONFIG": f"/nope:{kc}"}, home) == KubeCredentials(
+        False, f"/nope:{kc}"
+    )
+    assert find_credentials({}, home) == KubeCredentials(False, str(home / ".kube" / "config"))
+
+
+def test_find_credentials_nothing_configured_returns_none(tmp_path: Path) -> None:
+    assert find_credentials({}, tmp_path) is None
+    assert find_credentials({"KUBECONFIG": str(tmp_path / "missing")}, tmp_path) is None
+    # The service-account token file does not exist here, so the env var alone is not enough.
+    assert find_credentials({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, tmp_path) is None
