@@ -1,0 +1,269 @@
+"""The subset of Argo's template language the project's manifests use, evaluated locally.
+
+Argo substitutes `{{name}}` tags by simple lookup and evaluates `{{=expr}}` tags, retry
+`expression`s and DAG `depends` with expr-lang (github.com/expr-lang/expr). The local runner needs
+the same results without Go, so this module implements a small, closed subset: literals (numbers,
+'strings', true/false), dotted variable names, `asInt()` / `asFloat()`, `+ -` (numbers) and `+`
+(string concatenation), comparisons, `! && ||`, parentheses and `cond ? a : b`. Anything else is
+refused with an `ExprError` naming the construct, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["ExprError", "depends_tasks", "evaluate", "evaluate_depends", "substitute", "tags"]
+
+Value = int | float | str | bool
+
+
+class ExprError(ValueError):
+    """An expression outside the supported subset, or one that cannot be evaluated."""
+
+
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+<>!?:(),]))"
+)
+_TAG_RE = re.compile(r"\{\{(.*?)\}\}")
+_FUNCTIONS: dict[str, Callable[[Value], Value]] = {}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+
+
+def _as_int(value: Value) -> Value:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ExprError(f"asInt: {value!r} is not an integer") from None
+
+
+def _as_float(value: Value) -> Value:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise ExprError(f"asFloat: {value!r} is not a number") from None
+
+
+_FUNCTIONS.update({"asInt": _as_int, "asFloat": _as_float})
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ExprError(f"unsupported syntax at {text[pos:]!r} in {text!r}")
+        kind = match.lastgroup or ""
+        tokens.append(_Token(kind, match.group(kind)))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the token list, evaluating as it goes (no side effects)."""
+
+    def __init__(self, text: str, variables: Mapping[str, Value]) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.pos = 0
+        self.variables = variables
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos].text if self.pos < len(self.tokens) else None
+
+    def _take(self, expected: str | None = None) -> _Token:
+        if self.pos >= len(self.tokens):
+            raise ExprError(f"unexpected end of expression {self.text!r}")
+        token = self.tokens[self.pos]
+        if expected is not None and token.text != expected:
+            raise ExprError(f"expected {expected!r}, got {token.text!r} in {self.text!r}")
+        self.pos += 1
+        return token
+
+    def parse(self) -> Value:
+        value = self._ternary()
+        if self.pos != len(self.tokens):
+            raise ExprError(f"unexpected {self.tokens[self.pos].text!r} in {self.text!r}")
+        return value
+
+    def _ternary(self) -> Value:
+        cond = self._or()
+        if self._peek() != "?":
+            return cond
+        self._take("?")
+        when_true = self._ternary()
+        self._take(":")
+        when_false = self._ternary()
+        return when_true if _truth(cond) else when_false
+
+    def _or(self) -> Value:
+        value = self._and()
+        while self._peek() == "||":
+            self._take()
+            right = self._and()
+            value = _truth(value) or _truth(right)
+        return value
+
+    def _and(self) -> Value:
+        value = self._not()
+        while self._peek() == "&&":
+            self._take()
+            right = self._not()
+            value = _truth(value) and _truth(right)
+        return value
+
+    def _not(self) -> Value:
+        if self._peek() == "!":
+            self._take()
+            return not _truth(self._not())
+        return self._compare()
+
+    def _compare(self) -> Value:
+        left = self._sum()
+        op = self._peek()
+        if op not in ("==", "!=", "<", "<=", ">", ">="):
+            return left
+        self._take()
+        right = self._sum()
+        if op == "==":
+            return left == right
+        if op == "!=":
+            return left != right
+        if isinstance(left, str) != isinstance(right, str):
+            raise ExprError(f"cannot compare {left!r} {op} {right!r} in {self.text!r}")
+        ordered = {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}  # type: ignore[operator]
+        return ordered[op]
+
+    def _sum(self) -> Value:
+        value = self._unary()
+        while self._peek() in ("+", "-"):
+            op = self._take().text
+            right = self._unary()
+            if isinstance(value, str) and isinstance(right, str) and op == "+":
+                value = value + right
+            elif _is_number(value) and _is_number(right):
+                value = value + right if op == "+" else value - right  # type: ignore[operator]
+            else:
+                raise ExprError(f"cannot apply {op} to {value!r} and {right!r} in {self.text!r}")
+        return value
+
+    def _unary(self) -> Value:
+        if self._peek() == "-":
+            self._take()
+            value = self._unary()
+            if not _is_number(value):
+                raise ExprError(f"cannot negate {value!r} in {self.text!r}")
+            return -value  # type: ignore[operator]
+        return self._atom()
+
+    def _atom(self) -> Value:
+        token = self._take()
+        if token.kind == "num":
+            return float(token.text) if "." in token.text else int(token.text)
+        if token.kind == "str":
+            return token.text[1:-1]
+        if token.text == "(":
+            value = self._ternary()
+            self._take(")")
+            return value
+        if token.kind != "name":
+            raise ExprError(f"unexpected {token.text!r} in {self.text!r}")
+        if token.text in ("true", "false"):
+            return token.text == "true"
+        if self._peek() == "(":
+            function = _FUNCTIONS.get(token.text)
+            if function is None:
+                raise ExprError(
+                    f"function {token.text!r} is not supported (supported: {sorted(_FUNCTIONS)})"
+                )
+            self._take("(")
+            argument = self._ternary()
+            self._take(")")
+            return function(argument)
+        if token.text not in self.variables:
+            raise ExprError(f"unknown variable {token.text!r} in {self.text!r}")
+        return self.variables[token.text]
+
+
+def _is_number(value: Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _truth(value: Value) -> bool:
+    if not isinstance(value, bool):
+        raise ExprError(f"{value!r} is not a boolean")
+    return value
+
+
+def evaluate(expression: str, variables: Mapping[str, Value]) -> Value:
+    """Evaluate one expr-lang expression of the supported subset."""
+    return _Parser(expression, variables).parse()
+
+
+def _render(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def tags(text: str) -> list[str]:
+    """The bodies of every `{{...}}` tag in `text` (`=expr` for expression tags)."""
+    return [body.strip() for body in _TAG_RE.findall(text)]
+
+
+def substitute(text: str, variables: Mapping[str, str]) -> str:
+    """Replace `{{name}}` by lookup and `{{=expr}}` by evaluation; unknown names are errors."""
+
+    def replace(match: re.Match[str]) -> str:
+        body = match.group(1).strip()
+        if body.startswith("="):
+            return _render(evaluate(body[1:], variables))
+        if body not in variables:
+            raise ExprError(f"unknown variable '{{{{{body}}}}}'")
+        return variables[body]
+
+    return _TAG_RE.sub(replace, text)
+
+
+#: Task results a `depends` operand may name (Argo enhanced depends logic).
+_RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned")
+
+
+def depends_tasks(depends: str) -> set[str]:
+    """The task names a `depends` expression refers to."""
+    names = set()
+    for token in _tokenize(depends):
+        if token.kind == "name":
+            task, _, result = token.text.partition(".")
+            if result and result not in _RESULTS:
+                raise ExprError(f"depends: unsupported task result '.{result}' in {depends!r}")
+            names.add(task)
+    return names
+
+
+def evaluate_depends(depends: str, phases: Mapping[str, str]) -> bool:
+    """Whether a task with this `depends` runs, given the finished tasks' phases.
+
+    A bare `task` means `task.Succeeded || task.Skipped || task.Daemoned`, as in Argo.
+    """
+    variables: dict[str, Value] = {}
+    for task in depends_tasks(depends):
+        phase = phases.get(task)
+        if phase is None:
+            raise ExprError(f"depends: task {task!r} has not finished")
+        for result in _RESULTS:
+            variables[f"{task}.{result}"] = phase == result
+        variables[task] = phase in ("Succeeded", "Skipped", "Daemoned")
+    return _truth(evaluate(depends, variables))

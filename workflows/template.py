@@ -1,0 +1,430 @@
+"""The baseline WorkflowTemplate: readiness -> tokenizer -> load -> aggregate -> report.
+
+Built by a function from the typed knobs and install options; nothing is built at import time.
+Every step is a Container template running `python -m steps.<name>` in its own image with the
+flags of CONTRACTS.md; this module only wires them. The same dict goes to Argo (`install`,
+`submit`) and to the local runner (`run`), so the local run exercises this manifest.
+
+Argo facts this relies on (Argo v4.0.5, the schema hera 7.1 is generated from):
+- DAG phase is taken from the leaf tasks, so a failed `load` whose failure `aggregate` depends on
+  explicitly (`load.Succeeded || load.Failed`) does not fail the workflow when report succeeds:
+  a run where some requests failed is still measured and reported (its error rate is judged).
+- Template-level `activeDeadlineSeconds` and container args accept `{{=expr}}` expression tags;
+  workflow-level `activeDeadlineSeconds` is a plain integer.
+- Required podAffinity without `namespaces` only matches pods in the workflow's own namespace
+  (the benchmark chart's bug), so the load step names the target namespace.
+- Mutex names may contain `/` (the lock key is split in three at most), so the endpoint URL
+  itself names the per-target mutex.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import (
+    DAG,
+    Artifact,
+    Container,
+    Env,
+    Gauge,
+    Label,
+    NoneArchiveStrategy,
+    Parameter,
+    Resources,
+    RetryStrategy,
+    SecretEnv,
+    Task,
+    Workflow,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from workflows.options import TemplateOptions
+from workflows.params import BaselineParams
+
+__all__ = [
+    "API_KEY_ENV",
+    "DAG_NAME",
+    "LOAD_DEADLINE_MARGIN_S",
+    "METRIC_PARAMETERS",
+    "REPORT_OUTPUTS",
+    "WORK_DIR",
+    "build_template",
+    "build_workflow",
+    "workflow_arguments",
+]
+
+DAG_NAME = "baseline"
+#: Every step reads and writes under the container's working directory; relative paths in args
+#: (e.g. `--outputs-dir outputs`) resolve there, and the local runner maps it per task.
+WORK_DIR = "/work"
+OUTPUTS_DIR = "outputs"
+#: Env var (in the pod) that carries the endpoint's bearer token from its Secret.
+API_KEY_ENV = "BENCH_API_KEY"
+HF_TOKEN_ENV = "HF_TOKEN"
+#: Load pod deadline = duration + this: stage drain (config default 120 s), prompt building,
+#: tokenizer load and worker start-up, with room to spare. Past it Argo kills the pod.
+LOAD_DEADLINE_MARGIN_S = 900
+READINESS_DEADLINE_MARGIN_S = 300
+TOKENIZER_DEADLINE_S = 1800
+AGGREGATE_DEADLINE_S = 1800
+REPORT_DEADLINE_S = 900
+
+READINESS_INPUTS = (
+    "base_url",
+    "model_name",
+    "readiness_timeout",
+    "target_labels",
+    "target_namespace",
+)
+TOKENIZER_INPUTS = ("tokenizer",)
+#: Load knobs passed 1:1 as `--<knob>` flags (CONTRACTS.md load overrides).
+LOAD_KNOBS = (
+    "base_url",
+    "model_name",
+    "api_type",
+    "load_type",
+    "rate",
+    "duration",
+    "input_tokens",
+    "output_tokens",
+    "num_workers",
+    "seed",
+    "warmup_requests",
+    "request_timeout",
+)
+LOAD_INPUTS = (*LOAD_KNOBS, "target_namespace")
+SLA_KNOBS = (
+    "sla_ttft_p50_ms",
+    "sla_ttft_p99_ms",
+    "sla_itl_p50_ms",
+    "sla_itl_p99_ms",
+    "sla_e2e_p99_ms",
+    "sla_error_rate",
+    "sla_schedule_delay_p99_ms",
+    "regression_tolerance",
+)
+REPORT_INPUTS = ("bucket", "path", "s3_endpoint_url", *SLA_KNOBS, "fail_on_breach")
+READINESS_OUTPUTS = ("served_model", "zones", "max_model_len")
+REPORT_OUTPUTS = (
+    "verdict",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "error_rate",
+    "report_uri",
+)
+#: Report outputs exported as Prometheus gauges (Argo custom metrics) for nightly dashboards.
+METRIC_PARAMETERS = ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "error_rate")
+_METRIC_PREFIX = "llm_baseline_"
+_METRIC_HELP = {
+    "ttft_p50_ms": "Time to first token, median (ms)",
+    "ttft_p99_ms": "Time to first token, p99 (ms)",
+    "itl_p50_ms": "Inter-token latency, median (ms)",
+    "itl_p99_ms": "Inter-token latency, p99 (ms)",
+    "error_rate": "Fraction of requests that failed",
+}
+
+#: Exit 2 is bad usage and 3 an SLA breach: retrying cannot change either.
+_RETRY_UNLESS_USAGE = "asInt(lastRetry.exitCode) != 2"
+_RETRY_STEP_FAILURE_ONLY = "asInt(lastRetry.exitCode) == 1"
+
+
+def _inp(name: str) -> str:
+    return "{{inputs.parameters." + name + "}}"
+
+
+def _flags(*names: str) -> list[str]:
+    """`--name {{inputs.parameters.name}}` pairs: flag = parameter name with dashes."""
+    args: list[str] = []
+    for name in names:
+        args += ["--" + name.replace("_", "-"), _inp(name)]
+    return args
+
+
+def _retry(expression: str) -> RetryStrategy:
+    return RetryStrategy(
+        limit="2",
+        retry_policy="Always",
+        expression=expression,
+        backoff=m.Backoff(duration="15s", factor=m.IntOrString("2"), max_duration="5m"),
+    )
+
+
+def _outputs_file(name: str) -> Parameter:
+    return Parameter(name=name, value_from=m.ValueFrom(path=f"{WORK_DIR}/{OUTPUTS_DIR}/{name}"))
+
+
+def _zone_affinity(params: BaselineParams) -> m.Affinity:
+    """Required same-zone placement next to the model pods, in THEIR namespace."""
+    return m.Affinity(
+        pod_affinity=m.PodAffinity(
+            required_during_scheduling_ignored_during_execution=[
+                m.PodAffinityTerm(
+                    topology_key="topology.kubernetes.io/zone",
+                    label_selector=m.LabelSelector(match_labels=params.target_match_labels),
+                    namespaces=[_inp("target_namespace")],
+                )
+            ]
+        )
+    )
+
+
+def workflow_arguments(params: BaselineParams) -> list[Parameter]:
+    """Every knob as a workflow parameter with its value, description and enum."""
+    enums = BaselineParams.enums()
+    descriptions = BaselineParams.descriptions()
+    # target_labels is baked into the load pod's affinity at install time: pin the UI's value
+    # to it so a UI edit cannot silently diverge from the affinity.
+    enums["target_labels"] = [params.target_labels]
+    return [
+        Parameter(name=name, value=value, description=descriptions[name], enum=enums.get(name))
+        for name, value in params.to_arguments().items()
+    ]
+
+
+def _step(options: TemplateOptions, step: str, **kwargs: object) -> Container:
+    return Container(
+        name=step,
+        image=options.image(step),
+        image_pull_policy=options.image_pull_policy,
+        command=["python", "-m", f"steps.{step}"],
+        working_dir=WORK_DIR,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def build_template(params: BaselineParams, options: TemplateOptions) -> WorkflowTemplate:
+    """The WorkflowTemplate: defaults = `params`, cluster settings = `options`."""
+    api_key_env: list[Env | SecretEnv] = []
+    api_key_flag: list[str] = []
+    if options.api_key_secret is not None:
+        api_key_env = [
+            SecretEnv(
+                name=API_KEY_ENV,
+                secret_name=options.api_key_secret,
+                secret_key=options.api_key_key,
+                optional=True,
+            )
+        ]
+        api_key_flag = ["--api-key-env", API_KEY_ENV]
+
+    with WorkflowTemplate(
+        name=options.name,
+        namespace=options.namespace,
+        entrypoint=DAG_NAME,
+        labels={"app.kubernetes.io/name": "llm-baseline-bench"},
+        arguments=workflow_arguments(params),
+        service_account_name=options.service_account,
+        active_deadline_seconds=options.workflow_deadline_s,
+        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=m.TTLStrategy(seconds_after_completion=options.ttl_after_completion_s),
+        synchronization=m.Synchronization(
+            mutexes=[m.Mutex(name="llm-baseline-{{workflow.parameters.base_url}}")]
+        ),
+        artifact_repository_ref=(
+            m.ArtifactRepositoryRef(
+                config_map=options.artifact_repository_configmap,
+                key=options.artifact_repository_key,
+            )
+            if options.artifact_repository_configmap
+            else None
+        ),
+        pod_metadata=m.Metadata(labels={"app.kubernetes.io/component": "benchmark"}),
+        security_context=m.PodSecurityContext(run_as_non_root=True),
+    ) as template:
+        readiness = _step(
+            options,
+            "readiness",
+            inputs=[Parameter(name=n) for n in READINESS_INPUTS],
+            args=[
+                *_flags("base_url", "model_name"),
+                "--timeout",
+                _inp("readiness_timeout"),
+                *_flags("target_labels", "target_namespace"),
+                "--k8s-check",
+                "auto",
+                "--outputs-dir",
+                OUTPUTS_DIR,
+                *api_key_flag,
+            ],
+            env=api_key_env,
+            outputs=[_outputs_file(n) for n in READINESS_OUTPUTS],
+            retry_strategy=_retry(_RETRY_UNLESS_USAGE),
+            active_deadline_seconds=(
+                "{{=asInt(inputs.parameters.readiness_timeout) + "
+                f"{READINESS_DEADLINE_MARGIN_S}" + "}}"
+            ),
+        )
+        tokenizer = _step(
+            options,
+            "tokenizer",
+            inputs=[Parameter(name=n) for n in TOKENIZER_INPUTS],
+            args=[*_flags("tokenizer"), "--out", "{{outputs.artifacts.tokenizer.path}}"],
+            env=[
+                SecretEnv(
+                    name=HF_TOKEN_ENV,
+                    secret_name=options.hf_token_secret,
+                    secret_key=options.hf_token_key,
+                    optional=True,
+                )
+            ],
+            # A directory: keep Argo's default tar.gz so every artifact repository can hold it.
+            outputs=[Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer")],
+            retry_strategy=_retry(_RETRY_UNLESS_USAGE),
+            active_deadline_seconds=TOKENIZER_DEADLINE_S,
+        )
+        load = _step(
+            options,
+            "load",
+            inputs=[
+                *(Parameter(name=n) for n in LOAD_INPUTS),
+                Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
+            ],
+            args=[
+                "--out",
+                "results",
+                "--tokenizer-dir",
+                "{{inputs.artifacts.tokenizer.path}}",
+                *_flags(*LOAD_KNOBS),
+                *api_key_flag,
+            ],
+            env=api_key_env,
+            outputs=[
+                # Single files, not tarred: readable straight from the artifact repository.
+                Artifact(
+                    name="records",
+                    path=f"{WORK_DIR}/results/records.parquet",
+                    archive=NoneArchiveStrategy(),
+                ),
+                Artifact(
+                    name="run", path=f"{WORK_DIR}/results/run.json", archive=NoneArchiveStrategy()
+                ),
+            ],
+            affinity=_zone_affinity(params),
+            resources=Resources(
+                cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi"
+            ),
+            # No retry: a second load run would benchmark twice and double the traffic.
+            active_deadline_seconds=(
+                f"{{{{=asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}" + "}}"
+            ),
+        )
+        aggregate = _step(
+            options,
+            "aggregate",
+            inputs=[
+                Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
+                Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
+            ],
+            args=["--records", "load", "--out", "{{outputs.artifacts.summary.path}}"],
+            outputs=[Artifact(name="summary", path=f"{WORK_DIR}/summary")],
+            active_deadline_seconds=AGGREGATE_DEADLINE_S,
+        )
+        report = _step(
+            options,
+            "report",
+            inputs=[
+                *(Parameter(name=n) for n in REPORT_INPUTS),
+                Artifact(name="summary", path=f"{WORK_DIR}/summary"),
+                Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
+                Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
+            ],
+            args=[
+                "--summary",
+                "{{inputs.artifacts.summary.path}}",
+                "--records",
+                "load",
+                "--out",
+                "report",
+                "--s3-uri",
+                "{{=inputs.parameters.bucket == '' ? '' : "
+                "'s3://' + inputs.parameters.bucket + '/' + inputs.parameters.path}}",
+                *_flags("s3_endpoint_url", *SLA_KNOBS),
+                "{{=inputs.parameters.fail_on_breach == 'true' ? "
+                "'--fail-on-breach' : '--no-fail-on-breach'}}",
+                "--outputs-dir",
+                OUTPUTS_DIR,
+            ],
+            outputs=[
+                *(_outputs_file(n) for n in REPORT_OUTPUTS),
+                Artifact(
+                    name="report-html",
+                    path=f"{WORK_DIR}/report/report.html",
+                    archive=NoneArchiveStrategy(),
+                ),
+                Artifact(
+                    name="summary-json",
+                    path=f"{WORK_DIR}/summary/summary.json",
+                    archive=NoneArchiveStrategy(),
+                ),
+                Artifact(name="report", path=f"{WORK_DIR}/report"),
+            ],
+            metrics=[
+                Gauge(
+                    name=_METRIC_PREFIX + name,
+                    help=_METRIC_HELP[name],
+                    value="{{outputs.parameters." + name + "}}",
+                    realtime=False,
+                    labels=[Label(key="model", value="{{workflow.parameters.model_name}}")],
+                )
+                for name in METRIC_PARAMETERS
+            ],
+            # Retried only on exit 1 (upload or step failure): never on bad input or a breach.
+            retry_strategy=_retry(_RETRY_STEP_FAILURE_ONLY),
+            active_deadline_seconds=REPORT_DEADLINE_S,
+        )
+
+        with DAG(name=DAG_NAME):
+            t_readiness = Task(
+                name="readiness", template=readiness, arguments=_pass_through(READINESS_INPUTS)
+            )
+            t_tokenizer = Task(
+                name="tokenizer", template=tokenizer, arguments=_pass_through(TOKENIZER_INPUTS)
+            )
+            t_load = Task(
+                name="load",
+                template=load,
+                arguments=[*_pass_through(LOAD_INPUTS), t_tokenizer.get_artifact("tokenizer")],
+            )
+            # Load exits 1 when some requests failed but its records are complete: measure
+            # and report them anyway (a load that wrote nothing fails aggregate's inputs).
+            t_aggregate = Task(
+                name="aggregate",
+                template=aggregate,
+                depends="load.Succeeded || load.Failed",
+                arguments=[t_load.get_artifact("records"), t_load.get_artifact("run")],
+            )
+            t_report = Task(
+                name="report",
+                template=report,
+                arguments=[
+                    *_pass_through(REPORT_INPUTS),
+                    t_aggregate.get_artifact("summary"),
+                    t_load.get_artifact("records"),
+                    t_load.get_artifact("run"),
+                ],
+            )
+            t_readiness >> t_tokenizer
+            t_tokenizer >> t_load
+            t_aggregate >> t_report
+    return template
+
+
+def _pass_through(names: tuple[str, ...]) -> list[Parameter]:
+    """Feed each input parameter from the workflow parameter of the same name."""
+    return [Parameter(name=n, value="{{workflow.parameters." + n + "}}") for n in names]
+
+
+def build_workflow(params: BaselineParams, options: TemplateOptions) -> Workflow:
+    """A Workflow run of the installed template with EVERY parameter explicit.
+
+    Argo's resubmit/retry UI can only override parameters the run recorded (argo #12923), so
+    the run carries all of them, not only those that differ from the template's defaults.
+    """
+    return Workflow(
+        generate_name=f"{options.name}-",
+        namespace=options.namespace,
+        workflow_template_ref=m.WorkflowTemplateRef(name=options.name),
+        arguments=[Parameter(name=k, value=v) for k, v in params.to_arguments().items()],
+        labels={"trigger": "cli"},
+    )
