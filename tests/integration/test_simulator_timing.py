@@ -1,0 +1,144 @@
+"""Timing of the real simulator: TTFT, absolute-deadline chunk spacing, queueing, /metrics.
+
+Tolerances are for a noisy shared 2-core machine: the simulator must never be EARLY (a chunk
+before its deadline would be a bug in the model), while lateness is bounded loosely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from tests.fixtures.simulator import SimulatorHandle
+
+MS = 1_000_000
+
+
+def _stream_body(sim: SimulatorHandle, max_tokens: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "model": sim.model,
+        "prompt": "Tell me a story.",
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "stream": True,
+        **fields,
+    }
+
+
+def _truth_for(sim: SimulatorHandle, request_id: str) -> dict[str, Any]:
+    (record,) = [r for r in sim.truth() if r["request_id"] == request_id]
+    return record
+
+
+def test_simulator_chunks_at_absolute_itl_deadlines(simulator: SimulatorHandle) -> None:
+    request_id = f"timing-{time.time_ns()}"
+    httpx.post(
+        f"{simulator.base_url}/v1/completions",
+        json=_stream_body(simulator, 128),
+        headers={"X-Request-Id": request_id},
+        timeout=30,
+    ).raise_for_status()
+    record = _truth_for(simulator, request_id)
+    times = record["chunk_wall_ns"]
+    assert len(times) == 128
+    ttft_ns = times[0] - record["arrival_wall_ns"]
+    assert 50 * MS - MS <= ttft_ns <= 50 * MS + 20 * MS
+    # Never early: chunk k is due at first + k * itl (1 ms slack for wall vs monotonic clock).
+    lateness = [t - (times[0] + k * 10 * MS) for k, t in enumerate(times)]
+    assert min(lateness) >= -MS
+    assert statistics.median(lateness) <= 3 * MS
+    assert max(lateness) <= 50 * MS
+    # Absolute deadlines: one late chunk does not shift the rest, so the mean gap is exact.
+    mean_gap = (times[-1] - times[0]) / 127
+    assert abs(mean_gap - 10 * MS) <= 0.5 * MS
+
+
+def test_simulator_prefill_adds_per_prompt_token(simulator_factory: Any) -> None:
+    sim = simulator_factory("--ttft-ms", "20", "--itl-ms", "1", "--prefill-us-per-token", "500")
+    body = _stream_body(sim, 2, prompt=list(range(200)))
+    httpx.post(f"{sim.base_url}/v1/completions", json=body, timeout=30).raise_for_status()
+    (record,) = sim.truth()
+    ttft_ns = record["chunk_wall_ns"][0] - record["arrival_wall_ns"]
+    assert 120 * MS - MS <= ttft_ns <= 120 * MS + 30 * MS  # 20 ms + 200 x 0.5 ms
+
+
+def test_simulator_max_num_seqs_queues_fifo_and_ttft_grows(simulator_factory: Any) -> None:
+    sim = simulator_factory("--max-num-seqs", "1", "--ttft-ms", "50", "--itl-ms", "20")
+
+    def send(index: int) -> None:
+        httpx.post(
+            f"{sim.base_url}/v1/completions",
+            json=_stream_body(sim, 10),
+            headers={"X-Request-Id": f"q{index}"},
+            timeout=30,
+        ).raise_for_status()
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(send, i) for i in range(3)]
+        time.sleep(0.12)  # each request holds the one slot for 50 + 9 x 20 = 230 ms
+        metrics = httpx.get(f"{sim.base_url}/metrics").text
+        for future in futures:
+            future.result()
+    assert re.search(r"^vllm:num_requests_running\{[^}]*\} 1$", metrics, re.M)
+    assert re.search(r"^vllm:num_requests_waiting\{[^}]*\} 2$", metrics, re.M)
+    records = sorted(sim.truth(), key=lambda r: r["chunk_wall_ns"][0])
+    ttfts = [r["chunk_wall_ns"][0] - r["arrival_wall_ns"] for r in records]
+    # Served one at a time: each first token after the previous request's last chunk.
+    for before, after in itertools.pairwise(records):
+        assert after["chunk_wall_ns"][0] >= before["chunk_wall_ns"][-1] + 50 * MS - MS
+    assert ttfts[1] - ttfts[0] >= 150 * MS
+    assert ttfts[2] - ttfts[1] >= 150 * MS
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_]+="[^"]*",?)*\})? (\S+)$')
+
+
+def _parse_prometheus(text: str) -> dict[str, list[tuple[str, float]]]:
+    """Strict enough for exposition format 0.0.4: every line a comment or a sample."""
+    samples: dict[str, list[tuple[str, float]]] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"not a Prometheus sample: {line!r}"
+        samples.setdefault(match.group(1), []).append((match.group(2) or "", float(match.group(3))))
+    return samples
+
+
+def test_simulator_metrics_parse_and_count_requests(simulator_factory: Any) -> None:
+    sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "1")
+    for max_tokens in (3, 4, 5):
+        body = _stream_body(sim, max_tokens, prompt=list(range(10)))
+        httpx.post(f"{sim.base_url}/v1/completions", json=body, timeout=30).raise_for_status()
+    samples = _parse_prometheus(httpx.get(f"{sim.base_url}/metrics").text)
+    assert samples["vllm:prompt_tokens_total"][0][1] == 30
+    assert samples["vllm:generation_tokens_total"][0][1] == 12
+    assert sum(v for _, v in samples["vllm:request_success_total"]) == 3
+    for name in ("vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds"):
+        buckets = [v for _, v in samples[f"{name}_bucket"]]
+        assert buckets == sorted(buckets)
+        assert buckets[-1] == samples[f"{name}_count"][0][1] == 3
+    assert samples["vllm:num_requests_running"][0][1] == 0
+
+
+def test_simulator_keep_alive_pipelined_requests_answered_in_order(
+    simulator: SimulatorHandle,
+) -> None:
+    host, port = simulator.base_url.removeprefix("http://").split(":")
+    request = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request % b"/health" + request % b"/v1/models" + request % b"/nope")
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 3 or not data.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed early after {data!r}"
+            data += chunk
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", data)
+    assert statuses == [b"200", b"200", b"404"]
