@@ -134,33 +134,31 @@ def test_tokenizer_hub_cache_offline_pinned_revision_resolves(
     assert _manifest(out)["revision"] == SNAPSHOT_REV
 
 
-def test_tokenizer_hub_repo_not_cached_offline_fails_one_line(
+@pytest.mark.parametrize(
+    ("env", "why"),
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+        # A closed local port stands in for "no network": a real connection refusal.
+        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "the Hub is unreachable"),
+    ],
+)
+def test_tokenizer_hub_repo_not_cached_fails_one_line_naming_the_fix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     no_hub_env: None,
+    env: dict[str, str],
+    why: str,
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     assert main(["--tokenizer", "Org/Missing", "--out", str(tmp_path / "tok")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("tokenizer: 'Org/Missing' at revision 'main' is not in the Hugging Face")
-    assert "HF_HUB_OFFLINE is set" in err
-    assert "offline:qwen" in err
-
-
-def test_tokenizer_hub_unreachable_not_cached_fails_naming_network(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    no_hub_env: None,
-) -> None:
-    # A closed local port stands in for "no network": a real connection refusal.
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    assert main(["--tokenizer", "Org/Missing", "--out", str(tmp_path / "tok")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "the Hub is unreachable" in err
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("tokenizer: 'Org/Missing' at revision 'main' is not in the Hugging Face")
+    assert why in line
+    assert "offline:qwen" in line
     assert "Traceback" not in err
 
 
