@@ -75,6 +75,7 @@ class HubAccess:
     token: SecretStr | None = None
     cache_dir: Path | None = None
     offline: bool = False
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def source_kind(source: str) -> SourceKind:
 
 
 def hub_access_from_env(env: Mapping[str, str], token_env: str) -> HubAccess:
-    """Token from `token_env`, cache dir and offline flag as huggingface_hub would read them.
+    """Token from `token_env`; cache dir, offline flag and endpoint as huggingface_hub reads them.
 
     Read here rather than left to huggingface_hub, whose constants are frozen when it is first
     imported: the step must honour the environment it is run with.
@@ -121,7 +122,8 @@ def hub_access_from_env(env: Mapping[str, str], token_env: str) -> HubAccess:
     else:
         cache_dir = None
     offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-    return HubAccess(SecretStr(token) if token else None, cache_dir, offline)
+    endpoint = env.get("HF_ENDPOINT") or None
+    return HubAccess(SecretStr(token) if token else None, cache_dir, offline, endpoint)
 
 
 def _load_tokenizer(directory: Path) -> Any:
@@ -162,6 +164,7 @@ def _materialize(config: TokenizerStepConfig, kind: SourceKind, access: HubAcces
         access.token,
         cache_dir=access.cache_dir,
         offline=access.offline,
+        endpoint=access.endpoint,
     )
     names = tokenizer_files(snapshot.path)
     if not names:

@@ -76,6 +76,7 @@ def download_tokenizer(
     *,
     cache_dir: Path | None,
     offline: bool,
+    endpoint: str | None = None,
 ) -> HubSnapshot:
     """Fetch (or find in the cache) the tokenizer files of `repo_id` at `revision`."""
     import httpx2  # huggingface_hub 2.x HTTP client: its transport errors surface unwrapped
@@ -97,6 +98,7 @@ def download_tokenizer(
             allow_patterns=list(TOKENIZER_PATTERNS),
             token=token.get_secret_value() if token else None,
             local_files_only=offline,
+            endpoint=endpoint,
         )
     except (
         errors.HfHubHTTPError,
