@@ -7,13 +7,13 @@ Conventions (the README's metric definitions are the prose version of this modul
 - Null handling: a value that cannot be computed (a time never reached, output_tokens <= 1 for
   TPOT) is NaN here and left out of that metric; an empty distribution has count 0 and every
   other field null (None), never 0.
-- ITL works on the flattened `chunk_offsets_us` values in bounded row slices: a run holds ~10^8
-  chunks, so no Python loop per chunk and no full-size temporaries beyond the gap array itself.
+- ITL streams the flattened `chunk_offsets_us` values batch by batch into an exact integer
+  histogram: a run holds ~10^8 chunks, so no Python loop per chunk and no array of all gaps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +25,9 @@ import pyarrow.compute as pc
 __all__ = [
     "PERCENTILES",
     "Distribution",
-    "chunk_token_sums",
+    "IntHistogram",
     "derive_latencies_ns",
     "describe",
-    "pooled_itl_us",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -36,11 +35,6 @@ FloatArray = npt.NDArray[np.float64]
 #: Every percentile we compute once per metric: inference-perf's default report list; the
 #: summary.json STATS use the subset 50/90/95/99/99.9.
 PERCENTILES: tuple[float, ...] = (0.1, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
-
-#: Rows per slice when walking list columns: bounds the temporaries (diffs, masks) to a few MB.
-_SLICE_ROWS = 65_536
-#: Elements per block when summing squares, so std never allocates a float copy of 10^8 gaps.
-_BLOCK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -70,30 +64,22 @@ class Distribution:
         )
 
 
-def _mean_std(values: npt.NDArray[np.number[Any]]) -> tuple[float, float]:
-    """Mean and population std in float64, blockwise so no full-size float copy is made."""
-    mean = float(np.mean(values, dtype=np.float64))
-    squares = 0.0
-    for start in range(0, len(values), _BLOCK):
-        block = values[start : start + _BLOCK].astype(np.float64) - mean
-        squares += float(np.dot(block, block))
-    return mean, float(np.sqrt(squares / len(values)))
-
-
 def describe(values: npt.NDArray[np.number[Any]]) -> Distribution:
     """Statistics of `values` (no NaN) in their own unit. Reorders `values` in place (partition)."""
     if len(values) == 0:
         return Distribution(0, None, None, None, None, dict.fromkeys(PERCENTILES))
-    mean, std = _mean_std(values)
-    low, high = float(values.min()), float(values.max())
-    # overwrite_input: partition the caller's (throw-away) array instead of copying 10^8 gaps.
+    # Arrow's kernels: one pass each, numerically stable variance, no float copy of 10^8 gaps.
+    wrapped = pa.array(values)
+    extremes = pc.min_max(wrapped)
+    mean, variance = pc.mean(wrapped).as_py(), pc.variance(wrapped, ddof=0).as_py()
+    # overwrite_input: partition the caller's (throw-away) array instead of copying it.
     points = np.percentile(values, PERCENTILES, overwrite_input=True)
     return Distribution(
         count=len(values),
-        mean=mean,
-        min=low,
-        max=high,
-        std=std,
+        mean=float(mean),
+        min=float(extremes["min"].as_py()),
+        max=float(extremes["max"].as_py()),
+        std=float(np.sqrt(variance)),
         percentiles={q: float(v) for q, v in zip(PERCENTILES, points, strict=True)},
     )
 
@@ -124,84 +110,159 @@ def derive_latencies_ns(
     }
 
 
-def _row_slices(columns: Sequence[pa.ChunkedArray]) -> Iterator[tuple[int, pa.ListArray]]:
-    """(first row, slice) over the concatenated row order of several list columns."""
-    row = 0
-    for column in columns:
-        for chunk in column.chunks:
-            for start in range(0, len(chunk), _SLICE_ROWS):
-                piece = chunk.slice(start, _SLICE_ROWS)
-                yield row, piece
-                row += len(piece)
-
-
 def _lengths(piece: pa.ListArray) -> npt.NDArray[np.int64]:
     """Items per list, 0 for a null list (flatten() skips null lists too)."""
     lengths = pc.fill_null(pc.list_value_length(piece), 0)
     return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _gaps(piece: pa.ListArray) -> npt.NDArray[np.int32]:
+def _gaps(piece: pa.ListArray) -> npt.NDArray[np.int64]:
     """Differences of consecutive items inside each list of `piece`, never across two lists."""
-    values = piece.flatten().to_numpy(zero_copy_only=False)
+    # int64: offsets are int32 µs, their difference may not fit int32 in a corrupt file.
+    values: npt.NDArray[np.int64] = piece.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = _lengths(piece)
     if len(values) < 2:
-        return np.empty(0, dtype=np.int32)
+        return np.empty(0, dtype=np.int64)
+    width = int(lengths[0])
+    if width > 1 and (lengths == width).all():
+        # Every list equally long (fixed output length): one strided subtraction, no masks.
+        matrix = values.reshape(len(lengths), width)
+        gaps: npt.NDArray[np.int64] = np.subtract(matrix[:, 1:], matrix[:, :-1]).ravel()
+        return gaps
     diffs = np.diff(values)
-    ends = np.cumsum(_lengths(piece))
+    ends = np.cumsum(lengths)
     # diffs[e - 1] spans the end of one list and the start of the next one: not a gap.
     crossing = ends[(ends > 0) & (ends < len(values))] - 1
     keep = np.ones(len(diffs), dtype=bool)
     keep[crossing] = False
-    return np.asarray(diffs[keep], dtype=np.int32)
+    kept: npt.NDArray[np.int64] = diffs[keep]
+    return kept
 
 
-def pooled_itl_us(
-    columns: Sequence[pa.ChunkedArray], keys: npt.NDArray[np.int64], groups: Iterable[int]
-) -> tuple[npt.NDArray[np.int32], dict[int, tuple[int, int]]]:
-    """Pooled chunk gaps (µs) of the rows whose key is in `groups`, one contiguous segment each.
+class IntHistogram:
+    """Exact distribution of a stream of integers (chunk gaps in µs) in O(range) memory.
 
-    `columns` are `chunk_offsets_us` of every shard in row order, `keys` the group of each row
-    (-1 = excluded, e.g. not ok). Returns the gap array and `{group: (start, stop)}`; filling a
-    preallocated array segment by segment keeps the peak at one gap array.
+    A run holds ~10^8 gaps: keeping them to partition would cost GiBs and seconds. Counting each
+    value in [0, cap) and keeping the rare values outside (negative, or a stall over `cap` µs)
+    as raw numbers gives the exact order statistics, so percentiles equal numpy's on the raw
+    gaps. Histograms of several stages add up to the run's without touching a gap again.
     """
-    wanted = sorted(set(groups))
-    per_row = np.concatenate(
-        [np.maximum(_lengths(p) - 1, 0) for _, p in _row_slices(columns)] or [np.empty(0, np.int64)]
-    )
-    sizes = [int(per_row[keys == g].sum()) for g in wanted]
-    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    segments = {g: (int(starts[i]), int(starts[i + 1])) for i, g in enumerate(wanted)}
-    cursor = {g: segments[g][0] for g in wanted}
-    gaps = np.empty(int(starts[-1]), dtype=np.int32)
-    for row, piece in _row_slices(columns):
-        piece_keys = keys[row : row + len(piece)]
-        for group in np.unique(piece_keys):
-            if int(group) not in cursor:
-                continue
-            mask = piece_keys == group
-            part = _gaps(piece if mask.all() else piece.filter(pa.array(mask)))
-            at = cursor[int(group)]
-            gaps[at : at + len(part)] = part
-            cursor[int(group)] = at + len(part)
-    return gaps, segments
 
+    def __init__(self, cap: int = 1 << 24) -> None:
+        self._cap = cap
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._outside: list[npt.NDArray[np.int64]] = []
 
-def chunk_token_sums(columns: Sequence[pa.ChunkedArray]) -> FloatArray:
-    """Sum of `chunk_tokens` per row; NaN where the list or any item in it is null (unknown)."""
-    sums: list[FloatArray] = []
-    for _, piece in _row_slices(columns):
-        values = piece.flatten()
-        counts = np.asarray(values.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
-        nulls = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=np.float64)
-        lengths = _lengths(piece)
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        total = np.concatenate([[0.0], np.cumsum(counts)])
-        missing = np.concatenate([[0.0], np.cumsum(nulls)])
-        row_sums = total[ends] - total[starts]
-        unknown = (missing[ends] - missing[starts] > 0) | np.asarray(
-            piece.is_null().to_numpy(zero_copy_only=False), dtype=bool
+    def add(self, values: npt.NDArray[np.int64]) -> None:
+        """Count `values` in."""
+        if len(values) == 0:
+            return
+        inside = values
+        extremes = pc.min_max(pa.array(values, from_pandas=False))  # one pass, no copy
+        if extremes["min"].as_py() < 0 or extremes["max"].as_py() >= self._cap:
+            mask = (values >= 0) & (values < self._cap)
+            self._outside.append(values[~mask])
+            inside = values[mask]
+        if len(inside) == 0:
+            return
+        counted = np.bincount(inside)
+        if len(counted) > len(self._counts):
+            grown = np.zeros(max(len(counted), 2 * len(self._counts)), dtype=np.int64)
+            grown[: len(self._counts)] = self._counts
+            self._counts = grown
+        self._counts[: len(counted)] += counted
+
+    def merge(self, other: IntHistogram) -> None:
+        """Add every value counted by `other`."""
+        if len(other._counts) > len(self._counts):
+            grown = other._counts.copy()
+            grown[: len(self._counts)] += self._counts
+            self._counts = grown
+        else:
+            self._counts[: len(other._counts)] += other._counts
+        self._outside.extend(other._outside)
+
+    def describe(self) -> Distribution:
+        """The same statistics as `describe(raw values)`, from the counts."""
+        outside = np.sort(np.concatenate([np.empty(0, np.int64), *self._outside]))
+        low, high = outside[outside < 0], outside[outside >= 0]
+        bins = np.flatnonzero(self._counts)
+        weights = self._counts[bins]
+        n = len(outside) + int(weights.sum())
+        if n == 0:
+            return describe(np.empty(0, dtype=np.int64))
+        # Python ints: exact sums however many gaps there are.
+        mean = (int(np.dot(bins, weights)) + int(outside.sum())) / n
+        squares = float(np.dot(weights, (bins - mean) ** 2)) + float(((outside - mean) ** 2).sum())
+        ends = np.cumsum(weights) + len(low)
+
+        def at(rank: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+            """The value of sorted rank `rank` (0-based) of the virtual sorted gap array."""
+            inner = np.clip(rank, len(low), len(low) + int(weights.sum()) - 1)
+            from_bins = bins[np.searchsorted(ends, inner, side="right")] if len(bins) else inner
+            from_low = low[np.clip(rank, 0, max(len(low) - 1, 0))] if len(low) else from_bins
+            above = rank - (n - len(high))
+            from_high = high[np.clip(above, 0, max(len(high) - 1, 0))] if len(high) else from_bins
+            picked = np.where(rank < len(low), from_low, np.where(above >= 0, from_high, from_bins))
+            return picked.astype(np.float64)
+
+        # numpy's "linear" method: virtual index q (n - 1), lerp as numpy._lerp does.
+        virtual = np.asarray(PERCENTILES) / 100.0 * (n - 1)
+        below = np.floor(virtual).astype(np.int64)
+        fraction = virtual - below
+        a, b = at(below), at(np.minimum(below + 1, n - 1))
+        diff = b - a
+        points = np.where(fraction >= 0.5, b - diff * (1 - fraction), a + diff * fraction)
+        ranks = np.array([0, n - 1], dtype=np.int64)
+        extremes = at(ranks)
+        return Distribution(
+            count=n,
+            mean=mean,
+            min=float(extremes[0]),
+            max=float(extremes[1]),
+            std=float(np.sqrt(squares / n)),
+            percentiles={q: float(v) for q, v in zip(PERCENTILES, points, strict=True)},
         )
-        row_sums[unknown] = np.nan
-        sums.append(row_sums)
+
+
+def _token_sums(piece: pa.ListArray) -> FloatArray:
+    """Sum of `chunk_tokens` per row; NaN where the list or any item in it is null (unknown)."""
+    values = piece.flatten()
+    lengths = _lengths(piece)
+    starts = np.cumsum(lengths) - lengths
+    filled = lengths > 0
+    sums = np.zeros(len(piece), dtype=np.float64)
+    if filled.any():
+        counts = (values.fill_null(0) if values.null_count else values).to_numpy(
+            zero_copy_only=False
+        )
+        sums[filled] = np.add.reduceat(counts, starts[filled], dtype=np.int64)
+        if values.null_count:
+            nulls = values.is_null().to_numpy(zero_copy_only=False).view(np.int8)
+            has_null = np.add.reduceat(nulls, starts[filled], dtype=np.int64) > 0
+            sums[np.flatnonzero(filled)[has_null]] = np.nan
+    sums[piece.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return sums
+
+
+def scan_token_sums(batches: Iterable[pa.RecordBatch]) -> FloatArray:
+    """Sum of `chunk_tokens` per row over batches holding that column, in row order."""
+    sums = [_token_sums(batch.column("chunk_tokens")) for batch in batches]
     return np.concatenate(sums) if sums else np.empty(0, dtype=np.float64)
+
+
+def scan_itl(batches: Iterable[pa.RecordBatch]) -> dict[int, IntHistogram]:
+    """Pooled chunk gaps (µs) of ok rows per stage, from batches of (stage, status, offsets).
+
+    Ok rows only: ITL is a latency, and a failed stream's last gap would be the failure.
+    """
+    itl: dict[int, IntHistogram] = {}
+    for batch in batches:
+        offsets = batch.column("chunk_offsets_us")
+        stage = batch.column("stage").to_numpy(zero_copy_only=False)
+        ok = pc.equal(batch.column("status"), "ok").to_numpy(zero_copy_only=False)
+        for value in np.unique(stage[ok]):
+            rows = ok & (stage == value)
+            piece = offsets if rows.all() else offsets.filter(pa.array(rows))
+            itl.setdefault(int(value), IntHistogram()).add(_gaps(piece))
+    return itl

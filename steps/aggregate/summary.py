@@ -100,7 +100,7 @@ def _values(series: pd.Series[float]) -> npt.NDArray[np.float64]:
 
 def _sources(series: pd.Series[Any]) -> dict[str, int]:
     counts = series.dropna().value_counts()
-    return {str(name): int(count) for name, count in counts.items()}
+    return {str(name): int(count) for name, count in counts.items() if count}
 
 
 def _failure_label(status: str, http_status: float) -> str:
@@ -123,7 +123,7 @@ def _failure_labels(failed: pd.DataFrame) -> dict[str, tuple[int, dict[str, int]
         ],
         dtype=object,
     )
-    messages = pd.Series(failed["error"].fillna("").astype(str).to_numpy(), dtype=object)
+    messages = pd.Series(failed["error"].astype(object).fillna("").to_numpy(), dtype=object)
     per_pair = pd.DataFrame({"label": labels, "message": messages}).value_counts(sort=False)
     grouped: dict[str, tuple[int, dict[str, int]]] = {}
     for (label, message), count in sorted(per_pair.items()):
