@@ -1,0 +1,8 @@
+"""The streaming load step (`python -m steps.load`): the benchmark's measuring instrument.
+
+Modules, from pure to I/O: `schedule` (send offsets), `prompts` (exact-length synthetic
+prompts), `sse` (byte-level Server-Sent Events splitter), `client` (one streamed request -> one
+record), `writer` (column buffers -> Parquet part files -> records.parquet), `worker` (one process,
+one event loop, its share of the schedule), `progress` (live line and end summary), `run`
+(processes, stages, drain, signals, run.json) and `__main__` (CLI).
+"""

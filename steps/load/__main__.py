@@ -1,0 +1,179 @@
+"""CLI of the load step: `python -m steps.load --out DIR [--config FILE] [overrides...]`.
+
+The config is inference-perf's config.yml (default: the packaged baseline scenario); flags
+override it, one name per knob (flag `--base-url` = Argo parameter `base_url`). An empty
+string for an optional flag means "unset" (Argo passes "" for parameters left empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
+from steps.config import Config, config_from_dict, load_config
+from steps.errors import UsageError
+from steps.load.run import LoadSettings, new_run_id, run
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _opt(kind: type) -> Any:
+    """argparse type: "" -> None (unset), else `kind(value)`."""
+
+    def convert(value: str) -> Any:
+        if value == "":
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {value!r}") from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = make_parser("steps.load", "Streaming load generator: records.parquet + run.json.")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument(
+        "--config", type=_opt(Path), help="inference-perf config.yml (default: packaged scenario)"
+    )
+    p.add_argument(
+        "--scenario", type=_opt(str), default=None, help="packaged scenario name (default baseline)"
+    )
+    p.add_argument(
+        "--tokenizer-dir", type=_opt(Path), help="local tokenizer directory (else config tokenizer)"
+    )
+    p.add_argument("--run-id", type=_opt(str), help="run id (default YYYYMMDDTHHMMSSZ-<6 hex>)")
+    p.add_argument("--base-url", type=_opt(str), help="server.base_url")
+    p.add_argument("--model-name", type=_opt(str), help="server.model_name")
+    p.add_argument(
+        "--api-type", type=_opt(str), choices=["completion", "chat", None], help="api.type"
+    )
+    p.add_argument("--rate", type=_opt(float), help="load.stages[*].rate (every stage)")
+    p.add_argument(
+        "--duration", type=_opt(float), help="load.stages[*].duration in s (every stage)"
+    )
+    p.add_argument("--input-tokens", type=_opt(int), help="fixed prompt length in tokens")
+    p.add_argument("--output-tokens", type=_opt(int), help="fixed max_tokens per request")
+    p.add_argument("--num-workers", type=_opt(int), help="load.num_workers")
+    p.add_argument("--seed", type=_opt(int), help="load.seed")
+    p.add_argument("--warmup-requests", type=_opt(int), help="load.warmup_requests")
+    p.add_argument("--request-timeout", type=_opt(float), help="load.request_timeout in s")
+    p.add_argument("--drain-timeout", type=_opt(float), help="load.drain_timeout in s")
+    p.add_argument("--api-key-env", type=_opt(str), help="NAME of the env var holding the API key")
+    p.add_argument(
+        "--load-type", type=_opt(str), choices=["constant", "poisson", None], help="load.type"
+    )
+    add_log_level_flag(p)
+    return p
+
+
+def _fixed(n: int) -> dict[str, Any]:
+    return {"type": "fixed", "mean": n, "std_dev": 0, "min": n, "max": n}
+
+
+def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """The config with every given flag applied; validated again (errors name the key)."""
+    data = config.model_dump(mode="json")
+    if args.base_url is not None:
+        data["server"]["base_url"] = args.base_url
+    if args.model_name is not None:
+        data["server"]["model_name"] = args.model_name
+    if args.api_key_env is not None:
+        data["server"]["api_key_env"] = args.api_key_env
+    if args.api_type is not None:
+        data["api"]["type"] = args.api_type
+    if args.input_tokens is not None:
+        data["data"]["input_distribution"] = _fixed(args.input_tokens)
+    if args.output_tokens is not None:
+        data["data"]["output_distribution"] = _fixed(args.output_tokens)
+    load = data["load"]
+    for stage in load["stages"]:
+        if args.rate is not None:
+            stage["rate"] = args.rate
+        if args.duration is not None:
+            stage["duration"] = args.duration
+    for flag, key in (
+        ("num_workers", "num_workers"),
+        ("seed", "seed"),
+        ("warmup_requests", "warmup_requests"),
+        ("request_timeout", "request_timeout"),
+        ("drain_timeout", "drain_timeout"),
+        ("load_type", "type"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            load[key] = value
+    return config_from_dict(data, "config with flag overrides")
+
+
+def _load_base_config(args: argparse.Namespace) -> tuple[Config, str]:
+    if args.config is not None:
+        return load_config(args.config), args.scenario or args.config.stem
+    scenario = args.scenario or "baseline"
+    resource = resources.files("steps") / "scenarios" / f"{scenario}.yml"
+    if not resource.is_file():
+        raise UsageError(
+            f"unknown --scenario {scenario!r}: no packaged steps/scenarios/{scenario}.yml"
+        )
+    with resources.as_file(resource) as path:
+        return load_config(path), scenario
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage)."""
+
+    def body() -> int:
+        args = _parser().parse_args(argv)
+        configure_logging("load", args.log_level)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        base, scenario = _load_base_config(args)
+        config = apply_overrides(base, args)
+        if args.tokenizer_dir is not None:
+            if not args.tokenizer_dir.is_dir():
+                raise UsageError(f"--tokenizer-dir {args.tokenizer_dir}: not a directory")
+            tokenizer = str(args.tokenizer_dir)
+        else:
+            tokenizer = (
+                config.tokenizer.pretrained_model_name_or_path or config.server.model_name or ""
+            )
+            if not tokenizer:
+                raise UsageError(
+                    "no tokenizer: pass --tokenizer-dir or set "
+                    "tokenizer.pretrained_model_name_or_path"
+                )
+        run_id = args.run_id or new_run_id()
+        if not _RUN_ID.match(run_id):
+            raise UsageError(f"--run-id {run_id!r}: use letters, digits, '.', '_', '-' (max 100)")
+        settings = LoadSettings(config, args.out, tokenizer, run_id, scenario, args.log_level)
+        result = run(settings)
+        print(result.summary_text, file=sys.stderr)
+        if result.interrupted:
+            print(
+                f"load: interrupted by {result.interrupted}; records.parquet holds the "
+                f"{result.records} requests measured so far",
+                file=sys.stderr,
+            )
+            return 1
+        if result.failed:
+            print(f"load: {result.failed} of {result.records} requests failed", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_main("load", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""Orchestration: prepare every request before t0, run the worker processes stage by stage,
+drain, handle signals, merge the records and write run.json.
+
+Timeline: tokenizer and prompts (before t0, never on a hot loop) -> workers start and warm up
+-> t0 (all workers get the same monotonic t0 plus its wall-clock anchor) -> stage k: every
+worker sends its share at `start_k + offset`, waits for its in-flight requests (at most
+`drain_timeout` past the send window, then they are `timeout` rows) and reports done -> the
+next stage starts when every worker is done. SIGTERM/SIGINT: workers record in-flight requests
+as `cancelled` and flush; the records are merged and run.json written before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import resource
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+
+from steps.config import APIType, Config, DataType, ServerType
+from steps.errors import BenchError, UsageError
+from steps.load.client import RequestSpec
+from steps.load.progress import Progress, format_summary, summarize
+from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
+from steps.load.schedule import StagePlan, plan_stages, worker_share
+from steps.load.worker import WorkerSpec, worker_main
+from steps.load.writer import merge_parts
+
+__all__ = ["LoadResult", "LoadSettings", "new_run_id", "run"]
+
+log = logging.getLogger(__name__)
+
+_LEAD_NS = 50_000_000  # stage start this far after the go message: every worker is waiting
+_STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """A resolved load run: config with overrides applied, plus where things come from/go."""
+
+    config: Config
+    out_dir: Path
+    tokenizer_source: str
+    run_id: str
+    scenario: str
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What `main` needs to choose the exit code."""
+
+    records: int
+    failed: int
+    interrupted: str | None
+    summary_text: str
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`YYYYMMDDTHHMMSSZ-<6 hex>`: sorts by time, unique enough across pods."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> bytes:
+    """The JSON body of one streamed request (built before t0)."""
+    body: dict[str, Any] = {"model": model}
+    if config.api.type is APIType.chat:
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    body["max_tokens"] = max_tokens
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    if config.server.ignore_eos and config.server.type in (ServerType.vllm, ServerType.sglang):
+        body["ignore_eos"] = True
+    if config.server.type is ServerType.vllm:
+        # vLLM coalesces several tokens per chunk at times; token_ids make counts exact.
+        body["return_token_ids"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _check_supported(config: Config) -> None:
+    if not config.api.streaming:
+        raise UsageError("api.streaming: false is not supported; TTFT and ITL need streaming")
+    if config.data.type is DataType.shared_prefix:
+        raise UsageError("data.type shared_prefix is not supported by the load step yet")
+
+
+def _secret(env: str | None, what: str) -> str | None:
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise UsageError(f"{what} names ${env}, but it is not set in the environment")
+    return value
+
+
+def _resolve_model(config: Config, headers: dict[str, str]) -> str:
+    """server.model_name, else the first id of GET /v1/models (as inference-perf does)."""
+    if config.server.model_name:
+        return config.server.model_name
+    url = config.server.base_url.rstrip("/") + "/v1/models"
+    try:
+        response = httpx.get(url, headers=headers, timeout=10, trust_env=False)
+        response.raise_for_status()
+        return str(response.json()["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+        raise BenchError(
+            f"server.model_name is unset and {url} gave no model id ({exc}); set --model-name"
+        ) from None
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Runner:
+    """The main process's state while workers run."""
+
+    def __init__(self, procs: list[Any], conns: list[Connection], progress: Progress) -> None:
+        self.procs = procs
+        self.conns = conns
+        self.progress = progress
+        self.alive = set(range(len(procs)))
+        self.ready: set[int] = set()
+        self.finished: dict[int, tuple[float, int]] = {}
+        self.stage_done: dict[int, int] = {}
+        self.warmup_errors = 0
+        self.signal_name: str | None = None
+        self.stop_sent = False
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+    def pump(self, timeout_s: float) -> None:
+        """Handle whatever arrived within `timeout_s`; forward a pending stop."""
+        if self.signal_name and not self.stop_sent:
+            self.stop_sent = True
+            log.warning(
+                "%s: stopping workers; in-flight requests become cancelled", self.signal_name
+            )
+            for w in self.alive:
+                self._kill(w, signal.SIGTERM)
+        by_conn = {id(self.conns[w]): w for w in self.alive}
+        by_sentinel = {self.procs[w].sentinel: w for w in self.alive}
+        objs: list[Any] = [self.conns[w] for w in self.alive] + list(by_sentinel)
+        for obj in wait(objs, timeout=timeout_s) if objs else []:
+            if isinstance(obj, int):
+                self._gone(by_sentinel[obj])
+                continue
+            w = by_conn[id(obj)]
+            conn = self.conns[w]
+            try:
+                while w in self.alive and conn.poll():
+                    self._handle(w, conn.recv())
+            except (EOFError, OSError):
+                self._gone(w)
+        self.progress.show(time.monotonic())
+
+    def _handle(self, w: int, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "progress":
+            self.progress.update(w, msg[1], msg[2], msg[3], msg[4])
+        elif kind == "ready":
+            self.ready.add(w)
+            self.warmup_errors += msg[1]
+        elif kind == "stage_done":
+            self.stage_done[w] = msg[2]
+        elif kind == "finished":
+            self.finished[w] = (msg[1], msg[2])
+
+    def _gone(self, w: int) -> None:
+        self.alive.discard(w)
+        proc = self.procs[w]
+        proc.join(timeout=5)
+        if w not in self.finished:
+            log.error("worker %d exited (code %s) without finishing", w, proc.exitcode)
+
+    def _kill(self, w: int, sig: int) -> None:
+        pid = self.procs[w].pid
+        if pid is not None and self.procs[w].is_alive():
+            os.kill(pid, sig)
+
+    def wait_for(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
+        """Pump until `done()` or a signal or (optionally) a timeout; True when done."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not done():
+            if self.signal_name or (deadline is not None and time.monotonic() > deadline):
+                return False
+            self.pump(0.25)
+        return True
+
+    def broadcast(self, msg: tuple[Any, ...]) -> None:
+        for w in list(self.alive):
+            try:
+                self.conns[w].send(msg)
+            except OSError:
+                self._gone(w)
+
+    def shutdown(self) -> None:
+        """Stop every worker and collect their final messages (kill after a grace period)."""
+        if not self.signal_name:
+            self.broadcast(("stop",))
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while self.alive and time.monotonic() < deadline:
+            self.pump(0.25)
+        for w in list(self.alive):
+            log.error("worker %d did not stop in %.0f s; killing it", w, _STOP_GRACE_S)
+            self._kill(w, signal.SIGKILL)
+            self._gone(w)
+
+
+def _prepare(
+    settings: LoadSettings, model: str, plans: list[StagePlan]
+) -> tuple[list[RequestSpec], list[bytes]]:
+    """Every request's body at exact prompt length (the expensive part, before t0)."""
+    config = settings.config
+    if config.tokenizer.token_env:
+        token = _secret(config.tokenizer.token_env, "tokenizer.token_env")
+    else:
+        token = os.environ.get("HF_TOKEN") or None
+    tokenizer = load_tokenizer(settings.tokenizer_source, token, config.tokenizer.trust_remote_code)
+    total = sum(len(p.offsets_ns) for p in plans)
+    warm = config.load.warmup_requests
+    rng = random.Random(config.load.seed)
+    in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
+    out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
+    started = time.monotonic()
+    builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
+    prompts = builder.build(in_lengths)
+    log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
+    bodies = [request_body(config, model, p, n) for p, n in zip(prompts, out_lengths, strict=True)]
+    specs = []
+    i = warm
+    for plan in plans:
+        for index, offset in enumerate(plan.offsets_ns):
+            specs.append(
+                RequestSpec(plan.stage, index, offset, bodies[i], in_lengths[i], out_lengths[i])
+            )
+            i += 1
+    return specs, bodies[:warm]
+
+
+def run(settings: LoadSettings) -> LoadResult:
+    """Run the load; writes records.parquet and run.json into settings.out_dir."""
+    config = settings.config
+    _check_supported(config)
+    out_dir = settings.out_dir
+    parts_dir = out_dir / "records.parts"
+    try:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+    headers.update(config.api.headers or {})
+    api_key = _secret(config.server.api_key_env, "server.api_key_env")
+    log.info("API key: %s", "set" if api_key else "not set")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    model = _resolve_model(config, headers)
+    plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
+    setup_cpu0 = _cpu_s()
+    specs, warmup = _prepare(settings, model, plans)
+    num_workers = config.load.num_workers
+    path = "/v1/chat/completions" if config.api.type is APIType.chat else "/v1/completions"
+    token_env = config.tokenizer.token_env or "HF_TOKEN"
+    worker_specs = []
+    for w in range(num_workers):
+        stages = []
+        for plan in plans:
+            mine = [s for s in specs if s.stage == plan.stage]
+            stages.append(
+                (plan.duration_s, [mine[i] for i in worker_share(len(mine), num_workers, w)])
+            )
+        worker_specs.append(
+            WorkerSpec(
+                worker=w,
+                run_id=settings.run_id,
+                base_url=config.server.base_url.rstrip("/"),
+                path=path,
+                headers=headers,
+                chat=config.api.type is APIType.chat,
+                stages=stages,
+                warmup=warmup[w::num_workers],
+                request_timeout_s=config.load.request_timeout,
+                drain_timeout_s=config.load.drain_timeout,
+                max_concurrency=config.load.worker_max_concurrency,
+                parts_dir=str(parts_dir),
+                tokenizer_source=settings.tokenizer_source,
+                tokenizer_token_env=token_env,
+                log_level=settings.log_level,
+            )
+        )
+    ctx = mp.get_context("spawn")  # no inherited threads/locks (tokenizers, pytest)
+    procs, conns = [], []
+    for wspec in worker_specs:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=worker_main, args=(wspec, child), name=f"load-worker-{wspec.worker}", daemon=True
+        )
+        proc.start()
+        child.close()
+        procs.append(proc)
+        conns.append(parent)
+    progress = Progress(len(specs))
+    runner = _Runner(procs, conns, progress)
+    old_handlers = {s: signal.signal(s, runner.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stage_rows: list[dict[str, Any]] = []
+    t0 = wall_start = 0
+    setup_cpu_s = 0.0
+    main_cpu0 = _cpu_s()
+    try:
+        runner.wait_for(lambda: runner.alive <= runner.ready)
+        if runner.warmup_errors:
+            log.warning("%d warm-up requests failed", runner.warmup_errors)
+        setup_cpu_s = _cpu_s() - setup_cpu0
+        main_cpu0 = _cpu_s()
+        mono, wall = time.monotonic_ns(), time.time_ns()
+        t0, wall_start = mono + _LEAD_NS, wall + _LEAD_NS
+        if not runner.alive:
+            raise BenchError("every load worker exited before the run started; see the log above")
+        log.info(
+            "run %s: %d requests in %d stage(s), %d workers, t0 wall %s",
+            settings.run_id,
+            len(specs),
+            len(plans),
+            num_workers,
+            _iso(wall_start),
+        )
+        for plan in plans:
+            if runner.signal_name:
+                break
+            start = t0 if plan.stage == 0 else time.monotonic_ns() + _LEAD_NS
+            runner.stage_done.clear()
+            runner.broadcast(("stage", plan.stage, start, t0, wall_start))
+            row: dict[str, Any] = {
+                "stage": plan.stage,
+                "rate": plan.rate,
+                "duration_s": plan.duration_s,
+                "start_ns": start - t0,
+                "send_end_ns": start - t0 + plan.window_ns,
+                "end_ns": None,
+            }
+            stage_rows.append(row)
+            finished = runner.wait_for(lambda: runner.alive <= set(runner.stage_done))
+            ends = list(runner.stage_done.values())
+            row["end_ns"] = (max(ends) if finished and ends else time.monotonic_ns()) - t0
+            log.info("stage %d done: %.1f s", plan.stage, (row["end_ns"] - row["start_ns"]) / 1e9)
+        runner.shutdown()
+        progress.show(time.monotonic(), force=True)
+        progress.close()
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(timeout=5)
+    client_cpu_s = sum(cpu for cpu, _ in runner.finished.values()) + (_cpu_s() - main_cpu0)
+    rows = merge_parts(parts_dir, out_dir / "records.parquet")
+    parts_dir.rmdir()
+    _write_run_json(settings, model, t0, wall_start, stage_rows, client_cpu_s, setup_cpu_s)
+    table = pq.read_table(out_dir / "records.parquet")
+    summary = summarize(table, stage_rows, client_cpu_s)
+    text = format_summary(summary)
+    dead = [w for w in range(num_workers) if w not in runner.finished]
+    if dead and not runner.signal_name:
+        raise BenchError(
+            f"worker(s) {dead} died mid-run; records.parquet keeps what they flushed ({rows} rows)"
+        )
+    return LoadResult(rows, summary.failed, runner.signal_name, text)
+
+
+def _iso(wall_ns: int) -> str:
+    return (
+        datetime.fromtimestamp(wall_ns / 1e9, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("llm-baseline-bench")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _write_run_json(
+    settings: LoadSettings,
+    model: str,
+    t0: int,
+    wall_start: int,
+    stages: list[dict[str, Any]],
+    client_cpu_s: float,
+    setup_cpu_s: float,
+) -> None:
+    config = settings.config
+    doc = {
+        "run_id": settings.run_id,
+        "scenario": settings.scenario,
+        "model": model,
+        "base_url": config.server.base_url,
+        "api_type": config.api.type.value,
+        "load_type": config.load.type.value,
+        "started_at": _iso(wall_start),
+        "wall_start_ns": wall_start,
+        "num_workers": config.load.num_workers,
+        "tool_version": _tool_version(),
+        "stages": stages,
+        "config": config.model_dump(mode="json"),
+        "client_cpu_s": round(client_cpu_s, 4),
+        "setup_cpu_s": round(setup_cpu_s, 4),
+    }
+    path = settings.out_dir / "run.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)

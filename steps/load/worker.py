@@ -1,0 +1,329 @@
+"""One load-generator process: a uvloop event loop, one httpx client, its share of the schedule.
+
+Plain data in (a picklable `WorkerSpec`, prompts already rendered into request bodies before
+t0), messages out over a pipe (ready, progress, stage_done, finished). Sends go out at absolute
+deadlines `stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host
+shares. Records are written as Parquet part files about once a second, so a killed process
+loses at most the last second.
+
+Protocol (tuples over a `multiprocessing` pipe):
+    main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
+    worker -> main  ("ready", warmup_errors) | ("progress", sent, done, errors, [ttft_ms...])
+                    | ("stage_done", index, end_ns) | ("finished", cpu_s, records)
+SIGTERM stops the worker: in-flight requests are recorded as `cancelled`, parts are flushed.
+SIGINT is ignored: on Ctrl-C the main process decides and sends SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import resource
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from steps.load.client import RequestSpec, execute
+from steps.load.writer import RecordBuffer, write_part
+
+__all__ = ["WorkerSpec", "sleep_until", "text_of_chunk", "worker_main"]
+
+log = logging.getLogger(__name__)
+
+_NAP_NS = 300_000  # finish waits shorter than this with a blocking sleep (uvloop timers are ms)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, as plain data (it crosses a process boundary)."""
+
+    worker: int
+    run_id: str
+    base_url: str
+    path: str
+    headers: dict[str, str]
+    chat: bool
+    stages: list[tuple[float, list[RequestSpec]]]  # per stage: (duration_s, this worker's share)
+    warmup: list[bytes]
+    request_timeout_s: float
+    drain_timeout_s: float
+    max_concurrency: int | None
+    parts_dir: str
+    tokenizer_source: str | None
+    tokenizer_token_env: str | None
+    log_level: str = "INFO"
+    flush_interval_s: float = 1.0
+
+
+async def sleep_until(deadline_ns: int) -> None:
+    """Return at `deadline_ns` (monotonic), never early.
+
+    uvloop timers have millisecond resolution and can fire up to ~1 ms early, so the last
+    fraction of a millisecond is slept with a short blocking sleep instead.
+    """
+    while True:
+        remaining = deadline_ns - time.monotonic_ns()
+        if remaining <= _NAP_NS:
+            break
+        await asyncio.sleep((remaining - _NAP_NS // 2) / 1e9)
+    if remaining > 0:
+        time.sleep(remaining / 1e9)
+
+
+def text_of_chunk(payload: bytes) -> str:
+    """Generated text of one content chunk (completion `text` or chat `delta.content`)."""
+    obj = json.loads(payload)
+    choices = obj.get("choices") or [{}]
+    choice = choices[0]
+    if "text" in choice:
+        return str(choice.get("text") or "")
+    delta = choice.get("delta") or {}
+    return "".join(str(delta.get(k) or "") for k in ("reasoning_content", "reasoning", "content"))
+
+
+class _Worker:
+    def __init__(self, spec: WorkerSpec, conn: Connection) -> None:
+        self.spec = spec
+        self.conn = conn
+        self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.dispatcher: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.sent = self.done = self.errors = 0
+        self.ttfts_ms: list[float] = []
+        self.buffer: RecordBuffer | None = None
+        self.part_seq = 0
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts")
+        self.records = 0
+        self.tokenizer: Any = None
+        self.text_key = b'"content"' if spec.chat else b'"text"'
+        self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+
+    # -- control ------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            while self.conn.poll():
+                self.inbox.put_nowait(self.conn.recv())
+        except (EOFError, OSError):
+            # The main process is gone: stop, keep what was measured.
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self.inbox.put_nowait(("stop",))
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop dispatching; cancel in-flight requests (they record themselves as cancelled)."""
+        self.stopping = True
+        if self.dispatcher is not None:
+            self.dispatcher.cancel()
+        for task in list(self.inflight):
+            task.cancel()
+        self.inbox.put_nowait(("stop",))
+
+    # -- records --------------------------------------------------------------------------
+    def _take_part(self) -> Any:
+        if self.buffer is None or not len(self.buffer):
+            return None
+        self.records += len(self.buffer)
+        return self.buffer.take_table()
+
+    def _submit_write(self, table: Any) -> None:
+        """Queue a part for the writer thread; the sequence number is taken here, once."""
+        self.part_seq += 1
+        future = self.writer.submit(
+            write_part, table, Path(self.spec.parts_dir), self.spec.worker, self.part_seq
+        )
+        future.add_done_callback(_log_write_failure)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec.flush_interval_s)
+            table = self._take_part()
+            if table is not None:
+                # Parquet encoding runs in one writer thread (pyarrow drops the GIL), off the
+                # loop; a single thread keeps parts in order and never writes two at once.
+                self._submit_write(table)
+            self._send_progress()
+
+    def _send_progress(self) -> None:
+        self.conn.send(("progress", self.sent, self.done, self.errors, self.ttfts_ms))
+        self.ttfts_ms = []
+
+    def _count_fallback(self, payloads: list[bytes]) -> int:
+        """Client-side output token count; loads the tokenizer on first use (logged once)."""
+        if self.tokenizer is None:
+            from steps.load.prompts import load_tokenizer
+
+            if self.spec.tokenizer_source is None:
+                return len(payloads)
+            log.warning(
+                "worker %d: server sent no usage or token_ids; counting output tokens with "
+                "the client tokenizer (costs client CPU)",
+                self.spec.worker,
+            )
+            env = self.spec.tokenizer_token_env
+            token = os.environ.get(env) if env else None
+            self.tokenizer = load_tokenizer(self.spec.tokenizer_source, token, None)
+        text = "".join(text_of_chunk(p) for p in payloads)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- requests -------------------------------------------------------------------------
+    async def _one(
+        self,
+        client: httpx.AsyncClient,
+        rspec: RequestSpec,
+        scheduled: int,
+        drain_deadline: int,
+    ) -> None:
+        assert self.buffer is not None
+        self.sent += 1
+        try:
+            status, ttft = await execute(
+                client,
+                self.spec.path,
+                self._headers(rspec),
+                rspec,
+                scheduled,
+                drain_deadline,
+                round(self.spec.request_timeout_s * 1e9),
+                self.text_key,
+                self.buffer,
+                self._count_fallback,
+            )
+        finally:
+            if self.sem is not None:
+                self.sem.release()
+        self.done += 1
+        if status != "ok":
+            self.errors += 1
+        elif ttft is not None:
+            self.ttfts_ms.append(ttft / 1e6)
+
+    def _headers(self, rspec: RequestSpec) -> dict[str, str]:
+        headers = dict(self.spec.headers)
+        headers["X-Request-Id"] = f"{self.spec.run_id}-{rspec.stage}-{rspec.index}"
+        return headers
+
+    async def _dispatch(
+        self, client: httpx.AsyncClient, stage: int, start: int, drain_deadline: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        duration_s, share = self.spec.stages[stage]
+        for rspec in share:
+            scheduled = start + rspec.offset_ns
+            await sleep_until(scheduled)
+            if self.sem is not None:
+                await self.sem.acquire()  # a cap delays sends; schedule_delay shows it
+            task = loop.create_task(self._one(client, rspec, scheduled, drain_deadline))
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
+        await sleep_until(start + round(duration_s * 1e9))
+
+    async def _run_stage(self, client: httpx.AsyncClient, stage: int, start: int) -> int:
+        duration_s, _ = self.spec.stages[stage]
+        drain_deadline = start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
+        self.dispatcher = asyncio.get_running_loop().create_task(
+            self._dispatch(client, stage, start, drain_deadline)
+        )
+        try:
+            await self.dispatcher
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+        while self.inflight:
+            await asyncio.wait(list(self.inflight))
+        return time.monotonic_ns()
+
+    async def _warmup(self, client: httpx.AsyncClient) -> int:
+        async def one(i: int, body: bytes) -> bool:
+            headers = dict(self.spec.headers)
+            headers["X-Request-Id"] = f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}"
+            try:
+                async with asyncio.timeout(self.spec.request_timeout_s):
+                    async with client.stream(
+                        "POST", self.spec.path, content=body, headers=headers
+                    ) as response:
+                        async for _ in response.aiter_raw():
+                            pass
+                        return response.status_code == 200
+            except (httpx.HTTPError, TimeoutError):
+                return False
+
+        results = await asyncio.gather(*(one(i, b) for i, b in enumerate(self.spec.warmup)))
+        return sum(1 for ok in results if not ok)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.conn.fileno(), self._on_readable)
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=None, keepalive_expiry=60
+        )
+        # trust_env off: a proxy from the environment would be measured as the server.
+        async with httpx.AsyncClient(
+            base_url=self.spec.base_url, timeout=None, limits=limits, trust_env=False
+        ) as client:
+            warmup_errors = await self._warmup(client) if self.spec.warmup else 0
+            # Everything allocated so far lives for the whole run: keep the GC off it.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(10_000, 20, 50)
+            self.conn.send(("ready", warmup_errors))
+            flusher: asyncio.Task[None] | None = None
+            cpu_at_t0 = 0.0
+            try:
+                while not self.stopping:
+                    msg = await self.inbox.get()
+                    if msg[0] != "stage":
+                        break
+                    _, stage, start, t0, wall_start = msg
+                    if self.buffer is None:
+                        cpu_at_t0 = _cpu_s()
+                        self.buffer = RecordBuffer(
+                            self.spec.run_id, self.spec.worker, t0, wall_start
+                        )
+                        flusher = loop.create_task(self._flush_loop())
+                    end = await self._run_stage(client, stage, start)
+                    if not self.stopping:
+                        self.conn.send(("stage_done", stage, end))
+            finally:
+                if flusher is not None:
+                    flusher.cancel()
+                table = self._take_part()
+                if table is not None:
+                    self._submit_write(table)
+                self.writer.shutdown(wait=True)
+                self._send_progress()
+                self.conn.send(("finished", _cpu_s() - cpu_at_t0, self.records))
+
+
+def _log_write_failure(future: Future[Path]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("cannot write a records part: %s", exc)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Process entry point (multiprocessing target)."""
+    import uvloop
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=spec.log_level, format="%(asctime)s load %(levelname)s %(message)s", force=True
+    )
+    # httpx logs every request at INFO: noise in Argo logs and CPU on the hot loop.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    uvloop.run(_Worker(spec, conn).run())

@@ -1,0 +1,194 @@
+"""Records as column buffers, flushed to Parquet part files, merged into records.parquet.
+
+Why parts: a Parquet file is only readable once its footer is written, so one long-lived
+writer would leave nothing readable after a hard kill. Each worker instead writes a complete,
+small part file about once a second (atomically: temp name, then rename); the main process
+merges the parts into `records.parquet` at the end or on a signal. A pod killed with SIGKILL
+still leaves every part written so far.
+
+Why columns: a request's record is appended straight into per-column lists and flat int arrays
+(chunk offsets of all requests in one `array('i')` plus list offsets), so building the Arrow
+table costs no per-chunk Python objects.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from steps.errors import BenchError
+from steps.records import RECORD_SCHEMA
+
+__all__ = ["PART_SUFFIX", "RecordBuffer", "merge_parts", "write_part"]
+
+PART_SUFFIX = ".part.parquet"
+_INT16_MAX = 32767
+
+#: Columns we add to RECORD_SCHEMA (allowed by the contract: add, never rename).
+#: output_tokens_mismatch: summed per-chunk token_ids differ from usage.completion_tokens
+#: (null when there was nothing to compare).
+EXTRA_FIELDS = [pa.field("output_tokens_mismatch", pa.bool_())]
+SCHEMA = pa.schema([*RECORD_SCHEMA, *EXTRA_FIELDS])
+
+
+class RecordBuffer:
+    """Append-only column buffer for one worker's records since the last flush."""
+
+    def __init__(self, run_id: str, worker: int, t0_ns: int, wall_start_ns: int) -> None:
+        self.run_id = run_id
+        self.worker = worker
+        self.t0_ns = t0_ns
+        self.wall_start_ns = wall_start_ns
+        self._reset()
+
+    def _reset(self) -> None:
+        self.stage: list[int] = []
+        self.request_index: list[int] = []
+        self.scheduled_ns: list[int] = []
+        self.sent_ns: list[int | None] = []
+        self.first_token_ns: list[int | None] = []
+        self.last_token_ns: list[int | None] = []
+        self.end_ns: list[int | None] = []
+        self.requested_input_tokens: list[int] = []
+        self.requested_output_tokens: list[int] = []
+        self.prompt_tokens: list[int | None] = []
+        self.output_tokens: list[int | None] = []
+        self.prompt_tokens_source: list[str | None] = []
+        self.output_tokens_source: list[str | None] = []
+        self.status: list[str] = []
+        self.http_status: list[int | None] = []
+        self.error: list[str | None] = []
+        self.mismatch: list[bool | None] = []
+        self._offsets_us = array("i")
+        self._offsets_pos = array("i", [0])
+        self._tokens = array("h")
+        self._tokens_pos = array("i", [0])
+        self._tokens_valid: list[bool] = []
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def add(
+        self,
+        *,
+        stage: int,
+        request_index: int,
+        scheduled_ns: int,
+        sent_ns: int | None,
+        end_ns: int | None,
+        chunk_ns: Sequence[int],
+        chunk_tokens: Sequence[int] | None,
+        requested_input_tokens: int,
+        requested_output_tokens: int,
+        prompt_tokens: int | None,
+        prompt_tokens_source: str | None,
+        output_tokens: int | None,
+        output_tokens_source: str | None,
+        mismatch: bool | None,
+        status: str,
+        http_status: int | None,
+        error: str | None,
+    ) -> None:
+        """Append one request; times are absolute `time.monotonic_ns()` values (stored - t0)."""
+        t0 = self.t0_ns
+        self.stage.append(stage)
+        self.request_index.append(request_index)
+        self.scheduled_ns.append(scheduled_ns - t0)
+        self.sent_ns.append(None if sent_ns is None else sent_ns - t0)
+        has_chunks = bool(chunk_ns) and sent_ns is not None
+        self.first_token_ns.append(chunk_ns[0] - t0 if has_chunks else None)
+        self.last_token_ns.append(chunk_ns[-1] - t0 if has_chunks else None)
+        self.end_ns.append(None if end_ns is None else end_ns - t0)
+        self.requested_input_tokens.append(requested_input_tokens)
+        self.requested_output_tokens.append(requested_output_tokens)
+        self.prompt_tokens.append(prompt_tokens)
+        self.prompt_tokens_source.append(prompt_tokens_source)
+        self.output_tokens.append(output_tokens)
+        self.output_tokens_source.append(output_tokens_source)
+        self.mismatch.append(mismatch)
+        self.status.append(status)
+        self.http_status.append(http_status)
+        self.error.append(error)
+        if has_chunks:
+            assert sent_ns is not None
+            self._offsets_us.extend([(t - sent_ns) // 1000 for t in chunk_ns])
+        self._offsets_pos.append(len(self._offsets_us))
+        valid = chunk_tokens is not None
+        if chunk_tokens is not None:
+            self._tokens.extend([min(n, _INT16_MAX) for n in chunk_tokens])
+        self._tokens_pos.append(len(self._tokens))
+        self._tokens_valid.append(valid)
+
+    def take_table(self) -> pa.Table:
+        """The buffered records as a table in SCHEMA; the buffer is empty afterwards."""
+        n = len(self)
+        offsets = pa.ListArray.from_arrays(
+            pa.array(self._offsets_pos, pa.int32()), pa.array(self._offsets_us, pa.int32())
+        )
+        tokens = pa.ListArray.from_arrays(
+            pa.array(self._tokens_pos, pa.int32()),
+            pa.array(self._tokens, pa.int16()),
+            mask=pa.array([not v for v in self._tokens_valid], pa.bool_()),
+        )
+        columns = {
+            "run_id": pa.array([self.run_id] * n, pa.string()),
+            "stage": pa.array(self.stage, pa.int16()),
+            "worker": pa.array([self.worker] * n, pa.int16()),
+            "request_index": pa.array(self.request_index, pa.int64()),
+            "scheduled_ns": pa.array(self.scheduled_ns, pa.int64()),
+            "sent_ns": pa.array(self.sent_ns, pa.int64()),
+            "first_token_ns": pa.array(self.first_token_ns, pa.int64()),
+            "last_token_ns": pa.array(self.last_token_ns, pa.int64()),
+            "end_ns": pa.array(self.end_ns, pa.int64()),
+            "wall_start_ns": pa.array([self.wall_start_ns] * n, pa.int64()),
+            "requested_input_tokens": pa.array(self.requested_input_tokens, pa.int32()),
+            "requested_output_tokens": pa.array(self.requested_output_tokens, pa.int32()),
+            "prompt_tokens": pa.array(self.prompt_tokens, pa.int32()),
+            "output_tokens": pa.array(self.output_tokens, pa.int32()),
+            "prompt_tokens_source": pa.array(self.prompt_tokens_source, pa.string()),
+            "output_tokens_source": pa.array(self.output_tokens_source, pa.string()),
+            "chunk_offsets_us": offsets,
+            "chunk_tokens": tokens,
+            "status": pa.array(self.status, pa.string()),
+            "http_status": pa.array(self.http_status, pa.int16()),
+            "error": pa.array(self.error, pa.string()),
+            "output_tokens_mismatch": pa.array(self.mismatch, pa.bool_()),
+        }
+        self._reset()
+        return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
+    """Write one complete part file atomically (temp name, fsync-free rename)."""
+    path = parts_dir / f"w{worker:03d}-{seq:06d}{PART_SUFFIX}"
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+    return path
+
+
+def merge_parts(parts_dir: Path, out_path: Path) -> int:
+    """Merge every part into `out_path` (sorted by stage, request_index); returns the row count.
+
+    Parts are removed after the merged file is in place, so a directory never holds the same
+    record twice.
+    """
+    parts = sorted(parts_dir.glob(f"*{PART_SUFFIX}"))
+    try:
+        tables = [pq.read_table(p, schema=SCHEMA) for p in parts]
+    except (OSError, pa.ArrowException) as exc:
+        raise BenchError(f"cannot read record part in {parts_dir}: {exc}") from None
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    if table.num_rows:
+        table = table.sort_by([("stage", "ascending"), ("request_index", "ascending")])
+    tmp = out_path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, out_path)
+    for p in parts:
+        p.unlink()
+    return int(table.num_rows)
