@@ -335,6 +335,7 @@ class _Run:
         self.run_dir = run_dir
         self.env = env
         self.results: dict[str, TaskResult] = {}
+        self.stored: dict[tuple[str, str], Path] = {}
         self.metrics: dict[str, float] = {}
         self.deadline = float("inf")
 
@@ -345,8 +346,13 @@ class _Run:
                 scope[f"tasks.{task}.outputs.parameters.{name}"] = value
         return scope
 
-    def artifact_store(self, task: str, name: str) -> Path:
-        return self.run_dir / "artifacts" / task / name
+    def store_artifact(self, task: str, name: str, source: Path) -> None:
+        """Keep an output artifact as Argo's repository would: a file keeps its name."""
+        dest = self.run_dir / "artifacts" / task / name
+        if source.is_file():
+            dest = dest / source.name
+        _copy(source, dest)
+        self.stored[(task, name)] = dest
 
     def run_task(self, task: dict[str, Any]) -> TaskResult:
         name: str = task["name"]
@@ -381,8 +387,8 @@ class _Run:
         for artifact in template.get("inputs", {}).get("artifacts", []):
             ref = sources.get(artifact["name"], "")
             producer = ref.removeprefix("{{tasks.").removesuffix("}}").split(".outputs.artifacts.")
-            stored = self.artifact_store(*producer) if len(producer) == 2 else None
-            if stored is None or not stored.exists():
+            stored = self.stored.get((producer[0], producer[-1]))
+            if stored is None:
                 if artifact.get("optional"):
                     continue
                 raise UsageError(
@@ -445,7 +451,7 @@ class _Run:
         for artifact in outputs.get("artifacts", []):
             path = host(artifact["path"])
             if path.exists():
-                _copy(path, self.artifact_store(name, artifact["name"]))
+                self.store_artifact(name, artifact["name"], path)
             elif exit_code == 0 and not artifact.get("optional"):
                 exit_code, message = 1, f"output artifact {artifact['path']} was not written"
         phase = "Succeeded" if exit_code == 0 else "Failed"

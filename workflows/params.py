@@ -20,6 +20,7 @@ from steps.readiness.zones import parse_label_selector
 __all__ = [
     "APIType",
     "BaselineParams",
+    "K8sCheck",
     "LoadType",
     "params_from_mapping",
 ]
@@ -28,6 +29,12 @@ __all__ = [
 class APIType(StrEnum):
     completion = "completion"
     chat = "chat"
+
+
+class K8sCheck(StrEnum):
+    auto = "auto"
+    off = "off"
+    required = "required"
 
 
 class LoadType(StrEnum):
@@ -79,6 +86,11 @@ class BaselineParams(BaseModel):
             "label selector k=v[,k2=v2] of the model pods: the load pod's required zone affinity "
             "(fixed when the template is installed) and the readiness zone check"
         ),
+    )
+    k8s_check: K8sCheck = Field(
+        default=K8sCheck.auto,
+        description="readiness: check the model pods and zones via the Kubernetes API (auto: "
+        "when credentials exist)",
     )
     target_namespace: str = Field(
         default="default",

@@ -74,6 +74,7 @@ READINESS_INPUTS = (
     "readiness_timeout",
     "target_labels",
     "target_namespace",
+    "k8s_check",
 )
 TOKENIZER_INPUTS = ("tokenizer",)
 #: Load knobs passed 1:1 as `--<knob>` flags (CONTRACTS.md load overrides).
@@ -240,9 +241,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 *_flags("base_url", "model_name"),
                 "--timeout",
                 _inp("readiness_timeout"),
-                *_flags("target_labels", "target_namespace"),
-                "--k8s-check",
-                "auto",
+                *_flags("target_labels", "target_namespace", "k8s_check"),
                 "--outputs-dir",
                 OUTPUTS_DIR,
                 *api_key_flag,

@@ -1,0 +1,365 @@
+"""`python -m workflows.baseline render|install|submit|run`: the baseline benchmark as an Argo DAG.
+
+    render  [--kind template|cron|workflow|rbac] [-o DIR]   YAML for GitOps
+    install [--cron "0 3 * * *"]                             upsert the template (and the cron)
+    submit  [--wait]                                         upsert, then run it on Argo
+    run     [--out DIR]                                      run the same DAG on this machine
+
+Knobs come from `--<knob>` flags (`--base-url`, `--rate`, ...; one name per knob, see
+`workflows.params`), and from the benchmark chart's values layout (`-f values.yaml`,
+`--set benchmark.target.baseUrl=...`); flags win over values files. Exit codes: 0 ok (verdict
+pass, or a breach without fail_on_breach), 1 failure, 2 bad usage, 3 SLA/regression breach with
+fail_on_breach (the report step's own code for `run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from hera.workflows import WorkflowsService
+
+from steps.cli import make_parser, run_main
+from steps.errors import BenchError, BreachError, UsageError
+from workflows.chart_values import load_values, map_values
+from workflows.cron import build_cron
+from workflows.graph_lint import lint_run, lint_template
+from workflows.local_runner import RunnerEnv, default_lock_dir, run_template
+from workflows.options import TemplateOptions
+from workflows.params import BaselineParams, K8sCheck, params_from_mapping
+from workflows.rbac import build_rbac
+from workflows.submit import (
+    connection_from,
+    make_service,
+    submit_from_template,
+    upsert,
+    wait_for,
+)
+from workflows.template import build_template, build_workflow
+
+__all__ = ["main"]
+
+PROG = "workflows.baseline"
+KINDS = ("template", "cron", "workflow", "rbac")
+DEFAULT_SCHEDULE = "0 3 * * *"
+#: Where `run` finds the `steps` package for its subprocesses (this checkout).
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_OPTION_FLAGS = {
+    "name": "--name",
+    "namespace": "--namespace",
+    "image_registry": "--image-registry",
+    "image_tag": "--image-tag",
+    "service_account": "--service-account",
+    "artifact_repository_configmap": "--artifact-repository-configmap",
+    "artifact_repository_key": "--artifact-repository-key",
+    "hf_token_secret": "--hf-token-secret",
+    "api_key_secret": "--api-key-secret",
+    "workflow_deadline_s": "--workflow-deadline-s",
+}
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _add_knobs(parser: argparse.ArgumentParser) -> None:
+    knobs = parser.add_argument_group("benchmark knobs (= workflow parameters)")
+    enums = BaselineParams.enums()
+    for name, field in BaselineParams.model_fields.items():
+        knobs.add_argument(
+            "--" + name.replace("_", "-"),
+            dest="knob_" + name,
+            default=argparse.SUPPRESS,
+            choices=enums.get(name),
+            help=f"{field.description} (default: {BaselineParams().to_arguments()[name]!r})",
+        )
+    chart = parser.add_argument_group("benchmark chart values layout")
+    chart.add_argument("-f", "--values", action="append", default=[], type=Path, metavar="FILE")
+    chart.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    options = parser.add_argument_group("install options")
+    for option, flag in _OPTION_FLAGS.items():
+        options.add_argument(
+            flag,
+            dest="opt_" + option,
+            default=argparse.SUPPRESS,
+            help=TemplateOptions.model_fields[option].description,
+        )
+
+
+def _add_argo(parser: argparse.ArgumentParser) -> None:
+    argo = parser.add_argument_group("Argo Server (default: the argo CLI's environment)")
+    argo.add_argument("--argo-server", help="host:port or URL (ARGO_SERVER)")
+    argo.add_argument("--argo-base-href", help="path prefix, e.g. /argo/ (ARGO_BASE_HREF)")
+    argo.add_argument(
+        "--insecure-skip-verify",
+        action="store_true",
+        default=None,
+        help="skip TLS verification (ARGO_INSECURE_SKIP_VERIFY)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = make_parser(f"python -m {PROG}", __doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="write the manifests as YAML")
+    render.add_argument("--kind", choices=[*KINDS, "all"], default="template")
+    render.add_argument("-o", "--output-dir", type=Path, help="write <kind>.yaml files here")
+    render.add_argument("--cron", default=DEFAULT_SCHEDULE, help="schedule of --kind cron")
+    render.add_argument("--timezone", default="UTC", help="timezone of the cron schedule")
+    install = commands.add_parser("install", help="create or update the WorkflowTemplate")
+    install.add_argument("--cron", help='also install the CronWorkflow, e.g. "0 3 * * *"')
+    install.add_argument("--timezone", default="UTC", help="timezone of the cron schedule")
+    submit = commands.add_parser("submit", help="upsert the template, then run it on Argo")
+    submit.add_argument("--wait", action="store_true", help="follow the run to its verdict")
+    run = commands.add_parser("run", help="run the DAG on this machine (no cluster)")
+    run.add_argument("--out", type=Path, help="results directory (default ./results/<run id>)")
+    for sub in (render, install, submit, run):
+        _add_knobs(sub)
+    for sub in (install, submit):
+        _add_argo(sub)
+    # make_parser's error() raises UsageError; sub-parsers must do the same.
+    for sub in (render, install, submit, run):
+        sub.error = parser.error  # type: ignore[method-assign]
+    return parser
+
+
+def _given_knobs(args: argparse.Namespace) -> dict[str, Any]:
+    return {k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}
+
+
+def _resolve(
+    args: argparse.Namespace, extra: Mapping[str, Any] | None = None
+) -> tuple[BaselineParams, TemplateOptions]:
+    """Defaults < chart values (-f, --set) < knob flags < `extra` (what `run` decides)."""
+    chart = map_values(load_values(args.values, args.set))
+    if chart.ignored:
+        _echo(f"chart values with no effect here: {', '.join(chart.ignored)}")
+    knobs = {**chart.params, **_given_knobs(args), **(extra or {})}
+    params = params_from_mapping(knobs, "parameters")
+    option_values = {
+        **chart.options,
+        **{k.removeprefix("opt_"): v for k, v in vars(args).items() if k.startswith("opt_")},
+    }
+    try:
+        options = TemplateOptions.model_validate(option_values)
+    except ValueError as exc:
+        raise UsageError(f"install options: {str(exc).splitlines()[-2].strip()}") from None
+    return params, options
+
+
+def _check(template: dict[str, Any], *runs: dict[str, Any]) -> None:
+    """Refuse to emit a manifest the graph lint rejects (a bug here, not a user error)."""
+    problems = lint_template(template) + [p for run in runs for p in lint_run(run, template)]
+    if problems:
+        raise BenchError(f"manifest lint: {'; '.join(problems)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _render(args: argparse.Namespace) -> int:
+    params, options = _resolve(args)
+    template = build_template(params, options).to_dict()
+    workflow = build_workflow(params, options).to_dict()
+    cron = build_cron(params, options, args.cron, args.timezone).to_dict()
+    _check(template, workflow["spec"], cron["spec"]["workflowSpec"])
+    documents: dict[str, list[dict[str, Any]]] = {
+        "template": [template],
+        "cron": [cron],
+        "workflow": [workflow],
+        "rbac": build_rbac(params, options),
+    }
+    kinds = KINDS if args.kind == "all" else (args.kind,)
+    for kind in kinds:
+        text = yaml.safe_dump_all(documents[kind], sort_keys=False)
+        if args.output_dir is None:
+            sys.stdout.write(text if len(kinds) == 1 else "---\n" + text)
+        else:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            (args.output_dir / f"{kind}.yaml").write_text(text)
+            _echo(f"wrote {args.output_dir / f'{kind}.yaml'}")
+    return 0
+
+
+def _service(
+    args: argparse.Namespace,
+    options: TemplateOptions,
+    environ: Mapping[str, str],
+    session: requests.Session | None,
+) -> WorkflowsService:
+    connection = connection_from(
+        environ,
+        server=args.argo_server,
+        namespace=options.namespace,
+        base_href=args.argo_base_href,
+        insecure_skip_verify=args.insecure_skip_verify,
+        default_namespace=options.namespace,
+    )
+    return make_service(connection, session)
+
+
+def _with_env_namespace(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[BaselineParams, TemplateOptions]:
+    params, options = _resolve(args)
+    if not hasattr(args, "opt_namespace") and environ.get("ARGO_NAMESPACE"):
+        options = options.model_copy(update={"namespace": environ["ARGO_NAMESPACE"]})
+    return params, options
+
+
+def _install(
+    args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
+) -> int:
+    params, options = _with_env_namespace(args, environ)
+    service = _service(args, options, environ, session)
+    template = build_template(params, options)
+    _check(template.to_dict())
+    upsert(template, service)
+    print(f"installed WorkflowTemplate {options.namespace}/{options.name}")
+    if args.cron:
+        cron = build_cron(params, options, args.cron, args.timezone)
+        upsert(cron, service)
+        print(
+            f"installed CronWorkflow {options.namespace}/{cron.name} ({args.cron} {args.timezone})"
+        )
+    return 0
+
+
+def _submit(
+    args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
+) -> int:
+    params, options = _with_env_namespace(args, environ)
+    service = _service(args, options, environ, session)
+    template = build_template(params, options)
+    _check(template.to_dict())
+    upsert(template, service)
+    name = submit_from_template(options.name, params, service)
+    print(f"submitted {options.namespace}/{name}")
+    print(service.get_workflow_link(name))
+    if not args.wait:
+        return 0
+    outcome = wait_for(name, service, _echo)
+    _print_verdict(outcome.phase, outcome.report, outcome.message)
+    if outcome.phase == "Succeeded":
+        return 0
+    return BreachError.exit_code if outcome.report.get("verdict") == "fail" else 1
+
+
+def _print_verdict(phase: str, report: Mapping[str, str], message: str = "") -> None:
+    print(f"phase: {phase}{f' ({message})' if message else ''}")
+    if not report:
+        print("verdict: none (the report step did not finish)")
+        return
+    print(f"verdict: {report.get('verdict', '')}")
+    for key in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "error_rate"):
+        print(f"  {key}: {report.get(key, '')}")
+    if report.get("report_uri"):
+        print(f"report: {report['report_uri']}")
+
+
+def _run_id() -> str:
+    """Same shape as the load step's run ids, so result directories sort by time."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_simulator(
+    model_name: str, environ: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    argv = [sys.executable, "-m", "steps.simulator", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--model", model_name, "--seed", "0"]
+    proc = subprocess.Popen(argv, env=environ, stdout=subprocess.DEVNULL)
+    _echo(f"started the built-in simulator on 127.0.0.1:{port} (model {model_name})")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    given = {**map_values(load_values(args.values, args.set)).params, **_given_knobs(args)}
+    step_env = dict(environ)
+    step_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH", "")) if p
+    )
+    extra: dict[str, Any] = {}
+    simulator: subprocess.Popen[bytes] | None = None
+    try:
+        if "base_url" not in given:
+            simulator, base_url = _start_simulator(
+                str(given.get("model_name", BaselineParams().model_name)), step_env
+            )
+            extra = {"base_url": base_url, "k8s_check": K8sCheck.off.value}
+            extra.setdefault("tokenizer", given.get("tokenizer", "offline:qwen"))
+        if not given.get("s3_endpoint_url") and "bucket" not in given:
+            extra["bucket"] = ""
+            _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
+        params, options = _resolve(args, extra)
+        out = args.out or Path("results") / _run_id()
+        out.mkdir(parents=True, exist_ok=True)
+        template = build_template(params, options).to_dict()
+        _check(template)
+        env = RunnerEnv(
+            python_executable=sys.executable,
+            environ=step_env,
+            echo=_echo,
+            lock_dir=default_lock_dir(),
+        )
+        result = run_template(template, params.to_arguments(), out.resolve(), env)
+    finally:
+        if simulator is not None:
+            simulator.terminate()
+            simulator.wait(timeout=10)
+    report = result.tasks.get("report")
+    _print_verdict(result.phase, report.outputs if report else {})
+    print(f"results: {out}")
+    failed = [t for t in result.tasks.values() if t.phase == "Failed" and t.name != "load"]
+    if report is not None and report.exit_code is not None:
+        return report.exit_code
+    detail = "; ".join(f"{t.name}: {t.message or 'failed'}" for t in failed) or "no report"
+    raise BenchError(f"run: the DAG did not reach a verdict ({detail})")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    session: requests.Session | None = None,
+) -> int:
+    """CLI entry point; returns the exit code. `environ`/`session` are test seams (the HTTP
+    session Hera's service uses: a recording fake in tests)."""
+    env = os.environ if environ is None else environ
+
+    def body() -> int:
+        args = _parser().parse_args(argv)
+        if args.command == "render":
+            return _render(args)
+        if args.command == "install":
+            return _install(args, env, session)
+        if args.command == "submit":
+            return _submit(args, env, session)
+        return _run(args, env)
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The AI on EKS benchmark chart's values layout -> our knobs, so chart users switch unchanged.
+
+`-f values.yaml` files merge in order (maps deep-merged, lists replaced, as Helm does), then each
+`--set a.b[0].c=v` applies. Only what the user gave is mapped; everything else keeps our defaults.
+Three kinds of keys (chart v0.1.0 plus the 0.2.x additions):
+
+- mapped to a knob or an install option (`benchmark.target.baseUrl` -> `base_url`);
+- chart-only keys with no meaning here (images, Job backoff, pip packages): accepted and listed
+  as ignored, so a copied values file works;
+- anything else: an error naming the key. Values this workflow cannot honour (another scenario,
+  variable token lengths, several stages, streaming off, affinity off) are errors too.
+
+One deliberate difference: `--set ...stages[0].duration=600` changes only the duration of stage 0;
+Helm would replace the whole list and drop its rate (a chart bug the guide's example hits).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from steps.errors import UsageError
+
+__all__ = ["ChartMapping", "apply_set", "load_values", "map_values"]
+
+_SEGMENT_RE = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+
+
+@dataclass
+class ChartMapping:
+    """Knob values, install-option values and the chart keys that had no effect."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _scalar(text: str) -> Any:
+    """Type a `--set` value as Helm's strvals does: bools, null, integers, else the string."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return text
+
+
+def _path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for segment in path.split("."):
+        match = _SEGMENT_RE.fullmatch(segment)
+        if match is None:
+            raise UsageError(f"--set: cannot parse key path {path!r}")
+        parts.append(match.group(1))
+        parts += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
+    return parts
+
+
+def apply_set(values: dict[str, Any], assignment: str) -> None:
+    """Apply one `--set a.b[0].c=v` to a values tree in place."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--set: expected key=value, got {assignment!r}")
+    parts = _path(key)
+    node: Any = values
+    for part, nxt in itertools.pairwise(parts):
+        child_default: Any = [] if isinstance(nxt, int) else {}
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise UsageError(f"--set {key}: [{part}] indexes something that is not a list")
+            while len(node) <= part:
+                node.append({} if not isinstance(nxt, int) else [])
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {key}: '{part}' is under something that is not a map")
+            node = node.setdefault(part, child_default)
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list):
+            raise UsageError(f"--set {key}: [{last}] indexes something that is not a list")
+        while len(node) <= last:
+            node.append(None)
+        node[last] = _scalar(raw)
+    else:
+        if not isinstance(node, dict):
+            raise UsageError(f"--set {key}: '{last}' is under something that is not a map")
+        node[last] = _scalar(raw)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def load_values(files: Sequence[Path], sets: Sequence[str]) -> dict[str, Any]:
+    """Merge values files in order, then apply `--set` assignments."""
+    values: dict[str, Any] = {}
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise UsageError(f"-f {path}: cannot read ({exc.strerror})") from None
+        except yaml.YAMLError:
+            raise UsageError(f"-f {path}: not valid YAML") from None
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise UsageError(f"-f {path}: expected a mapping at the top level")
+        _merge(values, data)
+    for assignment in sets:
+        apply_set(values, assignment)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Key table. A handler gets (value, key path, mapping) and records what the value means.
+
+Handler = Callable[[Any, str, ChartMapping], None]
+Spec = dict[str, Any]  # key -> Handler | nested Spec; "*" matches any key
+
+
+def _to(knob: str) -> Handler:
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        out.params[knob] = value
+
+    return handle
+
+
+def _to_option(option: str) -> Handler:
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        out.options[option] = value
+
+    return handle
+
+
+def _ignored(value: Any, key: str, out: ChartMapping) -> None:
+    out.ignored.append(key)
+
+
+def _must_be(expected: Any, why: str) -> Handler:
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        if value != expected:
+            raise UsageError(f"values: {key}={value!r} is not supported: {why}")
+
+    return handle
+
+
+def _not_supported(why: str) -> Handler:
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        raise UsageError(f"values: {key} is not supported: {why}")
+
+    return handle
+
+
+def _target_labels(value: Any, key: str, out: ChartMapping) -> None:
+    if not isinstance(value, dict) or not value:
+        raise UsageError(f"values: {key} must be a non-empty map of pod labels")
+    out.params["target_labels"] = ",".join(f"{k}={v}" for k, v in value.items())
+
+
+def _namespaces(value: Any, key: str, out: ChartMapping) -> None:
+    if not isinstance(value, list) or len(value) != 1:
+        raise UsageError(f"values: {key} must list exactly one namespace (the model's)")
+    out.params["target_namespace"] = value[0]
+
+
+def _fixed_length(knob: str) -> Handler:
+    """A chart distribution {mean, stdDev, min, max} must be one exact length here."""
+
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        if not isinstance(value, dict):
+            raise UsageError(f"values: {key} must be a map of mean, stdDev, min, max")
+        for name in value:
+            if name not in ("mean", "stdDev", "min", "max"):
+                raise UsageError(f"values: unknown key '{key}.{name}'")
+        if value.get("stdDev", 0) != 0:
+            raise UsageError(
+                f"values: {key}.stdDev={value['stdDev']!r}: the baseline uses exact lengths "
+                "(stdDev 0, min = max = mean)"
+            )
+        lengths = {v for k, v in value.items() if k != "stdDev"}
+        if len(lengths) > 1:
+            raise UsageError(f"values: {key}: mean, min and max must be equal, got {value}")
+        if lengths:
+            out.params[knob] = lengths.pop()
+
+    return handle
+
+
+def _stages(value: Any, key: str, out: ChartMapping) -> None:
+    if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
+        raise UsageError(f"values: {key} must hold exactly one stage {{rate, duration}}")
+    for name, item in value[0].items():
+        if name == "rate":
+            out.params["rate"] = item
+        elif name == "duration":
+            out.params["duration"] = item
+        else:
+            raise UsageError(f"values: unknown key '{key}[0].{name}'")
+
+
+_DISTRIBUTION = {"mean": _ignored, "stdDev": _ignored, "min": _ignored, "max": _ignored}
+_OTHER_SCENARIO: Spec = {
+    "description": _ignored,
+    "data": {"input": _DISTRIBUTION, "output": _DISTRIBUTION},
+    "load": {
+        "type": _ignored,
+        "numWorkers": _ignored,
+        "stages": _ignored,
+        "sweep": {
+            k: _ignored
+            for k in (
+                "type",
+                "numRequests",
+                "timeout",
+                "numStages",
+                "stageDuration",
+                "saturationPercentile",
+            )
+        },
+    },
+}
+_BASELINE: Spec = {
+    "description": _ignored,
+    "data": {"input": _fixed_length("input_tokens"), "output": _fixed_length("output_tokens")},
+    "load": {
+        "type": _to("load_type"),
+        "numWorkers": _to("num_workers"),
+        "stages": _stages,
+        "sweep": _not_supported("the baseline runs fixed stages, not a sweep"),
+    },
+}
+_SPEC: Spec = {
+    "benchmark": {
+        "enabled": _ignored,
+        "namespace": _to_option("namespace"),
+        "image": {
+            "repository": _ignored,
+            "tag": _ignored,
+            "pullPolicy": _to_option("image_pull_policy"),
+        },
+        "serviceAccount": {
+            "create": _ignored,
+            "name": _to_option("service_account"),
+            "annotations": _ignored,
+        },
+        "scenario": _must_be("baseline", "this workflow runs the baseline scenario"),
+        "job": {
+            "backoffLimit": _ignored,
+            "ttlSecondsAfterFinished": _to_option("ttl_after_completion_s"),
+        },
+        "target": {
+            "serverType": _ignored,
+            "modelName": _to("model_name"),
+            "baseUrl": _to("base_url"),
+            "tokenizerPath": _to("tokenizer"),
+            "ignoreEos": _must_be(True, "exact output lengths need ignore_eos"),
+        },
+        "api": {
+            "type": _to("api_type"),
+            "streaming": _must_be(True, "TTFT and ITL need streaming"),
+        },
+        "storage": {"s3": {"bucketName": _to("bucket"), "pathPrefix": _to("path")}},
+        "dependencies": {"packages": _ignored},
+        "resources": _ignored,
+        "nodeSelector": _ignored,
+        "tolerations": _ignored,
+        "affinity": {
+            "enabled": _must_be(True, "the load pod always runs in the model's zone"),
+            "targetLabels": _target_labels,
+            "namespaces": _namespaces,
+        },
+        "config": _not_supported("a raw inference-perf config; use the knobs (--rate, ...)"),
+        "scenarios": {"baseline": _BASELINE, "*": _OTHER_SCENARIO},
+    }
+}
+
+
+def _walk(node: Any, spec: Spec | Handler, key: str, out: ChartMapping) -> None:
+    if callable(spec):
+        spec(node, key, out)
+        return
+    if not isinstance(node, dict):
+        raise UsageError(f"values: {key} must be a map, got {node!r}")
+    for name, value in node.items():
+        child = spec.get(name, spec.get("*"))
+        path = f"{key}.{name}" if key else str(name)
+        if child is None:
+            allowed = ", ".join(k for k in spec if k != "*")
+            raise UsageError(f"values: unknown key '{path}' (known here: {allowed})")
+        _walk(value, child, path, out)
+
+
+def map_values(values: dict[str, Any]) -> ChartMapping:
+    """Translate a merged values tree into knob and option values."""
+    out = ChartMapping()
+    _walk(values, _SPEC, "", out)
+    return out
