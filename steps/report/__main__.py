@@ -11,6 +11,7 @@ Exit codes: 0 pass (or breach without --fail-on-breach); 3 SLA or regression bre
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -188,12 +189,12 @@ def run(config: ReportConfig) -> ReportResult:
     thresholds = merge_thresholds(from_file, config.sla_flags)
     location = S3Location.parse(config.s3_uri) if config.s3_uri else None
 
-    summary = read_json(config.summary / "summary.json", "--summary")
-    identity = _run_identity(summary)
-    overall = summary["overall"]
     # Env values are read only to scrub them; the run's config names further secret variables.
     secrets = _secret_values(read_run_config(records))
     collect_inputs(config.summary, records, config.out, secrets)
+    summary = read_json(config.out / "summary.json", "--summary")
+    identity = _run_identity(summary)
+    overall = summary["overall"]
 
     sla = evaluate_sla(thresholds, overall)
     history: RunHistory | None = None
@@ -277,7 +278,9 @@ def _parser() -> Any:
     parser.add_argument("--history-dir", default="", help=fields["history_dir"].description)
     parser.add_argument(
         "--fail-on-breach",
-        action="store_true",
+        # --no-fail-on-breach too: an Argo parameter can switch it without a conditional arg.
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="exit 3 on an SLA or regression breach (default: report it and exit 0)",
     )
     parser.add_argument("--outputs-dir", default="", help=fields["outputs_dir"].description)

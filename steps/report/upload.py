@@ -113,8 +113,12 @@ def run_key_prefix(location: S3Location, scenario: str, model: str, run_id: str 
 
 
 def make_s3_client(endpoint_url: str | None) -> Any:
-    """A boto3 S3 client from the standard credential chain with retries and finite timeouts."""
-    import boto3
+    """A boto3 S3 client from the standard credential chain with retries and finite timeouts.
+
+    A fresh Session each time: boto3's module-level default session caches the credentials it
+    resolved first, which would pin one identity for the life of the process.
+    """
+    import boto3.session
     from botocore.config import Config
 
     config = Config(
@@ -122,7 +126,8 @@ def make_s3_client(endpoint_url: str | None) -> Any:
         connect_timeout=5,
         read_timeout=60,
     )
-    return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
 def _endpoint(client: Any) -> str:
@@ -224,7 +229,11 @@ def upload_files(
 
 
 class S3History:
-    """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`)."""
+    """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`).
+
+    Only botocore's retries here, not `with_backoff`: a failed lookup is noted in the report and
+    the step goes on, and the upload that follows does the patient retrying.
+    """
 
     def __init__(self, client: Any, location: S3Location, base_prefix: str) -> None:
         self._client = client
@@ -237,7 +246,7 @@ class S3History:
         paginator = self._client.get_paginator("list_objects_v2")
         with translate_s3_errors(self._client, self._location.bucket, "previous-run lookup"):
             pages = paginator.paginate(Bucket=self._location.bucket, Prefix=self._base)
-            for page in with_backoff(lambda: list(pages)):
+            for page in pages:
                 for item in page.get("Contents", []):
                     rest = str(item["Key"])[len(self._base) :]
                     run_id, _, name = rest.partition("/")
@@ -249,9 +258,7 @@ class S3History:
         """The run's summary.json; None when it is not valid JSON."""
         key = f"{self._base}{run_id}/summary.json"
         with translate_s3_errors(self._client, self._location.bucket, "read"):
-            response = with_backoff(
-                lambda: self._client.get_object(Bucket=self._location.bucket, Key=key)
-            )
+            response = self._client.get_object(Bucket=self._location.bucket, Key=key)
             body = response["Body"].read()
         try:
             data = json.loads(body)

