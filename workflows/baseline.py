@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--timezone", default="UTC", help="timezone of the cron schedule")
     submit = commands.add_parser("submit", help="upsert the template, then run it on Argo")
     submit.add_argument("--wait", action="store_true", help="follow the run to its verdict")
+    submit.add_argument(
+        "--poll-interval", type=float, default=10.0, help="seconds between --wait polls"
+    )
     run = commands.add_parser("run", help="run the DAG on this machine (no cluster)")
     run.add_argument("--out", type=Path, help="results directory (default ./results/<run id>)")
     for sub in (render, install, submit, run):
@@ -253,7 +256,7 @@ def _submit(
     print(service.get_workflow_link(name))
     if not args.wait:
         return 0
-    outcome = wait_for(name, service, _echo)
+    outcome = wait_for(name, service, _echo, poll_s=args.poll_interval)
     _print_verdict(outcome.phase, outcome.report, outcome.message)
     if outcome.phase == "Succeeded":
         return 0

@@ -10,6 +10,7 @@ Server errors become one-line `BenchError`s that say what to check; the token is
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import requests
 from hera.exceptions import HeraException
 from hera.workflows import CronWorkflow, WorkflowsService, WorkflowTemplate
 from hera.workflows import models as m
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PydanticDeprecatedSince20, SecretStr
 
 from steps.errors import BenchError, UsageError
 from workflows.params import BaselineParams
@@ -113,7 +114,10 @@ def make_service(
 def _argo_errors(action: str, service: WorkflowsService) -> Iterator[None]:
     """Translate HTTP and connection failures into one line that says what to check."""
     try:
-        yield
+        with warnings.catch_warnings():
+            # hera 7.1 serialises requests with pydantic's deprecated `.json()`: noise, not ours.
+            warnings.filterwarnings("ignore", category=PydanticDeprecatedSince20)
+            yield
     except HeraException as exc:
         status = getattr(exc, "status_code", None)
         hints = {

@@ -1,0 +1,259 @@
+"""The rendered manifests: Argo JSON Schema per kind, graph lint, goldens, knob wiring."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps.config import load_config
+from tests.unit.workflows.argo_schema import schema_errors
+from workflows.cron import build_cron
+from workflows.graph_lint import lint_run, lint_template
+from workflows.options import STEPS, TemplateOptions
+from workflows.params import BaselineParams
+from workflows.template import build_template, build_workflow
+
+GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "workflows"
+REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
+
+
+def _template(**knobs: Any) -> dict[str, Any]:
+    return build_template(BaselineParams(**knobs), TemplateOptions()).to_dict()
+
+
+def _manifests() -> dict[str, tuple[str, dict[str, Any]]]:
+    params, options = BaselineParams(), TemplateOptions()
+    return {
+        "template": ("WorkflowTemplate", build_template(params, options).to_dict()),
+        "cron": ("CronWorkflow", build_cron(params, options, "0 3 * * *").to_dict()),
+        "workflow": ("Workflow", build_workflow(params, options).to_dict()),
+    }
+
+
+def _task_template(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in manifest["spec"]["templates"] if t["name"] == name)
+
+
+@pytest.mark.parametrize("name", ["template", "cron", "workflow"])
+def test_manifest_schema_valid_per_kind(name: str) -> None:
+    kind, manifest = _manifests()[name]
+    assert schema_errors(manifest, kind) == []
+
+
+def test_schema_strict_misspelt_key_fails() -> None:
+    manifest = _template()
+    manifest["spec"]["serviceAcountName"] = "x"
+    assert any("serviceAcountName" in e for e in schema_errors(manifest, "WorkflowTemplate"))
+
+
+@pytest.mark.parametrize("name", ["template", "cron", "workflow"])
+def test_manifest_matches_golden(name: str) -> None:
+    _, manifest = _manifests()[name]
+    path = GOLDEN_DIR / f"{name}.yaml"
+    if REGENERATE:
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    assert yaml.safe_load(path.read_text()) == manifest, (
+        f"{path} differs; if intended, regenerate with REGENERATE_GOLDEN=1"
+    )
+
+
+def test_graph_lint_rendered_manifests_clean() -> None:
+    manifests = _manifests()
+    template = manifests["template"][1]
+    assert lint_template(template) == []
+    assert lint_run(manifests["workflow"][1]["spec"], template) == []
+    assert lint_run(manifests["cron"][1]["spec"]["workflowSpec"], template) == []
+
+
+def _break_depends(m: dict[str, Any]) -> None:
+    _task_template(m, "baseline")["dag"]["tasks"][1]["depends"] = "readyness"
+
+
+def _break_param(m: dict[str, Any]) -> None:
+    m["spec"]["arguments"]["parameters"] = m["spec"]["arguments"]["parameters"][1:]
+
+
+def _break_from(m: dict[str, Any]) -> None:
+    task = _task_template(m, "baseline")["dag"]["tasks"][3]
+    task["arguments"]["artifacts"][0]["from"] = "{{tasks.load.outputs.artifacts.rows}}"
+
+
+def _break_mount(m: dict[str, Any]) -> None:
+    _task_template(m, "load")["container"]["volumeMounts"] = [{"name": "cache", "mountPath": "/c"}]
+
+
+def _break_affinity(m: dict[str, Any]) -> None:
+    term = _task_template(m, "load")["affinity"]["podAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ][0]
+    del term["namespaces"]
+
+
+def _break_entrypoint(m: dict[str, Any]) -> None:
+    m["spec"]["entrypoint"] = "main"
+
+
+def _break_task_template(m: dict[str, Any]) -> None:
+    _task_template(m, "baseline")["dag"]["tasks"][0]["template"] = "probe"
+
+
+def _break_retry(m: dict[str, Any]) -> None:
+    _task_template(m, "load")["retryStrategy"] = {"limit": "1"}
+
+
+def _break_input(m: dict[str, Any]) -> None:
+    _task_template(m, "report")["container"]["args"].append("{{inputs.parameters.nope}}")
+
+
+@pytest.mark.parametrize(
+    ("breaker", "expected"),
+    [
+        (_break_depends, "depends names unknown task 'readyness'"),
+        (_break_param, "workflow.parameters.base_url is used but not declared"),
+        (_break_from, "declares no output artifact 'rows'"),
+        (_break_mount, "volumeMount 'cache' has no volume"),
+        (_break_affinity, "needs required podAffinity"),
+        (_break_entrypoint, "entrypoint 'main' is not a template"),
+        (_break_task_template, "template 'probe' does not exist"),
+        (_break_retry, "must not be retried"),
+        (_break_input, "inputs.parameters.nope"),
+    ],
+)
+def test_graph_lint_broken_manifest_reports_problem(breaker: Any, expected: str) -> None:
+    manifest = copy.deepcopy(_template())
+    breaker(manifest)
+    assert any(expected in p for p in lint_template(manifest)), lint_template(manifest)
+
+
+def test_lint_run_missing_parameter_reported() -> None:
+    manifests = _manifests()
+    run = copy.deepcopy(manifests["workflow"][1]["spec"])
+    run["arguments"]["parameters"].pop()
+    assert lint_run(run, manifests["template"][1]) == [
+        "parameter 'fail_on_breach' is not set explicitly"
+    ]
+
+
+def test_params_defaults_match_seed_config(seed_config_path: Path) -> None:
+    seed = load_config(seed_config_path)
+    params = BaselineParams()
+    storage = seed.storage.simple_storage_service
+    assert storage is not None
+    assert (params.base_url, params.model_name) == (seed.server.base_url, seed.server.model_name)
+    assert params.tokenizer == seed.tokenizer.pretrained_model_name_or_path
+    assert (params.rate, params.duration) == (
+        seed.load.stages[0].rate,
+        seed.load.stages[0].duration,
+    )
+    assert params.input_tokens == seed.data.input_distribution.mean
+    assert params.output_tokens == seed.data.output_distribution.mean
+    assert params.num_workers == seed.load.num_workers
+    assert params.load_type.value == seed.load.type.value
+    assert (params.bucket, params.path) == (storage.bucket_name, storage.path)
+
+
+def test_template_every_knob_is_a_described_parameter() -> None:
+    declared = _template()["spec"]["arguments"]["parameters"]
+    assert [p["name"] for p in declared] == list(BaselineParams.model_fields)
+    assert all(p.get("description") for p in declared)
+    enums = {p["name"]: p.get("enum") for p in declared}
+    assert enums["api_type"] == ["completion", "chat"]
+    assert enums["fail_on_breach"] == ["true", "false"]
+
+
+def test_template_steps_run_their_module_in_their_image() -> None:
+    manifest = build_template(
+        BaselineParams(), TemplateOptions(image_registry="r.example/x", image_tag="9")
+    ).to_dict()
+    for step in STEPS:
+        container = _task_template(manifest, step)["container"]
+        assert container["command"] == ["python", "-m", f"steps.{step}"]
+        assert container["image"] == f"r.example/x/{step}:9"
+
+
+def test_load_template_affinity_resources_and_deadline() -> None:
+    manifest = _template(target_labels="app=m,tier=gpu")
+    load = _task_template(manifest, "load")
+    term = load["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term == {
+        "topologyKey": "topology.kubernetes.io/zone",
+        "namespaces": ["{{inputs.parameters.target_namespace}}"],
+        "labelSelector": {"matchLabels": {"app": "m", "tier": "gpu"}},
+    }
+    assert load["container"]["resources"] == {
+        "limits": {"cpu": "4", "memory": "8Gi"},
+        "requests": {"cpu": "2", "memory": "4Gi"},
+    }
+    assert "retryStrategy" not in load
+    assert load["activeDeadlineSeconds"] == "{{=asInt(inputs.parameters.duration) + 900}}"
+    targets = {p["name"]: p for p in manifest["spec"]["arguments"]["parameters"]}
+    assert targets["target_labels"]["enum"] == ["app=m,tier=gpu"]
+
+
+def test_template_retries_only_readiness_tokenizer_report() -> None:
+    manifest = _template()
+    retried = {t["name"] for t in manifest["spec"]["templates"] if "retryStrategy" in t}
+    assert retried == {"readiness", "tokenizer", "report"}
+
+
+def test_aggregate_runs_after_failed_load() -> None:
+    tasks = _task_template(_template(), "baseline")["dag"]["tasks"]
+    aggregate = next(t for t in tasks if t["name"] == "aggregate")
+    assert aggregate["depends"] == "load.Succeeded || load.Failed"
+
+
+def test_template_cluster_settings_present() -> None:
+    spec = _template()["spec"]
+    assert spec["synchronization"] == {
+        "mutexes": [{"name": "llm-baseline-{{workflow.parameters.base_url}}"}]
+    }
+    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
+    assert spec["ttlStrategy"]["secondsAfterCompletion"] > 0
+    assert isinstance(spec["activeDeadlineSeconds"], int)
+    report = _task_template({"spec": spec}, "report")
+    gauges = {m["name"] for m in report["metrics"]["prometheus"]}
+    assert gauges == {
+        "llm_baseline_ttft_p50_ms",
+        "llm_baseline_ttft_p99_ms",
+        "llm_baseline_itl_p50_ms",
+        "llm_baseline_itl_p99_ms",
+        "llm_baseline_error_rate",
+    }
+
+
+def test_template_secrets_by_name_only() -> None:
+    options = TemplateOptions(api_key_secret="vllm-key")
+    manifest = build_template(BaselineParams(), options).to_dict()
+    load = _task_template(manifest, "load")["container"]
+    assert load["env"] == [
+        {
+            "name": "BENCH_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "vllm-key", "key": "api-key", "optional": True}},
+        }
+    ]
+    assert load["args"][-2:] == ["--api-key-env", "BENCH_API_KEY"]
+
+
+def test_artifact_repository_ref_configurable() -> None:
+    options = TemplateOptions(
+        artifact_repository_configmap="artifact-repositories", artifact_repository_key="s3"
+    )
+    spec = build_template(BaselineParams(), options).to_dict()["spec"]
+    assert spec["artifactRepositoryRef"] == {"configMap": "artifact-repositories", "key": "s3"}
+    assert "artifactRepositoryRef" not in _template()["spec"]
+
+
+def test_cron_passes_every_parameter_and_fails_on_breach() -> None:
+    cron = build_cron(BaselineParams(), TemplateOptions(), "0 3 * * *", "Europe/Paris").to_dict()
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["timezone"] == "Europe/Paris"
+    assert spec["workflowSpec"]["workflowTemplateRef"] == {"name": "llm-baseline"}
+    values = {p["name"]: p["value"] for p in spec["workflowSpec"]["arguments"]["parameters"]}
+    assert values["fail_on_breach"] == "true"
+    assert set(values) == set(BaselineParams.model_fields)
