@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationError
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.config import StrictModel, format_validation_error
 from steps.errors import BenchError, UsageError
+from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
 from steps.readiness.warmup import run_warmup
 from steps.readiness.zones import (
@@ -112,13 +113,6 @@ def _plan_k8s_check(config: ReadinessConfig, creds: KubeCredentials | None) -> b
     return True
 
 
-def _write_outputs(outputs_dir: Path, values: dict[str, str]) -> None:
-    """One file per Argo output parameter, no trailing newline (CONTRACTS.md)."""
-    outputs_dir.mkdir(parents=True, exist_ok=True)
-    for name, value in values.items():
-        (outputs_dir / name).write_text(value, encoding="utf-8")
-
-
 def run(
     config: ReadinessConfig,
     api_key: SecretStr | None = None,
@@ -153,7 +147,7 @@ def run(
         zones = check_zones(kube_credentials, config.target_namespace, config.target_labels).zones
     result = ReadinessResult(model.id, zones, model.max_model_len, tuple(latencies))
     if config.outputs_dir is not None:
-        _write_outputs(config.outputs_dir, result.outputs())
+        write_outputs(config.outputs_dir, result.outputs())
     return result
 
 

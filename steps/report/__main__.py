@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import BreachError, UsageError
+from steps.outputs import format_number, write_outputs
 from steps.report.bundle import (
     bundle_files,
     collect_inputs,
@@ -31,7 +32,6 @@ from steps.report.bundle import (
     read_run_config,
     write_json,
 )
-from steps.report.outputs import format_number, write_outputs
 from steps.report.plots import render_plots
 from steps.report.redact import SECRET_ENV_VARS, redact_text
 from steps.report.regression import (

@@ -1,6 +1,7 @@
 """Argo output parameters as files: one small text file per parameter, no trailing newline.
 
-Argo reads an output parameter from `valueFrom.path`; a trailing newline would become part of the
+Shared by every step that sets Argo output parameters (readiness, report). Argo reads an output
+parameter from `valueFrom.path`; a trailing newline would become part of the
 value (and of every downstream `when:` comparison), hence none.
 """
 
@@ -11,18 +12,7 @@ from pathlib import Path
 
 from steps.errors import BenchError
 
-__all__ = ["OUTPUT_NAMES", "format_number", "write_outputs"]
-
-#: The report step's output parameters (CONTRACTS.md), in the order they are written.
-OUTPUT_NAMES = (
-    "verdict",
-    "ttft_p50_ms",
-    "ttft_p99_ms",
-    "itl_p50_ms",
-    "itl_p99_ms",
-    "error_rate",
-    "report_uri",
-)
+__all__ = ["format_number", "write_outputs"]
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
