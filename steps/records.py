@@ -12,9 +12,16 @@ never rename or retype these.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
-__all__ = ["RECORD_SCHEMA", "STATUSES", "TOKEN_SOURCES"]
+from steps.errors import UsageError
+
+__all__ = ["RECORDS_FILE", "RECORD_SCHEMA", "STATUSES", "TOKEN_SOURCES", "resolve_records_path"]
+
+#: The load step's output file name inside its --out directory.
+RECORDS_FILE = "records.parquet"
 
 #: `status` values. ok: the response completed; http_error: non-2xx answer; timeout: the request
 #: exceeded load.request_timeout or the drain window; connect_error: no connection; protocol_error:
@@ -56,3 +63,20 @@ RECORD_SCHEMA = pa.schema(
         pa.field("error", pa.string()),
     ]
 )
+
+
+def resolve_records_path(path: Path) -> Path:
+    """A records file, or the load step's --out directory holding one (both are accepted)."""
+    if path.is_dir():
+        records = path / RECORDS_FILE
+        if not records.is_file():
+            raise UsageError(
+                f"records directory '{path}' holds no {RECORDS_FILE}; "
+                "pass the load step's --out DIR"
+            )
+        return records
+    if not path.is_file():
+        raise UsageError(
+            f"records path '{path}' does not exist; pass a {RECORDS_FILE} or its directory"
+        )
+    return path

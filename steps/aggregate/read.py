@@ -24,10 +24,9 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from steps.errors import UsageError
-from steps.records import RECORD_SCHEMA
+from steps.records import RECORD_SCHEMA, resolve_records_path
 
 __all__ = [
-    "RECORDS_FILE",
     "RUN_FILE",
     "TIME_COLUMNS",
     "RunInfo",
@@ -38,7 +37,6 @@ __all__ = [
     "read_requests",
 ]
 
-RECORDS_FILE = "records.parquet"
 RUN_FILE = "run.json"
 
 TIME_COLUMNS = ("scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns", "end_ns")
@@ -82,22 +80,6 @@ class Shard:
     wall_start_ns: int
     run: RunInfo | None
     run_meta: dict[str, Any] | None
-
-
-def _records_path(path: Path) -> Path:
-    if path.is_dir():
-        records = path / RECORDS_FILE
-        if not records.is_file():
-            raise UsageError(
-                f"records directory '{path}' holds no {RECORDS_FILE}; "
-                "pass the load step's --out DIR"
-            )
-        return records
-    if not path.is_file():
-        raise UsageError(
-            f"records path '{path}' does not exist; pass a {RECORDS_FILE} or its directory"
-        )
-    return path
 
 
 def _check_schema(records: Path) -> pq.FileMetaData:
@@ -149,7 +131,7 @@ def load_shards(paths: Sequence[Path]) -> list[Shard]:
     """Resolve and validate every records path (file or directory) and its run.json."""
     shards = []
     for path in paths:
-        records = _records_path(path)
+        records = resolve_records_path(path)
         metadata = _check_schema(records)
         run_path = records.parent / RUN_FILE
         run, meta = _read_run(run_path) if run_path.is_file() else (None, None)

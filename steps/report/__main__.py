@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import BreachError, UsageError
 from steps.outputs import format_number, write_outputs
+from steps.records import resolve_records_path
 from steps.report.bundle import (
     bundle_files,
     collect_inputs,
@@ -42,7 +43,7 @@ from steps.report.regression import (
     find_previous_run,
 )
 from steps.report.render import RegressionOutcome, build_blocks, render_html, render_markdown
-from steps.report.samples import read_samples, resolve_records_path
+from steps.report.samples import read_samples
 from steps.report.sla import (
     SLA_METRICS,
     SlaVerdict,

@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from steps.errors import UsageError
+from steps.records import resolve_records_path
 
-__all__ = ["COLUMNS", "MAX_ITL_REQUESTS", "Samples", "read_samples", "resolve_records_path"]
+__all__ = ["COLUMNS", "MAX_ITL_REQUESTS", "Samples", "read_samples"]
 
 #: The only record columns the report reads (steps/records.py names them).
 COLUMNS = (
@@ -58,14 +59,6 @@ class Samples:
     def ok_count(self) -> int:
         """Number of ok requests."""
         return len(self.ttft_ms)
-
-
-def resolve_records_path(path: Path) -> Path:
-    """A records.parquet file, or a directory holding one (as the aggregate step accepts)."""
-    candidate = path / "records.parquet" if path.is_dir() else path
-    if not candidate.is_file():
-        raise UsageError(f"--records: {path} is not a records.parquet file or a directory with one")
-    return candidate
 
 
 def _float(array: pa.Array) -> np.ndarray:
