@@ -199,12 +199,6 @@ def check_supported(manifest: Manifest) -> None:
                 f"local runner: template '{name}' command must start with 'python' "
                 "(steps run as python -m steps.<name>)"
             )
-        for artifact in template.get("outputs", {}).get("artifacts", []):
-            if artifact.get("archive", {"none": {}}) != {"none": {}}:
-                raise UnsupportedFeature(
-                    f"local runner: template '{name}' artifact '{artifact['name']}': "
-                    "only archive 'none' or the default is supported"
-                )
         policy = template.get("retryStrategy", {}).get("retryPolicy", "Always")
         if policy not in ("Always", "OnFailure", "OnError"):
             raise UnsupportedFeature(
@@ -487,6 +481,8 @@ class _Run:
         finally:
             if timer is not None:
                 timer.cancel()
+            if proc.stdout is not None:
+                proc.stdout.close()
         elapsed = time.monotonic() - started
         if exit_code < 0 and elapsed >= budget - 1:
             return 1, f"killed after activeDeadlineSeconds ({budget:.0f} s)"

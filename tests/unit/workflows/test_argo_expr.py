@@ -1,0 +1,58 @@
+"""The Argo expression subset: substitution, expressions, depends."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflows.argo_expr import ExprError, depends_tasks, evaluate, evaluate_depends, substitute
+
+SCOPE = {"inputs.parameters.bucket": "b", "inputs.parameters.path": "p", "x.n": "300"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{inputs.parameters.bucket}}/{{ inputs.parameters.path }}", "b/p"),
+        ("{{=asInt(x.n) + 900}}", "1200"),
+        ("{{=inputs.parameters.bucket == '' ? '' : 's3://' + inputs.parameters.bucket}}", "s3://b"),
+        ("{{=!(asFloat(x.n) > 10) || false}}", "false"),
+        ("plain", "plain"),
+    ],
+)
+def test_substitute_known_forms(text: str, expected: str) -> None:
+    assert substitute(text, SCOPE) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{workflow.name}}", "unknown variable"),
+        ("{{=sprig.upper('a')}}", "function 'sprig.upper' is not supported"),
+        ("{{=asInt('a')}}", "not an integer"),
+        ("{{=x.n * 2}}", "unsupported syntax"),
+        ("{{=x.n + 1}}", "cannot apply"),
+    ],
+)
+def test_substitute_outside_subset_raises(text: str, message: str) -> None:
+    with pytest.raises(ExprError, match=message):
+        substitute(text, SCOPE)
+
+
+def test_evaluate_depends_bare_name_means_succeeded_skipped_daemoned() -> None:
+    assert evaluate_depends("a && b.Failed", {"a": "Succeeded", "b": "Failed"}) is True
+    assert evaluate_depends("a", {"a": "Failed"}) is False
+    assert evaluate_depends(
+        "(a.Failed || a.Succeeded) && !b.Failed", {"a": "Failed", "b": "Skipped"}
+    )
+
+
+def test_depends_tasks_rejects_unknown_result() -> None:
+    assert depends_tasks("load.Succeeded || load.Failed") == {"load"}
+    with pytest.raises(ExprError, match=r"'\.Done'"):
+        depends_tasks("load.Done")
+
+
+def test_evaluate_comparison_types() -> None:
+    assert evaluate("asInt(lastRetry.exitCode) != 2", {"lastRetry.exitCode": "1"}) is True
+    with pytest.raises(ExprError, match="cannot compare"):
+        evaluate("'a' < 1", {})

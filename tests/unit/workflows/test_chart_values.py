@@ -1,0 +1,120 @@
+"""Benchmark chart values layout -> knobs: -f files, --set paths, unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.errors import UsageError
+from workflows.chart_values import load_values, map_values
+
+SEED_VALUES = """\
+benchmark:
+  scenario: baseline
+  target:
+    baseUrl: http://your-model.your-namespace:8000
+    modelName: your-model-name
+  scenarios:
+    baseline:
+      load:
+        stages:
+          - rate: 1
+            duration: 600  # Longer test
+"""
+
+
+def test_map_values_seed_values_file_maps_knobs(tmp_path: Path) -> None:
+    path = tmp_path / "my-values.yaml"
+    path.write_text(SEED_VALUES)
+    mapping = map_values(load_values([path], []))
+    assert mapping.params == {
+        "base_url": "http://your-model.your-namespace:8000",
+        "model_name": "your-model-name",
+        "rate": 1,
+        "duration": 600,
+    }
+
+
+def test_map_values_guide_set_flags_map_knobs() -> None:
+    sets = [
+        "benchmark.scenario=baseline",
+        "benchmark.target.baseUrl=http://qwen3-vllm.default:8000",
+        "benchmark.target.modelName=qwen3-8b",
+        "benchmark.target.tokenizerPath=Qwen/Qwen3-8B",
+        "benchmark.scenarios.baseline.load.stages[0].duration=600",
+    ]
+    assert map_values(load_values([], sets)).params == {
+        "base_url": "http://qwen3-vllm.default:8000",
+        "model_name": "qwen3-8b",
+        "tokenizer": "Qwen/Qwen3-8B",
+        "duration": 600,
+    }
+
+
+def test_set_overrides_file_and_keeps_stage_rate(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(SEED_VALUES)
+    values = load_values([path], ["benchmark.scenarios.baseline.load.stages[0].duration=60"])
+    assert map_values(values).params["rate"] == 1
+    assert map_values(values).params["duration"] == 60
+
+
+def test_map_values_affinity_storage_and_options() -> None:
+    values = {
+        "benchmark": {
+            "namespace": "bench",
+            "affinity": {"targetLabels": {"app.kubernetes.io/component": "x"}},
+            "storage": {"s3": {"bucketName": "my-bucket", "pathPrefix": "p"}},
+            "image": {"tag": "v0.2.0"},
+            "scenarios": {"baseline": {"data": {"input": {"mean": 1024, "stdDev": 0}}}},
+        }
+    }
+    mapping = map_values(values)
+    assert mapping.params == {
+        "target_labels": "app.kubernetes.io/component=x",
+        "bucket": "my-bucket",
+        "path": "p",
+        "input_tokens": 1024,
+    }
+    assert mapping.options == {"namespace": "bench"}
+    assert mapping.ignored == ["benchmark.image.tag"]
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("benchmark.target.baseURL=x", "unknown key 'benchmark.target.baseURL'"),
+        ("benchmark.resources.main.requests.cpu=4", ""),
+        ("benchmark.scenario=saturation", "benchmark.scenario='saturation' is not supported"),
+        ("benchmark.api.streaming=false", "TTFT and ITL need streaming"),
+        ("benchmark.scenarios.baseline.data.input.stdDev=128", "exact lengths"),
+        ("benchmark.scenarios.baseline.load.stages[1].rate=5", "exactly one stage"),
+        ("benchmark.scenarios.baseline.load.stages[0].qps=5", "unknown key"),
+        ("benchmark.bogus=1", "unknown key 'benchmark.bogus'"),
+    ],
+)
+def test_map_values_bad_or_unknown_key_names_it(assignment: str, message: str) -> None:
+    values = load_values([], [assignment])
+    if not message:  # the guide's resources.main key: a chart-only block, ignored here
+        assert map_values(values).ignored == ["benchmark.resources"]
+        return
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        map_values(values)
+
+
+def test_other_scenarios_accepted_but_unused() -> None:
+    values = load_values([], ["benchmark.scenarios.saturation.load.numWorkers=8"])
+    assert map_values(values).params == {}
+
+
+def test_load_values_bad_yaml_is_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text("benchmark: [unclosed\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_values([path], [])
+
+
+def test_set_without_equals_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="expected key=value"):
+        load_values([], ["benchmark.target.baseUrl"])
