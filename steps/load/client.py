@@ -135,7 +135,16 @@ async def execute(
     done = False
     sent: int | None = None
     request = client.build_request("POST", path, content=spec.body, headers=headers)
-    sent = monotonic_ns()
+    # sent_ns is refined to the moment httpcore starts writing the request head (its trace
+    # hook), so connection-pool and httpx overhead count as schedule delay, not as TTFT.
+    stamps = [monotonic_ns()]
+
+    async def trace(event: str, _info: object) -> None:
+        if event == "http11.send_request_headers.started":
+            stamps.append(monotonic_ns())
+
+    request.extensions["trace"] = trace
+    sent = stamps[0]
     limit_ns = sent + request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
     deadline = drain_deadline_ns if drain_hit else limit_ns
@@ -194,6 +203,7 @@ async def execute(
     except asyncio.CancelledError:
         status, error = "cancelled", "run stopped while the request was in flight"
     end = monotonic_ns()
+    sent = stamps[-1]
 
     prompt_tokens, prompt_src = spec.input_tokens, "client"
     output_tokens: int | None = None

@@ -185,6 +185,7 @@ class _Runner:
             self.stage_done[w] = msg[2]
         elif kind == "finished":
             self.finished[w] = (msg[1], msg[2])
+            log.info("worker %d finished: %d records, %.2f s CPU since t0", w, msg[2], msg[1])
 
     def _gone(self, w: int) -> None:
         self.alive.discard(w)

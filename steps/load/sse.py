@@ -3,8 +3,9 @@
 Why not a library: the load step timestamps each network read before any parsing, then needs
 the `data:` payloads of the events that read completed, as bytes, with as little work per chunk
 as possible. A read may hold part of an event, one event, or several; an event may end in one
-read and start in another. Line ends may be LF, CRLF or CR (SSE spec); a CR at the end of a
-read is held back because it may be the first half of a CRLF.
+read and start in another. Line ends may be LF, CRLF or CR (SSE spec); a CR ending a read
+counts as a line end at once (no event waits for the next read), and an LF starting the next
+read is then dropped as the second half of that CRLF.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ class SseSplitter:
     `id`, `retry`, unknown names) are ignored, and events without data are not dispatched.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_skip_lf")
 
     def __init__(self) -> None:
         self._buf = b""
+        self._skip_lf = False
 
     @property
     def pending(self) -> bytes:
@@ -32,14 +34,17 @@ class SseSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add a read's bytes; return the payloads of the events it completed, in order."""
+        if self._skip_lf and data:
+            # The previous read ended in CR, already taken as a line end: this LF is its pair.
+            self._skip_lf = False
+            if data[0] == 0x0A:
+                data = data[1:]
         buf = self._buf + data if self._buf else data
-        tail = b""
         if b"\r" in buf:
-            if buf.endswith(b"\r"):
-                buf, tail = buf[:-1], b"\r"
+            self._skip_lf = buf.endswith(b"\r")
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         parts = buf.split(b"\n\n")
-        self._buf = parts.pop() + tail
+        self._buf = parts.pop()
         out: list[bytes] = []
         for event in parts:
             # Fast path: the usual single `data: {...}` line.

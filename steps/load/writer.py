@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from steps.errors import BenchError
 from steps.records import RECORD_SCHEMA
 
-__all__ = ["PART_SUFFIX", "RecordBuffer", "merge_parts", "write_part"]
+__all__ = ["PART_SUFFIX", "SCHEMA", "RecordBuffer", "merge_parts", "prime_parquet", "write_part"]
 
 PART_SUFFIX = ".part.parquet"
 _INT16_MAX = 32767
@@ -170,6 +170,11 @@ def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
     return path
+
+
+def prime_parquet(table: pa.Table) -> None:
+    """Encode `table` to memory once: pyarrow initialises codecs and writers lazily."""
+    pq.write_table(table, pa.BufferOutputStream(), compression="zstd")
 
 
 def merge_parts(parts_dir: Path, out_path: Path) -> int:

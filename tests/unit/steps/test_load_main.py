@@ -1,0 +1,62 @@
+"""steps.load CLI: bad input exits 2 with one stderr line and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.load.__main__ import main
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--rate", "fast"], "invalid float value: 'fast'"),
+        (["--rate", "-1"], "load.stages[0].rate"),
+        (["--load-type", "bursty"], "--load-type"),
+        (["--scenario", "nosuch"], "unknown --scenario 'nosuch'"),
+        (["--tokenizer-dir", "/nonexistent/tok"], "--tokenizer-dir /nonexistent/tok"),
+        (["--run-id", "bad id"], "--run-id 'bad id'"),
+        (["--config", "/nonexistent.yml"], "cannot read config /nonexistent.yml"),
+    ],
+)
+def test_main_bad_flag_exit_2_one_line(
+    extra: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--out", str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_main_api_key_env_unset_exit_2_names_variable(
+    tmp_path: Path,
+    qwen_tokenizer_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LOADTEST_NO_SUCH_KEY", raising=False)
+    code = main(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--tokenizer-dir",
+            str(qwen_tokenizer_dir),
+            "--api-key-env",
+            "LOADTEST_NO_SUCH_KEY",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "$LOADTEST_NO_SUCH_KEY" in err
+
+
+def test_main_empty_string_flags_mean_unset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Argo passes "" for optional parameters; only the missing tokenizer dir may fail here.
+    code = main(["--out", str(tmp_path), "--rate", "", "--seed", "", "--tokenizer-dir", "/x/y"])
+    assert code == 2
+    assert "--tokenizer-dir /x/y" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""steps.load.writer: column buffer -> part files -> merged records.parquet in the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from steps.load.writer import SCHEMA, RecordBuffer, merge_parts, write_part
+from steps.records import RECORD_SCHEMA
+
+T0 = 10_000_000_000
+
+
+def _add(buf: RecordBuffer, index: int, tokens: list[int] | None, status: str = "ok") -> None:
+    sent = T0 + 1_000_000 * index + 500
+    buf.add(
+        stage=0,
+        request_index=index,
+        scheduled_ns=T0 + 1_000_000 * index,
+        sent_ns=sent,
+        end_ns=sent + 9_000_000,
+        chunk_ns=[sent + 50_000_000, sent + 60_000_000] if status == "ok" else [],
+        chunk_tokens=tokens,
+        requested_input_tokens=512,
+        requested_output_tokens=128,
+        prompt_tokens=512,
+        prompt_tokens_source="server",
+        output_tokens=2 if status == "ok" else None,
+        output_tokens_source="server" if status == "ok" else None,
+        mismatch=None,
+        status=status,
+        http_status=200 if status == "ok" else 503,
+        error=None if status == "ok" else "HTTP 503: busy",
+    )
+
+
+def test_record_buffer_table_times_relative_to_t0_and_offsets_in_us() -> None:
+    buf = RecordBuffer("run", 3, T0, 1_700_000_000_000_000_000)
+    _add(buf, 2, [1, 1])
+    row = buf.take_table().to_pylist()[0]
+    assert row["scheduled_ns"] == 2_000_000
+    assert row["sent_ns"] == 2_000_500
+    assert row["first_token_ns"] == 52_000_500
+    assert row["chunk_offsets_us"] == [50_000, 60_000]
+    assert row["chunk_tokens"] == [1, 1]
+    assert row["worker"] == 3 and row["wall_start_ns"] == 1_700_000_000_000_000_000
+    assert len(buf) == 0
+
+
+def test_record_buffer_unknown_chunk_tokens_null_and_error_rows_kept() -> None:
+    buf = RecordBuffer("run", 0, T0, 1)
+    _add(buf, 0, None)
+    _add(buf, 1, None, status="http_error")
+    rows = buf.take_table().to_pylist()
+    assert rows[0]["chunk_tokens"] is None
+    assert rows[1]["status"] == "http_error"
+    assert rows[1]["first_token_ns"] is None
+    assert rows[1]["chunk_offsets_us"] == []
+
+
+def test_merge_parts_sorted_schema_superset_parts_removed(tmp_path: Path) -> None:
+    for worker, indices in ((0, [4, 0]), (1, [3, 1])):
+        buf = RecordBuffer("run", worker, T0, 1)
+        for i in indices:
+            _add(buf, i, [1, 1])
+        write_part(buf.take_table(), tmp_path, worker, 1)
+    out = tmp_path / "records.parquet"
+    assert merge_parts(tmp_path, out) == 4
+    table = pq.read_table(out)
+    assert table.column("request_index").to_pylist() == [0, 1, 3, 4]
+    for field in RECORD_SCHEMA:
+        assert table.schema.field(field.name).type == field.type
+    assert table.schema == SCHEMA
+    assert not list(tmp_path.glob("*.part.parquet"))
+
+
+def test_merge_parts_no_parts_writes_empty_file(tmp_path: Path) -> None:
+    out = tmp_path / "records.parquet"
+    assert merge_parts(tmp_path, out) == 0
+    assert pq.read_table(out).num_rows == 0
