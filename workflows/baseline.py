@@ -31,6 +31,7 @@ from hera.workflows import WorkflowsService
 
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
+from steps.qwen_offline import build_qwen_tokenizer
 from workflows.chart_values import load_values, map_values
 from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
@@ -288,11 +289,14 @@ def _free_port() -> int:
 
 
 def _start_simulator(
-    model_name: str, environ: dict[str, str]
+    model_name: str, environ: dict[str, str], workdir: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the built-in simulator with the offline Qwen tokenizer, so the prompt_tokens it
+    reports are exact (without a tokenizer it can only estimate text prompts)."""
+    tokenizer_dir = build_qwen_tokenizer(workdir / "simulator-tokenizer")
     port = _free_port()
     argv = [sys.executable, "-m", "steps.simulator", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--model", model_name, "--seed", "0"]
+    argv += ["--model", model_name, "--seed", "0", "--tokenizer", str(tokenizer_dir)]
     proc = subprocess.Popen(argv, env=environ, stdout=subprocess.DEVNULL)
     _echo(f"started the built-in simulator on 127.0.0.1:{port} (model {model_name})")
     return proc, f"http://127.0.0.1:{port}"
@@ -306,10 +310,12 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     extra: dict[str, Any] = {}
     simulator: subprocess.Popen[bytes] | None = None
+    out = args.out or Path("results") / _run_id()
+    out.mkdir(parents=True, exist_ok=True)
     try:
         if "base_url" not in given:
             simulator, base_url = _start_simulator(
-                str(given.get("model_name", BaselineParams().model_name)), step_env
+                str(given.get("model_name", BaselineParams().model_name)), step_env, out
             )
             extra = {"base_url": base_url, "k8s_check": K8sCheck.off.value}
             extra.setdefault("tokenizer", given.get("tokenizer", "offline:qwen"))
@@ -317,8 +323,6 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             extra["bucket"] = ""
             _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
         params, options = _resolve(args, extra)
-        out = args.out or Path("results") / _run_id()
-        out.mkdir(parents=True, exist_ok=True)
         template = build_template(params, options).to_dict()
         _check(template)
         env = RunnerEnv(
