@@ -1,0 +1,143 @@
+"""Benchmark of the load step against the simulator (not a test; run by hand).
+
+    .venv/bin/python -m tests.bench.loadgen [--rates 1,50,100,200] [--duration 20]
+        [--num-workers 2] [--ttft-ms 50] [--itl-ms 10]
+
+Starts the real simulator (TTFT 50 ms, ITL 10 ms, Qwen tokenizer, 512 in / 128 out, streaming)
+and runs `python -m steps.load` once per rate, then prints one table:
+achieved vs requested rate (client sends, and arrivals as the server saw them), schedule delay
+p50/p99/max, TTFT error vs the server's truth (client TTFT - server TTFT, matched by
+X-Request-Id) p50/p99 of |error|, chunk-gap p99 client vs server, and client CPU per request:
+`run` = run.json client_cpu_s (workers' rusage from t0 to the end + the main process), `all` =
+rusage of the whole load-step process tree including start-up, tokenizer and prompt building.
+Targets (2 cores, simulator on the same machine): at 100 QPS schedule delay p99 <= 5 ms, TTFT
+error p99 <= 5 ms, CPU <= 5 ms per request; at 200 QPS schedule delay p99 <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from steps.qwen_offline import build_qwen_tokenizer
+from tests.fixtures.simulator import ROOT, start_simulator
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_rate(
+    rate: float, args: argparse.Namespace, url: str, tok: Path, work: Path
+) -> dict[str, Any]:
+    out = work / f"rate-{rate:g}"
+    run_id = f"bench-{rate:g}".replace(".", "_")
+    cpu0 = _children_cpu_s()
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "steps.load", "--out", str(out), "--tokenizer-dir", str(tok),
+            "--base-url", url, "--model-name", "Qwen/Qwen3-8B", "--rate", f"{rate:g}",
+            "--duration", f"{args.duration:g}", "--num-workers", str(args.num_workers),
+            "--input-tokens", "512", "--output-tokens", "128", "--run-id", run_id,
+            "--warmup-requests", str(args.num_workers), "--log-level", "WARNING",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    cpu_all = _children_cpu_s() - cpu0
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"load step failed at {rate} QPS:\n{proc.stderr[-3000:]}")
+    rows = pq.read_table(out / "records.parquet").to_pylist()
+    run_json = json.loads((out / "run.json").read_text())
+    return {"rows": rows, "run": run_json, "cpu_all": cpu_all, "run_id": run_id}
+
+
+def _pct(values: Any, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def _row(rate: float, result: dict[str, Any], truth: list[dict[str, Any]]) -> list[str]:
+    rows, run_json = result["rows"], result["run"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    by_id = {t["request_id"]: t for t in truth}
+    stage = run_json["stages"][0]
+    window_s = (stage["send_end_ns"] - stage["start_ns"]) / 1e9
+    achieved = len(rows) / window_s
+    arrivals = sorted(t["arrival_wall_ns"] for t in truth)
+    server_rate = (len(arrivals) - 1) / ((arrivals[-1] - arrivals[0]) / 1e9)
+    delay = np.array([(r["sent_ns"] - r["scheduled_ns"]) / 1e6 for r in rows if r["sent_ns"]])
+    errors, client_gaps, server_gaps = [], [], []
+    for r in ok:
+        t = by_id[f"{result['run_id']}-0-{r['request_index']}"]
+        server_ttft = t["chunk_wall_ns"][0] - t["arrival_wall_ns"]
+        errors.append((r["first_token_ns"] - r["sent_ns"] - server_ttft) / 1e6)
+        client_gaps.extend(np.diff(r["chunk_offsets_us"]) / 1e3)
+        server_gaps.extend(np.diff(t["chunk_wall_ns"]) / 1e6)
+    abs_err = np.abs(errors)
+    n = len(rows)
+    return [
+        f"{rate:g}",
+        f"{achieved:.2f} / {server_rate:.2f}",
+        f"{n - len(ok)}",
+        f"{_pct(delay, 50):.2f} / {_pct(delay, 99):.2f} / {delay.max():.1f}",
+        f"{_pct(abs_err, 50):.2f} / {_pct(abs_err, 99):.2f}",
+        f"{_pct(client_gaps, 99):.1f} / {_pct(server_gaps, 99):.1f}",
+        f"{run_json['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
+    ]
+
+
+def main() -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="1,50,100,200")
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--ttft-ms", type=float, default=50)
+    parser.add_argument("--itl-ms", type=float, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
+        work = Path(tmp)
+        tok = build_qwen_tokenizer(work / "tokenizer")
+        sim = start_simulator(
+            ("--ttft-ms", f"{args.ttft_ms:g}", "--itl-ms", f"{args.itl_ms:g}",
+             "--tokenizer", str(tok), "--max-num-seqs", "1024"),
+            work / "simulator.log",
+        )  # fmt: skip
+        header = [
+            "QPS", "achieved client/server", "failed", "sched delay p50/p99/max ms",
+            "|TTFT err| p50/p99 ms", "chunk gap p99 client/server ms", "CPU ms/req run/all",
+        ]  # fmt: skip
+        table = [header]
+        try:
+            for rate in (float(r) for r in args.rates.split(",")):
+                sim.reset_truth()
+                result = _run_rate(rate, args, sim.base_url, tok, work)
+                truth = [
+                    t
+                    for t in sim.truth()
+                    if (t["request_id"] or "").startswith(result["run_id"] + "-0-")
+                ]
+                table.append(_row(rate, result, truth))
+                print("  ".join(table[-1]), file=sys.stderr, flush=True)
+        finally:
+            sim.stop()
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
