@@ -305,6 +305,8 @@ def _start_simulator(
 def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     given = {**map_values(load_values(args.values, args.set)).params, **_given_knobs(args)}
     step_env = dict(environ)
+    # As in the images: the steps use tokenizers only, torch's absence is not news.
+    step_env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     step_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH", "")) if p
     )
