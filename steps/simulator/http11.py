@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 __all__ = [
+    "JSON_TYPE",
     "LAST_CHUNK",
     "MAX_BODY_BYTES",
     "MAX_HEAD_BYTES",
@@ -25,6 +26,7 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 LAST_CHUNK = b"0\r\n\r\n"
+JSON_TYPE = "application/json"
 
 
 class HttpError(Exception):

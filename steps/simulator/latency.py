@@ -1,7 +1,8 @@
 """The latency model and admission queue, as pure values: no clock, no sleeping, no I/O.
 
-The server turns these offsets into absolute deadlines (`first_token_at + offset`), so a slow
-callback delays one chunk but never shifts the ones after it (no accumulated sleeps).
+The engine (engine.py) turns them into time: prefill takes `first_token_delay_s`, then every
+decode step (one per itl) yields one token per running sequence, and a chunk leaves at the step
+that decodes its last token.
 """
 
 from __future__ import annotations
@@ -43,26 +44,8 @@ class LatencyModel:
         """
         if output_tokens <= 0:
             return []
-        sizes = [1]
-        left = output_tokens - 1
-        while left > 0:
-            step = min(self.tokens_per_chunk, left)
-            sizes.append(step)
-            left -= step
-        return sizes
-
-    def chunk_offsets_s(self, sizes: list[int]) -> list[float]:
-        """Send offset of each chunk after the first token: when its last token is decoded."""
-        offsets = []
-        last_token_index = -1
-        for size in sizes:
-            last_token_index += size
-            offsets.append(last_token_index * self.itl_s)
-        return offsets
-
-    def total_s(self, prompt_tokens: int, output_tokens: int) -> float:
-        """Seconds from admission to the last token (a non-streamed response is sent then)."""
-        return self.first_token_delay_s(prompt_tokens) + max(output_tokens - 1, 0) * self.itl_s
+        full, rest = divmod(output_tokens - 1, self.tokens_per_chunk)
+        return [1] + [self.tokens_per_chunk] * full + ([rest] if rest else [])
 
 
 def output_length(max_tokens: int, ignore_eos: bool, draw: float) -> int:

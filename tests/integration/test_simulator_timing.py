@@ -12,6 +12,7 @@ import socket
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,9 +58,12 @@ def test_simulator_chunks_at_absolute_itl_deadlines(simulator: SimulatorHandle) 
     assert min(lateness) >= -MS
     assert statistics.median(lateness) <= 3 * MS
     assert max(lateness) <= 50 * MS
-    # Absolute deadlines: one late chunk does not shift the rest, so the mean gap is exact.
+    # Absolute deadlines: one late chunk does not shift the rest, so the mean gap is exact,
+    # and one engine step per ITL makes the typical gap the ITL itself.
     mean_gap = (times[-1] - times[0]) / 127
     assert abs(mean_gap - 10 * MS) <= 0.5 * MS
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert abs(statistics.median(gaps) - 10 * MS) <= MS
 
 
 def test_simulator_prefill_adds_per_prompt_token(simulator_factory: Any) -> None:
@@ -157,3 +161,54 @@ def test_simulator_keep_alive_pipelined_requests_answered_in_order(
             data += chunk
     statuses = re.findall(rb"HTTP/1.1 (\d+)", data)
     assert statuses == [b"200", b"200", b"404"]
+
+
+def test_simulator_concurrent_streams_share_decode_steps(simulator_factory: Any) -> None:
+    """Continuous batching: a stream that joins mid-flight emits on the running stream's steps."""
+    sim = simulator_factory("--ttft-ms", "30", "--itl-ms", "20")
+
+    def send(request_id: str, max_tokens: int) -> None:
+        httpx.post(
+            f"{sim.base_url}/v1/completions",
+            json=_stream_body(sim, max_tokens),
+            headers={"X-Request-Id": request_id},
+            timeout=30,
+        ).raise_for_status()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(send, "a", 40)
+        # B arrives half a step off A's grid: on a grid of its own (one timer per stream) its
+        # chunks would leave ~10 ms away from A's; in the engine they share A's steps.
+        time.sleep(0.110)
+        second = pool.submit(send, "b", 15)
+        first.result()
+        second.result()
+    a, b = _truth_for(sim, "a")["chunk_wall_ns"], _truth_for(sim, "b")
+    b_times = b["chunk_wall_ns"]
+    assert len(b_times) == 15
+    # Every chunk of B leaves in the same step as a chunk of A (microseconds apart, not 20 ms).
+    for t in b_times:
+        assert min(abs(t - s) for s in a) <= 3 * MS
+    # B's first token waits for A's next step after prefill: TTFT in [30, 30 + itl] ms (+ slack).
+    ttft_ns = b_times[0] - b["arrival_wall_ns"]
+    assert 30 * MS - MS <= ttft_ns <= 50 * MS + 15 * MS
+    # Never early: chunk k no sooner than arrival + ttft + k * itl.
+    assert all(t >= b["arrival_wall_ns"] + (30 + 20 * k) * MS - MS for k, t in enumerate(b_times))
+    # Steps are absolute deadlines: the mean gap is exactly the ITL.
+    assert abs((b_times[-1] - b_times[0]) / 14 - 20 * MS) <= 0.5 * MS
+
+
+def _context_switches(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return sum(int(n) for n in re.findall(r"^\w*voluntary_ctxt_switches:\s+(\d+)$", status, re.M))
+
+
+def test_simulator_idle_engine_arms_no_timer(simulator_factory: Any) -> None:
+    """After the last stream the engine stops stepping: the process sleeps until a request."""
+    sim = simulator_factory("--ttft-ms", "1", "--itl-ms", "2")
+    body = _stream_body(sim, 20)
+    httpx.post(f"{sim.base_url}/v1/completions", json=body, timeout=30).raise_for_status()
+    time.sleep(0.1)
+    before = _context_switches(sim.pid)
+    time.sleep(0.5)  # a 2 ms step timer would wake the process ~250 times meanwhile
+    assert _context_switches(sim.pid) - before <= 10

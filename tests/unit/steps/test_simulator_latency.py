@@ -15,21 +15,20 @@ def test_first_token_delay_adds_prefill_per_prompt_token() -> None:
     assert model.first_token_delay_s(512) == pytest.approx(0.05 + 512 * 2e-6)
 
 
-def test_chunk_offsets_one_token_per_chunk_are_absolute_multiples_of_itl() -> None:
-    model = LatencyModel(ttft_s=0.05, itl_s=0.01)
-    sizes = model.chunk_sizes(128)
-    assert sizes == [1] * 128
-    offsets = model.chunk_offsets_s(sizes)
-    assert offsets == pytest.approx([k * 0.01 for k in range(128)])
-    assert model.total_s(10, 128) == pytest.approx(0.05 + 127 * 0.01)
+def test_chunk_sizes_one_token_per_chunk_by_default() -> None:
+    assert LatencyModel(ttft_s=0.05, itl_s=0.01).chunk_sizes(128) == [1] * 128
 
 
-def test_chunk_sizes_coalesced_keep_prefill_token_alone_and_sum_to_output() -> None:
-    model = LatencyModel(ttft_s=0.05, itl_s=0.01, tokens_per_chunk=4)
-    sizes = model.chunk_sizes(10)
-    assert sizes == [1, 4, 4, 1]
-    # Each chunk leaves when its last token is decoded: tokens 0, 4, 8, 9.
-    assert model.chunk_offsets_s(sizes) == pytest.approx([0.0, 0.04, 0.08, 0.09])
+@pytest.mark.parametrize(
+    ("tokens", "per_chunk", "expected"),
+    [(10, 4, [1, 4, 4, 1]), (9, 4, [1, 4, 4]), (1, 4, [1]), (2, 3, [1, 1])],
+)
+def test_chunk_sizes_coalesced_keep_prefill_token_alone_and_sum_to_output(
+    tokens: int, per_chunk: int, expected: list[int]
+) -> None:
+    # The prefill token leaves alone; then one chunk per `per_chunk` decode steps.
+    model = LatencyModel(ttft_s=0.05, itl_s=0.01, tokens_per_chunk=per_chunk)
+    assert model.chunk_sizes(tokens) == expected
 
 
 def test_chunk_sizes_zero_tokens_no_chunks() -> None:

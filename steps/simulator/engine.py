@@ -1,0 +1,154 @@
+"""The continuous-batching engine: one decode step per ITL for every running sequence at once.
+
+vLLM runs one model step per inter-token latency for the whole batch: each step emits the next
+token of every running sequence, admits waiting requests up to --max-num-seqs, and a request
+whose prefill finished joins the batch at the next step. The simulator does the same, and that
+is also what keeps it cheap: ONE event-loop timer per step for all streams (instead of one per
+chunk per stream), then one pre-built `transport.write` per chunk.
+
+Timing rules, all on `time.monotonic()`:
+- Steps are absolute deadlines `anchor + k * itl`, never accumulated sleeps. A late step emits
+  late and the next one keeps its own deadline (already due after a long stall: it runs at once,
+  so a stream catches up and token k still leaves as near `first + k * itl` as the CPU allows).
+- The engine is never early. uvloop timers have 1 ms resolution (libuv floors its clock to ms
+  and uvloop rounds the delay to ms), so a timer armed for T may fire up to 0.5 ms before T;
+  arming it for T + 0.5 ms makes it fire at or after T. A wakeup that still finds the deadline
+  ahead re-arms instead of emitting (no busy loop: the re-armed delay is again >= 0.5 ms).
+- First token: a sequence admitted at `a` finishes prefill at `p = a + ttft + prefill x prompt`
+  and emits its first token at the first step that runs at or after `p`. While other sequences
+  decode, that step is on their grid (TTFT then exceeds the model by up to one ITL, as in vLLM,
+  where prefill rides along in a batch step). With nothing decoding the grid is re-anchored at
+  `p`, so an unloaded server's TTFT is exact.
+- Idle: no sequence prefilling or decoding means no timer at all (no CPU burnt while idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+from steps.simulator.latency import AdmissionQueue
+
+__all__ = ["TIMER_BIAS_S", "Engine", "EngineSequence"]
+
+#: Arm timers this much after the deadline: uvloop can fire up to 0.5 ms early (see above).
+TIMER_BIAS_S = 0.0005
+
+
+class EngineSequence(Protocol):
+    """What the engine needs from a request: prefill time, a step counter, emit and done."""
+
+    #: monotonic time at which prefill completes (set by `start`).
+    prefill_done_at: float
+    #: steps until the sequence's next emission; the engine decrements it once per step.
+    countdown: int
+    done: bool
+
+    def start(self, now: float) -> None:
+        """Admitted at `now`: set `prefill_done_at` and get ready to emit."""
+
+    def join(self, now: float) -> None:
+        """Prefill done, joining the decode batch at the step running at `now`."""
+
+    def emit(self, now: float) -> None:
+        """`countdown` reached 0 in the step running at `now`: write the next chunk."""
+
+
+class Engine:
+    """Admission queue, prefill heap, running batch and the one step timer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, itl_s: float, max_num_seqs: int) -> None:
+        self.loop = loop
+        self.itl_s = itl_s
+        self.queue: AdmissionQueue[EngineSequence] = AdmissionQueue(max_num_seqs)
+        #: steps run so far (a test can tell an idle engine from a spinning one).
+        self.steps = 0
+        self._prefilling: list[tuple[float, int, EngineSequence]] = []  # heap by prefill end
+        self._tiebreak = itertools.count()
+        self._running: list[EngineSequence] = []
+        self._anchor = 0.0
+        self._step = 0
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._in_step = False
+
+    @property
+    def idle(self) -> bool:
+        """True when no timer is armed (nothing prefilling or decoding)."""
+        return self._timer is None and not self._in_step
+
+    def submit(self, seq: EngineSequence) -> None:
+        """A new request: start its prefill now or queue it behind --max-num-seqs."""
+        if self.queue.offer(seq):
+            self._start(seq)
+
+    def release(self, seq: EngineSequence, admitted: bool) -> None:
+        """`seq` finished or was aborted: free its slot (admitting the next) or unqueue it."""
+        if not admitted:
+            self.queue.withdraw(seq)
+            return
+        nxt = self.queue.release()
+        if nxt is not None:
+            self._start(nxt)
+
+    def close(self) -> None:
+        """Stop stepping (shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _start(self, seq: EngineSequence) -> None:
+        seq.start(time.monotonic())
+        heapq.heappush(self._prefilling, (seq.prefill_done_at, next(self._tiebreak), seq))
+        # Nothing decoding: the grid follows the earliest prefill. Mid-step, the step's end
+        # decides the next wakeup itself.
+        idle_grid = not self._in_step and not self._running
+        if idle_grid and (self._timer is None or seq.prefill_done_at < self._deadline):
+            self._anchor_at(seq.prefill_done_at)
+
+    def _anchor_at(self, at: float) -> None:
+        self._anchor = self._deadline = at
+        self._step = 0
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(self._deadline + TIMER_BIAS_S, self._run_step)
+
+    def _run_step(self) -> None:
+        """One decode step: join finished prefills, emit for every sequence due, re-arm."""
+        self._timer = None
+        now = time.monotonic()
+        if now < self._deadline:
+            self._arm()  # an early wakeup: never emit before the deadline
+            return
+        self.steps += 1
+        self._in_step = True
+        prefilling = self._prefilling
+        running = self._running
+        while prefilling and prefilling[0][0] <= now:
+            seq = heapq.heappop(prefilling)[2]
+            if not seq.done:
+                seq.join(now)
+                running.append(seq)
+        for seq in running:
+            if seq.done:
+                continue
+            seq.countdown -= 1
+            if not seq.countdown:
+                seq.emit(now)
+        self._running = running = [seq for seq in running if not seq.done]
+        self._in_step = False
+        if running:
+            self._step += 1
+            self._deadline = self._anchor + self._step * self.itl_s
+            self._arm()
+            return
+        while prefilling and prefilling[0][2].done:
+            heapq.heappop(prefilling)
+        if prefilling:
+            self._anchor_at(prefilling[0][0])
