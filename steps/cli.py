@@ -11,10 +11,22 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from steps.errors import BenchError, UsageError
 
-__all__ = ["add_log_level_flag", "configure_logging", "make_parser", "run_main"]
+__all__ = [
+    "add_log_level_flag",
+    "config_from_flags",
+    "configure_logging",
+    "make_parser",
+    "optional_text",
+    "run_main",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def add_log_level_flag(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +59,29 @@ class _Parser(argparse.ArgumentParser):
 def make_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     """An ArgumentParser whose usage errors become `UsageError` (exit 2, one line)."""
     return _Parser(prog=prog, description=description)
+
+
+def optional_text(text: str) -> str | None:
+    """argparse `type=` for optional flags: Argo passes every parameter, "" means unset."""
+    return text.strip() or None
+
+
+def config_from_flags(model: type[ModelT], args: argparse.Namespace) -> ModelT:
+    """A step's typed config from parsed flags; flags left unset (None) take the model default.
+
+    A bad value becomes one UsageError line naming the flag, e.g.
+    `--timeout: Input should be greater than 0 (got '-1')`.
+    """
+    given = {k: v for k, v in vars(args).items() if v is not None and k != "log_level"}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
+        seen = err.get("input")
+        seen_txt = f" (got {seen!r})" if isinstance(seen, str | int | float) else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{flag}: {msg}{seen_txt}") from None
 
 
 def run_main(step: str, body: Callable[[], int]) -> int:

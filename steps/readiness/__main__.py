@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
-from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
-from steps.config import StrictModel, format_validation_error
+from steps.cli import (
+    add_log_level_flag,
+    config_from_flags,
+    configure_logging,
+    make_parser,
+    optional_text,
+    run_main,
+)
+from steps.config import StrictModel
 from steps.errors import BenchError, UsageError
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
@@ -151,11 +158,6 @@ def run(
     return result
 
 
-def _optional(text: str) -> str | None:
-    """Argo passes every parameter; an empty string means "unset" (CONTRACTS.md)."""
-    return text.strip() or None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, read the API key from the environment, run; errors -> one stderr line."""
     parser = make_parser(
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("timeout", "interval", "warmup_requests", "api_key_env", "target_namespace"):
         parser.add_argument(
             f"--{name.replace('_', '-')}",
-            type=_optional,
+            type=optional_text,
             default=None,
             help=fields[name].description,
         )
@@ -181,19 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=fields["k8s_check"].description,
     )
     parser.add_argument(
-        "--outputs-dir", type=_optional, default=None, help=fields["outputs_dir"].description
+        "--outputs-dir", type=optional_text, default=None, help=fields["outputs_dir"].description
     )
     add_log_level_flag(parser)
 
     def body() -> int:
         args = parser.parse_args(argv)
         configure_logging(STEP, args.log_level)
-        given = {k: v for k, v in vars(args).items() if v is not None and k != "log_level"}
-        given["target_labels"] = parse_label_selector(args.target_labels)
-        try:
-            config = ReadinessConfig.model_validate(given)
-        except ValidationError as exc:
-            raise UsageError(format_validation_error(exc, "flags")) from None
+        args.target_labels = parse_label_selector(args.target_labels)
+        config = config_from_flags(ReadinessConfig, args)
         api_key = None
         if config.api_key_env:
             value = os.environ.get(config.api_key_env, "")

@@ -25,10 +25,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
-from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
-from steps.config import StrictModel, format_validation_error
+from steps.cli import (
+    add_log_level_flag,
+    config_from_flags,
+    configure_logging,
+    make_parser,
+    optional_text,
+    run_main,
+)
+from steps.config import StrictModel
 from steps.errors import BenchError, UsageError
 from steps.qwen_offline import build_qwen_tokenizer
 from steps.tokenizer.files import copy_files, remove_tokenizer_files, tokenizer_files
@@ -213,11 +220,6 @@ def run(config: TokenizerStepConfig, access: HubAccess | None = None) -> Tokeniz
     return TokenizerResult(out=out, manifest=manifest)
 
 
-def _optional(text: str) -> str | None:
-    """Argo passes every parameter; an empty string means "unset" (CONTRACTS.md)."""
-    return text.strip() or None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, read the Hub token and cache settings from the environment, run."""
     parser = make_parser(
@@ -228,21 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokenizer", required=True, help=fields["tokenizer"].description)
     parser.add_argument("--out", required=True, help=fields["out"].description)
     parser.add_argument(
-        "--revision", type=_optional, default=None, help=fields["revision"].description
+        "--revision", type=optional_text, default=None, help=fields["revision"].description
     )
     parser.add_argument(
-        "--token-env", type=_optional, default=None, help=fields["token_env"].description
+        "--token-env", type=optional_text, default=None, help=fields["token_env"].description
     )
     add_log_level_flag(parser)
 
     def body() -> int:
         args = parser.parse_args(argv)
         configure_logging(STEP, args.log_level)
-        given = {k: v for k, v in vars(args).items() if v is not None and k != "log_level"}
-        try:
-            config = TokenizerStepConfig.model_validate(given)
-        except ValidationError as exc:
-            raise UsageError(format_validation_error(exc, "flags")) from None
+        config = config_from_flags(TokenizerStepConfig, args)
         access = hub_access_from_env(os.environ, config.token_env)
         log.info("Hub token %s (from $%s)", "set" if access.token else "not set", config.token_env)
         result = run(config, access)
