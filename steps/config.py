@@ -50,6 +50,19 @@ __all__ = [
 ]
 
 
+#: An environment variable name (the config names where a secret is, never the secret).
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
+    """Refuse a secret written into the config: ConfigMaps show up in `kubectl get -o yaml`."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(
+            f"{key} must not be in the config file; put it in an environment variable and {fix}"
+        )
+    return data
+
+
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, values are immutable once loaded."""
 
@@ -218,19 +231,14 @@ class ServerConfig(StrictModel):
     )
     api_key_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=_ENV_NAME,
         description="NAME of the environment variable holding the bearer token (never the token)",
     )
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError(
-                "api_key must not be in the config file; put it in an environment variable "
-                "and set server.api_key_env to its name"
-            )
-        return data
+        return _reject_inline_secret(data, "api_key", "set server.api_key_env to its name")
 
 
 class TokenizerConfig(StrictModel):
@@ -241,18 +249,14 @@ class TokenizerConfig(StrictModel):
     trust_remote_code: bool | None = Field(default=None, description="passed to AutoTokenizer")
     token_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=_ENV_NAME,
         description="NAME of the environment variable holding the Hugging Face token",
     )
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "token" in data:
-            raise ValueError(
-                "token must not be in the config file; use HF_TOKEN or set tokenizer.token_env"
-            )
-        return data
+        return _reject_inline_secret(data, "token", "use HF_TOKEN or set tokenizer.token_env")
 
 
 class LocalStorage(StrictModel):
