@@ -47,7 +47,11 @@ class Scenario:
     api_type: str
     rate: float
     duration_s: int
-    #: Largest mean client-minus-vLLM excess accepted, ms (measured here; see README text).
+    #: Largest mean client-minus-vLLM excess accepted, ms. Measured here at 1 QPS on 2 shared
+    #: cores: e2e 3-26 ms, TTFT 3-117 ms. TTFT gets more room because vLLM now and then holds
+    #: the first SSE chunk (the one carrying the prompt's token ids) up to ~1 s past its own
+    #: first-token timestamp; a raw-socket client sees the same, so it is not ours. A systematic
+    #: client-side offset would show in e2e as much as in TTFT, and e2e stays tight.
     ttft_excess_ms: float
     e2e_excess_ms: float
 
@@ -58,9 +62,9 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("completion-1qps", "completion", 1, 20, ttft_excess_ms=60, e2e_excess_ms=150),
-    Scenario("completion-8qps", "completion", 8, 10, ttft_excess_ms=250, e2e_excess_ms=500),
-    Scenario("chat-1qps", "chat", 1, 10, ttft_excess_ms=60, e2e_excess_ms=150),
+    Scenario("completion-1qps", "completion", 1, 20, ttft_excess_ms=150, e2e_excess_ms=50),
+    Scenario("completion-8qps", "completion", 8, 10, ttft_excess_ms=150, e2e_excess_ms=100),
+    Scenario("chat-1qps", "chat", 1, 20, ttft_excess_ms=150, e2e_excess_ms=50),
 ]
 
 
@@ -174,27 +178,46 @@ def test_load_vllm_run_latencies_positive_and_ordered(load_run: LoadRun) -> None
         assert abs(offsets_us[-1] * 1000 - e2e_ns) < 1000
 
 
-def _client_totals(records: list[dict[str, Any]], end_field: str) -> HistogramTotals:
-    seconds = [(r[end_field] - r["sent_ns"]) / 1e9 for r in records if r["status"] == "ok"]
-    return HistogramTotals(sum(seconds), len(seconds))
+def _client_seconds(records: list[dict[str, Any]], metric: str) -> list[float]:
+    end_field = {"ttft": "first_token_ns", "e2e": "last_token_ns"}[metric]
+    return [(r[end_field] - r["sent_ns"]) / 1e9 for r in records if r["status"] == "ok"]
 
 
-@pytest.mark.parametrize(
-    ("metric", "end_field"), [("ttft", "first_token_ns"), ("e2e", "last_token_ns")]
-)
-def test_load_vllm_run_client_latency_contains_vllm_histogram(
-    load_run: LoadRun, metric: str, end_field: str
+def _server_histogram(load_run: LoadRun, metric: str) -> HistogramTotals:
+    return load_run.server_ttft if metric == "ttft" else load_run.server_e2e
+
+
+@pytest.mark.parametrize("metric", ["ttft", "e2e"])
+def test_load_vllm_run_client_never_faster_than_vllm_histogram(
+    load_run: LoadRun, metric: str
 ) -> None:
-    client = _client_totals(load_run.records, end_field)
-    server = load_run.server_ttft if metric == "ttft" else load_run.server_e2e
-    limit_ms = getattr(load_run.scenario, f"{metric}_excess_ms")
-    excess_ms = (client.sum_s - server.sum_s) / max(client.count, 1) * 1000
-    seen = (
-        f"{metric}: client mean {client.sum_s / client.count * 1000:.1f} ms, vLLM mean "
-        f"{server.sum_s / max(server.count, 1) * 1000:.1f} ms, excess {excess_ms:.1f} ms/request"
-    )
-    print(f"{load_run.scenario.name} {seen}")
+    client = _client_seconds(load_run.records, metric)
+    server = _server_histogram(load_run, metric)
+    # Request by request the client's interval contains vLLM's, so at every bucket bound fewer
+    # (or as many) client values fall below it: the client's CDF never lies above vLLM's.
+    client_cdf = {le: sum(v <= le for v in client) for le in server.buckets}
 
-    assert server.count == client.count, seen
-    assert client.sum_s >= server.sum_s - CLOCK_SLACK_S, seen
-    assert excess_ms <= limit_ms, f"{seen} > {limit_ms} ms"
+    assert server.count == len(client)
+    assert sum(client) >= server.sum_s - CLOCK_SLACK_S
+    assert all(client_cdf[le] <= n for le, n in server.buckets.items()), (
+        client_cdf,
+        server.buckets,
+    )
+
+
+@pytest.mark.parametrize("metric", ["ttft", "e2e"])
+def test_load_vllm_run_client_mean_excess_over_vllm_within_tolerance(
+    load_run: LoadRun, metric: str, vllm_tier_notes: list[str]
+) -> None:
+    client = _client_seconds(load_run.records, metric)
+    server = _server_histogram(load_run, metric)
+    limit_ms = getattr(load_run.scenario, f"{metric}_excess_ms")
+    excess_ms = (sum(client) - server.sum_s) / len(client) * 1000
+    seen = (
+        f"{metric}: client mean {sum(client) / len(client) * 1000:.1f} ms, vLLM mean "
+        f"{server.sum_s / server.count * 1000:.1f} ms, excess {excess_ms:.1f} ms/request "
+        f"(limit {limit_ms} ms)"
+    )
+    vllm_tier_notes.append(f"{load_run.scenario.name} {seen}")
+
+    assert excess_ms <= limit_ms, seen
