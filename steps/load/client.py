@@ -6,8 +6,14 @@ allocation): is it a content chunk (non-empty `text`/`content`, or non-empty `to
 many `token_ids` does it carry (commas between brackets), does it carry a non-null `usage`
 (then, and only then, parse it as JSON: once per request). Content chunks are never decoded.
 
-Errors become the record's status instead of exceptions (see steps.records.STATUSES):
-httpx's exceptions are translated here, at the boundary.
+All of that runs in the connection's read callback (`_Stream`), not in a coroutine: the
+request's task sleeps on one future from the write until the response ends.
+
+Errors become the record's status instead of exceptions (see steps.records.STATUSES), the same
+mapping as with httpx before: refused/unreachable/TLS failure -> connect_error; request_timeout
+or drain_timeout -> timeout; status != 200 -> http_error (first bytes of the error body in
+`error`); malformed HTTP or SSE, an in-stream error event, a disconnect mid-response or a stream
+without `[DONE]` -> protocol_error; run stopped -> cancelled.
 """
 
 from __future__ import annotations
@@ -18,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic_ns
 
-import httpx
-
+from steps.load.connection import ConnectError, Connection, ConnectionPool
 from steps.load.sse import SseSplitter
 from steps.load.writer import RecordBuffer
 
@@ -106,15 +111,108 @@ def _non_empty_string(payload: bytes, key: bytes, start: int) -> bool:
     return pos + 1 < n and payload[pos] == 0x22 and payload[pos + 1] != 0x22
 
 
-def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+class _Stream:
+    """The response handler of one streamed request: all per-read work happens here.
+
+    Runs inside the connection's `data_received` (see steps.load.connection): one timestamp per
+    network read, shared by every event that read completed (they did arrive together), then
+    the SSE split and the byte-level chunk scan. `future` resolves when the response ends.
+    """
+
+    __slots__ = (
+        "chunk_ns",
+        "chunk_tokens",
+        "done",
+        "error",
+        "error_body",
+        "future",
+        "http_status",
+        "payloads",
+        "scan",
+        "splitter",
+        "status",
+        "text_key",
+        "usage",
+    )  # fmt: skip
+
+    def __init__(self, future: asyncio.Future[None], text_key: bytes) -> None:
+        self.future = future
+        self.text_key = text_key
+        self.splitter = SseSplitter()
+        self.scan = ChunkScan()
+        self.chunk_ns: list[int] = []
+        self.chunk_tokens: list[int] = []
+        self.payloads: list[bytes] = []
+        self.usage: dict[str, object] | None = None
+        self.status = "ok"
+        self.error: str | None = None
+        self.http_status: int | None = None
+        self.done = False
+        self.error_body: bytes | None = None  # collected (bounded) when the status is not 200
+
+    def _fail(self, status: str, error: str) -> None:
+        if self.status == "ok":  # the first failure is the cause; later ones follow from it
+            self.status, self.error = status, error
+
+    def on_head(self, status: int, reason: str) -> None:
+        self.http_status = status
+        if status != 200:
+            self.error_body = b""
+            self._fail("http_error", f"HTTP {status} {reason}".rstrip())
+
+    def on_body(self, data: bytes, now_ns: int) -> None:
+        if self.error_body is not None:
+            if len(self.error_body) < _ERROR_BODY_BYTES:
+                self.error_body += data[: _ERROR_BODY_BYTES - len(self.error_body)]
+            return
+        scan = self.scan
+        for payload in self.splitter.feed(data):
+            if payload.startswith(b"{") and payload.endswith(b"}"):
+                scan_chunk(payload, self.text_key, scan)
+                if scan.content:
+                    self.chunk_ns.append(now_ns)
+                    self.payloads.append(payload)
+                    if scan.tokens >= 0:
+                        self.chunk_tokens.append(scan.tokens)
+                if scan.usage:
+                    try:
+                        usage = json.loads(payload).get("usage")
+                    except (ValueError, AttributeError) as exc:
+                        self._fail("protocol_error", f"usage chunk is not JSON: {exc}")
+                    else:
+                        self.usage = usage if isinstance(usage, dict) else None
+                elif not scan.content and b'"error"' in payload:
+                    self._fail("protocol_error", _stream_error(payload))
+            elif payload == _DONE:
+                self.done = True
+            else:
+                self._fail(
+                    "protocol_error",
+                    "malformed SSE data: " + payload[:80].decode("utf-8", "replace"),
+                )
+
+    def on_end(self) -> None:
+        if self.error_body is not None:
+            text = self.error_body.decode("utf-8", "replace")
+            self.error = f"HTTP {self.http_status}: {text}"
+        elif not self.done:
+            self._fail("protocol_error", "stream ended without data: [DONE]")
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def on_error(self, message: str) -> None:
+        if self.error_body is not None:  # keep the HTTP status; say the body was cut short
+            self.error = f"HTTP {self.http_status} ({message}): " + self.error_body.decode(
+                "utf-8", "replace"
+            )
+        self._fail("protocol_error", message)
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 async def execute(
-    client: httpx.AsyncClient,
-    path: str,
-    headers: dict[str, str],
+    pool: ConnectionPool,
+    request: bytes,
     spec: RequestSpec,
     scheduled_ns: int,
     drain_deadline_ns: int,
@@ -123,88 +221,40 @@ async def execute(
     buffer: RecordBuffer,
     count_fallback: FallbackCounter,
 ) -> tuple[str, int | None]:
-    """Send one request, stream it, append its record; returns (status, TTFT ns or None)."""
+    """Send one request (`request` = its encoded bytes), stream it, append its record.
+
+    Returns (status, TTFT ns or None). `sent_ns` is taken just before the request is written to
+    the socket, so waiting for a connection counts as schedule delay, not as TTFT; it is null
+    when the request was never written (connect error, or timeout/cancel while connecting).
+    """
     loop = asyncio.get_running_loop()
-    chunk_ns: list[int] = []
-    chunk_tokens: list[int] = []
-    payloads: list[bytes] = []
-    usage: dict[str, object] | None = None
-    status = "ok"
-    http_status: int | None = None
-    error: str | None = None
-    done = False
-    sent: int | None = None
-    request = client.build_request("POST", path, content=spec.body, headers=headers)
-    # sent_ns is refined to the moment httpcore starts writing the request head (its trace
-    # hook), so connection-pool and httpx overhead count as schedule delay, not as TTFT.
-    stamps = [monotonic_ns()]
-
-    async def trace(event: str, _info: object) -> None:
-        if event == "http11.send_request_headers.started":
-            stamps.append(monotonic_ns())
-
-    request.extensions["trace"] = trace
-    sent = stamps[0]
-    limit_ns = sent + request_timeout_ns
+    stream = _Stream(loop.create_future(), text_key)
+    start = monotonic_ns()
+    limit_ns = start + request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
     deadline = drain_deadline_ns if drain_hit else limit_ns
-    scan = ChunkScan()
+    conn: Connection | None = None
+    sent: int | None = None
     try:
-        async with asyncio.timeout_at(loop.time() + (deadline - sent) / 1e9):
-            response = await client.send(request, stream=True)
-            try:
-                http_status = response.status_code
-                if http_status != 200:
-                    body = await response.aread()
-                    status = "http_error"
-                    error = f"HTTP {http_status}: " + body[:_ERROR_BODY_BYTES].decode(
-                        "utf-8", "replace"
-                    )
-                else:
-                    splitter = SseSplitter()
-                    async for raw in response.aiter_raw():
-                        now = monotonic_ns()
-                        for payload in splitter.feed(raw):
-                            if payload.startswith(b"{") and payload.endswith(b"}"):
-                                scan_chunk(payload, text_key, scan)
-                                if scan.content:
-                                    chunk_ns.append(now)
-                                    payloads.append(payload)
-                                    if scan.tokens >= 0:
-                                        chunk_tokens.append(scan.tokens)
-                                if scan.usage:
-                                    usage = json.loads(payload).get("usage")
-                                elif not scan.content and b'"error"' in payload:
-                                    status, error = "protocol_error", _stream_error(payload)
-                            elif payload == _DONE:
-                                done = True
-                            else:
-                                status = "protocol_error"
-                                error = "malformed SSE data: " + payload[:80].decode(
-                                    "utf-8", "replace"
-                                )
-                    if status == "ok" and not done:
-                        status, error = "protocol_error", "stream ended without data: [DONE]"
-            finally:
-                await response.aclose()
+        async with asyncio.timeout_at(loop.time() + (deadline - start) / 1e9):
+            conn, sent = await pool.send(request, stream)
+            await stream.future
     except TimeoutError:
-        status = "timeout"
-        error = (
+        stream.status = "timeout"
+        stream.error = (
             "drain_timeout exceeded after the stage's send window"
             if drain_hit
             else f"request_timeout {request_timeout_ns / 1e9:g}s exceeded"
         )
-    except httpx.TimeoutException as exc:
-        status, error = "timeout", _error_text(exc)
-    except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-        status, error = "connect_error", _error_text(exc)
-    except (httpx.HTTPError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        status, error = "protocol_error", _error_text(exc)
+    except ConnectError as exc:
+        stream.status, stream.error = "connect_error", str(exc)
     except asyncio.CancelledError:
-        status, error = "cancelled", "run stopped while the request was in flight"
+        stream.status, stream.error = "cancelled", "run stopped while the request was in flight"
     end = monotonic_ns()
-    sent = stamps[-1]
+    if conn is not None and not stream.future.done():
+        conn.abort()  # unfinished response: this connection can never be reused
 
+    chunk_ns, chunk_tokens, usage = stream.chunk_ns, stream.chunk_tokens, stream.usage
     prompt_tokens, prompt_src = spec.input_tokens, "client"
     output_tokens: int | None = None
     output_src: str | None = None
@@ -219,8 +269,8 @@ async def execute(
                 mismatch = sum(chunk_tokens) != output_tokens
     if output_src is None and tokens_known:
         output_tokens, output_src = sum(chunk_tokens), "chunks"
-    if output_src is None and status == "ok" and payloads:
-        output_tokens, output_src = count_fallback(payloads), "client"
+    if output_src is None and stream.status == "ok" and stream.payloads:
+        output_tokens, output_src = count_fallback(stream.payloads), "client"
     buffer.add(
         stage=spec.stage,
         request_index=spec.index,
@@ -236,11 +286,11 @@ async def execute(
         output_tokens=output_tokens,
         output_tokens_source=output_src,
         mismatch=mismatch,
-        status=status,
-        http_status=http_status,
-        error=error,
+        status=stream.status,
+        http_status=stream.http_status,
+        error=stream.error,
     )
-    return status, (chunk_ns[0] - sent if chunk_ns else None)
+    return stream.status, (chunk_ns[0] - sent if chunk_ns and sent is not None else None)
 
 
 def _stream_error(payload: bytes) -> str:

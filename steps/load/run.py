@@ -35,6 +35,8 @@ import pyarrow.parquet as pq
 from steps.config import APIType, Config, DataType, ServerType
 from steps.errors import BenchError, UsageError
 from steps.load.client import RequestSpec
+from steps.load.connection import ConnectionPool
+from steps.load.http1 import encode_request
 from steps.load.progress import Progress, format_summary, summarize
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, plan_stages, worker_share
@@ -111,8 +113,23 @@ def _secret(env: str | None, what: str) -> str | None:
     return value
 
 
+def _check_wire(base_url: str, headers: dict[str, str]) -> None:
+    """Fail before any worker starts if the URL or a header cannot go on the wire."""
+    try:
+        ConnectionPool(base_url)
+    except ValueError as exc:
+        raise UsageError(f"server.base_url: {exc}") from None
+    try:
+        encode_request("POST", "/", "host", headers)
+    except ValueError as exc:
+        raise UsageError(f"api.headers: {exc}") from None
+
+
 def _resolve_model(config: Config, headers: dict[str, str]) -> str:
-    """server.model_name, else the first id of GET /v1/models (as inference-perf does)."""
+    """server.model_name, else the first id of GET /v1/models (as inference-perf does).
+
+    A one-off request before t0, so httpx (not the streaming client) is fine here.
+    """
     if config.server.model_name:
         return config.server.model_name
     url = config.server.base_url.rstrip("/") + "/v1/models"
@@ -275,6 +292,7 @@ def run(settings: LoadSettings) -> LoadResult:
     log.info("API key: %s", "set" if api_key else "not set")
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    _check_wire(config.server.base_url, headers)
     model = _resolve_model(config, headers)
     plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
     setup_cpu0 = _cpu_s()

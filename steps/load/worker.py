@@ -1,10 +1,11 @@
-"""One load-generator process: a uvloop event loop, one httpx client, its share of the schedule.
+"""One load-generator process: a uvloop event loop, one connection pool, its share of the schedule.
 
 Plain data in (a picklable `WorkerSpec`, prompts already rendered into request bodies before
-t0), messages out over a pipe (ready, progress, stage_done, finished). Sends go out at absolute
-deadlines `stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host
-shares. Records are written as Parquet part files about once a second, so a killed process
-loses at most the last second.
+t0; each request's HTTP bytes are encoded here, before "ready"), messages out over a pipe
+(ready, progress, stage_done, finished). Sends go out at absolute deadlines
+`stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host shares.
+Records are written as Parquet part files about once a second, so a killed process loses at
+most the last second.
 
 Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
@@ -31,9 +32,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from steps.load.client import RequestSpec, execute
+from steps.load.connection import ConnectError, ConnectionPool
+from steps.load.http1 import encode_request
 from steps.load.writer import RecordBuffer, prime_parquet, write_part
 
 __all__ = ["WorkerSpec", "sleep_until", "text_of_chunk", "worker_main"]
@@ -108,6 +109,7 @@ class _Worker:
         self.tokenizer: Any = None
         self.text_key = b'"content"' if spec.chat else b'"text"'
         self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+        self.requests: list[list[bytes]] = []  # per stage, aligned with its share: encoded bytes
 
     # -- control ------------------------------------------------------------------------
     def _on_readable(self) -> None:
@@ -179,7 +181,8 @@ class _Worker:
     # -- requests -------------------------------------------------------------------------
     async def _one(
         self,
-        client: httpx.AsyncClient,
+        pool: ConnectionPool,
+        request: bytes,
         rspec: RequestSpec,
         scheduled: int,
         drain_deadline: int,
@@ -188,9 +191,8 @@ class _Worker:
         self.sent += 1
         try:
             status, ttft = await execute(
-                client,
-                self.spec.path,
-                self._headers(rspec),
+                pool,
+                request,
                 rspec,
                 scheduled,
                 drain_deadline,
@@ -208,31 +210,32 @@ class _Worker:
         elif ttft is not None:
             self.ttfts_ms.append(ttft / 1e6)
 
-    def _headers(self, rspec: RequestSpec) -> dict[str, str]:
+    def _encode(self, pool: ConnectionPool, request_id: str, body: bytes) -> bytes:
+        """A request's complete bytes (head + JSON body), built before t0."""
         headers = dict(self.spec.headers)
-        headers["X-Request-Id"] = f"{self.spec.run_id}-{rspec.stage}-{rspec.index}"
-        return headers
+        headers["X-Request-Id"] = request_id
+        return encode_request("POST", pool.prefix + self.spec.path, pool.host_header, headers, body)
 
     async def _dispatch(
-        self, client: httpx.AsyncClient, stage: int, start: int, drain_deadline: int
+        self, pool: ConnectionPool, stage: int, start: int, drain_deadline: int
     ) -> None:
         loop = asyncio.get_running_loop()
         duration_s, share = self.spec.stages[stage]
-        for rspec in share:
+        for rspec, request in zip(share, self.requests[stage], strict=True):
             scheduled = start + rspec.offset_ns
             await sleep_until(scheduled)
             if self.sem is not None:
                 await self.sem.acquire()  # a cap delays sends; schedule_delay shows it
-            task = loop.create_task(self._one(client, rspec, scheduled, drain_deadline))
+            task = loop.create_task(self._one(pool, request, rspec, scheduled, drain_deadline))
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
         await sleep_until(start + round(duration_s * 1e9))
 
-    async def _run_stage(self, client: httpx.AsyncClient, stage: int, start: int) -> int:
+    async def _run_stage(self, pool: ConnectionPool, stage: int, start: int) -> int:
         duration_s, _ = self.spec.stages[stage]
         drain_deadline = start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
         self.dispatcher = asyncio.get_running_loop().create_task(
-            self._dispatch(client, stage, start, drain_deadline)
+            self._dispatch(pool, stage, start, drain_deadline)
         )
         try:
             await self.dispatcher
@@ -243,30 +246,30 @@ class _Worker:
             await asyncio.wait(list(self.inflight))
         return time.monotonic_ns()
 
-    async def _warmup(self, client: httpx.AsyncClient) -> int:
+    async def _warmup(self, pool: ConnectionPool) -> int:
+        """Warm-up requests on the measuring path itself; their records are dropped."""
+        scratch = RecordBuffer(self.spec.run_id, self.spec.worker, 0, 0)
+        never = time.monotonic_ns() + round(self.spec.request_timeout_s * 1e9)
+
         async def one(i: int, body: bytes) -> bool:
-            headers = dict(self.spec.headers)
-            headers["X-Request-Id"] = f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}"
-            try:
-                async with asyncio.timeout(self.spec.request_timeout_s):
-                    async with client.stream(
-                        "POST", self.spec.path, content=body, headers=headers
-                    ) as response:
-                        async for _ in response.aiter_raw():
-                            pass
-                        return response.status_code == 200
-            except (httpx.HTTPError, TimeoutError):
-                return False
+            request_id = f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}"
+            status, _ = await execute(
+                pool, self._encode(pool, request_id, body), RequestSpec(-1, i, 0, body, 0, 0),
+                0, never, round(self.spec.request_timeout_s * 1e9), self.text_key, scratch,
+                self._count_fallback,
+            )  # fmt: skip
+            return status == "ok"
 
         results = await asyncio.gather(*(one(i, b) for i, b in enumerate(self.spec.warmup)))
         return sum(1 for ok in results if not ok)
 
-    async def _prime(self, client: httpx.AsyncClient) -> None:
+    async def _prime(self, pool: ConnectionPool) -> None:
         """Pay every first-use cost before t0, not on the first measured requests.
 
         Measured without this: the first Parquet part (pyarrow's lazy codec and writer setup,
-        GIL held in the writer thread) delayed sends by ~500 ms, and the first request paid
-        httpx/anyio's lazy imports and a TCP connect.
+        GIL held in the writer thread) delayed sends by ~500 ms. One connection is opened into
+        the pool so the first request does not pay the first connect (an unreachable server
+        is not an error here: the requests will record it).
         """
         buffer = RecordBuffer(self.spec.run_id, self.spec.worker, 0, 0)
         buffer.add(
@@ -278,22 +281,21 @@ class _Worker:
         )  # fmt: skip
         table = buffer.take_table()
         await asyncio.get_running_loop().run_in_executor(self.writer, prime_parquet, table)
-        with contextlib.suppress(httpx.HTTPError):
-            await client.get("/v1/models", headers=self.spec.headers)
+        with contextlib.suppress(ConnectError):
+            await pool.open_idle()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._on_readable)
         loop.add_signal_handler(signal.SIGTERM, self.stop)
-        limits = httpx.Limits(
-            max_connections=None, max_keepalive_connections=None, keepalive_expiry=60
-        )
-        # trust_env off: a proxy from the environment would be measured as the server.
-        async with httpx.AsyncClient(
-            base_url=self.spec.base_url, timeout=None, limits=limits, trust_env=False
-        ) as client:
-            await self._prime(client)
-            warmup_errors = await self._warmup(client) if self.spec.warmup else 0
+        pool = ConnectionPool(self.spec.base_url)  # no proxy: it would be measured as the server
+        self.requests = [
+            [self._encode(pool, f"{self.spec.run_id}-{r.stage}-{r.index}", r.body) for r in share]
+            for _, share in self.spec.stages
+        ]
+        try:
+            await self._prime(pool)
+            warmup_errors = await self._warmup(pool) if self.spec.warmup else 0
             # Everything allocated so far lives for the whole run: keep the GC off it.
             gc.collect()
             gc.freeze()
@@ -313,7 +315,7 @@ class _Worker:
                             self.spec.run_id, self.spec.worker, t0, wall_start
                         )
                         flusher = loop.create_task(self._flush_loop())
-                    end = await self._run_stage(client, stage, start)
+                    end = await self._run_stage(pool, stage, start)
                     if not self.stopping:
                         self.conn.send(("stage_done", stage, end))
             finally:
@@ -325,6 +327,8 @@ class _Worker:
                 self.writer.shutdown(wait=True)
                 self._send_progress()
                 self.conn.send(("finished", _cpu_s() - cpu_at_t0, self.records))
+        finally:
+            pool.close()
 
 
 def _log_write_failure(future: Future[Path]) -> None:
@@ -346,6 +350,4 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     logging.basicConfig(
         level=spec.log_level, format="%(asctime)s load %(levelname)s %(message)s", force=True
     )
-    # httpx logs every request at INFO: noise in Argo logs and CPU on the hot loop.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvloop.run(_Worker(spec, conn).run())

@@ -1,10 +1,20 @@
-"""steps.load.client.scan_chunk: cheap chunk classification on real vLLM/OpenAI shapes."""
+"""steps.load.client: cheap chunk classification on real vLLM/OpenAI shapes, and `execute`'s
+status mapping over a real socket (scripted peer, tests/unit/steps/load_wire.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from typing import Any
+
 import pytest
 
-from steps.load.client import ChunkScan, scan_chunk
+from steps.load.client import ChunkScan, RequestSpec, execute, scan_chunk
+from steps.load.connection import ConnectionPool
+from steps.load.http1 import encode_request
+from steps.load.writer import RecordBuffer
+from tests.unit.steps.load_wire import Reply, ScriptedServer, run_with_server
 
 _TEXT = b'"text"'
 _CONTENT = b'"content"'
@@ -70,3 +80,134 @@ def test_scan_chunk_chat_content_and_reasoning_are_content() -> None:
 def test_scan_chunk_model_named_text_does_not_fool_completion_check() -> None:
     payload = b'{"model":"text","choices":[{"text":""}]}'
     assert not _scan(payload).content
+
+
+# -- execute: one request over a real socket, every outcome mapped to its status ----------
+
+_OK_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+_CHUNK = b'{"choices":[{"index":0,"text":" the","token_ids":[279]}]}'
+_USAGE = b'{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}'
+
+
+def _frame(event: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(event), event)
+
+
+def _sse(payload: bytes) -> bytes:
+    return _frame(b"data: " + payload + b"\n\n")
+
+
+_END = b"0\r\n\r\n"
+_GOOD = [_OK_HEAD, _sse(_CHUNK), _sse(_CHUNK), _sse(_USAGE), _sse(b"[DONE]") + _END]
+
+
+def _fallback(payloads: list[bytes]) -> int:
+    return len(payloads)
+
+
+def _execute_all(
+    replies: list[Reply], n: int, timeout_s: float = 5.0, url: str | None = None
+) -> tuple[list[dict[str, Any]], ScriptedServer]:
+    """Run n requests one after another on one pool; returns their records."""
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body(server: ScriptedServer) -> None:
+        pool = ConnectionPool(url or server.url)
+        spec = RequestSpec(0, 0, 0, b"{}", 7, 2)
+        for i in range(n):
+            request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
+            now = time.monotonic_ns()
+            await execute(
+                pool, request, RequestSpec(0, i, 0, spec.body, 7, 2), now, now + 10**12,
+                round(timeout_s * 1e9), b'"text"', buffer, _fallback,
+            )  # fmt: skip
+        pool.close()
+
+    _, server = run_with_server(replies, body)
+    return buffer.take_table().to_pylist(), server
+
+
+def test_execute_complete_stream_ok_with_server_counts() -> None:
+    rows, _ = _execute_all([Reply(_GOOD)], 1)
+    (row,) = rows
+    assert (row["status"], row["http_status"], row["error"]) == ("ok", 200, None)
+    assert (row["prompt_tokens"], row["prompt_tokens_source"]) == (7, "server")
+    assert (row["output_tokens"], row["output_tokens_source"]) == (2, "server")
+    assert row["chunk_tokens"] == [1, 1]
+    # Two reads 5 ms apart: two distinct arrival times, in order.
+    assert row["chunk_offsets_us"][1] - row["chunk_offsets_us"][0] > 2000
+
+
+def test_execute_events_in_one_read_share_its_timestamp() -> None:
+    rows, _ = _execute_all([Reply([b"".join(_GOOD)])], 1)
+    offsets = rows[0]["chunk_offsets_us"]
+    assert rows[0]["status"] == "ok" and len(offsets) == 2 and offsets[0] == offsets[1]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "close", "status", "error_part"),
+    [
+        (
+            [b"HTTP/1.1 503 Busy\r\ncontent-length: 16\r\n\r\n", b'{"error":"busy"}'],
+            False, "http_error", 'HTTP 503: {"error":"busy"}',
+        ),
+        ([_OK_HEAD, _sse(_CHUNK)], True, "protocol_error", "before the response ended"),
+        ([], True, "protocol_error", "without sending a response"),
+        ([_OK_HEAD, _sse(b"not json"), _sse(b"[DONE]") + _END], False, "protocol_error",
+         "malformed SSE data: not json"),
+        ([_OK_HEAD, _sse(_CHUNK), _END], False, "protocol_error", "without data: [DONE]"),
+        ([_OK_HEAD, _sse(b'{"error":{"message":"boom"}}'), _sse(b"[DONE]") + _END], False,
+         "protocol_error", "error event in stream: boom"),
+        ([b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"], False,
+         "protocol_error", "malformed HTTP response"),
+    ],
+)  # fmt: skip
+def test_execute_failure_maps_to_status(
+    pieces: list[bytes], close: bool, status: str, error_part: str
+) -> None:
+    rows, _ = _execute_all([Reply(pieces, close=close)], 1)
+    assert rows[0]["status"] == status
+    assert error_part in rows[0]["error"]
+
+
+def test_execute_slow_server_timeout_status_and_connection_dropped() -> None:
+    slow = Reply([_OK_HEAD, _sse(_CHUNK), _sse(_CHUNK)], pause_s=0.3)
+    rows, server = _execute_all([slow, Reply(_GOOD)], 2, timeout_s=0.2)
+    assert rows[0]["status"] == "timeout" and "request_timeout 0.2s" in rows[0]["error"]
+    assert rows[1]["status"] == "ok"
+    assert server.connections == 2  # the timed-out connection was not reused
+
+
+def test_execute_refused_connect_error_not_sent() -> None:
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        rows, _ = _execute_all([], 1, url=url)
+    assert rows[0]["status"] == "connect_error"
+    assert "Connect" in rows[0]["error"] or "refused" in rows[0]["error"].lower()
+    assert rows[0]["sent_ns"] is None
+
+
+def test_execute_cancelled_task_records_cancelled() -> None:
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body(server: ScriptedServer) -> None:
+        pool = ConnectionPool(server.url)
+        request = encode_request("POST", "/", pool.host_header, {}, b"{}")
+        now = time.monotonic_ns()
+        task = asyncio.get_running_loop().create_task(
+            execute(
+                pool, request, RequestSpec(0, 0, 0, b"{}", 7, 2), now, now + 10**12, 10**10,
+                b'"text"', buffer, _fallback,
+            )
+        )  # fmt: skip
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await task  # execute records the cancellation and returns normally
+        pool.close()
+
+    run_with_server([Reply([_OK_HEAD, _sse(_CHUNK)], pause_s=1.0)], body)
+    (row,) = buffer.take_table().to_pylist()
+    assert row["status"] == "cancelled" and row["sent_ns"] is not None

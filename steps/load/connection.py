@@ -1,0 +1,186 @@
+"""Keep-alive HTTP/1.1 connections on asyncio Protocols, pooled per worker process.
+
+Why Protocols: the response is parsed inside `data_received`, i.e. in the event loop's read
+callback, and handed to a `ResponseHandler` with one `time.monotonic_ns()` per read. No task
+wakes up per chunk; the request's coroutine sleeps on one future until the response ends.
+
+Pool: idle connections are reused last-in first-out; a request finds none idle opens a new one,
+so the pool holds as many connections as requests were ever in flight at once (the worker's
+`worker_max_concurrency` semaphore is the only cap). A connection goes back to the pool only
+after a complete response that allows keep-alive; a request that ends any other way (timeout,
+cancel, malformed response) closes its connection. A connection the server closes while idle
+is dropped when its EOF arrives; a close racing with a new request on it shows as that
+request's protocol_error (httpx behaves the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from contextlib import suppress
+from time import monotonic_ns
+from typing import Protocol, cast
+from urllib.parse import urlsplit
+
+from steps.load.http1 import ProtocolError, ResponseParser
+
+__all__ = ["ConnectError", "Connection", "ConnectionPool", "ResponseHandler"]
+
+
+class ConnectError(Exception):
+    """The TCP connection (or TLS handshake) to the server could not be made."""
+
+
+class ResponseHandler(Protocol):
+    """Receives one response, from the event loop's read callback (must not raise)."""
+
+    def on_head(self, status: int, reason: str) -> None:
+        """Status line and headers received."""
+
+    def on_body(self, data: bytes, now_ns: int) -> None:
+        """Body bytes of one network read, which arrived at `now_ns` (monotonic)."""
+
+    def on_end(self) -> None:
+        """The response ended completely."""
+
+    def on_error(self, message: str) -> None:
+        """The response is malformed or the connection ended before it did."""
+
+
+class Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: at most one request at a time."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.handler: ResponseHandler | None = None
+        self.parser = ResponseParser()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCPTransport is not an asyncio.Transport subclass, but has its methods.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, request: bytes, handler: ResponseHandler) -> int:
+        """Write a fully encoded request; returns the monotonic time taken just before."""
+        assert self.transport is not None
+        self.handler = handler
+        self.parser = ResponseParser()
+        sent = monotonic_ns()
+        self.transport.write(request)
+        return sent
+
+    def abort(self) -> None:
+        """Give up the request in flight: the connection is closed, never reused."""
+        self.handler = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic_ns()
+        handler = self.handler
+        if handler is None:  # bytes outside any request: the stream is out of sync
+            self.abort()
+            return
+        parser = self.parser
+        had_head = parser.status is not None
+        try:
+            body = parser.feed(data)
+        except ProtocolError as exc:
+            self.abort()
+            handler.on_error(f"malformed HTTP response: {exc}")
+            return
+        if not had_head and parser.status is not None:
+            handler.on_head(parser.status, parser.reason)
+        if body:
+            handler.on_body(body, now)
+        if parser.complete:
+            self.handler = None
+            if parser.keep_alive and not self.closed:
+                self.pool.release(self)
+            else:
+                self.abort()
+            handler.on_end()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        handler, self.handler = self.handler, None
+        if handler is None:
+            return
+        if self.parser.eof():
+            handler.on_end()
+        elif exc is not None:
+            handler.on_error(f"connection lost mid-response: {type(exc).__name__}: {exc}")
+        elif self.parser.started:
+            handler.on_error("server closed the connection before the response ended")
+        else:
+            handler.on_error("server closed the connection without sending a response")
+
+
+class ConnectionPool:
+    """A worker's connections to one server (`http://` or `https://` base URL)."""
+
+    def __init__(self, base_url: str) -> None:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
+        self.host = url.hostname
+        default_port = 443 if url.scheme == "https" else 80
+        self.port = url.port or default_port
+        self.host_header = url.netloc.rsplit("@", 1)[-1]
+        self.prefix = url.path.rstrip("/")
+        # TLS verifies the server like httpx's default (system CAs, hostname check).
+        self.ssl = ssl.create_default_context() if url.scheme == "https" else None
+        self._idle: list[Connection] = []
+
+    @property
+    def idle(self) -> int:
+        """Connections open and waiting for a request."""
+        return len(self._idle)
+
+    async def send(self, request: bytes, handler: ResponseHandler) -> tuple[Connection, int]:
+        """Write `request` on an idle or new connection; returns it and the send time."""
+        conn = None
+        while self._idle:
+            candidate = self._idle.pop()
+            if not candidate.closed:
+                conn = candidate
+                break
+        if conn is None:
+            conn = await self._connect()
+        return conn, conn.send(request, handler)
+
+    async def open_idle(self) -> None:
+        """Open one connection into the pool now (pays the first connect before t0)."""
+        self.release(await self._connect())
+
+    async def _connect(self) -> Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, conn = await loop.create_connection(
+                lambda: Connection(self), self.host, self.port, ssl=self.ssl
+            )
+        except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
+            text = str(exc).strip()
+            raise ConnectError(f"{type(exc).__name__}: {text}" if text else repr(exc)) from None
+        conn.transport = transport  # uvloop calls connection_made only on a later loop turn
+        return conn
+
+    def release(self, conn: Connection) -> None:
+        """A connection whose response ended with keep-alive: ready for the next request."""
+        self._idle.append(conn)
+
+    def discard(self, conn: Connection) -> None:
+        """A connection that closed: never hand it out again."""
+        with suppress(ValueError):
+            self._idle.remove(conn)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for conn in self._idle:
+            conn.abort()
+        self._idle.clear()
