@@ -1,7 +1,7 @@
 """Benchmark of the load step against the simulator (not a test; run by hand).
 
     .venv/bin/python -m tests.bench.loadgen [--rates 1,50,100,200] [--duration 20]
-        [--num-workers 2] [--ttft-ms 50] [--itl-ms 10]
+        [--num-workers 2] [--ttft-ms 50] [--itl-ms 10] [--root DIR]
 
 Starts the real simulator (TTFT 50 ms, ITL 10 ms, Qwen tokenizer, 512 in / 128 out, streaming)
 and runs `python -m steps.load` once per rate, then prints one table:
@@ -9,7 +9,11 @@ achieved vs requested rate (client sends, and arrivals as the server saw them), 
 p50/p99/max, TTFT error vs the server's truth (client TTFT - server TTFT, matched by
 X-Request-Id) p50/p99 of |error|, chunk-gap p99 client vs server, and client CPU per request:
 `run` = run.json client_cpu_s (workers' rusage from t0 to the end + the main process), `all` =
-rusage of the whole load-step process tree including start-up, tokenizer and prompt building.
+rusage of the whole load-step process tree including start-up, tokenizer and prompt building;
+the simulator's own CPU per request (from /proc, over the same rate) is a separate column, and
+the 1-minute load average before/after each rate is printed, since the machine may be shared.
+`--root DIR` runs `steps.load` from another checkout (e.g. a `git worktree` of an older commit)
+against the same simulator, for back-to-back comparisons in one window.
 Targets (2 cores, simulator on the same machine): at 100 QPS schedule delay p99 <= 5 ms, TTFT
 error p99 <= 5 ms, CPU <= 5 ms per request; at 200 QPS schedule delay p99 <= 10 ms.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -33,16 +38,29 @@ from tests.fixtures.simulator import ROOT, start_simulator
 
 
 def _children_cpu_s() -> float:
+    """CPU of every terminated child (the load step's process tree, not the live simulator)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
+def _process_cpu_s(pid: int) -> float:
+    """utime + stime of a running process (the simulator), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loadavg() -> str:
+    return "{:.2f}/{:.2f}/{:.2f}".format(*os.getloadavg())
+
+
 def _run_rate(
-    rate: float, args: argparse.Namespace, url: str, tok: Path, work: Path
+    rate: float, args: argparse.Namespace, url: str, tok: Path, work: Path, sim_pid: int
 ) -> dict[str, Any]:
     out = work / f"rate-{rate:g}"
     run_id = f"bench-{rate:g}".replace(".", "_")
+    load_before = _loadavg()
     cpu0 = _children_cpu_s()
+    sim0 = _process_cpu_s(sim_pid)
     proc = subprocess.run(
         [
             sys.executable, "-m", "steps.load", "--out", str(out), "--tokenizer-dir", str(tok),
@@ -51,17 +69,22 @@ def _run_rate(
             "--input-tokens", "512", "--output-tokens", "128", "--run-id", run_id,
             "--warmup-requests", str(args.num_workers), "--log-level", "WARNING",
         ],
-        cwd=ROOT,
+        cwd=args.root,
         capture_output=True,
         text=True,
         check=False,
     )  # fmt: skip
     cpu_all = _children_cpu_s() - cpu0
+    sim_cpu = _process_cpu_s(sim_pid) - sim0
+    load = f"{load_before} -> {_loadavg()}"
     if proc.returncode not in (0, 1):
         raise SystemExit(f"load step failed at {rate} QPS:\n{proc.stderr[-3000:]}")
     rows = pq.read_table(out / "records.parquet").to_pylist()
     run_json = json.loads((out / "run.json").read_text())
-    return {"rows": rows, "run": run_json, "cpu_all": cpu_all, "run_id": run_id}
+    return {
+        "rows": rows, "run": run_json, "cpu_all": cpu_all, "sim_cpu": sim_cpu, "load": load,
+        "run_id": run_id,
+    }  # fmt: skip
 
 
 def _pct(values: Any, q: float) -> float:
@@ -95,6 +118,8 @@ def _row(rate: float, result: dict[str, Any], truth: list[dict[str, Any]]) -> li
         f"{_pct(abs_err, 50):.2f} / {_pct(abs_err, 99):.2f}",
         f"{_pct(client_gaps, 99):.1f} / {_pct(server_gaps, 99):.1f}",
         f"{run_json['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
+        f"{result['sim_cpu'] / n * 1e3:.2f}",
+        result["load"],
     ]
 
 
@@ -106,6 +131,7 @@ def main() -> int:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--ttft-ms", type=float, default=50)
     parser.add_argument("--itl-ms", type=float, default=10)
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout to run steps.load from")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)
@@ -118,12 +144,13 @@ def main() -> int:
         header = [
             "QPS", "achieved client/server", "failed", "sched delay p50/p99/max ms",
             "|TTFT err| p50/p99 ms", "chunk gap p99 client/server ms", "CPU ms/req run/all",
+            "sim CPU ms/req", "loadavg 1/5/15 before -> after",
         ]  # fmt: skip
         table = [header]
         try:
             for rate in (float(r) for r in args.rates.split(",")):
                 sim.reset_truth()
-                result = _run_rate(rate, args, sim.base_url, tok, work)
+                result = _run_rate(rate, args, sim.base_url, tok, work, sim.pid)
                 truth = [
                     t
                     for t in sim.truth()

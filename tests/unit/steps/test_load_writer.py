@@ -79,3 +79,19 @@ def test_merge_parts_no_parts_writes_empty_file(tmp_path: Path) -> None:
     out = tmp_path / "records.parquet"
     assert merge_parts(tmp_path, out) == 0
     assert pq.read_table(out).num_rows == 0
+
+
+def test_merge_parts_offsets_delta_encoded_without_dictionary(tmp_path: Path) -> None:
+    buf = RecordBuffer("run", 0, T0, 1)
+    for i in range(3):
+        _add(buf, i, [1, 1])
+    write_part(buf.take_table(), tmp_path, 0, 1)
+    out = tmp_path / "records.parquet"
+    merge_parts(tmp_path, out)
+    meta = pq.ParquetFile(out).metadata.row_group(0)
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    offsets = columns["chunk_offsets_us.list.element"]
+    assert "DELTA_BINARY_PACKED" in offsets.encodings
+    assert not offsets.has_dictionary_page
+    assert columns["status"].has_dictionary_page  # the other columns keep their dictionaries
+    assert pq.read_table(out).column("chunk_offsets_us").to_pylist() == [[50000, 60000]] * 3
