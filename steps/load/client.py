@@ -212,7 +212,7 @@ class _Stream:
 
 async def execute(
     pool: ConnectionPool,
-    request: bytes,
+    request: tuple[bytes, bytes],
     spec: RequestSpec,
     scheduled_ns: int,
     drain_deadline_ns: int,
@@ -221,7 +221,7 @@ async def execute(
     buffer: RecordBuffer,
     count_fallback: FallbackCounter,
 ) -> tuple[str, int | None]:
-    """Send one request (`request` = its encoded bytes), stream it, append its record.
+    """Send one request (`request` = its encoded head and body), stream it, append its record.
 
     Returns (status, TTFT ns or None). `sent_ns` is taken just before the request is written to
     the socket, so waiting for a connection counts as schedule delay, not as TTFT; it is null

@@ -61,13 +61,13 @@ class Connection(asyncio.Protocol):
         # uvloop's TCPTransport is not an asyncio.Transport subclass, but has its methods.
         self.transport = cast(asyncio.Transport, transport)
 
-    def send(self, request: bytes, handler: ResponseHandler) -> int:
-        """Write a fully encoded request; returns the monotonic time taken just before."""
+    def send(self, request: tuple[bytes, bytes], handler: ResponseHandler) -> int:
+        """Write an encoded request (head, body); returns the monotonic time taken just before."""
         assert self.transport is not None
         self.handler = handler
         self.parser = ResponseParser()
         sent = monotonic_ns()
-        self.transport.write(request)
+        self.transport.writelines(request)
         return sent
 
     def abort(self) -> None:
@@ -142,7 +142,9 @@ class ConnectionPool:
         """Connections open and waiting for a request."""
         return len(self._idle)
 
-    async def send(self, request: bytes, handler: ResponseHandler) -> tuple[Connection, int]:
+    async def send(
+        self, request: tuple[bytes, bytes], handler: ResponseHandler
+    ) -> tuple[Connection, int]:
         """Write `request` on an idle or new connection; returns it and the send time."""
         conn = None
         while self._idle:

@@ -32,8 +32,11 @@ class ProtocolError(Exception):
 
 def encode_request(
     method: str, target: str, host: str, headers: Mapping[str, str], body: bytes = b""
-) -> bytes:
-    """The complete request (head + body) as the bytes to write.
+) -> tuple[bytes, bytes]:
+    """The complete request as (head, body), written with one `writelines`.
+
+    The body is returned as is, not copied into one buffer with the head: a worker holds every
+    request of its share encoded before t0, and prompts are most of those bytes.
 
     Header names and values with CR/LF are refused (they would split the request); values are
     latin-1 as HTTP/1.1 allows, anything else raises ValueError naming the header.
@@ -50,7 +53,7 @@ def encode_request(
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end]
         raise ValueError(f"a request header is not latin-1: {bad!r}") from None
-    return head + body
+    return head, body
 
 
 class ResponseParser:

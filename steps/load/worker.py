@@ -109,7 +109,8 @@ class _Worker:
         self.tokenizer: Any = None
         self.text_key = b'"content"' if spec.chat else b'"text"'
         self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
-        self.requests: list[list[bytes]] = []  # per stage, aligned with its share: encoded bytes
+        # Per stage, aligned with its share: each request's encoded (head, body).
+        self.requests: list[list[tuple[bytes, bytes]]] = []
 
     # -- control ------------------------------------------------------------------------
     def _on_readable(self) -> None:
@@ -182,7 +183,7 @@ class _Worker:
     async def _one(
         self,
         pool: ConnectionPool,
-        request: bytes,
+        request: tuple[bytes, bytes],
         rspec: RequestSpec,
         scheduled: int,
         drain_deadline: int,
@@ -210,7 +211,7 @@ class _Worker:
         elif ttft is not None:
             self.ttfts_ms.append(ttft / 1e6)
 
-    def _encode(self, pool: ConnectionPool, request_id: str, body: bytes) -> bytes:
+    def _encode(self, pool: ConnectionPool, request_id: str, body: bytes) -> tuple[bytes, bytes]:
         """A request's complete bytes (head + JSON body), built before t0."""
         headers = dict(self.spec.headers)
         headers["X-Request-Id"] = request_id

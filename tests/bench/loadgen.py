@@ -7,12 +7,14 @@ Starts the real simulator (TTFT 50 ms, ITL 10 ms, Qwen tokenizer, 512 in / 128 o
 and runs `python -m steps.load` once per rate, then prints one table:
 achieved vs requested rate (client sends, and arrivals as the server saw them), schedule delay
 p50/p99/max, TTFT error vs the server's truth (client TTFT - server TTFT, matched by
-X-Request-Id) p50/p99 of |error|, chunk-gap p99 client vs server, and client CPU per request:
+X-Request-Id) p50/p99 of |error| and its two halves on the shared wall clock (p99 of: request
+write -> server parsed it, which includes the server's own read lag; first chunk written ->
+client read it), chunk-gap p99 client vs server, and client CPU per request:
 `run` = run.json client_cpu_s (workers' rusage from t0 to the end + the main process), `all` =
 rusage of the whole load-step process tree including start-up, tokenizer and prompt building;
 the simulator's own CPU per request (from /proc, over the same rate) is a separate column, and
 the 1-minute load average before/after each rate is printed, since the machine may be shared.
-`--root DIR` runs `steps.load` from another checkout (e.g. a `git worktree` of an older commit)
+`--root DIR` runs `steps.load` from another checkout (e.g. `git archive <commit> | tar -x -C DIR`)
 against the same simulator, for back-to-back comparisons in one window.
 Targets (2 cores, simulator on the same machine): at 100 QPS schedule delay p99 <= 5 ms, TTFT
 error p99 <= 5 ms, CPU <= 5 ms per request; at 200 QPS schedule delay p99 <= 10 ms.
@@ -101,11 +103,16 @@ def _row(rate: float, result: dict[str, Any], truth: list[dict[str, Any]]) -> li
     arrivals = sorted(t["arrival_wall_ns"] for t in truth)
     server_rate = (len(arrivals) - 1) / ((arrivals[-1] - arrivals[0]) / 1e9)
     delay = np.array([(r["sent_ns"] - r["scheduled_ns"]) / 1e6 for r in rows if r["sent_ns"]])
-    errors, client_gaps, server_gaps = [], [], []
+    errors, send_lag, recv_lag, client_gaps, server_gaps = [], [], [], [], []
+    wall0 = run_json["wall_start_ns"]
     for r in ok:
         t = by_id[f"{result['run_id']}-0-{r['request_index']}"]
         server_ttft = t["chunk_wall_ns"][0] - t["arrival_wall_ns"]
         errors.append((r["first_token_ns"] - r["sent_ns"] - server_ttft) / 1e6)
+        # The TTFT error split in two on the shared wall clock: request write -> server parsed
+        # it (includes the server's own read lag), first chunk written -> client read it.
+        send_lag.append((t["arrival_wall_ns"] - wall0 - r["sent_ns"]) / 1e6)
+        recv_lag.append((wall0 + r["first_token_ns"] - t["chunk_wall_ns"][0]) / 1e6)
         client_gaps.extend(np.diff(r["chunk_offsets_us"]) / 1e3)
         server_gaps.extend(np.diff(t["chunk_wall_ns"]) / 1e6)
     abs_err = np.abs(errors)
@@ -116,6 +123,7 @@ def _row(rate: float, result: dict[str, Any], truth: list[dict[str, Any]]) -> li
         f"{n - len(ok)}",
         f"{_pct(delay, 50):.2f} / {_pct(delay, 99):.2f} / {delay.max():.1f}",
         f"{_pct(abs_err, 50):.2f} / {_pct(abs_err, 99):.2f}",
+        f"{_pct(send_lag, 99):.2f} / {_pct(recv_lag, 99):.2f}",
         f"{_pct(client_gaps, 99):.1f} / {_pct(server_gaps, 99):.1f}",
         f"{run_json['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
         f"{result['sim_cpu'] / n * 1e3:.2f}",
@@ -143,8 +151,8 @@ def main() -> int:
         )  # fmt: skip
         header = [
             "QPS", "achieved client/server", "failed", "sched delay p50/p99/max ms",
-            "|TTFT err| p50/p99 ms", "chunk gap p99 client/server ms", "CPU ms/req run/all",
-            "sim CPU ms/req", "loadavg 1/5/15 before -> after",
+            "|TTFT err| p50/p99 ms", "p99 lag send/recv ms", "chunk gap p99 client/server ms",
+            "CPU ms/req run/all", "sim CPU ms/req", "loadavg 1/5/15 before -> after",
         ]  # fmt: skip
         table = [header]
         try:

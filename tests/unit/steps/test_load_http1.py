@@ -155,8 +155,12 @@ def test_parser_truncated_chunked_body_incomplete_at_eof() -> None:
 
 
 def test_encode_request_head_and_body() -> None:
-    wire = encode_request("POST", "/v1/completions", "h:8000", {"X-Request-Id": "r-0-1"}, b"{}")
-    assert wire == (
+    body = b"{}"
+    head, same = encode_request(
+        "POST", "/v1/completions", "h:8000", {"X-Request-Id": "r-0-1"}, body
+    )
+    assert same is body
+    assert head + body == (
         b"POST /v1/completions HTTP/1.1\r\nHost: h:8000\r\nX-Request-Id: r-0-1\r\n"
         b"Content-Length: 2\r\n\r\n{}"
     )
