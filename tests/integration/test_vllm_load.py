@@ -37,23 +37,23 @@ TTFT_METRIC = "vllm:time_to_first_token_seconds"
 E2E_METRIC = "vllm:e2e_request_latency_seconds"
 #: Sums of float seconds from two processes: allow rounding, not a real deficit.
 CLOCK_SLACK_S = 0.001
+#: Largest mean client-minus-vLLM excess per request (TTFT and e2e), ms. Measured here over nine
+#: 20-request runs at 1 QPS on 2 cores shared with other work: typical 4-10 ms (median TTFT 10,
+#: e2e 9), but now and then one request's first or last chunk reaches the client up to ~1 s after
+#: vLLM's own timestamp (a raw-socket client sees the same stalls, so they are not ours), which
+#: moves a 20-request mean by 50 ms. The bound is sized for those stalls; the typical figure is
+#: printed under "vllm tier measurements" on every run; the never-faster check has no tolerance.
+MEAN_EXCESS_LIMIT_MS = 150.0
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One load-step run: API, rate, duration, and how much client excess over vLLM is honest."""
+    """One load-step run of the tier: API type, rate (requests/s) and send window (s)."""
 
     name: str
     api_type: str
     rate: float
     duration_s: int
-    #: Largest mean client-minus-vLLM excess accepted, ms. Measured here at 1 QPS on 2 shared
-    #: cores: e2e 3-26 ms, TTFT 3-117 ms. TTFT gets more room because vLLM now and then holds
-    #: the first SSE chunk (the one carrying the prompt's token ids) up to ~1 s past its own
-    #: first-token timestamp; a raw-socket client sees the same, so it is not ours. A systematic
-    #: client-side offset would show in e2e as much as in TTFT, and e2e stays tight.
-    ttft_excess_ms: float
-    e2e_excess_ms: float
 
     @property
     def expected_requests(self) -> int:
@@ -62,9 +62,9 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("completion-1qps", "completion", 1, 20, ttft_excess_ms=150, e2e_excess_ms=50),
-    Scenario("completion-8qps", "completion", 8, 10, ttft_excess_ms=150, e2e_excess_ms=100),
-    Scenario("chat-1qps", "chat", 1, 20, ttft_excess_ms=150, e2e_excess_ms=50),
+    Scenario("completion-1qps", "completion", 1, 20),
+    Scenario("completion-8qps", "completion", 8, 10),
+    Scenario("chat-1qps", "chat", 1, 20),
 ]
 
 
@@ -211,13 +211,12 @@ def test_load_vllm_run_client_mean_excess_over_vllm_within_tolerance(
 ) -> None:
     client = _client_seconds(load_run.records, metric)
     server = _server_histogram(load_run, metric)
-    limit_ms = getattr(load_run.scenario, f"{metric}_excess_ms")
     excess_ms = (sum(client) - server.sum_s) / len(client) * 1000
     seen = (
         f"{metric}: client mean {sum(client) / len(client) * 1000:.1f} ms, vLLM mean "
         f"{server.sum_s / server.count * 1000:.1f} ms, excess {excess_ms:.1f} ms/request "
-        f"(limit {limit_ms} ms)"
+        f"(limit {MEAN_EXCESS_LIMIT_MS:.0f} ms)"
     )
     vllm_tier_notes.append(f"{load_run.scenario.name} {seen}")
 
-    assert excess_ms <= limit_ms, seen
+    assert excess_ms <= MEAN_EXCESS_LIMIT_MS, seen
