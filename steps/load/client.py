@@ -133,7 +133,7 @@ class _Stream:
         "status",
         "text_key",
         "usage",
-    )  # fmt: skip
+    )
 
     def __init__(self, future: asyncio.Future[None], text_key: bytes) -> None:
         self.future = future
