@@ -60,3 +60,22 @@ def test_main_empty_string_flags_mean_unset(
     code = main(["--out", str(tmp_path), "--rate", "", "--seed", "", "--tokenizer-dir", "/x/y"])
     assert code == 2
     assert "--tokenizer-dir /x/y" in capsys.readouterr().err
+
+
+def test_main_base_url_bad_port_exit_2_names_field(
+    tmp_path: Path, qwen_tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--tokenizer-dir",
+            str(qwen_tokenizer_dir),
+            "--base-url",
+            "http://127.0.0.1:notaport",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "server.base_url" in err and "notaport" in err
+    assert "Traceback" not in err
