@@ -39,3 +39,9 @@ lint: setup
 	$(PY) -m ruff check steps workflows tests
 	$(PY) -m ruff format --check steps workflows tests
 	$(PY) -m mypy
+
+## Performance figures (not tests): load generator accuracy and cost, aggregation, simulator cost.
+bench: setup
+	$(PY) -m tests.bench.loadgen
+	$(PY) -m tests.bench.aggregate
+	$(PY) -m tests.bench.simulator_cpu
