@@ -107,15 +107,18 @@ def _check_schema(records: Path) -> pq.FileMetaData:
 
 
 def _read_run(run_path: Path) -> tuple[RunInfo, dict[str, Any]]:
+    """run.json validated; an unreadable, non-UTF-8 or invalid file is a UsageError naming it."""
     try:
         raw = json.loads(run_path.read_text())
         run = RunInfo.model_validate(raw)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"run file '{run_path}' is not valid JSON: {exc}") from exc
-    except ValidationError as exc:
+    except OSError as exc:
+        raise UsageError(f"run file '{run_path}' is not readable: {exc.strerror or exc}") from exc
+    except ValidationError as exc:  # before ValueError: pydantic's error is one too
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "(root)"
         raise UsageError(f"run file '{run_path}': {where}: {error['msg']}") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UsageError(f"run file '{run_path}' is not valid JSON: {exc}") from exc
     return run, {key: value for key, value in raw.items() if key != "config"}
 
 

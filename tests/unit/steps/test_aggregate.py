@@ -386,3 +386,13 @@ def test_aggregate_not_parquet_and_bad_run_json_exit_2(
     assert main(["--records", str(records), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert "run.json" in err and "stages.0.end_ns" in err and "\n" not in err
+
+
+def test_aggregate_run_json_not_utf8_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = _write(tmp_path / "r", [_row(0)], [_stage(0, 1.0, 0, 1, 2)])
+    (records / "run.json").write_bytes(b"\xff\xfe{")
+    assert main(["--records", str(records), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aggregate: run file") and "run.json" in err and "\n" not in err
