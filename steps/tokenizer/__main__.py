@@ -193,23 +193,29 @@ def run(config: TokenizerStepConfig, access: HubAccess | None = None) -> Tokeniz
     passthrough = kind is SourceKind.local and (
         Path(config.tokenizer).expanduser().resolve() == out.resolve()
     )
-    out.mkdir(parents=True, exist_ok=True)
-    if not passthrough:
-        remove_tokenizer_files(out)
-        (out / MANIFEST_NAME).unlink(missing_ok=True)
-    log.info("tokenizer source %r (%s) -> %s", config.tokenizer, kind.value, out)
-    revision = _materialize(config, kind, access)
-    tokenizer = _load_tokenizer(out)
-    names = tokenizer_files(out)
-    manifest = build_manifest(
-        source=config.tokenizer,
-        kind=kind.value,
-        revision=revision,
-        vocab_size=len(tokenizer),
-        tokenizer_class=type(tokenizer).__name__,
-        files=file_entries(out, names),
-    )
-    write_manifest(out, manifest)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not passthrough:
+            remove_tokenizer_files(out)
+            (out / MANIFEST_NAME).unlink(missing_ok=True)
+        log.info("tokenizer source %r (%s) -> %s", config.tokenizer, kind.value, out)
+        revision = _materialize(config, kind, access)
+        tokenizer = _load_tokenizer(out)
+        names = tokenizer_files(out)
+        manifest = build_manifest(
+            source=config.tokenizer,
+            kind=kind.value,
+            revision=revision,
+            vocab_size=len(tokenizer),
+            tokenizer_class=type(tokenizer).__name__,
+            files=file_entries(out, names),
+        )
+        write_manifest(out, manifest)
+    except OSError as exc:
+        # Files under --out (mkdir, copy, manifest); the Hub's own OSErrors are translated
+        # inside download_tokenizer and arrive here as BenchError.
+        where = exc.filename or out
+        raise BenchError(f"--out {out}: cannot write {where} ({exc.strerror or exc})") from None
     log.info(
         "tokenizer ok: %s, vocab size %d, %d files, revision %s",
         manifest["tokenizer_class"],

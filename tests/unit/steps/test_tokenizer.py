@@ -212,3 +212,14 @@ def test_tokenizer_broken_tokenizer_file_fails_load_check(
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("tokenizer: transformers cannot load the")
     assert "Traceback" not in err
+
+
+def test_tokenizer_out_is_a_file_fails_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hub_env: None
+) -> None:
+    out = tmp_path / "tok"
+    out.write_text("a file, not a directory")
+    assert main(["--tokenizer", "offline:qwen", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"tokenizer: --out {out}: cannot write")
+    assert "Traceback" not in err
