@@ -32,12 +32,13 @@ from hera.workflows import WorkflowsService
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
 from steps.qwen_offline import build_qwen_tokenizer
+from steps.readiness.zones import K8sCheck
 from workflows.chart_values import load_values, map_values
 from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
 from workflows.local_runner import RunnerEnv, default_lock_dir, run_template
 from workflows.options import TemplateOptions
-from workflows.params import BaselineParams, K8sCheck, params_from_mapping
+from workflows.params import BaselineParams, params_from_mapping
 from workflows.rbac import build_rbac
 from workflows.submit import (
     connection_from,

@@ -14,32 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from steps.config import APIType, LoadType
 from steps.errors import UsageError
-from steps.readiness.zones import parse_label_selector
+from steps.readiness.zones import K8sCheck, parse_label_selector
 
 __all__ = [
-    "APIType",
     "BaselineParams",
-    "K8sCheck",
-    "LoadType",
     "params_from_mapping",
 ]
-
-
-class APIType(StrEnum):
-    completion = "completion"
-    chat = "chat"
-
-
-class K8sCheck(StrEnum):
-    auto = "auto"
-    off = "off"
-    required = "required"
-
-
-class LoadType(StrEnum):
-    constant = "constant"
-    poisson = "poisson"
 
 
 class BaselineParams(BaseModel):

@@ -37,6 +37,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from steps.readiness.zones import ZONE_LABEL
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 
@@ -161,7 +162,7 @@ def _zone_affinity(params: BaselineParams) -> m.Affinity:
         pod_affinity=m.PodAffinity(
             required_during_scheduling_ignored_during_execution=[
                 m.PodAffinityTerm(
-                    topology_key="topology.kubernetes.io/zone",
+                    topology_key=ZONE_LABEL,
                     label_selector=m.LabelSelector(match_labels=params.target_match_labels),
                     namespaces=[_inp("target_namespace")],
                 )
