@@ -26,6 +26,7 @@ __all__ = [
     "PERCENTILES",
     "Distribution",
     "IntHistogram",
+    "chunk_gaps",
     "derive_latencies_ns",
     "describe",
 ]
@@ -116,8 +117,11 @@ def _lengths(piece: pa.ListArray) -> npt.NDArray[np.int64]:
     return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _gaps(piece: pa.ListArray) -> npt.NDArray[np.int64]:
-    """Differences of consecutive items inside each list of `piece`, never across two lists."""
+def chunk_gaps(piece: pa.ListArray) -> npt.NDArray[np.int64]:
+    """Differences of consecutive items inside each list of `piece`, never across two lists.
+
+    Shared with the report's ITL plot so that plot and summary pool the same gaps.
+    """
     # int64: offsets are int32 µs, their difference may not fit int32 in a corrupt file.
     values: npt.NDArray[np.int64] = piece.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
     lengths = _lengths(piece)
@@ -264,5 +268,5 @@ def scan_itl(batches: Iterable[pa.RecordBatch]) -> dict[int, IntHistogram]:
         for value in np.unique(stage[ok]):
             rows = ok & (stage == value)
             piece = offsets if rows.all() else offsets.filter(pa.array(rows))
-            itl.setdefault(int(value), IntHistogram()).add(_gaps(piece))
+            itl.setdefault(int(value), IntHistogram()).add(chunk_gaps(piece))
     return itl

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from steps.aggregate.metrics import chunk_gaps
 from steps.errors import UsageError
 from steps.records import resolve_records_path
 
@@ -55,27 +56,10 @@ class Samples:
     schedule_delay_ms: np.ndarray  # aligned with delay_sent_s
     itl_ms: np.ndarray  # pooled chunk gaps of the strided request subset
 
-    @property
-    def ok_count(self) -> int:
-        """Number of ok requests."""
-        return len(self.ttft_ms)
-
 
 def _float(array: pa.Array) -> np.ndarray:
     """int column -> float64 with NaN for nulls."""
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _chunk_gaps_us(lists: pa.Array) -> np.ndarray:
-    """Gaps between consecutive offsets within each list (never across two requests)."""
-    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
-    if len(flat) < 2:
-        return np.empty(0)
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(), dtype=np.int64)
-    starts = np.cumsum(lengths) - lengths
-    keep = np.ones(len(flat) - 1, dtype=bool)
-    keep[starts[(starts > 0) & (starts < len(flat))] - 1] = False
-    return np.diff(flat)[keep].astype(np.float64)
 
 
 def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS) -> Samples:
@@ -120,7 +104,7 @@ def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS
             parts["output_tokens"].append(tokens[ok])
             strided = (np.arange(row_base, row_base + len(batch)) % stride == 0) & ok
             lists = batch.column("chunk_offsets_us").filter(pa.array(strided))
-            parts["itl_ms"].append(_chunk_gaps_us(lists) / 1e3)
+            parts["itl_ms"].append(chunk_gaps(lists) / 1e3)
             row_base += len(batch)
 
     arrays = {
