@@ -254,7 +254,7 @@ def run(config: ReportConfig) -> ReportResult:
     return result
 
 
-def _parser() -> Any:
+def _parser() -> argparse.ArgumentParser:
     parser = make_parser("python -m steps.report", __doc__.splitlines()[0] if __doc__ else None)
     fields = ReportConfig.model_fields
     parser.add_argument("--summary", required=True, help=fields["summary"].description)
@@ -289,7 +289,7 @@ def _parser() -> Any:
     return parser
 
 
-def _config_from_args(args: Any) -> ReportConfig:
+def _config_from_args(args: argparse.Namespace) -> ReportConfig:
     sla_flags = {
         name: parse_flag_value(name, raw)
         for name in SLA_METRICS

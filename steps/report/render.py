@@ -68,11 +68,6 @@ class RegressionOutcome:
     deltas: tuple[MetricDelta, ...] = ()
     note: str = ""
 
-    @property
-    def regressed(self) -> bool:
-        """True when any key metric is worse than the tolerance allows."""
-        return any(d.status == "regression" for d in self.deltas)
-
 
 def fmt(value: Any, digits: int = 2) -> str:
     """A number for a table cell; "-" for null."""
