@@ -303,6 +303,16 @@ def _start_simulator(
     return proc, f"http://127.0.0.1:{port}"
 
 
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """Terminate, then kill after `grace_s`: a hung simulator must not outlive the run."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     given = {**map_values(load_values(args.values, args.set)).params, **_given_knobs(args)}
     step_env = dict(environ)
@@ -320,8 +330,11 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             simulator, base_url = _start_simulator(
                 str(given.get("model_name", BaselineParams().model_name)), step_env, out
             )
-            extra = {"base_url": base_url, "k8s_check": K8sCheck.off.value}
-            extra.setdefault("tokenizer", given.get("tokenizer", "offline:qwen"))
+            extra = {
+                "base_url": base_url,
+                "k8s_check": K8sCheck.off.value,
+                "tokenizer": given.get("tokenizer", "offline:qwen"),
+            }
         if not given.get("s3_endpoint_url") and "bucket" not in given:
             extra["bucket"] = ""
             _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
@@ -337,8 +350,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         result = run_template(template, params.to_arguments(), out.resolve(), env)
     finally:
         if simulator is not None:
-            simulator.terminate()
-            simulator.wait(timeout=10)
+            _stop(simulator)
     report = result.tasks.get("report")
     _print_verdict(result.phase, report.outputs if report else {})
     print(f"results: {out}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from workflows.baseline import main
+from workflows.baseline import _stop, main
 
 
 def test_render_all_writes_every_kind(tmp_path: Path) -> None:
@@ -69,3 +71,15 @@ def test_render_bad_input_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+def test_stop_process_ignoring_sigterm_is_killed() -> None:
+    code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    _stop(proc, grace_s=0.2)
+    assert proc.returncode == -9
+    proc.stdout.close()
