@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steps.aggregate.summary import LATENCY_METRICS
 from steps.report.plots import Plot
 from steps.report.regression import MetricDelta, PreviousRun
 from steps.report.sla import SlaVerdict
@@ -29,7 +30,6 @@ __all__ = [
     "render_markdown",
 ]
 
-LATENCY_METRICS = ("ttft", "itl", "tpot", "ntpot", "e2e", "scheduled_e2e", "schedule_delay")
 STAT_COLUMNS = ("count", "mean", "p50", "p90", "p95", "p99", "p99.9", "max")
 
 
