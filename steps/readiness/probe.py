@@ -71,7 +71,7 @@ def served_model(payload: Any, model_name: str) -> tuple[ServedModel | None, tup
     return match, ids
 
 
-def _describe_transport_error(path: str, exc: httpx.TransportError) -> str:
+def _describe_request_error(path: str, exc: httpx.RequestError) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "no answer"
     detail = str(exc) or type(exc).__name__
     return f"{path}: {kind} ({detail})"
@@ -82,8 +82,8 @@ def check_once(client: httpx.Client, model_name: str, request_timeout_s: float) 
     for path in ("/health", "/v1/models"):
         try:
             response = client.get(path, timeout=request_timeout_s)
-        except httpx.TransportError as exc:
-            return WaitResult(None, _describe_transport_error(path, exc))
+        except httpx.RequestError as exc:  # transport, and a garbled body (DecodingError)
+            return WaitResult(None, _describe_request_error(path, exc))
         if response.status_code in (401, 403):
             # Waiting cannot fix a rejected key, but the caller decides; say it plainly.
             return WaitResult(

@@ -44,7 +44,7 @@ def run_warmup(
         start = clock()
         try:
             response = client.post("/v1/completions", json=body, timeout=request_timeout_s)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport, and a garbled body (DecodingError)
             raise BenchError(
                 f"warm-up request {index}/{count} to {client.base_url}/v1/completions failed: "
                 f"{type(exc).__name__}: {exc}"

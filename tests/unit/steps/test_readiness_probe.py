@@ -1,12 +1,13 @@
-"""Pure parts of the readiness probe: backoff schedule and /v1/models parsing."""
+"""Readiness probe: backoff schedule, /v1/models parsing, one probe over an httpx seam."""
 
 from __future__ import annotations
 
 import itertools
 
+import httpx
 import pytest
 
-from steps.readiness.probe import ServedModel, poll_delays, served_model
+from steps.readiness.probe import ServedModel, check_once, poll_delays, served_model
 
 
 def test_poll_delays_start_small_double_and_cap_at_interval() -> None:
@@ -41,3 +42,13 @@ def test_served_model_without_max_model_len_is_unknown() -> None:
 def test_served_model_bad_body_raises_value_error(body: object) -> None:
     with pytest.raises(ValueError, match="no 'data' list"):
         served_model(body, "foo")
+
+
+def test_check_once_garbled_gzip_body_is_not_ready_not_a_traceback() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    transport = httpx.MockTransport(handler)
+    with httpx.Client(base_url="http://server", transport=transport) as client:
+        result = check_once(client, "m", 1.0)
+    assert result.model is None and result.missing.startswith("/health: no answer (")
