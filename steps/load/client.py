@@ -33,7 +33,8 @@ __all__ = ["ChunkScan", "RequestSpec", "execute", "scan_chunk"]
 _DONE = b"[DONE]"
 _ERROR_BODY_BYTES = 300
 
-#: Counts output tokens from the content payloads when the server gave no usage/token_ids.
+#: Counts output tokens from the content payloads when the server gave no usage/token_ids;
+#: raises ValueError for a payload that is not a completion chunk.
 FallbackCounter = Callable[[list[bytes]], int]
 
 
@@ -270,7 +271,10 @@ async def execute(
     if output_src is None and tokens_known:
         output_tokens, output_src = sum(chunk_tokens), "chunks"
     if output_src is None and stream.status == "ok" and stream.payloads:
-        output_tokens, output_src = count_fallback(stream.payloads), "client"
+        try:
+            output_tokens, output_src = count_fallback(stream.payloads), "client"
+        except ValueError as exc:  # only now are content chunks decoded: a broken one shows
+            stream._fail("protocol_error", f"content chunk is not a completion chunk: {exc}")
     buffer.add(
         stage=spec.stage,
         request_index=spec.index,

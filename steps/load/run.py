@@ -324,6 +324,7 @@ def run(settings: LoadSettings) -> LoadResult:
                 parts_dir=str(parts_dir),
                 tokenizer_source=settings.tokenizer_source,
                 tokenizer_token_env=token_env,
+                tokenizer_trust_remote_code=bool(config.tokenizer.trust_remote_code),
                 log_level=settings.log_level,
             )
         )

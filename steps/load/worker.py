@@ -62,6 +62,7 @@ class WorkerSpec:
     parts_dir: str
     tokenizer_source: str | None
     tokenizer_token_env: str | None
+    tokenizer_trust_remote_code: bool
     log_level: str = "INFO"
     flush_interval_s: float = 1.0
 
@@ -82,14 +83,21 @@ async def sleep_until(deadline_ns: int) -> None:
 
 
 def text_of_chunk(payload: bytes) -> str:
-    """Generated text of one content chunk (completion `text` or chat `delta.content`)."""
+    """Generated text of one content chunk (completion `text` or chat `delta.content`).
+
+    The byte scan took the payload for a content chunk without parsing it, so anything that is
+    not JSON of that shape raises ValueError (the request becomes a protocol_error).
+    """
     obj = json.loads(payload)
-    choices = obj.get("choices") or [{}]
-    choice = choices[0]
-    if "text" in choice:
-        return str(choice.get("text") or "")
-    delta = choice.get("delta") or {}
-    return "".join(str(delta.get(k) or "") for k in ("reasoning_content", "reasoning", "content"))
+    try:
+        choice = (obj.get("choices") or [{}])[0]
+        if "text" in choice:
+            return str(choice.get("text") or "")
+        delta = choice.get("delta") or {}
+        keys = ("reasoning_content", "reasoning", "content")
+        return "".join(str(delta.get(k) or "") for k in keys)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise ValueError(f"no choices[0].text or .delta in {payload[:80]!r}") from None
 
 
 class _Worker:
@@ -175,7 +183,9 @@ class _Worker:
             )
             env = self.spec.tokenizer_token_env
             token = os.environ.get(env) if env else None
-            self.tokenizer = load_tokenizer(self.spec.tokenizer_source, token, None)
+            self.tokenizer = load_tokenizer(
+                self.spec.tokenizer_source, token, self.spec.tokenizer_trust_remote_code
+            )
         text = "".join(text_of_chunk(p) for p in payloads)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

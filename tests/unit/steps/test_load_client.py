@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from steps.load.client import ChunkScan, RequestSpec, execute, scan_chunk
+from steps.load.client import ChunkScan, FallbackCounter, RequestSpec, execute, scan_chunk
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
+from steps.load.worker import text_of_chunk
 from steps.load.writer import RecordBuffer
 from tests.unit.steps.load_wire import Reply, ScriptedServer, run_with_server
 
@@ -108,7 +109,11 @@ def _fallback(payloads: list[bytes]) -> int:
 
 
 def _execute_all(
-    replies: list[Reply], n: int, timeout_s: float = 5.0, url: str | None = None
+    replies: list[Reply],
+    n: int,
+    timeout_s: float = 5.0,
+    url: str | None = None,
+    fallback: FallbackCounter = _fallback,
 ) -> tuple[list[dict[str, Any]], ScriptedServer]:
     """Run n requests one after another on one pool; returns their records."""
     buffer = RecordBuffer("r", 0, 0, 0)
@@ -121,7 +126,7 @@ def _execute_all(
             now = time.monotonic_ns()
             await execute(
                 pool, request, RequestSpec(0, i, 0, spec.body, 7, 2), now, now + 10**12,
-                round(timeout_s * 1e9), b'"text"', buffer, _fallback,
+                round(timeout_s * 1e9), b'"text"', buffer, fallback,
             )  # fmt: skip
         pool.close()
 
@@ -170,6 +175,21 @@ def test_execute_failure_maps_to_status(
     rows, _ = _execute_all([Reply(pieces, close=close)], 1)
     assert rows[0]["status"] == status
     assert error_part in rows[0]["error"]
+
+
+def test_execute_broken_content_chunk_counted_client_side_protocol_error_row_kept() -> None:
+    # No usage, no token_ids: the client counts tokens itself and only then parses the chunk.
+    broken = b'{"choices":[{"index":0,"text":" the"}]}}'
+    reply = Reply([_OK_HEAD, _sse(broken), _sse(b"[DONE]") + _END])
+
+    def count(payloads: list[bytes]) -> int:
+        return sum(len(text_of_chunk(p).split()) for p in payloads)
+
+    rows, _ = _execute_all([reply], 1, fallback=count)
+    (row,) = rows
+    assert row["status"] == "protocol_error"
+    assert "content chunk is not a completion chunk" in row["error"]
+    assert row["output_tokens"] is None
 
 
 def test_execute_slow_server_timeout_status_and_connection_dropped() -> None:
