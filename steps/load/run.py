@@ -183,13 +183,19 @@ class _Runner:
                 self._gone(by_sentinel[obj])
                 continue
             w = by_conn[id(obj)]
-            conn = self.conns[w]
-            try:
-                while w in self.alive and conn.poll():
-                    self._handle(w, conn.recv())
-            except (EOFError, OSError):
+            if w in self.alive and not self._drain(w):
                 self._gone(w)
         self.progress.show(time.monotonic())
+
+    def _drain(self, w: int) -> bool:
+        """Handle every message waiting from worker `w`; False once its pipe is closed."""
+        conn = self.conns[w]
+        try:
+            while conn.poll():
+                self._handle(w, conn.recv())
+        except (EOFError, OSError):
+            return False
+        return True
 
     def _handle(self, w: int, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -205,7 +211,15 @@ class _Runner:
             log.info("worker %d finished: %d records, %.2f s CPU since t0", w, msg[2], msg[1])
 
     def _gone(self, w: int) -> None:
+        """Worker `w` exited: read what it sent last (the pipe outlives the process), join it.
+
+        Its exit and its final messages can be seen in the same `wait`, in either order; without
+        the read a worker that did finish would be taken for one that died mid-run.
+        """
+        if w not in self.alive:
+            return
         self.alive.discard(w)
+        self._drain(w)
         proc = self.procs[w]
         proc.join(timeout=5)
         if w not in self.finished:
