@@ -298,8 +298,14 @@ def run(settings: LoadSettings) -> LoadResult:
     parts_dir = out_dir / "records.parts"
     try:
         parts_dir.mkdir(parents=True, exist_ok=True)
+        stale = next(parts_dir.iterdir(), None)
     except OSError as exc:
         raise UsageError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
+    if stale is not None:  # they would be merged into this run's records.parquet
+        raise UsageError(
+            f"--out {out_dir}: {parts_dir.name}/ still holds {stale.name} from an interrupted "
+            "run; move that directory away or use another --out"
+        )
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
     headers.update(config.api.headers or {})
     api_key = _secret(config.server.api_key_env, "server.api_key_env")

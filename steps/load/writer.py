@@ -13,6 +13,7 @@ table costs no per-chunk Python objects.
 
 from __future__ import annotations
 
+import logging
 import os
 from array import array
 from collections.abc import Sequence
@@ -34,7 +35,10 @@ __all__ = [
     "write_records",
 ]
 
+log = logging.getLogger(__name__)
+
 PART_SUFFIX = ".part.parquet"
+_PART_TMP_SUFFIX = ".part.tmp"  # a part while it is written
 _INT16_MAX = 32767
 _OFFSETS_LEAF = "chunk_offsets_us.list.element"
 
@@ -174,8 +178,9 @@ class RecordBuffer:
 
 def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
     """Write one complete part file atomically (temp name, fsync-free rename)."""
-    path = parts_dir / f"w{worker:03d}-{seq:06d}{PART_SUFFIX}"
-    tmp = path.with_suffix(".tmp")
+    name = f"w{worker:03d}-{seq:06d}"
+    path = parts_dir / f"{name}{PART_SUFFIX}"
+    tmp = parts_dir / f"{name}{_PART_TMP_SUFFIX}"
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
     return path
@@ -209,7 +214,8 @@ def merge_parts(parts_dir: Path, out_path: Path) -> int:
     """Merge every part into `out_path` (sorted by stage, request_index); returns the row count.
 
     Parts are removed after the merged file is in place, so a directory never holds the same
-    record twice.
+    record twice. Temp files of parts whose write never finished (a worker killed mid-write)
+    have no footer, so nothing in them is readable: they are removed too, with a warning.
     """
     parts = sorted(parts_dir.glob(f"*{PART_SUFFIX}"))
     try:
@@ -224,4 +230,9 @@ def merge_parts(parts_dir: Path, out_path: Path) -> int:
     os.replace(tmp, out_path)
     for p in parts:
         p.unlink()
+    unfinished = list(parts_dir.glob(f"*{_PART_TMP_SUFFIX}"))
+    for p in unfinished:
+        p.unlink()
+    if unfinished:
+        log.warning("removed %d unfinished part file(s) in %s", len(unfinished), parts_dir)
     return int(table.num_rows)

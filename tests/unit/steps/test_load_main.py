@@ -79,3 +79,16 @@ def test_main_base_url_bad_port_exit_2_names_field(
     assert code == 2
     assert "server.base_url" in err and "notaport" in err
     assert "Traceback" not in err
+
+
+def test_main_parts_left_by_interrupted_run_exit_2_not_merged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = tmp_path / "out" / "records.parts"
+    parts.mkdir(parents=True)
+    (parts / "w000-000001.part.parquet").write_bytes(b"")
+    code = main(["--out", str(tmp_path / "out"), "--tokenizer-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "w000-000001.part.parquet from an interrupted run" in err
+    assert (parts / "w000-000001.part.parquet").exists()

@@ -75,6 +75,17 @@ def test_merge_parts_sorted_schema_superset_parts_removed(tmp_path: Path) -> Non
     assert not list(tmp_path.glob("*.part.parquet"))
 
 
+def test_merge_parts_unfinished_part_of_killed_worker_removed(tmp_path: Path) -> None:
+    parts = tmp_path / "records.parts"
+    parts.mkdir()
+    buf = RecordBuffer("run", 0, T0, 1)
+    _add(buf, 0, [1, 1])
+    write_part(buf.take_table(), parts, 0, 1)
+    (parts / "w001-000002.part.tmp").write_bytes(b"PAR1 cut short")  # no footer: unreadable
+    assert merge_parts(parts, tmp_path / "records.parquet") == 1
+    parts.rmdir()  # empty: the run can remove it
+
+
 def test_merge_parts_no_parts_writes_empty_file(tmp_path: Path) -> None:
     out = tmp_path / "records.parquet"
     assert merge_parts(tmp_path, out) == 0
