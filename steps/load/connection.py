@@ -126,12 +126,18 @@ class ConnectionPool:
 
     def __init__(self, base_url: str) -> None:
         url = urlsplit(base_url)
+        if url.username is not None or url.password is not None:
+            # Never echoed: run.json and logs would carry the password. It was never sent either.
+            raise ValueError(
+                "base_url must not hold credentials (user:password@); "
+                "name the env var holding a token in server.api_key_env"
+            )
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
         self.host = url.hostname
         default_port = 443 if url.scheme == "https" else 80
         self.port = url.port or default_port
-        self.host_header = url.netloc.rsplit("@", 1)[-1]
+        self.host_header = url.netloc
         self.prefix = url.path.rstrip("/")
         # TLS verifies the server like httpx's default (system CAs, hostname check).
         self.ssl = ssl.create_default_context() if url.scheme == "https" else None

@@ -113,8 +113,12 @@ def _secret(env: str | None, what: str) -> str | None:
     return value
 
 
-def _check_wire(base_url: str, headers: dict[str, str]) -> None:
-    """Fail before any worker starts if the URL or a header cannot go on the wire."""
+def _check_wire(base_url: str, headers: dict[str, str], api_key: str | None) -> None:
+    """Fail before any worker starts if the URL, a header or the API key cannot go on the wire.
+
+    The key is checked on its own so the message names server.api_key_env, not api.headers,
+    and never quotes it (a secret mounted from a file often ends in a newline).
+    """
     try:
         ConnectionPool(base_url)
     except ValueError as exc:
@@ -123,6 +127,14 @@ def _check_wire(base_url: str, headers: dict[str, str]) -> None:
         encode_request("POST", "/", "host", headers)
     except ValueError as exc:
         raise UsageError(f"api.headers: {exc}") from None
+    if api_key is not None:
+        try:
+            encode_request("POST", "/", "host", {"Authorization": f"Bearer {api_key}"})
+        except ValueError:
+            raise UsageError(
+                "server.api_key_env: the key holds CR, LF, NUL or a non-latin-1 character, "
+                "which cannot go in an HTTP header (a trailing newline?)"
+            ) from None
 
 
 def _resolve_model(config: Config, headers: dict[str, str]) -> str:
@@ -310,9 +322,9 @@ def run(settings: LoadSettings) -> LoadResult:
     headers.update(config.api.headers or {})
     api_key = _secret(config.server.api_key_env, "server.api_key_env")
     log.info("API key: %s", "set" if api_key else "not set")
+    _check_wire(config.server.base_url, headers, api_key)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    _check_wire(config.server.base_url, headers)
     model = _resolve_model(config, headers)
     plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
     setup_cpu0 = _cpu_s()

@@ -92,3 +92,26 @@ def test_main_parts_left_by_interrupted_run_exit_2_not_merged(
     assert code == 2
     assert "w000-000001.part.parquet from an interrupted run" in err
     assert (parts / "w000-000001.part.parquet").exists()
+
+
+def test_main_api_key_with_newline_exit_2_names_env_field_not_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOADTEST_KEY", "sk-hunter2\n")  # as read from a mounted secret file
+    base = ["--out", str(tmp_path / "out"), "--tokenizer-dir", str(tmp_path)]
+    code = main([*base, "--api-key-env", "LOADTEST_KEY", "--model-name", "m"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "server.api_key_env" in err
+    assert "hunter2" not in err
+
+
+def test_main_base_url_with_credentials_exit_2_password_not_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--out", str(tmp_path / "out"), "--tokenizer-dir", str(tmp_path)]
+    code = main([*base, "--base-url", "http://bench:hunter2@127.0.0.1:8000", "--model-name", "m"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "server.base_url" in err and "credentials" in err
+    assert "hunter2" not in err
