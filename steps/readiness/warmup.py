@@ -15,6 +15,7 @@ from collections.abc import Callable
 import httpx
 
 from steps.errors import BenchError
+from steps.redact import redact_text
 
 __all__ = ["WARMUP_MAX_TOKENS", "WARMUP_PROMPT", "run_warmup"]
 
@@ -51,9 +52,12 @@ def run_warmup(
             ) from None
         elapsed_ms = (clock() - start) * 1000.0
         if not response.is_success:
+            # The body is the server's text: scrub our own key in case it echoes the header.
+            key = client.headers.get("Authorization", "").removeprefix("Bearer ")
+            body_text = redact_text(response.text[:200], [key])
             raise BenchError(
                 f"warm-up request {index}/{count} got HTTP {response.status_code} from "
-                f"/v1/completions: {response.text[:200]!r}; the load step would fail the same way"
+                f"/v1/completions: {body_text!r}; the load step would fail the same way"
             )
         latencies_ms.append(elapsed_ms)
         log.info("warm-up %d/%d: %.1f ms", index, count, elapsed_ms)

@@ -26,6 +26,7 @@ from steps.cli import add_log_level_flag, configure_logging, make_parser, run_ma
 from steps.errors import BreachError, UsageError
 from steps.outputs import format_number, write_outputs
 from steps.records import resolve_records_path
+from steps.redact import SECRET_ENV_VARS, redact_text
 from steps.report.bundle import (
     bundle_files,
     collect_inputs,
@@ -34,7 +35,6 @@ from steps.report.bundle import (
     write_json,
 )
 from steps.report.plots import render_plots
-from steps.report.redact import SECRET_ENV_VARS, redact_text
 from steps.report.regression import (
     DEFAULT_TOLERANCE,
     LocalHistory,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import BenchError, UsageError
-from steps.report.redact import redact_tree
+from steps.redact import redact_tree
 
 __all__ = [
     "SUMMARY_FILES",

@@ -7,7 +7,9 @@ import itertools
 import httpx
 import pytest
 
+from steps.errors import BenchError
 from steps.readiness.probe import ServedModel, check_once, poll_delays, served_model
+from steps.readiness.warmup import run_warmup
 
 
 def test_poll_delays_start_small_double_and_cap_at_interval() -> None:
@@ -52,3 +54,21 @@ def test_check_once_garbled_gzip_body_is_not_ready_not_a_traceback() -> None:
     with httpx.Client(base_url="http://server", transport=transport) as client:
         result = check_once(client, "m", 1.0)
     assert result.model is None and result.missing.startswith("/health: no answer (")
+
+
+def test_run_warmup_error_body_echoing_the_key_is_scrubbed() -> None:
+    key = "sk-test-0123456789abcdefXYZ"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # A server that echoes the request's Authorization header in its error body.
+        return httpx.Response(401, text=f"bad token {request.headers['Authorization']}")
+
+    transport = httpx.MockTransport(handler)
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        httpx.Client(base_url="http://server", transport=transport, headers=headers) as client,
+        pytest.raises(BenchError) as err,
+    ):
+        run_warmup(client, "m", 1, 5.0)
+    assert "HTTP 401" in str(err.value)
+    assert key not in str(err.value)

@@ -1,9 +1,11 @@
-"""Scrub secrets from everything the report writes or uploads. Pure functions.
+"""Scrub secrets from text and JSON-like data before it is logged, written or uploaded. Pure.
 
-run.json's config already excludes secrets (the load step keeps only env var *names*), but the
-report is the last gate before a bucket that many people read, so it scrubs again, three ways:
-values under secret-looking keys, values shaped like known credentials (AWS access key ids,
-Hugging Face and OpenAI-style tokens), and any literal value of a secret environment variable.
+Used where server-controlled text meets our output (an error body that echoes a header, say)
+and by the report, the last gate before a bucket that many people read. run.json's config
+already excludes secrets (the load step keeps only env var *names*), but the report scrubs
+again, three ways: values under secret-looking keys, values shaped like known credentials (AWS
+access key ids, Hugging Face and OpenAI-style tokens), and any literal value of a secret
+environment variable.
 """
 
 from __future__ import annotations
