@@ -235,7 +235,10 @@ class Simulator:
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             raise RequestError(400, "messages must be a non-empty list")
-        return self.tokens.count_chat(messages)
+        try:
+            return self.tokens.count_chat(messages)
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
 
     def close_all(self) -> None:
         """Drop every connection (shutdown): streams in flight end abruptly, as in vLLM."""

@@ -94,14 +94,22 @@ class TokenModel:
 
 
 def _compile_template(source: str) -> Callable[[list[dict[str, Any]]], str]:
-    """Compile a chat template once, the way transformers renders it (sandboxed, trimmed)."""
+    """Compile a chat template once, the way transformers renders it (sandboxed, trimmed).
+
+    Rendering raises ValueError for messages the template refuses (templates call
+    `raise_exception`, e.g. "roles must alternate"), so the server answers 400 as vLLM does.
+    """
+    from jinja2 import TemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(source)
 
     def render(messages: list[dict[str, Any]]) -> str:
-        return template.render(messages=messages, add_generation_prompt=True)
+        try:
+            return template.render(messages=messages, add_generation_prompt=True)
+        except TemplateError as exc:
+            raise ValueError(f"chat template cannot render these messages: {exc}") from None
 
     return render
 
@@ -155,7 +163,13 @@ def load_token_model(tokenizer_dir: Path | None) -> TokenModel:
     def count_text(text: str, add_special_tokens: bool) -> int:
         return len(tokenizer.encode(text, add_special_tokens=add_special_tokens).ids)
 
-    template = _read_chat_template(tokenizer_dir) or _CHATML
-    return TokenModel(
-        _table(words[::step][:_MAX_TABLE]), count_text, _compile_template(template), True
-    )
+    from jinja2 import TemplateError
+
+    try:
+        render_chat = _compile_template(_read_chat_template(tokenizer_dir) or _CHATML)
+    except (OSError, ValueError, KeyError, TemplateError) as exc:  # JSON, UTF-8, Jinja syntax
+        raise UsageError(
+            f"--tokenizer {tokenizer_dir}: unusable chat template "
+            f"({type(exc).__name__}: {exc}); fix chat_template.jinja or tokenizer_config.json"
+        ) from None
+    return TokenModel(_table(words[::step][:_MAX_TABLE]), count_text, render_chat, True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,21 @@ def test_count_chat_qwen_uses_chat_template(qwen_tokenizer_dir: Path) -> None:
 def test_load_token_model_missing_dir_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--tokenizer"):
         load_token_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("tokenizer_config.json", "{not json"),
+        ("chat_template.jinja", "{% for m in messages %}{{ m['content'] }"),
+    ],
+)
+def test_load_token_model_broken_chat_template_usage_error(
+    qwen_tokenizer_dir: Path, tmp_path: Path, name: str, text: str
+) -> None:
+    broken = tmp_path / "tok"
+    shutil.copytree(qwen_tokenizer_dir, broken)
+    (broken / "chat_template.jinja").unlink()  # read first when present
+    (broken / name).write_text(text)
+    with pytest.raises(UsageError, match="unusable chat template"):
+        load_token_model(broken)

@@ -1,0 +1,37 @@
+"""steps.simulator.server request validation, without a socket: bad requests are vLLM-style 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from steps.simulator.config import SimulatorConfig
+from steps.simulator.server import RequestError, Simulator
+from steps.simulator.tokens import load_token_model
+from steps.simulator.truth import TruthRecord
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_parse_request_chat_template_refuses_messages_400(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path, qwen_tokenizer_dir: Path
+) -> None:
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_bytes((qwen_tokenizer_dir / "tokenizer.json").read_bytes())
+    (tok / "chat_template.jinja").write_text("{{ raise_exception('roles must alternate') }}")
+    sim = Simulator(SimulatorConfig(tokenizer=tok), load_token_model(tok), loop)
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    with pytest.raises(RequestError) as info:
+        sim._parse_request(body.encode(), True, TruthRecord(None, 0))
+    assert info.value.status == 400
+    assert "chat template cannot render" in str(info.value)
