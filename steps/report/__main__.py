@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
-from steps.errors import BreachError, UsageError
+from steps.errors import BenchError, BreachError, UsageError
 from steps.outputs import format_number, write_outputs
 from steps.records import resolve_records_path
 from steps.redact import SECRET_ENV_VARS, redact_text
@@ -329,7 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = _parser().parse_args(argv)
         configure_logging(STEP, args.log_level)
-        run(_config_from_args(args))
+        config = _config_from_args(args)
+        try:
+            run(config)
+        except OSError as exc:
+            # Local file-system failures (disk full, permissions); S3 errors are translated
+            # where they happen and never reach here as OSError.
+            where = exc.filename or config.out
+            raise BenchError(f"cannot write the local results ({where}: {exc.strerror})") from None
         return 0
 
     return run_main(STEP, body)

@@ -175,3 +175,14 @@ def test_report_main_secrets_never_written(tmp_path: Path, monkeypatch: pytest.M
         for secret in (hf_token, "plain-secret-value-1234", "AKIAABCDEFGHIJKLMNOP"):
             assert secret.encode() not in data, (path.name, secret)
     assert '"api_key_env": "MY_API_KEY"' in (out / "config.json").read_text()
+
+
+def test_report_main_report_file_unwritable_exits_1_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    (out / "report.md").mkdir(parents=True)  # writing the file itself will fail
+    assert main(_args(run.summary_dir, run.records_dir, out)) == 1
+    err = _last_line(capsys)
+    assert err == f"report: cannot write the local results ({out / 'report.md'}: Is a directory)"
