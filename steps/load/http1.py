@@ -66,26 +66,15 @@ class ResponseParser:
     One parser per response: a keep-alive connection makes a new one per request.
     """
 
-    __slots__ = (
-        "_buf",
-        "_no_body",
-        "_remaining",
-        "_state",
-        "headers",
-        "keep_alive",
-        "reason",
-        "status",
-    )
+    __slots__ = ("_buf", "_remaining", "_state", "keep_alive", "reason", "status")
 
-    def __init__(self, no_body: bool = False) -> None:
+    def __init__(self) -> None:
         self.status: int | None = None
         self.reason = ""
-        self.headers: dict[str, str] = {}
         self.keep_alive = False
         self._state = _HEAD
         self._buf = b""
         self._remaining = 0
-        self._no_body = no_body  # response to HEAD: never a body, whatever the headers say
 
     @property
     def complete(self) -> bool:
@@ -155,7 +144,6 @@ class ResponseParser:
             value = value.strip()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         self.status = status
-        self.headers = headers
         version = lines[0][:8]
         connection = headers.get("connection", "").lower()
         self.keep_alive = (
@@ -172,7 +160,7 @@ class ResponseParser:
         return int(parts[1])
 
     def _start_body(self, status: int, headers: dict[str, str]) -> None:
-        if self._no_body or status in (204, 304) or 100 <= status < 200:
+        if status in (204, 304) or 100 <= status < 200:
             self._state = _DONE
             return
         coding = headers.get("transfer-encoding")

@@ -80,8 +80,8 @@ class PromptBuilder:
             )
         self.overhead = self._count([""])[0]
 
-    def build(self, lengths: Sequence[int], first_number: int = 0) -> list[str]:
-        """One prompt per requested length; prompt i is request number first_number + i."""
+    def build(self, lengths: Sequence[int]) -> list[str]:
+        """One prompt per requested length (in tokens); prompt i carries request number i."""
         for n in set(lengths):
             if n < self.overhead + 2:
                 raise UsageError(
@@ -89,7 +89,7 @@ class PromptBuilder:
                     f"special/template tokens and 2 are needed to keep prompts distinct"
                 )
         words = [
-            self._unique_head(first_number + i) + self._random_words(n - self.overhead - 2)
+            self._unique_head(i) + self._random_words(n - self.overhead - 2)
             for i, n in enumerate(lengths)
         ]
         pending = list(range(len(lengths)))

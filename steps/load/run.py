@@ -16,7 +16,6 @@ import logging
 import multiprocessing as mp
 import os
 import random
-import resource
 import secrets
 import signal
 import time
@@ -40,7 +39,7 @@ from steps.load.http1 import encode_request
 from steps.load.progress import Progress, format_summary, summarize
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, plan_stages, worker_share
-from steps.load.worker import WorkerSpec, worker_main
+from steps.load.worker import WorkerSpec, process_cpu_s, worker_main
 from steps.load.writer import merge_parts
 
 __all__ = ["LoadResult", "LoadSettings", "new_run_id", "run"]
@@ -153,11 +152,6 @@ def _resolve_model(config: Config, headers: dict[str, str]) -> str:
         raise BenchError(
             f"server.model_name is unset and {url} gave no model id ({exc}); set --model-name"
         ) from None
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class _Runner:
@@ -327,7 +321,7 @@ def run(settings: LoadSettings) -> LoadResult:
         headers["Authorization"] = f"Bearer {api_key}"
     model = _resolve_model(config, headers)
     plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
-    setup_cpu0 = _cpu_s()
+    setup_cpu0 = process_cpu_s()
     specs, warmup = _prepare(settings, model, plans)
     num_workers = config.load.num_workers
     path = "/v1/chat/completions" if config.api.type is APIType.chat else "/v1/completions"
@@ -377,13 +371,13 @@ def run(settings: LoadSettings) -> LoadResult:
     stage_rows: list[dict[str, Any]] = []
     t0 = wall_start = 0
     setup_cpu_s = 0.0
-    main_cpu0 = _cpu_s()
+    main_cpu0 = process_cpu_s()
     try:
         runner.wait_for(lambda: runner.alive <= runner.ready)
         if runner.warmup_errors:
             log.warning("%d warm-up requests failed", runner.warmup_errors)
-        setup_cpu_s = _cpu_s() - setup_cpu0
-        main_cpu0 = _cpu_s()
+        setup_cpu_s = process_cpu_s() - setup_cpu0
+        main_cpu0 = process_cpu_s()
         mono, wall = time.monotonic_ns(), time.time_ns()
         t0, wall_start = mono + _LEAD_NS, wall + _LEAD_NS
         if not runner.alive:
@@ -425,7 +419,7 @@ def run(settings: LoadSettings) -> LoadResult:
             if proc.is_alive():
                 proc.kill()
             proc.join(timeout=5)
-    client_cpu_s = sum(cpu for cpu, _ in runner.finished.values()) + (_cpu_s() - main_cpu0)
+    client_cpu_s = sum(cpu for cpu, _ in runner.finished.values()) + (process_cpu_s() - main_cpu0)
     rows = merge_parts(parts_dir, out_dir / "records.parquet")
     parts_dir.rmdir()
     _write_run_json(settings, model, t0, wall_start, stage_rows, client_cpu_s, setup_cpu_s)

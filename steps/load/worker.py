@@ -37,7 +37,7 @@ from steps.load.connection import ConnectError, ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.writer import RecordBuffer, prime_parquet, write_part
 
-__all__ = ["WorkerSpec", "sleep_until", "text_of_chunk", "worker_main"]
+__all__ = ["WorkerSpec", "process_cpu_s", "sleep_until", "text_of_chunk", "worker_main"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class WorkerSpec:
     drain_timeout_s: float
     max_concurrency: int | None
     parts_dir: str
-    tokenizer_source: str | None
+    tokenizer_source: str
     tokenizer_token_env: str | None
     tokenizer_trust_remote_code: bool
     log_level: str = "INFO"
@@ -128,7 +128,6 @@ class _Worker:
         except (EOFError, OSError):
             # The main process is gone: stop, keep what was measured.
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            self.inbox.put_nowait(("stop",))
             self.stop()
 
     def stop(self) -> None:
@@ -174,8 +173,6 @@ class _Worker:
         if self.tokenizer is None:
             from steps.load.prompts import load_tokenizer
 
-            if self.spec.tokenizer_source is None:
-                return len(payloads)
             log.warning(
                 "worker %d: server sent no usage or token_ids; counting output tokens with "
                 "the client tokenizer (costs client CPU)",
@@ -321,7 +318,7 @@ class _Worker:
                         break
                     _, stage, start, t0, wall_start = msg
                     if self.buffer is None:
-                        cpu_at_t0 = _cpu_s()
+                        cpu_at_t0 = process_cpu_s()
                         self.buffer = RecordBuffer(
                             self.spec.run_id, self.spec.worker, t0, wall_start
                         )
@@ -337,7 +334,7 @@ class _Worker:
                     self._submit_write(table)
                 self.writer.shutdown(wait=True)
                 self._send_progress()
-                self.conn.send(("finished", _cpu_s() - cpu_at_t0, self.records))
+                self.conn.send(("finished", process_cpu_s() - cpu_at_t0, self.records))
         finally:
             pool.close()
 
@@ -348,7 +345,8 @@ def _log_write_failure(future: Future[Path]) -> None:
         log.error("cannot write a records part: %s", exc)
 
 
-def _cpu_s() -> float:
+def process_cpu_s() -> float:
+    """User + system CPU seconds this process has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 

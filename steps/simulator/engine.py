@@ -64,8 +64,6 @@ class Engine:
         self.loop = loop
         self.itl_s = itl_s
         self.queue: AdmissionQueue[EngineSequence] = AdmissionQueue(max_num_seqs)
-        #: steps run so far (a test can tell an idle engine from a spinning one).
-        self.steps = 0
         self._prefilling: list[tuple[float, int, EngineSequence]] = []  # heap by prefill end
         self._tiebreak = itertools.count()
         self._running: list[EngineSequence] = []
@@ -74,11 +72,6 @@ class Engine:
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._in_step = False
-
-    @property
-    def idle(self) -> bool:
-        """True when no timer is armed (nothing prefilling or decoding)."""
-        return self._timer is None and not self._in_step
 
     def submit(self, seq: EngineSequence) -> None:
         """A new request: start its prefill now or queue it behind --max-num-seqs."""
@@ -126,7 +119,6 @@ class Engine:
         if now < self._deadline:
             self._arm()  # an early wakeup: never emit before the deadline
             return
-        self.steps += 1
         self._in_step = True
         prefilling = self._prefilling
         running = self._running
