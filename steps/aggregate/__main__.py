@@ -32,7 +32,7 @@ from steps.aggregate.summary import (
     tidy_frame,
 )
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
-from steps.errors import BenchError
+from steps.errors import BenchError, UsageError
 
 __all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
 
@@ -161,7 +161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         configure_logging(_STEP, args.log_level)
-        result = run(AggregateConfig(records=args.records, out=args.out))
+        try:
+            result = run(AggregateConfig(records=args.records, out=args.out))
+        except (pa.ArrowException, OSError) as exc:
+            # The schema check reads only the footer; a file damaged past it fails while
+            # decoding pages (Arrow raises plain OSError for e.g. corrupt snappy data, and does
+            # not name the file). Output failures never get here: _write_outputs translates them.
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"cannot decode the records in {[str(p) for p in args.records]}: {first_line}"
+            ) from None
         overall = result.summary["overall"]
         _log.info(
             "wrote %d files to %s: %d requests, %d ok, saturated=%s",

@@ -396,3 +396,19 @@ def test_aggregate_run_json_not_utf8_exits_2_naming_it(
     assert main(["--records", str(records), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("aggregate: run file") and "run.json" in err and "\n" not in err
+
+
+def test_aggregate_records_damaged_past_the_footer_exits_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path / "r", [_row(i) for i in range(2000)])
+    records = tmp_path / "r" / "records.parquet"
+    data = bytearray(records.read_bytes())
+    # Keep the magic bytes and the footer (the schema check passes); damage the data pages.
+    middle = len(data) // 3
+    data[middle : middle + 4096] = b"\xff" * 4096
+    records.write_bytes(bytes(data))
+    assert main(["--records", str(records), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("aggregate: cannot decode the records in ")
+    assert str(records) in err[-1]
