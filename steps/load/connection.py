@@ -4,7 +4,7 @@ Why Protocols: the response is parsed inside `data_received`, i.e. in the event 
 callback, and handed to a `ResponseHandler` with one `time.monotonic_ns()` per read. No task
 wakes up per chunk; the request's coroutine sleeps on one future until the response ends.
 
-Pool: idle connections are reused last-in first-out; a request finds none idle opens a new one,
+Pool: idle connections are reused last-in first-out; a request that finds none idle opens one,
 so the pool holds as many connections as requests were ever in flight at once (the worker's
 `worker_max_concurrency` semaphore is the only cap). A connection goes back to the pool only
 after a complete response that allows keep-alive; a request that ends any other way (timeout,
