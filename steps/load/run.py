@@ -267,8 +267,11 @@ class _Runner:
 
 def _prepare(
     settings: LoadSettings, model: str, plans: list[StagePlan]
-) -> tuple[list[RequestSpec], list[bytes]]:
-    """Every request's body at exact prompt length (the expensive part, before t0)."""
+) -> tuple[list[list[RequestSpec]], list[bytes]]:
+    """Every request's body at exact prompt length (the expensive part, before t0).
+
+    Returns the requests per stage, in send order, and the warm-up bodies.
+    """
     config = settings.config
     if config.tokenizer.token_env:
         token = _secret(config.tokenizer.token_env, "tokenizer.token_env")
@@ -285,15 +288,17 @@ def _prepare(
     prompts = builder.build(in_lengths)
     log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
     bodies = [request_body(config, model, p, n) for p, n in zip(prompts, out_lengths, strict=True)]
-    specs = []
+    per_stage: list[list[RequestSpec]] = []
     i = warm
     for plan in plans:
+        stage = []
         for index, offset in enumerate(plan.offsets_ns):
-            specs.append(
+            stage.append(
                 RequestSpec(plan.stage, index, offset, bodies[i], in_lengths[i], out_lengths[i])
             )
             i += 1
-    return specs, bodies[:warm]
+        per_stage.append(stage)
+    return per_stage, bodies[:warm]
 
 
 def run(settings: LoadSettings) -> LoadResult:
@@ -322,18 +327,17 @@ def run(settings: LoadSettings) -> LoadResult:
     model = _resolve_model(config, headers)
     plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
     setup_cpu0 = process_cpu_s()
-    specs, warmup = _prepare(settings, model, plans)
+    per_stage, warmup = _prepare(settings, model, plans)
+    total = sum(len(stage) for stage in per_stage)
     num_workers = config.load.num_workers
     path = "/v1/chat/completions" if config.api.type is APIType.chat else "/v1/completions"
     token_env = config.tokenizer.token_env or "HF_TOKEN"
     worker_specs = []
     for w in range(num_workers):
-        stages = []
-        for plan in plans:
-            mine = [s for s in specs if s.stage == plan.stage]
-            stages.append(
-                (plan.duration_s, [mine[i] for i in worker_share(len(mine), num_workers, w)])
-            )
+        stages = [
+            (plan.duration_s, [stage[i] for i in worker_share(len(stage), num_workers, w)])
+            for plan, stage in zip(plans, per_stage, strict=True)
+        ]
         worker_specs.append(
             WorkerSpec(
                 worker=w,
@@ -365,7 +369,7 @@ def run(settings: LoadSettings) -> LoadResult:
         child.close()
         procs.append(proc)
         conns.append(parent)
-    progress = Progress(len(specs))
+    progress = Progress(total)
     runner = _Runner(procs, conns, progress)
     old_handlers = {s: signal.signal(s, runner.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     stage_rows: list[dict[str, Any]] = []
@@ -385,7 +389,7 @@ def run(settings: LoadSettings) -> LoadResult:
         log.info(
             "run %s: %d requests in %d stage(s), %d workers, t0 wall %s",
             settings.run_id,
-            len(specs),
+            total,
             len(plans),
             num_workers,
             _iso(wall_start),

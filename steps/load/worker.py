@@ -25,6 +25,7 @@ import logging
 import os
 import resource
 import signal
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -257,14 +258,14 @@ class _Worker:
     async def _warmup(self, pool: ConnectionPool) -> int:
         """Warm-up requests on the measuring path itself; their records are dropped."""
         scratch = RecordBuffer(self.spec.run_id, self.spec.worker, 0, 0)
-        never = time.monotonic_ns() + round(self.spec.request_timeout_s * 1e9)
+        no_drain = sys.maxsize  # warm-up has no send window: only request_timeout applies
+        timeout_ns = round(self.spec.request_timeout_s * 1e9)
 
         async def one(i: int, body: bytes) -> bool:
             request_id = f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}"
             status, _ = await execute(
                 pool, self._encode(pool, request_id, body), RequestSpec(-1, i, 0, body, 0, 0),
-                0, never, round(self.spec.request_timeout_s * 1e9), self.text_key, scratch,
-                self._count_fallback,
+                0, no_drain, timeout_ns, self.text_key, scratch, self._count_fallback,
             )  # fmt: skip
             return status == "ok"
 
@@ -320,7 +321,11 @@ class _Worker:
                     if self.buffer is None:
                         cpu_at_t0 = process_cpu_s()
                         self.buffer = RecordBuffer(
-                            self.spec.run_id, self.spec.worker, t0, wall_start
+                            self.spec.run_id,
+                            self.spec.worker,
+                            t0,
+                            wall_start,
+                            secrets=_header_secrets(self.spec.headers),
                         )
                         flusher = loop.create_task(self._flush_loop())
                     end = await self._run_stage(pool, stage, start)
@@ -337,6 +342,13 @@ class _Worker:
                 self.conn.send(("finished", process_cpu_s() - cpu_at_t0, self.records))
         finally:
             pool.close()
+
+
+def _header_secrets(headers: dict[str, str]) -> tuple[str, ...]:
+    """The bearer token among the request headers (the API key), to scrub from error texts."""
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    token = auth.removeprefix("Bearer ").strip()
+    return (token,) if token else ()
 
 
 def _log_write_failure(future: Future[Path]) -> None:

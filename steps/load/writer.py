@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from steps.errors import BenchError
 from steps.records import RECORD_SCHEMA
+from steps.redact import redact_text
 
 __all__ = [
     "PART_SUFFIX",
@@ -52,11 +53,16 @@ SCHEMA = pa.schema([*RECORD_SCHEMA, *EXTRA_FIELDS])
 class RecordBuffer:
     """Append-only column buffer for one worker's records since the last flush."""
 
-    def __init__(self, run_id: str, worker: int, t0_ns: int, wall_start_ns: int) -> None:
+    def __init__(
+        self, run_id: str, worker: int, t0_ns: int, wall_start_ns: int, secrets: Sequence[str] = ()
+    ) -> None:
         self.run_id = run_id
         self.worker = worker
         self.t0_ns = t0_ns
         self.wall_start_ns = wall_start_ns
+        # Error texts quote the server, which may echo our Authorization header: scrubbed here,
+        # the one place every record passes, so no secret reaches a part file or the bucket.
+        self.secrets = tuple(secrets)
         self._reset()
 
     def _reset(self) -> None:
@@ -126,7 +132,7 @@ class RecordBuffer:
         self.mismatch.append(mismatch)
         self.status.append(status)
         self.http_status.append(http_status)
-        self.error.append(error)
+        self.error.append(None if error is None else redact_text(error, self.secrets))
         if has_chunks:
             assert sent_ns is not None
             self._offsets_us.extend([(t - sent_ns) // 1000 for t in chunk_ns])

@@ -106,3 +106,32 @@ def test_merge_parts_offsets_delta_encoded_without_dictionary(tmp_path: Path) ->
     assert not offsets.has_dictionary_page
     assert columns["status"].has_dictionary_page  # the other columns keep their dictionaries
     assert pq.read_table(out).column("chunk_offsets_us").to_pylist() == [[50000, 60000]] * 3
+
+
+def test_record_buffer_error_text_scrubbed_of_secrets() -> None:
+    key = "my-endpoint-key-0123456789"
+    buf = RecordBuffer("run", 0, T0, 1, secrets=(key,))
+    _add(buf, 0, None, status="http_error")
+    buf.add(
+        stage=0,
+        request_index=1,
+        scheduled_ns=T0,
+        sent_ns=T0 + 1,
+        end_ns=T0 + 2,
+        chunk_ns=[],
+        chunk_tokens=None,
+        requested_input_tokens=512,
+        requested_output_tokens=128,
+        prompt_tokens=512,
+        prompt_tokens_source="client",
+        output_tokens=None,
+        output_tokens_source=None,
+        mismatch=None,
+        status="http_error",
+        http_status=401,
+        error=f"HTTP 401: bad key {key} (hf_abcdefghijklmnopqrstuvwx)",
+    )
+    errors = buf.take_table().column("error").to_pylist()
+    assert errors[0] == "HTTP 503: busy"
+    assert key not in errors[1] and "hf_abc" not in errors[1]
+    assert errors[1].startswith("HTTP 401: bad key ")
