@@ -19,12 +19,11 @@ import pandas as pd
 
 from steps.aggregate.metrics import Distribution, describe
 from steps.aggregate.read import Shard
-from steps.records import STATUSES
+from steps.records import SATURATION_DELAY_MS, STATUSES
 
 __all__ = [
     "LATENCY_METRICS",
     "OVERALL_STAGE",
-    "SATURATION_DELAY_MS",
     "GroupMetrics",
     "Window",
     "group_json",
@@ -38,7 +37,6 @@ __all__ = [
 #: summary.json latency_ms keys, in order.
 LATENCY_METRICS = ("ttft", "itl", "tpot", "ntpot", "e2e", "scheduled_e2e", "schedule_delay")
 #: DESIGN.md: schedule delay p99 above this means the load generator needed more CPU.
-SATURATION_DELAY_MS = 10.0
 #: `stage` value of the whole-run rows in summary.parquet.
 OVERALL_STAGE = -1
 _STATS_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from steps.records import STATUSES
+from steps.records import SATURATION_DELAY_MS, STATUSES
 
 __all__ = ["Progress", "RunSummary", "format_summary", "summarize"]
 
@@ -186,9 +186,10 @@ def format_summary(s: RunSummary) -> str:
         f"client CPU      {s.client_cpu_s:.2f} s ({per_req})",
     ]
     p99 = s.schedule_delay_ms[1]
-    if p99 is not None and p99 > 10:
+    if p99 is not None and p99 > SATURATION_DELAY_MS:
         lines.append(
-            "WARNING         schedule delay p99 > 10 ms: the load generator could not keep up "
+            f"WARNING         schedule delay p99 > {SATURATION_DELAY_MS:g} ms: the load "
+            "generator could not keep up "
             "(give it more CPU or workers)"
         )
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from steps.records import SATURATION_DELAY_MS
 from steps.report.samples import Samples
 
 __all__ = ["CDF_LEVELS", "Plot", "cdf_points", "render_plots", "timeline_bins"]
@@ -149,8 +150,10 @@ def render_plots(samples: Samples, out_dir: Path) -> list[Plot]:
     fig = Figure(figsize=(9, 3.5), layout="constrained")
     ax = fig.subplots()
     _timeline(ax, samples.delay_sent_s, samples.schedule_delay_ms, "schedule delay")
-    ax.axhline(10.0, color="red", linestyle="--", linewidth=0.8)
-    ax.set_title("Schedule delay over time (send - scheduled; red: 10 ms saturation line)")
+    ax.axhline(SATURATION_DELAY_MS, color="red", linestyle="--", linewidth=0.8)
+    ax.set_title(
+        f"Schedule delay over time (send - scheduled; red: {SATURATION_DELAY_MS:g} ms saturation)"
+    )
     _save(fig, out_dir, "schedule_delay_over_time.png")
     plots.append(Plot("schedule_delay_over_time.png", "Schedule delay over time"))
 

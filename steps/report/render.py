@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.aggregate.summary import LATENCY_METRICS
+from steps.records import SATURATION_DELAY_MS
 from steps.report.plots import Plot
 from steps.report.regression import MetricDelta, PreviousRun
 from steps.report.sla import SlaVerdict
@@ -136,7 +137,8 @@ def _summary_blocks(overall: Mapping[str, Any]) -> list[Block]:
     if overall.get("load_generator_saturated"):
         blocks.append(
             Paragraph(
-                "WARNING: schedule delay p99 > 10 ms: the load generator could not keep up "
+                f"WARNING: schedule delay p99 > {SATURATION_DELAY_MS:g} ms: the load generator "
+                "could not keep up "
                 "(give the load pod more CPU); latencies include client-side queueing."
             )
         )

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from steps.errors import UsageError
+from steps.records import SATURATION_DELAY_MS
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -40,7 +41,7 @@ SLA_METRICS: dict[str, tuple[str, ...]] = {
 #: A load generator whose sends lag their schedule by more than 10 ms at p99 measured itself,
 #: not the server (DESIGN.md "saturated" flag), so this bound is on unless switched off.
 DEFAULT_THRESHOLDS: dict[str, float | None] = {name: None for name in SLA_METRICS} | {
-    "schedule_delay_p99_ms": 10.0
+    "schedule_delay_p99_ms": SATURATION_DELAY_MS
 }
 
 #: Flag words that switch a threshold off (an empty string means "not given", as Argo sends it).
