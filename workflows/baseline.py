@@ -322,23 +322,25 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH", "")) if p
     )
     extra: dict[str, Any] = {}
-    simulator: subprocess.Popen[bytes] | None = None
+    use_simulator = "base_url" not in given
+    if use_simulator:
+        extra = {
+            "k8s_check": K8sCheck.off.value,
+            "tokenizer": given.get("tokenizer", "offline:qwen"),
+        }
+    if not given.get("s3_endpoint_url") and "bucket" not in given:
+        extra["bucket"] = ""
+    # Validate every knob before anything starts: bad input costs no simulator and no directory.
+    params, options = _resolve(args, extra)
+    if "bucket" in extra:
+        _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
     out = args.out or Path("results") / _run_id()
     out.mkdir(parents=True, exist_ok=True)
+    simulator: subprocess.Popen[bytes] | None = None
     try:
-        if "base_url" not in given:
-            simulator, base_url = _start_simulator(
-                str(given.get("model_name", BaselineParams().model_name)), step_env, out
-            )
-            extra = {
-                "base_url": base_url,
-                "k8s_check": K8sCheck.off.value,
-                "tokenizer": given.get("tokenizer", "offline:qwen"),
-            }
-        if not given.get("s3_endpoint_url") and "bucket" not in given:
-            extra["bucket"] = ""
-            _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
-        params, options = _resolve(args, extra)
+        if use_simulator:
+            simulator, base_url = _start_simulator(params.model_name, step_env, out)
+            params = params.model_copy(update={"base_url": base_url})
         template = build_template(params, options).to_dict()
         _check(template)
         env = RunnerEnv(

@@ -83,3 +83,14 @@ def test_stop_process_ignoring_sigterm_is_killed() -> None:
     _stop(proc, grace_s=0.2)
     assert proc.returncode == -9
     proc.stdout.close()
+
+
+def test_run_bad_knob_exits_2_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    assert main(["run", "--rate", "-1", "--out", str(out)], environ={}) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("workflows.baseline: parameters: rate:")
+    assert "simulator" not in err
+    assert not out.exists()
