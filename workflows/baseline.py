@@ -31,7 +31,6 @@ from hera.workflows import WorkflowsService
 
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
-from steps.qwen_offline import build_qwen_tokenizer
 from steps.readiness.zones import K8sCheck
 from workflows.chart_values import load_values, map_values
 from workflows.cron import build_cron
@@ -294,7 +293,11 @@ def _start_simulator(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the built-in simulator with the offline Qwen tokenizer, so the prompt_tokens it
     reports are exact (without a tokenizer it can only estimate text prompts)."""
-    tokenizer_dir = build_qwen_tokenizer(workdir / "simulator-tokenizer")
+    tokenizer_dir = workdir / "simulator-tokenizer"
+    fetch = [sys.executable, "-m", "steps.tokenizer", "--tokenizer", "offline:qwen"]
+    fetch += ["--out", str(tokenizer_dir), "--log-level", "WARNING"]
+    if subprocess.run(fetch, env=environ, stdout=subprocess.DEVNULL).returncode != 0:
+        raise BenchError("run: could not build the simulator's offline Qwen tokenizer (see above)")
     port = _free_port()
     argv = [sys.executable, "-m", "steps.simulator", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--model", model_name, "--seed", "0", "--tokenizer", str(tokenizer_dir)]
