@@ -4,7 +4,7 @@ A field here is, under the same name, a workflow parameter of the WorkflowTempla
 form), a `--flag` of `python -m workflows.baseline` (underscores become dashes) and the step flag it
 feeds. Defaults are the seed's baseline scenario (AI on EKS guide, scenario 1). Argo parameters are
 strings, so `to_arguments` renders every value as text and an unset optional threshold as "" (the
-step CLIs read "" as unset, see CONTRACTS.md).
+step CLIs read "" as unset, see steps/CONTRACTS.md).
 """
 
 from __future__ import annotations

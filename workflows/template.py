@@ -2,8 +2,9 @@
 
 Built by a function from the typed knobs and install options; nothing is built at import time.
 Every step is a Container template running `python -m steps.<name>` in its own image with the
-flags of CONTRACTS.md; this module only wires them. The same dict goes to Argo (`install`,
-`submit`) and to the local runner (`run`), so the local run exercises this manifest.
+flags in the README (conventions in steps/CONTRACTS.md); this module only wires them. The same
+dict goes to Argo (`install`, `submit`) and to the local runner (`run`), so the local run
+exercises this manifest.
 
 Argo facts this relies on (Argo v4.0.5, the schema hera 7.1 is generated from):
 - DAG phase is taken from the leaf tasks, so a failed `load` whose failure `aggregate` depends on
@@ -78,7 +79,7 @@ READINESS_INPUTS = (
     "k8s_check",
 )
 TOKENIZER_INPUTS = ("tokenizer",)
-#: Load knobs passed 1:1 as `--<knob>` flags (CONTRACTS.md load overrides).
+#: Load knobs passed 1:1 as `--<knob>` flags (the load step's overrides).
 LOAD_KNOBS = (
     "base_url",
     "model_name",

@@ -1,6 +1,6 @@
 """`python -m steps.aggregate --records PATH [PATH ...] --out DIR`: records -> summary files.
 
-Writes summary.parquet (tidy), summary.json (CONTRACTS.md layout, ms), and inference-perf's
+Writes summary.parquet (tidy), summary.json (steps/CONTRACTS.md layout, ms), and inference-perf's
 summary_lifecycle_metrics.json + stage_N_lifecycle_metrics.json (seconds). Exit 0 when the
 summary was written (failed requests are data, not a step failure), 2 on bad input.
 """

@@ -1,7 +1,7 @@
 """GROUP building: the numbers of one stage (or of the whole run) from its request rows.
 
 `measure_group` turns rows + pooled ITL + the stage window into a `GroupMetrics` in base units
-(ns, requests, tokens); `group_json` renders the CONTRACTS.md GROUP (ms, 1/s) from it and
+(ns, requests, tokens); `group_json` renders the steps/CONTRACTS.md GROUP (ms, 1/s) from it and
 `lifecycle.py` renders inference-perf's layout (seconds) from the same object, so both files
 always agree.
 """
@@ -241,7 +241,7 @@ def overall_window(windows: Mapping[int, Window]) -> Window:
 
 
 def stats_json(distribution: Distribution) -> dict[str, float | int | None]:
-    """CONTRACTS.md STATS of a distribution already in the wanted unit."""
+    """steps/CONTRACTS.md STATS of a distribution already in the wanted unit."""
     stats: dict[str, float | int | None] = {
         "count": distribution.count,
         "mean": distribution.mean,
@@ -259,7 +259,7 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def group_json(group: GroupMetrics) -> dict[str, Any]:
-    """CONTRACTS.md GROUP (ms, 1/s); stage entries add stage, rate and duration_s."""
+    """steps/CONTRACTS.md GROUP (ms, 1/s); stage entries add stage, rate and duration_s."""
     total, ok = group.counts["total"], group.counts["ok"]
     failed = total - ok
     body: dict[str, Any] = {

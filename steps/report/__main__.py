@@ -118,7 +118,7 @@ def _breaches(sla: Sequence[SlaVerdict], regression: RegressionOutcome) -> list[
 def _run_identity(summary: Any) -> dict[str, str]:
     """run.{run_id, scenario, model, base_url} from summary.json, validated (UsageError)."""
     if not isinstance(summary, dict) or not isinstance(summary.get("overall"), dict):
-        raise UsageError("--summary: summary.json has no 'overall' group (see CONTRACTS.md)")
+        raise UsageError("--summary: summary.json has no 'overall' group (see steps/CONTRACTS.md)")
     run = summary.get("run")
     if not isinstance(run, dict):
         raise UsageError("--summary: summary.json has no 'run' object")

@@ -79,7 +79,7 @@ def run(config: SimulatorConfig) -> int:
 def _parse_config(argv: Sequence[str] | None) -> SimulatorConfig:
     """Flags mirror SimulatorConfig's fields; pydantic converts and validates the strings.
 
-    An empty value means "unset" (Argo passes unset optional parameters as "", CONTRACTS.md).
+    An empty value means "unset" (Argo passes unset optional parameters as "", steps/CONTRACTS.md).
     """
     parser = make_parser(
         "python -m steps.simulator", "vLLM-compatible simulated endpoint with ground truth"
