@@ -226,15 +226,23 @@ def _with_env_namespace(
     return params, options
 
 
-def _install(
+def _upsert_template(
     args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
-) -> int:
+) -> tuple[BaselineParams, TemplateOptions, WorkflowsService]:
+    """Create or update the WorkflowTemplate (both `install` and `submit` start here)."""
     params, options = _with_env_namespace(args, environ)
     service = _service(args, options, environ, session)
     template = build_template(params, options)
     _check(template.to_dict())
     upsert(template, service)
     print(f"installed WorkflowTemplate {options.namespace}/{options.name}")
+    return params, options, service
+
+
+def _install(
+    args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
+) -> int:
+    params, options, service = _upsert_template(args, environ, session)
     if args.cron:
         cron = build_cron(params, options, args.cron, args.timezone)
         upsert(cron, service)
@@ -247,11 +255,7 @@ def _install(
 def _submit(
     args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
 ) -> int:
-    params, options = _with_env_namespace(args, environ)
-    service = _service(args, options, environ, session)
-    template = build_template(params, options)
-    _check(template.to_dict())
-    upsert(template, service)
+    params, options, service = _upsert_template(args, environ, session)
     name = submit_from_template(options.name, params, service)
     print(f"submitted {options.namespace}/{name}")
     print(service.get_workflow_link(name))
