@@ -20,6 +20,11 @@ Timing rules, all on `time.monotonic()`:
   where prefill rides along in a batch step). With nothing decoding the grid is re-anchored at
   `p`, so an unloaded server's TTFT is exact.
 - Idle: no sequence prefilling or decoding means no timer at all (no CPU burnt while idle).
+
+Inter-token latency (vllm:inter_token_latency_seconds) is observed here, per step: every
+sequence that also emitted in the previous step has the same gap, the step interval, so the
+step adds them with one histogram update; only the others (chunks of several tokens, or a step
+skipped) are observed one by one.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 from typing import Protocol
 
 from steps.simulator.latency import AdmissionQueue
+from steps.simulator.metrics import Histogram
 
 __all__ = ["TIMER_BIAS_S", "Engine", "EngineSequence"]
 
@@ -45,6 +51,8 @@ class EngineSequence(Protocol):
     prefill_done_at: float
     #: steps until the sequence's next emission; the engine decrements it once per step.
     countdown: int
+    #: monotonic time of the step that streamed its last chunk (`emit` sets it); 0.0 before.
+    last_chunk_at: float
     done: bool
 
     def start(self, now: float) -> None:
@@ -60,9 +68,16 @@ class EngineSequence(Protocol):
 class Engine:
     """Admission queue, prefill heap, running batch and the one step timer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, itl_s: float, max_num_seqs: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        itl_s: float,
+        max_num_seqs: int,
+        itl_histogram: Histogram,
+    ) -> None:
         self.loop = loop
         self.itl_s = itl_s
+        self.itl_histogram = itl_histogram
         self.queue: AdmissionQueue[EngineSequence] = AdmissionQueue(max_num_seqs)
         self._prefilling: list[tuple[float, int, EngineSequence]] = []  # heap by prefill end
         self._tiebreak = itertools.count()
@@ -70,6 +85,7 @@ class Engine:
         self._anchor = 0.0
         self._step = 0
         self._deadline = 0.0
+        self._last_step_at = -1.0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._in_step = False
 
@@ -127,12 +143,25 @@ class Engine:
             if not seq.done:
                 seq.join(now)
                 running.append(seq)
+        previous = self._last_step_at
+        consecutive = 0
         for seq in running:
             if seq.done:
                 continue
             seq.countdown -= 1
-            if not seq.countdown:
-                seq.emit(now)
+            if seq.countdown:
+                continue
+            last = seq.last_chunk_at
+            seq.emit(now)
+            if seq.last_chunk_at != now or not last:
+                continue  # nothing streamed (a body, a disconnect) or the first chunk
+            if last == previous:
+                consecutive += 1
+            else:
+                self.itl_histogram.observe(now - last)
+        if consecutive:
+            self.itl_histogram.observe(now - previous, consecutive)
+        self._last_step_at = now
         self._running = running = [seq for seq in running if not seq.done]
         self._in_step = False
         if running:

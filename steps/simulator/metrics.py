@@ -38,11 +38,11 @@ class Histogram:
         self.total = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
-        """Add one observation (seconds)."""
-        self.counts[bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+    def observe(self, value: float, times: int = 1) -> None:
+        """Add `times` observations of `value` (seconds)."""
+        self.counts[bisect_left(self.buckets, value)] += times
+        self.total += value * times
+        self.count += times
 
     def render(self, name: str, labels: str) -> list[str]:
         """Exposition lines for this histogram (`_bucket`, `_sum`, `_count`)."""

@@ -83,9 +83,9 @@ class Simulator:
             prefill_s_per_token=config.prefill_us_per_token / 1e6,
             tokens_per_chunk=config.tokens_per_chunk,
         )
-        self.engine = Engine(loop, self.latency.itl_s, config.max_num_seqs)
         self.truth = TruthStore()
         self.metrics = Metrics(config.model)
+        self.engine = Engine(loop, self.latency.itl_s, config.max_num_seqs, self.metrics.itl)
         self.rng = random.Random(config.seed)
         self.ready_at = loop.time() + config.startup_delay_s
         self.connections: set[HttpProtocol] = set()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fixtures.simulator import SimulatorHandle
 
@@ -145,6 +146,42 @@ def test_simulator_metrics_parse_and_count_requests(simulator_factory: Any) -> N
         assert buckets == sorted(buckets)
         assert buckets[-1] == samples[f"{name}_count"][0][1] == 3
     assert samples["vllm:num_requests_running"][0][1] == 0
+
+
+@pytest.mark.parametrize("tokens_per_chunk", ["1", "3"])
+def test_simulator_itl_histogram_matches_truth_chunk_gaps(
+    simulator_factory: Any, tokens_per_chunk: str
+) -> None:
+    """Concurrent streams (one ITL update per step) and multi-token chunks (one per chunk)."""
+    sim = simulator_factory(
+        "--ttft-ms", "5", "--itl-ms", "4", "--tokens-per-chunk", tokens_per_chunk
+    )
+
+    def send(delay_s: float) -> None:
+        time.sleep(delay_s)
+        body = _stream_body(sim, 30, prompt=list(range(10)))
+        httpx.post(f"{sim.base_url}/v1/completions", json=body, timeout=30).raise_for_status()
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(send, 0.013 * i) for i in range(4)]:
+            future.result()
+    samples = _parse_prometheus(httpx.get(f"{sim.base_url}/metrics").text)
+    truth = sim.truth()
+    gaps_s = [
+        (b - a) / 1e9 for record in truth for a, b in itertools.pairwise(record["chunk_wall_ns"])
+    ]
+    name = "vllm:inter_token_latency_seconds"
+    assert (
+        samples[f"{name}_count"][0][1]
+        == len(gaps_s)
+        == sum(len(r["chunk_wall_ns"]) - 1 for r in truth)
+    )
+    # The histogram runs on the monotonic step times, truth on per-write wall stamps: the
+    # same gaps to within a write's duration each.
+    assert abs(samples[f"{name}_sum"][0][1] - sum(gaps_s)) < 0.0005 * len(gaps_s)
+    buckets = [v for _, v in samples[f"{name}_bucket"]]
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == len(gaps_s)
 
 
 def test_simulator_keep_alive_pipelined_requests_answered_in_order(
