@@ -14,6 +14,12 @@ The client is a minimal raw-HTTP/1.1 reader on uvloop (keep-alive connections, n
 the status line and the terminating chunk), not httpx: its own CPU is a small fraction of httpx's,
 so it competes less with the process being measured on a 2-core machine. Its CPU is reported too.
 
+Every round also runs the floor, `tests.bench.bare_stream_server`: the same requests, streams,
+chunk sizes and step grid with no simulator logic at all. What the machine charges for the I/O
+itself (loopback TCP writes, wakeups from idle) is large on a small VM and is no saving the
+simulator can make, so the summary prints the simulator's CPU over the floor's from the same
+time window: that ratio, not the absolute figure, is what a change to the simulator moves.
+
 `--baseline-root DIR` runs the simulator of another checkout (e.g. `git archive HEAD` unpacked in
 a temporary directory) alternately with this one, `--rounds` times each, so before/after figures
 come from the same time window; the summary prints the ratio of the medians.
@@ -41,6 +47,8 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _END = b"0\r\n\r\n"
 _IDLE_S = 1.0
 MS = 1e6
+_FLOOR = "floor"
+_FLOOR_MODULE = "tests.bench.bare_stream_server"
 
 
 def _cpu_s(pid: int) -> tuple[float, float, float]:
@@ -164,8 +172,13 @@ def _client_cpu_s() -> float:
 def _one_round(label: str, root: Path, args: argparse.Namespace, log_dir: Path) -> Round:
     import uvloop
 
-    flags = ("--ttft-ms", "50", "--itl-ms", "10", "--tokens-per-chunk", args.tokens_per_chunk)
-    sim = start_simulator(flags, log_dir / f"{label}-{time.monotonic_ns()}.log", cwd=root)
+    flags: tuple[str, ...] = ("--ttft-ms", "50", "--itl-ms", "10")
+    log_path = log_dir / f"{label}-{time.monotonic_ns()}.log"
+    if label == _FLOOR:
+        sim = start_simulator(flags, log_path, wait_healthy=False, module=_FLOOR_MODULE)
+    else:
+        flags += ("--tokens-per-chunk", args.tokens_per_chunk)
+        sim = start_simulator(flags, log_path, cwd=root)
     try:
         before = _cpu_s(sim.pid)
         preempted = _preemptions(sim.pid)
@@ -178,7 +191,7 @@ def _one_round(label: str, root: Path, args: argparse.Namespace, log_dir: Path) 
         preempted = _preemptions(sim.pid) - preempted
         time.sleep(_IDLE_S)
         idle_cpu = _cpu_s(sim.pid)[2] - after[2]
-        truth = sim.truth()
+        truth = [] if label == _FLOOR else sim.truth()
     finally:
         sim.stop()
     user, system, on_cpu = (b - a for a, b in zip(before, after, strict=True))
@@ -247,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = [("current", ROOT)]
     if args.baseline_root is not None:
         targets.insert(0, ("baseline", args.baseline_root.resolve()))
+    if args.tokens == 128 and args.tokens_per_chunk == "1":
+        targets.insert(0, (_FLOOR, ROOT))
+    else:
+        print("no floor round: the floor streams 128 one-token chunks only")
     print(f"load average before {os.getloadavg()} on {os.cpu_count()} CPUs (shared machine)")
     results: dict[str, list[Round]] = {label: [] for label, _ in targets}
     with tempfile.TemporaryDirectory() as tmp:
@@ -261,12 +278,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, rounds in results.items()
     }
     for label, rounds in results.items():
+        if label == _FLOOR:
+            print(f"{label:8} median CPU {medians[label]:.2f} ms/request (bare I/O, no logic)")
+            continue
         late = [x for r in rounds for x in r.lateness_ms]
         print(
             f"{label:8} median sim CPU {medians[label]:.2f} ms/request over {len(rounds)} "
             f"round(s); lateness vs first+k*itl p50 {_pct(late, 0.5):.2f} "
             f"p99 {_pct(late, 0.99):.2f} min {min(late, default=float('nan')):.2f} ms"
         )
+    for label in ("current", "baseline"):
+        if label in medians and _FLOOR in medians:
+            over = medians[label] - medians[_FLOOR]
+            print(
+                f"{label:8} over the floor: {over:+.2f} ms/request, ratio "
+                f"{medians[label] / medians[_FLOOR]:.2f}"
+            )
     if "baseline" in medians:
         print(f"ratio current/baseline {medians['current'] / medians['baseline']:.2f}")
     failed = any(r.ok != r.requests for rounds in results.values() for r in rounds)
