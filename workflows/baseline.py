@@ -28,6 +28,7 @@ from typing import Any
 import requests
 import yaml
 from hera.workflows import WorkflowsService
+from pydantic import ValidationError
 
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
@@ -65,6 +66,8 @@ _OPTION_FLAGS = {
     "artifact_repository_key": "--artifact-repository-key",
     "hf_token_secret": "--hf-token-secret",
     "api_key_secret": "--api-key-secret",
+    "ca_bundle_configmap": "--ca-bundle-configmap",
+    "ca_bundle_key": "--ca-bundle-key",
     "workflow_deadline_s": "--workflow-deadline-s",
 }
 
@@ -160,8 +163,13 @@ def _resolve(
     }
     try:
         options = TemplateOptions.model_validate(option_values)
-    except ValueError as exc:
-        raise UsageError(f"install options: {str(exc).splitlines()[-2].strip()}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "(root)"
+        raise UsageError(
+            f"install options: {_OPTION_FLAGS.get(name, name)}: {err['msg']} "
+            f"(got {err.get('input')!r})"
+        ) from None
     return params, options
 
 

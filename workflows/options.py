@@ -57,6 +57,17 @@ class TemplateOptions(BaseModel):
         description="Secret holding the endpoint's bearer token; unset = no API key",
     )
     api_key_key: str = Field(default="api-key", min_length=1, description="key in that Secret")
+    ca_bundle_configmap: str | None = Field(
+        default=None,
+        pattern=_K8S_NAME,
+        description="ConfigMap holding the CA bundle that signed an https endpoint's certificate "
+        "(a private CA); unset = the image's system CAs",
+    )
+    ca_bundle_key: str = Field(
+        default="ca.crt",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="key (PEM file) in that ConfigMap",
+    )
     workflow_deadline_s: int = Field(
         default=6 * 3600, ge=600, description="activeDeadlineSeconds of the whole workflow"
     )

@@ -61,6 +61,9 @@ WORK_DIR = "/work"
 OUTPUTS_DIR = "outputs"
 #: Env var (in the pod) that carries the endpoint's bearer token from its Secret.
 API_KEY_ENV = "BENCH_API_KEY"
+#: Where readiness and load find a private CA bundle (TemplateOptions.ca_bundle_configmap).
+CA_BUNDLE_DIR = "/etc/llm-baseline/ca"
+CA_BUNDLE_VOLUME = "ca-bundle"
 HF_TOKEN_ENV = "HF_TOKEN"
 #: Load pod deadline = duration + this: stage drain (config default 120 s), prompt building,
 #: tokenizer load and worker start-up, with room to spare. Past it Argo kills the pod.
@@ -210,6 +213,24 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             )
         ]
         api_key_flag = ["--api-key-env", API_KEY_ENV]
+    # The steps that talk to the endpoint: its key, and the CA to trust when it is private.
+    endpoint_env: list[Env | SecretEnv] = [*api_key_env]
+    endpoint_mounts: list[m.VolumeMount] = []
+    volumes: list[m.Volume] | None = None
+    if options.ca_bundle_configmap is not None:
+        volumes = [
+            m.Volume(
+                name=CA_BUNDLE_VOLUME,
+                config_map=m.ConfigMapVolumeSource(name=options.ca_bundle_configmap),
+            )
+        ]
+        endpoint_mounts = [
+            m.VolumeMount(name=CA_BUNDLE_VOLUME, mount_path=CA_BUNDLE_DIR, read_only=True)
+        ]
+        # Honoured by the load step's client (ssl.create_default_context) and by httpx.
+        endpoint_env.append(
+            Env(name="SSL_CERT_FILE", value=f"{CA_BUNDLE_DIR}/{options.ca_bundle_key}")
+        )
 
     with WorkflowTemplate(
         name=options.name,
@@ -234,6 +255,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         ),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/component": "benchmark"}),
         security_context=m.PodSecurityContext(run_as_non_root=True),
+        volumes=volumes,
     ) as template:
         readiness = _step(
             options,
@@ -248,7 +270,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 OUTPUTS_DIR,
                 *api_key_flag,
             ],
-            env=api_key_env,
+            env=endpoint_env,
+            volume_mounts=endpoint_mounts or None,
             outputs=[_outputs_file(n) for n in READINESS_OUTPUTS],
             retry_strategy=_retry(_RETRY_UNLESS_USAGE),
             active_deadline_seconds=(
@@ -289,7 +312,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 *_flags(*LOAD_KNOBS),
                 *api_key_flag,
             ],
-            env=api_key_env,
+            env=endpoint_env,
+            volume_mounts=endpoint_mounts or None,
             outputs=[
                 # Single files, not tarred: readable straight from the artifact repository.
                 Artifact(

@@ -74,6 +74,9 @@ def served_model(payload: Any, model_name: str) -> tuple[ServedModel | None, tup
 def _describe_request_error(path: str, exc: httpx.RequestError) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "no answer"
     detail = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        # The one transport error whose fix is on the client side: say which knob it is.
+        return f"{path}: TLS certificate not trusted ({detail}); set SSL_CERT_FILE to its CA"
     return f"{path}: {kind} ({detail})"
 
 

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 #: The well-known node label the load step's podAffinity uses as topologyKey.
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
-_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+#: Where the kubelet mounts a pod's service account: token, ca.crt (and namespace).
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _REQUEST_TIMEOUT_S = 10.0
 # Kubernetes label syntax (k8s.io/apimachinery validation): optional DNS-subdomain prefix + "/",
 # a name of at most 63 characters; values at most 63 characters, possibly empty.
@@ -121,7 +122,7 @@ def format_label_selector(labels: Mapping[str, str]) -> str:
 
 def find_credentials(env: Mapping[str, str], home: Path) -> KubeCredentials | None:
     """In-cluster service account first (as kubectl in a pod), then KUBECONFIG, ~/.kube/config."""
-    if env.get("KUBERNETES_SERVICE_HOST") and _SERVICE_ACCOUNT_TOKEN.is_file():
+    if env.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").is_file():
         return KubeCredentials(in_cluster=True)
     kubeconfig = env.get("KUBECONFIG", "")
     if kubeconfig:
@@ -177,7 +178,11 @@ def _load_api_client(creds: KubeCredentials) -> Any:
     cfg = client.Configuration()
     try:
         if creds.in_cluster:
-            config.load_incluster_config(client_configuration=cfg)
+            # What load_incluster_config does, with the mount read from SERVICE_ACCOUNT_DIR.
+            config.incluster_config.InClusterConfigLoader(
+                token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+                cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+            ).load_and_set(cfg)
         else:
             config.load_kube_config(
                 config_file=creds.kubeconfig, client_configuration=cfg, persist_config=False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -35,13 +36,33 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def _tls_context(config: SimulatorConfig) -> ssl.SSLContext | None:
+    """A server context for --ssl-certfile/--ssl-keyfile; None serves plain http."""
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None:
+            raise UsageError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--ssl-certfile={str(config.ssl_certfile)!r}: {exc}") from None
+    return context
+
+
 async def _serve(config: SimulatorConfig) -> None:
     loop = asyncio.get_running_loop()
+    tls = _tls_context(config)
     tokens = load_token_model(config.tokenizer)
     sim = Simulator(config, tokens, loop)
     try:
         server = await loop.create_server(
-            lambda: HttpProtocol(sim), config.host, config.port, reuse_address=True, backlog=2048
+            lambda: HttpProtocol(sim),
+            config.host,
+            config.port,
+            reuse_address=True,
+            backlog=2048,
+            ssl=tls,
         )
     except OSError as exc:
         raise BenchError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from exc
@@ -50,7 +71,8 @@ async def _serve(config: SimulatorConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info(
-        "listening on http://%s:%d model=%s ttft_ms=%g itl_ms=%g max_num_seqs=%d tokenizer=%s",
+        "listening on %s://%s:%d model=%s ttft_ms=%g itl_ms=%g max_num_seqs=%d tokenizer=%s",
+        "http" if tls is None else "https",
         config.host,
         port,
         config.model,

@@ -43,6 +43,12 @@ class SimulatorConfig(BaseModel):
     slow_first_byte_ms: float = Field(
         0.0, ge=0, description="delay before the response head of every generation request, ms"
     )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM certificate chain: serve https (same flag as vLLM's)"
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="PEM private key for --ssl-certfile (omit if the chain file holds it)"
+    )
     startup_delay_s: float = Field(
         0.0, ge=0, description="seconds during which /health answers 503 and no model is served"
     )

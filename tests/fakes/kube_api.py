@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,7 +124,10 @@ def _handler(state: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             state.requests.append(
                 RecordedRequest(url.path, query, self.headers.get("Authorization"))
             )
-            if self.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
+            # As the API server's bearer authenticator: the scheme is case-insensitive (the
+            # in-cluster loader sends "bearer"), the token exact.
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token != FAKE_TOKEN:
                 self._send(401, _status(401, "Unauthorized", "Unauthorized"))
                 return
             if match := _PODS.match(url.path):
@@ -160,12 +164,18 @@ def _handler(state: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fake_kube_api(state: FakeKubeAPI) -> Iterator[FakeKubeAPI]:
-    """Serve `state` on a free 127.0.0.1 port in a thread; `state.url` is its address."""
+def fake_kube_api(state: FakeKubeAPI, tls: ssl.SSLContext | None = None) -> Iterator[FakeKubeAPI]:
+    """Serve `state` on a free 127.0.0.1 port in a thread; `state.url` is its address.
+
+    With `tls` (a server context) it serves https, as the in-cluster API does.
+    """
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http" if tls is None else "https"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     try:
         yield state
     finally:

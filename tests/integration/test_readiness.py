@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,9 +13,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import trustme
 
+from steps.readiness import zones
 from steps.readiness.__main__ import main
-from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
+from tests.fakes.kube_api import (
+    FAKE_TOKEN,
+    FakeKubeAPI,
+    FakePod,
+    fake_kube_api,
+    write_kubeconfig,
+)
 from tests.fixtures.simulator import StartSimulator
 
 API_KEY = "sk-readiness-secret-4f9c2e"
@@ -197,6 +206,41 @@ def test_readiness_k8s_check_writes_zones_of_model_pods(
     assert _outputs(out)["zones"] == "us-west-2a,us-west-2b"
     assert state.requests[0].path == "/api/v1/namespaces/models/pods"
     assert state.requests[0].query["labelSelector"] == ["app.kubernetes.io/component=qwen3-vllm"]
+
+
+def test_readiness_k8s_check_in_cluster_service_account_over_tls(
+    simulator_factory: StartSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """As in a pod: KUBERNETES_SERVICE_HOST/PORT, the mounted token and CA, an https API."""
+    sim = simulator_factory("--model", "tiny-qwen")
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    mount = tmp_path / "serviceaccount"
+    mount.mkdir()
+    (mount / "token").write_text(FAKE_TOKEN)
+    ca.cert_pem.write_to_path(str(mount / "ca.crt"))
+    monkeypatch.setattr(zones, "SERVICE_ACCOUNT_DIR", mount)
+    labels = {"app": "vllm"}
+    state = FakeKubeAPI(
+        pods=[FakePod("vllm-0", "models", labels, node="n1")], node_zones={"n1": "us-west-2c"}
+    )
+    out = tmp_path / "outputs"
+    with fake_kube_api(state, tls) as api:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", api.url.rsplit(":", 1)[1])
+        argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
+                "app=vllm", "--target-namespace", "models", "--k8s-check", "required",
+                "--outputs-dir", str(out)]  # fmt: skip
+        assert main(argv) == 0
+    assert _outputs(out)["zones"] == "us-west-2c"
+    assert [r.path for r in state.requests] == [
+        "/api/v1/namespaces/models/pods",
+        "/api/v1/nodes/n1",
+    ]
+    assert {r.authorization for r in state.requests} == {f"bearer {FAKE_TOKEN}"}
 
 
 def test_readiness_k8s_check_no_pods_fails_after_endpoint_ready(

@@ -14,6 +14,8 @@ from steps.simulator.__main__ import main
         (["--error-rate", "1.5"], "--error-rate='1.5'"),
         (["--max-num-seqs", "0"], "--max-num-seqs='0'"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--port", "0", "--ssl-keyfile", "key.pem"], "--ssl-keyfile needs --ssl-certfile"),
+        (["--port", "0", "--ssl-certfile", "/nonexistent/chain.pem"], "/nonexistent/chain.pem"),
     ],
 )
 def test_main_bad_flag_exits_2_one_line(

@@ -62,6 +62,10 @@ def test_render_flag_beats_chart_values(capsys: pytest.CaptureFixture[str], tmp_
         (["render", "--api-type", "grpc"], "invalid choice: 'grpc'"),
         (["render", "--set", "benchmark.nope=1"], "unknown key 'benchmark.nope'"),
         (["render", "--target-labels", "app"], "--target-labels: 'app' is not key=value"),
+        (
+            ["render", "--ca-bundle-configmap", "Corp_CA"],
+            "install options: --ca-bundle-configmap: String should match pattern",
+        ),
     ],
 )
 def test_render_bad_input_one_line_exit_2(

@@ -239,6 +239,25 @@ def test_template_secrets_by_name_only() -> None:
     assert load["args"][-2:] == ["--api-key-env", "BENCH_API_KEY"]
 
 
+def test_private_ca_bundle_mounted_for_the_endpoint_steps_only() -> None:
+    options = TemplateOptions(ca_bundle_configmap="corp-ca", ca_bundle_key="bundle.pem")
+    manifest = build_template(BaselineParams(), options).to_dict()
+    assert schema_errors(manifest, "WorkflowTemplate") == []
+    assert manifest["spec"]["volumes"] == [{"name": "ca-bundle", "configMap": {"name": "corp-ca"}}]
+    for step in STEPS:
+        container = _task_template(manifest, step)["container"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if step in ("readiness", "load"):
+            assert env["SSL_CERT_FILE"] == "/etc/llm-baseline/ca/bundle.pem"
+            assert container["volumeMounts"] == [
+                {"name": "ca-bundle", "mountPath": "/etc/llm-baseline/ca", "readOnly": True}
+            ]
+        else:
+            assert "SSL_CERT_FILE" not in env
+            assert "volumeMounts" not in container
+    assert "volumes" not in _template()["spec"]
+
+
 def test_artifact_repository_ref_configurable() -> None:
     options = TemplateOptions(
         artifact_repository_configmap="artifact-repositories", artifact_repository_key="s3"

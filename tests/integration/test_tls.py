@@ -1,0 +1,91 @@
+"""https endpoints: the readiness and load steps against the real simulator serving TLS.
+
+The certificate authority is made per session by `trustme` (a real CA and a server certificate
+for 127.0.0.1); the steps are told to trust it the standard way, `SSL_CERT_FILE`, which both
+the load step's own HTTP/1.1 client (`ssl.create_default_context`) and httpx honour. Without
+it, verification must fail: every request becomes a connect_error row naming the reason, and
+readiness fails with one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from steps.readiness.__main__ import main as readiness_main
+from tests.fixtures.simulator import SimulatorHandle, StartSimulator
+from tests.integration.test_load import _run_load, _ttft_errors_ms
+
+
+@pytest.fixture
+def tls_simulator(simulator_factory: StartSimulator, tmp_path: Path) -> tuple[Any, Path]:
+    """A simulator serving https with a fresh CA's certificate; returns it and the CA file."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, chain_file, key_file = (tmp_path / name for name in ("ca.pem", "chain.pem", "key"))
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    chain_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    return simulator_factory(
+        "--ttft-ms", "20", "--itl-ms", "2",
+        "--ssl-certfile", str(chain_file), "--ssl-keyfile", str(key_file),
+        wait_healthy=False,
+    ), ca_file  # fmt: skip
+
+
+def test_https_readiness_and_load_with_trusted_ca(
+    tls_simulator: tuple[SimulatorHandle, Path],
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim, ca_file = tls_simulator
+    assert sim.base_url.startswith("https://127.0.0.1:")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    argv = ["--base-url", sim.base_url, "--model-name", sim.model, "--timeout", "20",
+            "--interval", "0.2", "--outputs-dir", str(tmp_path / "ready")]  # fmt: skip
+    assert readiness_main(argv) == 0
+    sim.reset_truth()
+    code, rows, run_json = _run_load(
+        tmp_path / "load", sim.base_url, qwen_tokenizer_dir,
+        "--rate", "10", "--duration", "2", "--num-workers", "2", "--run-id", "tls",
+    )  # fmt: skip
+    assert code == 0
+    assert [r["status"] for r in rows] == ["ok"] * 20
+    assert {r["output_tokens"] for r in rows} == {128}
+    assert {len(r["chunk_offsets_us"]) for r in rows} == {128}
+    truth = sim.truth()
+    assert len(truth) == 20
+    errors = _ttft_errors_ms(rows, truth, run_json["run_id"])
+    # TLS adds the client's decryption to each chunk: still only a few ms on this machine.
+    assert (errors > -1).all()
+    assert float(abs(errors).max()) < 30
+
+
+def test_https_untrusted_certificate_is_an_error_row_and_one_line(
+    tls_simulator: tuple[SimulatorHandle, Path],
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim, _ = tls_simulator
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    argv = ["--base-url", sim.base_url, "--model-name", sim.model, "--timeout", "1",
+            "--interval", "0.5"]  # fmt: skip
+    assert readiness_main(argv) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"readiness: {sim.base_url} not ready after 1 s")
+    assert "/health: TLS certificate not trusted ([SSL: CERTIFICATE_VERIFY_FAILED]" in line
+    assert "set SSL_CERT_FILE to its CA" in line
+    code, rows, _ = _run_load(
+        tmp_path / "load", sim.base_url, qwen_tokenizer_dir,
+        "--rate", "4", "--duration", "1", "--num-workers", "1", "--model-name", sim.model,
+    )  # fmt: skip
+    assert code == 1
+    assert [r["status"] for r in rows] == ["connect_error"] * 4
+    assert all("CERTIFICATE_VERIFY_FAILED" in r["error"] for r in rows)
