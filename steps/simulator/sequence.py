@@ -77,7 +77,12 @@ class Sequence:
         self.finish_reason = "length" if n == request["_max_tokens"] else "stop"
         table = sim.tokens.table
         start = rng.randrange(len(table))
-        self.tokens: list[OutputToken] = [table[(start + i) % len(table)] for i in range(n)]
+        # Consecutive table entries from a random start, wrapping around (one C slice mostly).
+        self.tokens: list[OutputToken] = (
+            list(table[start : start + n])
+            if start + n <= len(table)
+            else [table[(start + i) % len(table)] for i in range(n)]
+        )
         self.sizes = sim.latency.chunk_sizes(n)
         self.chunks = len(self.sizes)
         # Faults strike at a chunk strictly inside the stream, so some content arrives first.
