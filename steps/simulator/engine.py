@@ -24,9 +24,10 @@ Timing rules, all on `time.monotonic()`:
 Two kinds of running sequence. Lock-step streams write one chunk in every step until their
 last (one token per chunk, no fault): the common case, so their step is only a stamp and a write
 each, through a (stamp, send, frames) triple, and each is ended at the step its last chunk is
-due. On this 2-core VM a step runs cold (caches lost while the loop slept), where every Python
-operation per chunk costs several times its hot price. Every other sequence (chunks of several
-tokens, an injected fault, a non-streamed body) counts down steps and calls `emit`.
+due. A step runs cold (the caches were lost while the loop slept; measured on a small VM, each
+Python operation then costs several times its hot price), so what runs per chunk is what the
+simulator costs. Every other sequence (chunks of several tokens, an injected fault, a
+non-streamed body) counts down steps and calls `emit`.
 
 Inter-token latency (vllm:inter_token_latency_seconds) is observed here, per step: every
 sequence that also emitted in the previous step has the same gap, the step interval, so the
@@ -56,7 +57,7 @@ TIMER_BIAS_S = 0.0005
 
 
 class EngineSequence(Protocol):
-    """What the engine needs from a request: prefill time, a step counter, emit and done."""
+    """What the engine needs from a request: prefill time, its chunks, how to write them."""
 
     #: monotonic time at which prefill completes (set by `start`).
     prefill_done_at: float
@@ -64,7 +65,8 @@ class EngineSequence(Protocol):
     chunks: int
     #: steps until the sequence's next emission; the engine decrements it once per step.
     countdown: int
-    #: monotonic time of the step that streamed its last chunk (`emit` sets it); 0.0 before.
+    #: monotonic time of the step that streamed its last chunk, set by `emit` only: it stays
+    #: 0.0 for a lock-step stream, whose chunks the engine writes itself.
     last_chunk_at: float
     done: bool
 
@@ -138,7 +140,7 @@ class Engine:
         heapq.heappush(self._prefilling, (seq.prefill_done_at, next(self._tiebreak), seq))
         # Nothing decoding: the grid follows the earliest prefill. Mid-step, the step's end
         # decides the next wakeup itself.
-        idle_grid = not self._in_step and not self._running
+        idle_grid = not self._in_step and not self._running and not self._lockstep
         if idle_grid and (self._timer is None or seq.prefill_done_at < self._deadline):
             self._anchor_at(seq.prefill_done_at)
 
@@ -176,6 +178,8 @@ class Engine:
             else:
                 lockstep[seq] = writer
                 self._ends.setdefault(step + seq.chunks - 1, []).append(seq)
+        # Safe without a check per write: a lost connection aborts its stream (connection_lost ->
+        # release) before uvloop would refuse a write, and writes after close() are dropped.
         # A copy: nothing should call back into the engine from a write, but a changed dict
         # would end the step with an exception.
         for stamp, send, frames in tuple(lockstep.values()):
@@ -210,6 +214,7 @@ class Engine:
             self._deadline = self._anchor + self._step * self.itl_s
             self._arm()
             return
+        self._ends.clear()  # nothing lock-steps: what is left there was aborted mid-stream
         while prefilling and prefilling[0][2].done:
             heapq.heappop(prefilling)
         if prefilling:

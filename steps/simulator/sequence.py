@@ -160,7 +160,7 @@ class Sequence:
     def emit(self, now: float) -> None:
         """Stream: write the next pre-built chunk. Non-stream: the whole body (last token).
 
-        The per-chunk path of the whole simulator: one stamp, one write, three stores.
+        The per-chunk path of streams the engine does not lock-step (see `lockstep_writer`).
         """
         if not self.stream:
             self._send_whole()
