@@ -166,9 +166,9 @@ def _resolve(
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "(root)"
+        flag = f" ({_OPTION_FLAGS[name]})" if name in _OPTION_FLAGS else ""
         raise UsageError(
-            f"install options: {_OPTION_FLAGS.get(name, name)}: {err['msg']} "
-            f"(got {err.get('input')!r})"
+            f"install options: {name}{flag}: {err['msg']} (got {err.get('input')!r})"
         ) from None
     return params, options
 

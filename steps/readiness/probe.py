@@ -75,8 +75,11 @@ def _describe_request_error(path: str, exc: httpx.RequestError) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "no answer"
     detail = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in detail:
-        # The one transport error whose fix is on the client side: say which knob it is.
-        return f"{path}: TLS certificate not trusted ({detail}); set SSL_CERT_FILE to its CA"
+        # Often fixed on the client side (a private CA): say which knob that is.
+        return (
+            f"{path}: TLS certificate rejected ({detail}); if a private CA signed it, set "
+            "SSL_CERT_FILE to that CA's PEM (Argo: --ca-bundle-configmap)"
+        )
     return f"{path}: {kind} ({detail})"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import trustme
 
@@ -60,9 +61,11 @@ def test_https_readiness_and_load_with_trusted_ca(
     truth = sim.truth()
     assert len(truth) == 20
     errors = _ttft_errors_ms(rows, truth, run_json["run_id"])
-    # TLS adds the client's decryption to each chunk: still only a few ms on this machine.
+    # TLS adds decryption on both sides; typically a few ms here. The maximum is left loose:
+    # one preemption on a loaded 2-core machine costs tens of ms.
     assert (errors > -1).all()
-    assert float(abs(errors).max()) < 30
+    assert float(np.median(abs(errors))) < 10
+    assert float(abs(errors).max()) < 250
 
 
 def test_https_untrusted_certificate_is_an_error_row_and_one_line(
@@ -80,8 +83,8 @@ def test_https_untrusted_certificate_is_an_error_row_and_one_line(
     assert readiness_main(argv) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"readiness: {sim.base_url} not ready after 1 s")
-    assert "/health: TLS certificate not trusted ([SSL: CERTIFICATE_VERIFY_FAILED]" in line
-    assert "set SSL_CERT_FILE to its CA" in line
+    assert "/health: TLS certificate rejected ([SSL: CERTIFICATE_VERIFY_FAILED]" in line
+    assert "set SSL_CERT_FILE to that CA's PEM" in line
     code, rows, _ = _run_load(
         tmp_path / "load", sim.base_url, qwen_tokenizer_dir,
         "--rate", "4", "--duration", "1", "--num-workers", "1", "--model-name", sim.model,

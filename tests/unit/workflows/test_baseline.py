@@ -64,7 +64,7 @@ def test_render_flag_beats_chart_values(capsys: pytest.CaptureFixture[str], tmp_
         (["render", "--target-labels", "app"], "--target-labels: 'app' is not key=value"),
         (
             ["render", "--ca-bundle-configmap", "Corp_CA"],
-            "install options: --ca-bundle-configmap: String should match pattern",
+            "install options: ca_bundle_configmap (--ca-bundle-configmap): String should match",
         ),
     ],
 )
