@@ -1,6 +1,6 @@
 """`python -m workflows.baseline render|install|submit|run`: the baseline benchmark as an Argo DAG.
 
-    render  [--kind template|cron|workflow|rbac] [-o DIR]   YAML for GitOps
+    render  [--kind template|cron|workflow|rbac|simulator] [-o DIR]   YAML for GitOps
     install [--cron "0 3 * * *"]                             upsert the template (and the cron)
     submit  [--wait]                                         upsert, then run it on Argo
     run     [--out DIR]                                      run the same DAG on this machine
@@ -40,6 +40,7 @@ from workflows.local_runner import RunnerEnv, default_lock_dir, run_template
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams, params_from_mapping
 from workflows.rbac import build_rbac
+from workflows.simulator_target import build_simulator_target
 from workflows.submit import (
     connection_from,
     make_service,
@@ -53,6 +54,8 @@ __all__ = ["main"]
 
 PROG = "workflows.baseline"
 KINDS = ("template", "cron", "workflow", "rbac")
+#: Rendered on request only, never by `--kind all`: a GPU-free target for a first in-cluster run.
+SIMULATOR_KIND = "simulator"
 DEFAULT_SCHEDULE = "0 3 * * *"
 #: Where `run` finds the `steps` package for its subprocesses (this checkout).
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = make_parser(f"python -m {PROG}", __doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="write the manifests as YAML")
-    render.add_argument("--kind", choices=[*KINDS, "all"], default="template")
+    render.add_argument("--kind", choices=[*KINDS, SIMULATOR_KIND, "all"], default="template")
     render.add_argument("-o", "--output-dir", type=Path, help="write <kind>.yaml files here")
     render.add_argument("--cron", default=DEFAULT_SCHEDULE, help="schedule of --kind cron")
     render.add_argument("--timezone", default="UTC", help="timezone of the cron schedule")
@@ -196,6 +199,8 @@ def _render(args: argparse.Namespace) -> int:
         "workflow": [workflow],
         "rbac": build_rbac(params, options),
     }
+    if args.kind == SIMULATOR_KIND:
+        documents[SIMULATOR_KIND] = build_simulator_target(params, options)
     kinds = KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
         text = yaml.safe_dump_all(documents[kind], sort_keys=False)

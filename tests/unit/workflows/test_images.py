@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
-from pathlib import Path
 
+from tests.unit.workflows.dockerfile_targets import REPO, dockerfile_targets
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _targets() -> dict[str, dict[str, object]]:
-    """Build target -> {from, extras, entrypoint, user, workdir} from the Dockerfile."""
-    targets: dict[str, dict[str, object]] = {}
-    current: dict[str, object] = {}
-    for line in (REPO / "images" / "Dockerfile").read_text().splitlines():
-        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line):
-            current = {"from": match.group(1), "extras": [], "user": None}
-            targets[match.group(2)] = current
-        elif match := re.search(r'pip install .*"\.\[([a-z,]+)\]"', line):
-            current["extras"] = match.group(1).split(",")
-        elif line.startswith("ENTRYPOINT"):
-            current["entrypoint"] = json.loads(line.removeprefix("ENTRYPOINT"))
-        elif line.startswith("USER"):
-            current["user"] = line.split()[1]
-        elif line.startswith("WORKDIR"):
-            current["workdir"] = line.split()[1]
-    return targets
-
 
 def test_every_template_image_has_a_fitting_target() -> None:
-    targets = _targets()
+    targets = dockerfile_targets()
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
