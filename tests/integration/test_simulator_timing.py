@@ -153,17 +153,18 @@ def test_simulator_itl_histogram_matches_truth_chunk_gaps(
     simulator_factory: Any, tokens_per_chunk: str
 ) -> None:
     """Concurrent streams (one ITL update per step) and multi-token chunks (one per chunk)."""
+    # ITL 20 ms: a gap observed wrongly is off by a step or more, far above the tolerance below.
     sim = simulator_factory(
-        "--ttft-ms", "5", "--itl-ms", "4", "--tokens-per-chunk", tokens_per_chunk
+        "--ttft-ms", "5", "--itl-ms", "20", "--tokens-per-chunk", tokens_per_chunk
     )
 
     def send(delay_s: float) -> None:
         time.sleep(delay_s)
-        body = _stream_body(sim, 30, prompt=list(range(10)))
+        body = _stream_body(sim, 18, prompt=list(range(10)))
         httpx.post(f"{sim.base_url}/v1/completions", json=body, timeout=30).raise_for_status()
 
     with ThreadPoolExecutor(4) as pool:
-        for future in [pool.submit(send, 0.013 * i) for i in range(4)]:
+        for future in [pool.submit(send, 0.047 * i) for i in range(4)]:
             future.result()
     samples = _parse_prometheus(httpx.get(f"{sim.base_url}/metrics").text)
     truth = sim.truth()
@@ -178,8 +179,8 @@ def test_simulator_itl_histogram_matches_truth_chunk_gaps(
     )
     # Per stream the gaps add up to its last step minus its first on the monotonic clock, and
     # to its last write minus its first in truth: equal but for where in its step each write
-    # fell (microseconds, a millisecond if preempted).
-    assert abs(samples[f"{name}_sum"][0][1] - sum(gaps_s)) < 0.001 * len(truth)
+    # fell (microseconds; a few ms if the simulator was preempted mid-step).
+    assert abs(samples[f"{name}_sum"][0][1] - sum(gaps_s)) < 0.002 * len(truth)
     buckets = [v for _, v in samples[f"{name}_bucket"]]
     assert buckets == sorted(buckets)
     assert buckets[-1] == len(gaps_s)
@@ -263,8 +264,10 @@ def test_simulator_prefill_shorter_than_itl_never_pulls_running_streams_early(
             future.result()
     long_times = _truth_for(sim, "long")["chunk_wall_ns"]
     assert len(long_times) == 12
-    gaps_ms = [(b - a) / MS for a, b in itertools.pairwise(long_times)]
-    assert min(gaps_ms) >= 50 - 1, gaps_ms
+    # Never early on its own grid (a late step may be followed by a short gap: deadlines are
+    # absolute, so the grid itself is the check).
+    lateness_ms = [(t - long_times[0]) / MS - 50 * k for k, t in enumerate(long_times)]
+    assert min(lateness_ms) >= -1, lateness_ms
     for i in range(3):  # and the short ones rode on the long stream's steps
         for t in _truth_for(sim, f"short-{i}")["chunk_wall_ns"]:
             assert min(abs(t - s) for s in long_times) <= 3 * MS
