@@ -56,3 +56,19 @@ def test_translate_hub_error_gated_with_token_says_account_lacks_access() -> Non
     message = str(translate_hub_error(exc, "Org/Name", "main", token_set=True, offline=False))
     assert "a token is set" in message
     assert "account that has access" in message
+
+
+def test_tokenizer_extra_declares_the_hub_generation_hub_py_imports() -> None:
+    """hub.py imports httpx2, which only huggingface_hub 2.x brings: the extra must say so."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["tokenizer"]
+    reqs = {(r := Requirement(line)).name.replace("_", "-").lower(): r for line in extra}
+    hub = reqs["huggingface-hub"].specifier
+    assert not hub.contains("1.33.0"), "huggingface_hub 1.x has no httpx2"
+    assert hub.contains("2.0.0") and hub.contains("2.4.0")
+    assert "httpx2" in reqs, "hub.py imports httpx2 directly"
