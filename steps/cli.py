@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -23,6 +24,7 @@ __all__ = [
     "configure_logging",
     "make_parser",
     "optional_text",
+    "read_input_text",
     "run_main",
 ]
 
@@ -64,6 +66,23 @@ def make_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
 def optional_text(text: str) -> str | None:
     """argparse `type=` for optional flags: Argo passes every parameter, "" means unset."""
     return text.strip() or None
+
+
+def read_input_text(path: Path, what: str) -> str:
+    """The text of a user-given input file (config, SLA, values), or one UsageError line.
+
+    Binary files are refused here, not deep inside a YAML parser: `read_text` raises
+    UnicodeDecodeError (a ValueError, not an OSError) for them, which would be a traceback.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what} {path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); expected YAML"
+        ) from None
 
 
 def config_from_flags(model: type[ModelT], args: argparse.Namespace) -> ModelT:

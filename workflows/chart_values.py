@@ -25,11 +25,16 @@ from typing import Any
 
 import yaml
 
+from steps.cli import read_input_text
 from steps.errors import UsageError
 
 __all__ = ["ChartMapping", "apply_set", "load_values", "map_values"]
 
 _SEGMENT_RE = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+#: Largest `[i]` a `--set` path may use. The chart's lists hold a handful of entries (one stage,
+#: one namespace, a few tolerations); `apply_set` pads a list up to the index, so an unbounded
+#: `stages[300000000]` would allocate gigabytes before any validation could refuse it.
+MAX_SET_INDEX = 99
 
 
 @dataclass
@@ -59,7 +64,12 @@ def _path(path: str) -> list[str | int]:
         if match is None:
             raise UsageError(f"--set: cannot parse key path {path!r}")
         parts.append(match.group(1))
-        parts += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
+        for index in re.findall(r"\[(\d+)\]", match.group(2)):
+            if int(index) > MAX_SET_INDEX:
+                raise UsageError(
+                    f"--set {path}: list index [{index}] is out of range (at most {MAX_SET_INDEX})"
+                )
+            parts.append(int(index))
     return parts
 
 
@@ -107,10 +117,9 @@ def load_values(files: Sequence[Path], sets: Sequence[str]) -> dict[str, Any]:
     """Merge values files in order, then apply `--set` assignments."""
     values: dict[str, Any] = {}
     for path in files:
+        text = read_input_text(path, "-f")
         try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise UsageError(f"-f {path}: cannot read ({exc.strerror})") from None
+            data = yaml.safe_load(text)
         except yaml.YAMLError:
             raise UsageError(f"-f {path}: not valid YAML") from None
         if data is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,35 @@ def test_load_values_bad_yaml_is_usage_error(tmp_path: Path) -> None:
 def test_set_without_equals_is_usage_error() -> None:
     with pytest.raises(UsageError, match="expected key=value"):
         load_values([], ["benchmark.target.baseUrl"])
+
+
+def test_set_list_index_above_the_bound_is_refused_naming_it() -> None:
+    with pytest.raises(UsageError, match=r"list index \[100\] is out of range \(at most 99\)"):
+        load_values([], ["benchmark.scenarios.baseline.load.stages[100].rate=5"])
+
+
+def test_set_huge_list_index_allocates_nothing() -> None:
+    """The issue's repro, in a child whose address space is capped at 1 GiB: padding the list
+    to 300,000,000 entries (8.8 GB) would die with MemoryError there instead of one line."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from workflows.chart_values import load_values\n"
+        "from steps.errors import UsageError\n"
+        "try:\n"
+        "    load_values([], ['benchmark.scenarios.baseline.load.stages[300000000].rate=5'])\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-300:]
+    assert "list index [300000000] is out of range" in done.stdout
+
+
+def test_values_file_that_is_binary_is_one_usage_line(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(UsageError, match=r"^-f .*values.yaml: not a UTF-8 text file"):
+        load_values([path], [])
