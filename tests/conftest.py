@@ -9,7 +9,12 @@ import pytest
 from steps.qwen_offline import build_qwen_tokenizer
 
 # Real servers as session fixtures, one module each, usable from every tier.
-pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.s3", "tests.fixtures.vllm"]
+pytest_plugins = [
+    "tests.fixtures.simulator",
+    "tests.fixtures.s3",
+    "tests.fixtures.vllm",
+    "tests.fixtures.hostile",
+]
 
 DATA_DIR = Path(__file__).parent / "data"
 
