@@ -3,10 +3,12 @@
     python -m steps.report --summary DIR --records PATH [PATH ...] --out DIR
         [--s3-uri s3://bucket/prefix] [--s3-endpoint-url URL] [--sla FILE] [--sla-<name> X ...]
         [--regression-tolerance 0.10] [--history-dir DIR] [--fail-on-breach] [--outputs-dir DIR]
+        [--load-exit-code CODE]
 
-Exit codes: 0 pass (or breach without --fail-on-breach); 3 SLA or regression breach with
---fail-on-breach; 1 step failure (S3 upload failed: the local copy in --out is complete);
-2 bad input (flags, SLA file, summary/records files).
+The verdict fails on an SLA breach, a regression, a load step that failed (`--load-exit-code`)
+or an incomplete run (run.json `complete: false`). Exit codes: 0 pass (or fail without
+--fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step failure (S3 upload failed:
+the local copy in --out is complete); 2 bad input (flags, SLA file, summary/records files).
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ from steps.report.regression import (
     find_previous_run,
 )
 from steps.report.render import RegressionOutcome, build_blocks, render_html, render_markdown
+from steps.report.run_checks import RunCheck, check_run
 from steps.report.samples import read_samples
 from steps.report.sla import (
+    DEFAULT_ERROR_RATE,
+    EMPTY_MEANS_OFF,
     SLA_METRICS,
     SlaVerdict,
     evaluate_sla,
@@ -89,6 +94,11 @@ class ReportConfig(BaseModel):
     history_dir: Path | None = Field(None, description="local run history when there is no S3")
     fail_on_breach: bool = False
     outputs_dir: Path | None = Field(None, description="directory for Argo output-parameter files")
+    load_exit_code: str | None = Field(
+        None,
+        description="the load step's exit code as Argo reports it; unset = unknown "
+        "(0 ok; 1 ok for a complete run; anything else fails the verdict)",
+    )
 
 
 @dataclass(frozen=True)
@@ -96,17 +106,24 @@ class ReportResult:
     """What the step decided and where the report is."""
 
     verdict: str
+    checks: tuple[RunCheck, ...]
     sla: tuple[SlaVerdict, ...]
     regression: RegressionOutcome
     report_uri: str
     breaches: tuple[str, ...]
 
 
-def _breaches(sla: Sequence[SlaVerdict], regression: RegressionOutcome) -> list[str]:
-    """One short phrase per failed threshold or regressed metric, for logs and the exit message."""
-    found = [
-        f"{v.name} {format_number(v.value)} > {format_number(v.limit)}" for v in sla if not v.passed
-    ]
+def _sla_value(verdict: SlaVerdict) -> str:
+    """The measured value for a breach line; a run with no data for it says so, not a blank."""
+    return "no data" if verdict.value is None else format_number(verdict.value)
+
+
+def _breaches(
+    checks: Sequence[RunCheck], sla: Sequence[SlaVerdict], regression: RegressionOutcome
+) -> list[str]:
+    """One short phrase per failed check, threshold or regressed metric, for logs and exit line."""
+    found = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
+    found += [f"{v.name} {_sla_value(v)} > {format_number(v.limit)}" for v in sla if not v.passed]
     found += [
         f"{d.name} {d.change:+.1%} vs {regression.previous.run_id}"
         for d in regression.deltas
@@ -197,6 +214,7 @@ def run(config: ReportConfig) -> ReportResult:
     identity = _run_identity(summary)
     overall = summary["overall"]
 
+    checks = check_run(config.load_exit_code, summary["run"])
     sla = evaluate_sla(thresholds, overall)
     history: RunHistory | None = None
     client: Any = None
@@ -212,13 +230,13 @@ def run(config: ReportConfig) -> ReportResult:
         history = LocalHistory(config.history_dir, identity["scenario"], identity["model"])
     regression = _regression(history, identity, overall, config.regression_tolerance)
 
-    breaches = _breaches(sla, regression)
+    breaches = _breaches(checks, sla, regression)
     verdict = "fail" if breaches else "pass"
     local_uri = str((config.out / "report.html").resolve())
     report_uri = location.uri(key_prefix + "report.html") if location else local_uri
 
     plots = render_plots(read_samples(records), config.out)
-    blocks = build_blocks(summary, verdict, sla, regression, plots)
+    blocks = build_blocks(summary, verdict, checks, sla, regression, plots)
     (config.out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
     (config.out / "report.html").write_text(redact_text(render_html(blocks, config.out), secrets))
     write_json(
@@ -227,6 +245,7 @@ def run(config: ReportConfig) -> ReportResult:
             "verdict": verdict,
             "run_id": identity["run_id"],
             "breaches": breaches,
+            "checks": [c.__dict__ for c in checks],
             "sla": [v.__dict__ for v in sla],
             "regression": {
                 "tolerance": regression.tolerance,
@@ -248,7 +267,9 @@ def run(config: ReportConfig) -> ReportResult:
             raise UploadError(f"{exc}; local results are complete in {config.out}") from None
         if config.outputs_dir is not None:
             write_outputs(config.outputs_dir, {"report_uri": report_uri})
-    result = ReportResult(verdict, tuple(sla), regression, report_uri, tuple(breaches))
+    result = ReportResult(
+        verdict, tuple(checks), tuple(sla), regression, report_uri, tuple(breaches)
+    )
     if breaches and config.fail_on_breach:
         raise BreachError(f"breach: {'; '.join(breaches)}; report: {report_uri}")
     return result
@@ -264,12 +285,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--s3-endpoint-url", default="", help=fields["s3_endpoint_url"].description)
     parser.add_argument("--sla", default="", help=fields["sla"].description)
     for name in SLA_METRICS:
-        default = " (default 10)" if name == "schedule_delay_p99_ms" else ""
+        default = {"schedule_delay_p99_ms": " (default 10)"}.get(name, "")
+        empty = "'' = not given"
+        if name in EMPTY_MEANS_OFF:
+            default, empty = f" (default {DEFAULT_ERROR_RATE:g})", "'' = no bound"
         parser.add_argument(
             "--sla-" + name.replace("_", "-"),
             dest="sla_" + name,
-            default="",
-            help=f"upper bound for {name}{default}; '' = not given, 'off' = no bound",
+            default=None,
+            help=f"upper bound for {name}{default}; {empty}, 'off' = no bound",
         )
     parser.add_argument(
         "--regression-tolerance",
@@ -285,16 +309,21 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 3 on an SLA or regression breach (default: report it and exit 0)",
     )
     parser.add_argument("--outputs-dir", default="", help=fields["outputs_dir"].description)
+    parser.add_argument("--load-exit-code", default="", help=fields["load_exit_code"].description)
     add_log_level_flag(parser)
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> ReportConfig:
-    sla_flags = {
-        name: parse_flag_value(name, raw)
-        for name in SLA_METRICS
-        if (raw := getattr(args, "sla_" + name)).strip()
-    }
+    sla_flags: dict[str, float | None] = {}
+    for name in SLA_METRICS:
+        raw = getattr(args, "sla_" + name)
+        if raw is None:  # flag absent: the SLA file's value or the default
+            continue
+        if raw.strip():
+            sla_flags[name] = parse_flag_value(name, raw)
+        elif name in EMPTY_MEANS_OFF:
+            sla_flags[name] = None
     tolerance = DEFAULT_TOLERANCE
     if args.regression_tolerance.strip():
         try:
@@ -320,6 +349,7 @@ def _config_from_args(args: argparse.Namespace) -> ReportConfig:
         history_dir=Path(args.history_dir) if args.history_dir else None,
         fail_on_breach=args.fail_on_breach,
         outputs_dir=Path(args.outputs_dir) if args.outputs_dir else None,
+        load_exit_code=args.load_exit_code.strip() or None,
     )
 
 

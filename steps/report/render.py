@@ -18,6 +18,7 @@ from steps.aggregate.summary import LATENCY_METRICS
 from steps.records import SATURATION_DELAY_MS
 from steps.report.plots import Plot
 from steps.report.regression import MetricDelta, PreviousRun
+from steps.report.run_checks import RunCheck
 from steps.report.sla import SlaVerdict
 
 __all__ = [
@@ -81,6 +82,13 @@ def fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _check_blocks(checks: Sequence[RunCheck]) -> list[Block]:
+    if not checks:
+        return []
+    rows = tuple((c.name, "pass" if c.passed else "FAIL", c.detail) for c in checks)
+    return [Heading(2, "Run checks"), Table(("check", "result", "detail"), rows)]
 
 
 def _sla_blocks(verdicts: Sequence[SlaVerdict]) -> list[Block]:
@@ -178,6 +186,7 @@ def _stage_blocks(stages: Sequence[Mapping[str, Any]]) -> list[Block]:
 def build_blocks(
     summary: Mapping[str, Any],
     verdict: str,
+    checks: Sequence[RunCheck],
     sla: Sequence[SlaVerdict],
     regression: RegressionOutcome,
     plots: Sequence[Plot],
@@ -201,6 +210,7 @@ def build_blocks(
         Paragraph(f"Verdict: {verdict.upper()}"),
         Table(("run", "value"), tuple((k, fmt(v)) for k, v in facts)),
     ]
+    blocks += _check_blocks(checks)
     blocks += _sla_blocks(sla)
     blocks += _regression_blocks(regression)
     blocks += _summary_blocks(summary.get("overall", {}))

@@ -17,7 +17,9 @@ from steps.errors import UsageError
 from steps.records import SATURATION_DELAY_MS
 
 __all__ = [
+    "DEFAULT_ERROR_RATE",
     "DEFAULT_THRESHOLDS",
+    "EMPTY_MEANS_OFF",
     "SLA_METRICS",
     "SlaVerdict",
     "evaluate_sla",
@@ -38,11 +40,19 @@ SLA_METRICS: dict[str, tuple[str, ...]] = {
     "schedule_delay_p99_ms": ("latency_ms", "schedule_delay", "p99"),
 }
 
+#: A nightly run where more than 1 % of the requests failed is not green, even with no SLA given.
+DEFAULT_ERROR_RATE = 0.01
+
 #: A load generator whose sends lag their schedule by more than 10 ms at p99 measured itself,
 #: not the server (DESIGN.md "saturated" flag), so this bound is on unless switched off.
 DEFAULT_THRESHOLDS: dict[str, float | None] = {name: None for name in SLA_METRICS} | {
-    "schedule_delay_p99_ms": SATURATION_DELAY_MS
+    "error_rate": DEFAULT_ERROR_RATE,
+    "schedule_delay_p99_ms": SATURATION_DELAY_MS,
 }
+
+#: Thresholds whose flag switches the bound off when given as "" (elsewhere "" = not given): the
+#: workflow parameter carries the default limit, so a user who clears it means "no limit".
+EMPTY_MEANS_OFF = frozenset({"error_rate"})
 
 #: Flag words that switch a threshold off (an empty string means "not given", as Argo sends it).
 OFF_WORDS = frozenset({"off", "none", "null"})

@@ -71,10 +71,14 @@ def test_merge_thresholds_flags_override_file_and_default() -> None:
     assert merged["itl_p99_ms"] is None
 
 
-def test_merge_thresholds_nothing_given_keeps_schedule_delay_default() -> None:
+def test_merge_thresholds_nothing_given_keeps_error_rate_and_schedule_delay_defaults() -> None:
     merged = merge_thresholds({}, {})
     assert merged["schedule_delay_p99_ms"] == 10.0
-    assert [k for k, v in merged.items() if v is not None] == ["schedule_delay_p99_ms"]
+    assert merged["error_rate"] == 0.01
+    assert [k for k, v in merged.items() if v is not None] == [
+        "error_rate",
+        "schedule_delay_p99_ms",
+    ]
 
 
 def test_evaluate_sla_value_above_limit_fails_and_equal_passes() -> None:
