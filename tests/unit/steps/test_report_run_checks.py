@@ -88,9 +88,7 @@ def test_incomplete_run_fails_even_within_sla(
     assert "| complete | FAIL | recorded 40 of 150 scheduled requests (SIGTERM) |" in report
 
 
-def test_error_rate_has_a_default_limit(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_error_rate_has_a_default_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = build_run(tmp_path, RUN, failed=2, run_extra=COMPLETE)  # 2 of 42 failed
     out = tmp_path / "out"
     assert _report(run, out, "--fail-on-breach") == 3
