@@ -2,7 +2,7 @@
 
     render  [--kind template|cron|workflow|rbac|simulator] [-o DIR]   YAML for GitOps
     install [--cron "0 3 * * *"]                             upsert the template (and the cron)
-    submit  [--wait]                                         upsert, then run it on Argo
+    submit  [--wait] [--update-template]                     run the installed template on Argo
     run     [--out DIR]                                      run the same DAG on this machine
 
 Knobs come from `--<knob>` flags (`--base-url`, `--rate`, ...; one name per knob, see
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
 from steps.readiness.zones import K8sCheck
-from workflows.chart_values import load_values, map_values
+from workflows.chart_values import ChartMapping, load_values, map_values
 from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
 from workflows.local_runner import RunnerEnv, default_lock_dir, run_template
@@ -42,13 +42,16 @@ from workflows.params import BaselineParams, params_from_mapping
 from workflows.rbac import build_rbac
 from workflows.simulator_target import build_simulator_target
 from workflows.submit import (
+    check_server_version,
     connection_from,
+    installed_template,
     make_service,
     submit_from_template,
     upsert,
     wait_for,
 )
 from workflows.template import build_template, build_workflow
+from workflows.template_diff import parameter_name_differences, summarize, template_differences
 
 __all__ = ["main"]
 
@@ -72,6 +75,7 @@ _OPTION_FLAGS = {
     "ca_bundle_configmap": "--ca-bundle-configmap",
     "ca_bundle_key": "--ca-bundle-key",
     "workflow_deadline_s": "--workflow-deadline-s",
+    "zone_affinity": "--zone-affinity",
 }
 
 
@@ -130,8 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     install = commands.add_parser("install", help="create or update the WorkflowTemplate")
     install.add_argument("--cron", help='also install the CronWorkflow, e.g. "0 3 * * *"')
     install.add_argument("--timezone", default="UTC", help="timezone of the cron schedule")
-    submit = commands.add_parser("submit", help="upsert the template, then run it on Argo")
+    submit = commands.add_parser("submit", help="run the installed template on Argo")
     submit.add_argument("--wait", action="store_true", help="follow the run to its verdict")
+    submit.add_argument(
+        "--update-template",
+        action="store_true",
+        help="install (replace) the template first: cron and UI runs use it from then on",
+    )
     submit.add_argument(
         "--poll-interval", type=float, default=10.0, help="seconds between --wait polls"
     )
@@ -151,21 +160,35 @@ def _given_knobs(args: argparse.Namespace) -> dict[str, Any]:
     return {k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}
 
 
-def _resolve(
-    args: argparse.Namespace, extra: Mapping[str, Any] | None = None
-) -> tuple[BaselineParams, TemplateOptions]:
-    """Defaults < chart values (-f, --set) < knob flags < `extra` (what `run` decides)."""
+def _chart_values(args: argparse.Namespace) -> ChartMapping:
     chart = map_values(load_values(args.values, args.set))
     if chart.ignored:
         _echo(f"chart values with no effect here: {', '.join(chart.ignored)}")
-    knobs = {**chart.params, **_given_knobs(args), **(extra or {})}
-    params = params_from_mapping(knobs, "parameters")
-    option_values = {
+    return chart
+
+
+def _params(
+    args: argparse.Namespace,
+    chart: ChartMapping,
+    extra: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> BaselineParams:
+    """Defaults < `base` (submit: the installed template's values) < chart values (-f, --set)
+    < knob flags < `extra` (what `run` decides)."""
+    knobs = {**(base or {}), **chart.params, **_given_knobs(args), **(extra or {})}
+    return params_from_mapping(knobs, "parameters")
+
+
+def _given_options(args: argparse.Namespace, chart: ChartMapping) -> dict[str, Any]:
+    return {
         **chart.options,
         **{k.removeprefix("opt_"): v for k, v in vars(args).items() if k.startswith("opt_")},
     }
+
+
+def _options(args: argparse.Namespace, chart: ChartMapping) -> TemplateOptions:
     try:
-        options = TemplateOptions.model_validate(option_values)
+        return TemplateOptions.model_validate(_given_options(args, chart))
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "(root)"
@@ -173,7 +196,14 @@ def _resolve(
         raise UsageError(
             f"install options: {name}{flag}: {err['msg']} (got {err.get('input')!r})"
         ) from None
-    return params, options
+
+
+def _resolve(
+    args: argparse.Namespace, extra: Mapping[str, Any] | None = None
+) -> tuple[BaselineParams, TemplateOptions]:
+    """Knobs (see `_params`) and install options, both validated before anything runs."""
+    chart = _chart_values(args)
+    return _params(args, chart, extra), _options(args, chart)
 
 
 def _check(template: dict[str, Any], *runs: dict[str, Any]) -> None:
@@ -219,6 +249,7 @@ def _service(
     environ: Mapping[str, str],
     session: requests.Session | None,
 ) -> WorkflowsService:
+    """Hera's service for Argo Server, refused when the server is older than the manifests need."""
     connection = connection_from(
         environ,
         server=args.argo_server,
@@ -227,35 +258,37 @@ def _service(
         insecure_skip_verify=args.insecure_skip_verify,
         default_namespace=options.namespace,
     )
-    return make_service(connection, session)
+    service = make_service(connection, session)
+    check_server_version(service, _echo)
+    return service
 
 
-def _with_env_namespace(
-    args: argparse.Namespace, environ: Mapping[str, str]
-) -> tuple[BaselineParams, TemplateOptions]:
-    params, options = _resolve(args)
+def _env_namespace(
+    args: argparse.Namespace, options: TemplateOptions, environ: Mapping[str, str]
+) -> TemplateOptions:
     if not hasattr(args, "opt_namespace") and environ.get("ARGO_NAMESPACE"):
-        options = options.model_copy(update={"namespace": environ["ARGO_NAMESPACE"]})
-    return params, options
+        return options.model_copy(update={"namespace": environ["ARGO_NAMESPACE"]})
+    return options
 
 
-def _upsert_template(
-    args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
-) -> tuple[BaselineParams, TemplateOptions, WorkflowsService]:
-    """Create or update the WorkflowTemplate (both `install` and `submit` start here)."""
-    params, options = _with_env_namespace(args, environ)
-    service = _service(args, options, environ, session)
+def _install_template(
+    params: BaselineParams, options: TemplateOptions, service: WorkflowsService
+) -> None:
+    """Create or update the WorkflowTemplate (`install`, `submit --update-template`)."""
     template = build_template(params, options)
     _check(template.to_dict())
     upsert(template, service)
     print(f"installed WorkflowTemplate {options.namespace}/{options.name}")
-    return params, options, service
 
 
 def _install(
     args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
 ) -> int:
-    params, options, service = _upsert_template(args, environ, session)
+    params, options = _resolve(args)
+    options = _env_namespace(args, options, environ)
+    options.require_published_images()
+    service = _service(args, options, environ, session)
+    _install_template(params, options, service)
     if args.cron:
         cron = build_cron(params, options, args.cron, args.timezone)
         upsert(cron, service)
@@ -265,10 +298,68 @@ def _install(
     return 0
 
 
+#: Install options that only say WHICH template to use, not what it contains.
+_LOCATING_OPTIONS = frozenset({"name", "namespace"})
+
+
+def _params_for_installed(
+    args: argparse.Namespace,
+    chart: ChartMapping,
+    options: TemplateOptions,
+    service: WorkflowsService,
+) -> BaselineParams:
+    """Knobs for a submit that must not change the installed template: unset knobs take the
+    installed template's values (what a UI run would use), and the template this submit would
+    install must equal the installed one in everything a run takes from it. Install options
+    not given are the installed ones; a submit that gives some (or --target-labels, which is
+    baked into the load pod's affinity) is compared in full."""
+    where = f"{options.namespace}/{options.name}"
+    installed = installed_template(options.name, service)
+    if installed is None:
+        raise UsageError(
+            f"submit: WorkflowTemplate {where} is not installed: run `python -m {PROG} install` "
+            "first (or submit --update-template)"
+        )
+    declared = installed.get("spec", {}).get("arguments", {}).get("parameters", [])
+    base = {
+        p["name"]: p.get("value", "")
+        for p in declared
+        if p.get("name") in BaselineParams.model_fields
+    }
+    params = _params(args, chart, base=base)
+    wanted = build_template(params, options).to_dict()
+    _check(wanted)
+    changes = set(_given_options(args, chart)) - _LOCATING_OPTIONS
+    if "target_labels" in {**chart.params, **_given_knobs(args)}:
+        changes.add("target_labels")
+    differences = (
+        template_differences(installed, wanted)
+        if changes
+        else parameter_name_differences(installed, wanted)
+    )
+    if differences:
+        raise BenchError(
+            f"submit: the installed WorkflowTemplate {where} differs from what this submit would "
+            f"install ({summarize(differences)}): pass --update-template to replace it (cron "
+            "and UI runs then use it too), or run `install` with the settings you want"
+        )
+    return params
+
+
 def _submit(
     args: argparse.Namespace, environ: Mapping[str, str], session: requests.Session | None
 ) -> int:
-    params, options, service = _upsert_template(args, environ, session)
+    chart = _chart_values(args)
+    # Validate every knob and option before any request.
+    params = _params(args, chart)
+    options = _env_namespace(args, _options(args, chart), environ)
+    if args.update_template:
+        options.require_published_images()
+    service = _service(args, options, environ, session)
+    if args.update_template:
+        _install_template(params, options, service)
+    else:
+        params = _params_for_installed(args, chart, options, service)
     name = submit_from_template(options.name, params, service)
     print(f"submitted {options.namespace}/{name}")
     print(service.get_workflow_link(name))

@@ -3,7 +3,8 @@
 Argo Server's lint (`workflow/validate`) catches these only on a cluster: a `depends` naming no
 task, an undeclared `{{workflow.parameters.X}}`, an artifact `from` pointing at an output nobody
 declares, a volume mount without a volume. The project rules are checked here too: the load pod
-carries the required zone podAffinity WITH `namespaces` (the chart's bug) and is never retried.
+carries the zone podAffinity WITH `namespaces` (the chart's bug), in the mode readiness is told
+(`--zone-affinity`: required, preferred with weight 100, or none), and is never retried.
 """
 
 from __future__ import annotations
@@ -111,20 +112,32 @@ def _lint_container(template: dict[str, Any], volumes: set[str]) -> list[str]:
     return problems
 
 
-def _lint_load(template: dict[str, Any]) -> list[str]:
-    terms = (
-        template.get("affinity", {})
-        .get("podAffinity", {})
-        .get("requiredDuringSchedulingIgnoredDuringExecution", [])
-    )
+def _zone_affinity_mode(templates: dict[str, dict[str, Any]]) -> str:
+    """The install-time `--zone-affinity` the readiness step is given (default required)."""
+    args = templates.get("readiness", {}).get("container", {}).get("args", [])
+    flag = "--zone-affinity"
+    return str(args[args.index(flag) + 1]) if flag in args[:-1] else "required"
+
+
+def _lint_load(template: dict[str, Any], mode: str) -> list[str]:
+    pod_affinity = template.get("affinity", {}).get("podAffinity", {})
+    required = pod_affinity.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    preferred = pod_affinity.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+    terms = required if mode == "required" else [p.get("podAffinityTerm", {}) for p in preferred]
     problems = []
-    if not any(
-        t.get("topologyKey") == _ZONE_KEY and t.get("namespaces") and t.get("labelSelector")
-        for t in terms
+    if mode == "off":
+        if pod_affinity:
+            problems.append("template 'load': has podAffinity but readiness says zone affinity off")
+    elif (mode == "preferred" and (required or any(p.get("weight") != 100 for p in preferred))) or (
+        not any(
+            t.get("topologyKey") == _ZONE_KEY and t.get("namespaces") and t.get("labelSelector")
+            for t in terms
+        )
     ):
         problems.append(
-            f"template 'load': needs required podAffinity on {_ZONE_KEY} with a labelSelector "
-            "and namespaces (without namespaces it only matches the workflow's namespace)"
+            f"template 'load': needs {mode} podAffinity (as readiness is told) on {_ZONE_KEY} "
+            "with a labelSelector and namespaces (without namespaces it only matches the "
+            "workflow's namespace)"
         )
     if "retryStrategy" in template:
         problems.append("template 'load': must not be retried (a retry benchmarks twice)")
@@ -152,7 +165,7 @@ def lint_template(manifest: dict[str, Any]) -> list[str]:
         if "container" in template:
             problems += _lint_container(template, volumes | set(_names(template.get("volumes"))))
     if "load" in templates:
-        problems += _lint_load(templates["load"])
+        problems += _lint_load(templates["load"], _zone_affinity_mode(templates))
     else:
         problems.append("no 'load' template")
     if not spec.get("serviceAccountName") and not templates.get("load", {}).get(

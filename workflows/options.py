@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["STEPS", "TemplateOptions"]
+from steps.errors import UsageError
+from steps.readiness.zones import ZoneAffinity
+
+__all__ = ["PLACEHOLDER_IMAGE_REGISTRY", "STEPS", "TemplateOptions"]
 
 # DAG task = template = step module = image build target, in DAG order.
 STEPS = ("readiness", "tokenizer", "load", "aggregate", "report")
 
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: The default image registry names no real registry: fine for reading rendered YAML, never
+#: for a template a cluster runs (every pod would fail to pull). `make images` publishes them.
+PLACEHOLDER_IMAGE_REGISTRY = "llm-baseline-bench"
 
 
 class TemplateOptions(BaseModel):
@@ -28,7 +34,7 @@ class TemplateOptions(BaseModel):
         default="benchmarking", pattern=_K8S_NAME, description="namespace of the workflows"
     )
     image_registry: str = Field(
-        default="llm-baseline-bench",
+        default=PLACEHOLDER_IMAGE_REGISTRY,
         min_length=1,
         description="image repository prefix; a step's image is <registry>/<step>:<tag>",
     )
@@ -68,12 +74,28 @@ class TemplateOptions(BaseModel):
         pattern=r"^[-._a-zA-Z0-9]+$",
         description="key (PEM file) in that ConfigMap",
     )
+    zone_affinity: ZoneAffinity = Field(
+        default=ZoneAffinity.required,
+        description="the load pod's podAffinity to the model pods' zone: required (the guide's "
+        "same-zone rule), preferred (same zone when possible) or off; clusters whose nodes carry "
+        "no topology.kubernetes.io/zone label (kind, minikube, k3d) need preferred or off",
+    )
     workflow_deadline_s: int = Field(
         default=6 * 3600, ge=600, description="activeDeadlineSeconds of the whole workflow"
     )
     ttl_after_completion_s: int = Field(
         default=7 * 24 * 3600, ge=0, description="how long finished workflows stay visible"
     )
+
+    def require_published_images(self) -> None:
+        """Refuse to install a template whose images point at the placeholder registry."""
+        if self.image_registry == PLACEHOLDER_IMAGE_REGISTRY:
+            raise UsageError(
+                f"install options: image_registry (--image-registry) is the placeholder "
+                f"{PLACEHOLDER_IMAGE_REGISTRY!r}, which names no registry: publish the step "
+                "images with `make images REGISTRY=<registry> TAG=<tag>` and pass "
+                "--image-registry <registry> (and --image-tag <tag>)"
+            )
 
     def image(self, step: str) -> str:
         """The image reference of one step's build target."""

@@ -4,7 +4,8 @@ Connection settings follow the `argo` CLI's environment (ARGO_SERVER host:port, 
 ARGO_TOKEN, ARGO_NAMESPACE, ARGO_BASE_HREF, ARGO_INSECURE_SKIP_VERIFY), each overridable by a
 flag. Hera joins API paths with `urljoin`, so a base href (`/argo/`) needs its trailing slash or
 requests silently go to the server root (hera #872): the host is normalised here once.
-Server errors become one-line `BenchError`s that say what to check; the token is never printed.
+Server errors become one-line `BenchError`s that say what to check; the token is never printed,
+not even when the server's error message echoes it (it is scrubbed with steps/redact.py).
 """
 
 from __future__ import annotations
@@ -17,19 +18,30 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from hera.exceptions import HeraException
+from hera.exceptions import HeraException, NotFound
 from hera.workflows import CronWorkflow, WorkflowsService, WorkflowTemplate
 from hera.workflows import models as m
-from pydantic import BaseModel, ConfigDict, Field, PydanticDeprecatedSince20, SecretStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticDeprecatedSince20,
+    SecretStr,
+    ValidationError,
+)
 
 from steps.errors import BenchError, UsageError
+from steps.redact import redact_text
+from workflows.argo_version import check_argo_version
 from workflows.params import BaselineParams
 from workflows.template import REPORT_OUTPUTS
 
 __all__ = [
     "ArgoConnection",
     "RunOutcome",
+    "check_server_version",
     "connection_from",
+    "installed_template",
     "make_service",
     "submit_from_template",
     "upsert",
@@ -130,7 +142,10 @@ def _argo_errors(action: str, service: WorkflowsService) -> Iterator[None]:
             409: "the object was changed or created concurrently: run the command again",
         }
         hint = hints.get(status or 0, "see the server message")
-        detail = str(exc).removeprefix("Server returned status code ")
+        detail = " ".join(str(exc).removeprefix("Server returned status code ").split())
+        # The server may echo the request's Authorization header (a proxy's error page, say).
+        token = service.token or ""
+        detail = redact_text(detail, [token, token.removeprefix("Bearer ")])
         raise BenchError(
             f"argo: {action} failed ({status}): {hint}; server said: {detail}"
         ) from None
@@ -144,6 +159,29 @@ def _argo_errors(action: str, service: WorkflowsService) -> Iterator[None]:
             f"argo: {action} failed: cannot reach {service.host} ({type(exc).__name__}); "
             "check ARGO_SERVER"
         ) from None
+
+
+def check_server_version(service: WorkflowsService, warn: Callable[[str], None]) -> None:
+    """Refuse an Argo Server older than the manifests need (GET /api/v1/version)."""
+    where = f"Argo Server {service.host}"
+    with _argo_errors("read the server version", service):
+        try:
+            version = service.get_version().version
+        except ValidationError:
+            # A body without every field Hera's model requires: a build we cannot place.
+            version = "(incomplete version answer)"
+    check_argo_version(version, where, warn)
+
+
+def installed_template(name: str, service: WorkflowsService) -> dict[str, Any] | None:
+    """The WorkflowTemplate as installed (API JSON shape), or None when there is none."""
+    with _argo_errors(f"get WorkflowTemplate '{name}'", service):
+        try:
+            template = service.get_workflow_template(name, namespace=service.namespace)
+        except NotFound:
+            return None
+    dumped: dict[str, Any] = template.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dumped
 
 
 def upsert(resource: WorkflowTemplate | CronWorkflow, service: WorkflowsService) -> None:

@@ -38,7 +38,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from steps.readiness.zones import ZONE_LABEL
+from steps.readiness.zones import ZONE_LABEL, ZoneAffinity
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 
@@ -160,18 +160,26 @@ def _outputs_file(name: str) -> Parameter:
     return Parameter(name=name, value_from=m.ValueFrom(path=f"{WORK_DIR}/{OUTPUTS_DIR}/{name}"))
 
 
-def _zone_affinity(params: BaselineParams) -> m.Affinity:
-    """Required same-zone placement next to the model pods, in THEIR namespace."""
-    return m.Affinity(
-        pod_affinity=m.PodAffinity(
-            required_during_scheduling_ignored_during_execution=[
-                m.PodAffinityTerm(
-                    topology_key=ZONE_LABEL,
-                    label_selector=m.LabelSelector(match_labels=params.target_match_labels),
-                    namespaces=[_inp("target_namespace")],
-                )
-            ]
+def _zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | None:
+    """Same-zone placement next to the model pods, in THEIR namespace: required (the guide's
+    rule), preferred (weight 100, the strongest preference) or none (install option)."""
+    if mode is ZoneAffinity.off:
+        return None
+    term = m.PodAffinityTerm(
+        topology_key=ZONE_LABEL,
+        label_selector=m.LabelSelector(match_labels=params.target_match_labels),
+        namespaces=[_inp("target_namespace")],
+    )
+    if mode is ZoneAffinity.preferred:
+        return m.Affinity(
+            pod_affinity=m.PodAffinity(
+                preferred_during_scheduling_ignored_during_execution=[
+                    m.WeightedPodAffinityTerm(weight=100, pod_affinity_term=term)
+                ]
+            )
         )
+    return m.Affinity(
+        pod_affinity=m.PodAffinity(required_during_scheduling_ignored_during_execution=[term])
     )
 
 
@@ -266,6 +274,9 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 "--timeout",
                 _inp("readiness_timeout"),
                 *_flags("target_labels", "target_namespace", "k8s_check"),
+                # Install-time, like the affinity itself: readiness judges zone-less nodes by it.
+                "--zone-affinity",
+                options.zone_affinity.value,
                 "--outputs-dir",
                 OUTPUTS_DIR,
                 *api_key_flag,
@@ -325,7 +336,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                     name="run", path=f"{WORK_DIR}/results/run.json", archive=NoneArchiveStrategy()
                 ),
             ],
-            affinity=_zone_affinity(params),
+            affinity=_zone_affinity(params, options.zone_affinity),
             resources=Resources(
                 cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi"
             ),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from steps.cli import (
     add_log_level_flag,
@@ -26,8 +26,9 @@ from steps.cli import (
     optional_text,
     run_main,
 )
-from steps.config import StrictModel
+from steps.config import MAX_SECONDS, StrictModel
 from steps.errors import BenchError, UsageError
+from steps.names import check_base_url, check_model_name
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
 from steps.readiness.warmup import run_warmup
@@ -50,13 +51,16 @@ _WARMUP_TIMEOUT_S = 120.0
 class ReadinessConfig(StrictModel):
     """Typed flags of the readiness step (field = flag with `-` for `_`)."""
 
-    base_url: str = Field(
-        pattern=r"^https?://[^\s/]+", description="server root, e.g. http://qwen3-vllm.default:8000"
+    base_url: str = Field(description="server root, e.g. http://qwen3-vllm.default:8000")
+    model_name: str = Field(description="model id that /v1/models must list")
+    timeout: float = Field(
+        default=600, gt=0, le=MAX_SECONDS, description="seconds to wait for readiness"
     )
-    model_name: str = Field(min_length=1, description="model id that /v1/models must list")
-    timeout: float = Field(default=600, gt=0, description="seconds to wait for readiness")
     interval: float = Field(
-        default=5, gt=0, description="longest seconds between polls (backoff starts at 1/8 of it)"
+        default=5,
+        gt=0,
+        le=MAX_SECONDS,
+        description="longest seconds between polls (backoff starts at 1/8 of it)",
     )
     warmup_requests: int = Field(
         default=0, ge=0, le=1000, description="small unmeasured completions sent once ready"
@@ -79,6 +83,9 @@ class ReadinessConfig(StrictModel):
     outputs_dir: Path | None = Field(
         default=None, description="directory for the output-parameter files"
     )
+
+    _base_url_ok = field_validator("base_url")(check_base_url)
+    _model_name_ok = field_validator("model_name")(check_model_name)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@
 Why: the load step pins itself next to the model with a REQUIRED podAffinity
 (`topologyKey: topology.kubernetes.io/zone`, the target label selector and namespace). If no pod
 matches that selector in that namespace, the load pod stays Pending forever instead of failing,
-so this step checks the same selector first and fails with the reason. The zones it finds are an
-output parameter (recorded with the results: cross-zone latency is a different benchmark).
+so this step checks the same selector first and fails with the reason. The same holds when the
+model pods' nodes carry no zone label at all (kind, minikube, k3d): the affinity then matches no
+topology domain, so with `required` affinity that is a failure naming the fix (install the
+template with `--zone-affinity preferred` or `off`); the step is told the installed mode. The
+zones it finds are an output parameter (recorded with the results: cross-zone latency is a
+different benchmark).
 
 Credentials: the pod's service account (in-cluster) or a kubeconfig (KUBECONFIG, else
 ~/.kube/config). The service account needs `list` on pods in the target namespace and `get` on
@@ -28,6 +32,7 @@ __all__ = [
     "K8sCheck",
     "KubeCredentials",
     "PodState",
+    "ZoneAffinity",
     "ZoneReport",
     "check_zones",
     "find_credentials",
@@ -62,6 +67,16 @@ class K8sCheck(StrEnum):
     required = "required"
 
 
+class ZoneAffinity(StrEnum):
+    """How the load pod follows the model pods' zone (an install option of the template):
+    `required` (the guide's rule: never elsewhere), `preferred` (weight 100: same zone when the
+    scheduler can), `off` (no affinity)."""
+
+    required = "required"
+    preferred = "preferred"
+    off = "off"
+
+
 @dataclass(frozen=True)
 class KubeCredentials:
     """Where API credentials come from: the service account, or a kubeconfig path (list)."""
@@ -72,13 +87,15 @@ class KubeCredentials:
 
 @dataclass(frozen=True)
 class PodState:
-    """One matching pod: Ready condition, node, and that node's zone (None when unknown)."""
+    """One matching pod: Ready condition, node, and that node's zone (None when unknown).
+    `node_read`: the node was read, so a None zone means the node has no zone label."""
 
     name: str
     phase: str
     ready: bool
     node: str | None
     zone: str | None = None
+    node_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,14 +169,23 @@ def pod_states(pods: Any) -> list[PodState]:
     return states
 
 
-def zone_report(pods: list[PodState], selector: str, namespace: str) -> ZoneReport:
+def zone_report(
+    pods: list[PodState],
+    selector: str,
+    namespace: str,
+    affinity: ZoneAffinity = ZoneAffinity.required,
+) -> ZoneReport:
     """Decide: zones of the Ready pods, or a BenchError saying why the load step cannot run."""
     where = f"labels {selector!r} in namespace {namespace!r}"
     if not pods:
+        why = (
+            f"the load step's required zone affinity ({ZONE_LABEL}) to these pods could never "
+            "be scheduled (its pod would stay Pending)"
+            if affinity is ZoneAffinity.required
+            else "there is no model pod to benchmark"
+        )
         raise BenchError(
-            f"no pods match {where}: the load step's required zone affinity "
-            f"({ZONE_LABEL}) to these pods could never be scheduled (its pod would stay Pending); "
-            "check --target-labels and --target-namespace"
+            f"no pods match {where}: {why}; check --target-labels and --target-namespace"
         )
     ready = [p for p in pods if p.ready]
     if not ready:
@@ -169,6 +195,24 @@ def zone_report(pods: list[PodState], selector: str, namespace: str) -> ZoneRepo
             "wait for the model pods or check the deployment"
         )
     zones = tuple(sorted({p.zone for p in ready if p.zone}))
+    # Zone-less only when every Ready pod's node was read: an unreadable node may have a zone.
+    zoneless = not zones and all(p.node_read for p in ready)
+    if zoneless:
+        nodes = ", ".join(sorted({p.node or "?" for p in ready})[:5])
+        if affinity is ZoneAffinity.required:
+            raise BenchError(
+                f"the nodes of the Ready pods matching {where} ({nodes}) carry no {ZONE_LABEL} "
+                "label (kind, minikube and k3d set none), so the load pod's required zone "
+                "affinity could never be scheduled: install the template with --zone-affinity "
+                f"preferred (or off), or label the nodes with {ZONE_LABEL}"
+            )
+        log.warning(
+            "the model pods' nodes (%s) carry no %s label: with zone affinity %s the load pod "
+            "may run on any node",
+            nodes,
+            ZONE_LABEL,
+            affinity.value,
+        )
     return ZoneReport(pods=tuple(pods), zones=zones)
 
 
@@ -206,7 +250,12 @@ def _api_error(exc: Exception, what: str) -> BenchError:
     return BenchError(f"Kubernetes API unreachable to {what}: {type(exc).__name__}: {exc}")
 
 
-def check_zones(creds: KubeCredentials, namespace: str, labels: Mapping[str, str]) -> ZoneReport:
+def check_zones(
+    creds: KubeCredentials,
+    namespace: str,
+    labels: Mapping[str, str],
+    affinity: ZoneAffinity = ZoneAffinity.required,
+) -> ZoneReport:
     """List the matching pods, read their nodes' zones, and decide (see `zone_report`)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
@@ -229,20 +278,27 @@ def check_zones(creds: KubeCredentials, namespace: str, labels: Mapping[str, str
             except ApiException as exc:
                 if exc.status not in (401, 403, 404):
                     raise _api_error(exc, f"read node {node!r}") from None
-                # The pods exist, so the load step can be scheduled: zones are a nice-to-have.
+                # The pods exist, so the load step can be scheduled: zones are a nice-to-have
+                # (and an unread node is not taken for a zone-less one).
                 log.warning(
                     "cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status
                 )
-                zone_of[node] = None
                 continue
             except Urllib3Error as exc:
                 raise _api_error(exc, f"read node {node!r}") from None
             zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
     pods = [
-        PodState(p.name, p.phase, p.ready, p.node, zone_of.get(p.node) if p.node else None)
+        PodState(
+            p.name,
+            p.phase,
+            p.ready,
+            p.node,
+            zone_of.get(p.node) if p.node else None,
+            node_read=p.node in zone_of,
+        )
         for p in pods
     ]
-    report = zone_report(pods, selector, namespace)
+    report = zone_report(pods, selector, namespace, affinity)
     not_ready = [p.name for p in pods if not p.ready]
     if not_ready:
         log.warning("%d matching pod(s) not Ready: %s", len(not_ready), ", ".join(not_ready[:5]))

@@ -262,6 +262,39 @@ def test_readiness_k8s_check_no_pods_fails_after_endpoint_ready(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "code"), [([], 1), (["--zone-affinity", "required"], 1),
+                        (["--zone-affinity", "preferred"], 0), (["--zone-affinity", "off"], 0)]
+)  # fmt: skip
+def test_readiness_k8s_check_zoneless_nodes_fail_only_with_required_affinity(
+    flags: list[str],
+    code: int,
+    simulator_factory: StartSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A kind/minikube/k3d cluster: the model pod's node has no topology.kubernetes.io/zone."""
+    sim = simulator_factory("--model", "tiny-qwen")
+    state = FakeKubeAPI(
+        pods=[FakePod("vllm-0", "models", {"app": "vllm"}, node="kind-worker")],
+        node_zones={"kind-worker": None},
+    )
+    out = tmp_path / "outputs"
+    with fake_kube_api(state) as api:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", api.url)))
+        argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
+                "app=vllm", "--target-namespace", "models", "--outputs-dir", str(out)]  # fmt: skip
+        assert main([*argv, *flags]) == code
+    if code:
+        line = _last_line(capsys.readouterr().err)
+        assert line.startswith("readiness: the nodes of the Ready pods matching labels 'app=vllm'")
+        assert "install the template with --zone-affinity preferred (or off)" in line
+        assert not out.exists()
+    else:
+        assert _outputs(out)["zones"] == ""
+
+
 def test_readiness_k8s_check_required_without_credentials_fails_before_waiting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

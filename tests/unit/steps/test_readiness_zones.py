@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from steps.errors import BenchError, UsageError
 from steps.readiness.zones import (
     KubeCredentials,
+    ZoneAffinity,
     check_zones,
     find_credentials,
     format_label_selector,
@@ -95,12 +97,70 @@ def test_check_zones_some_not_ready_reports_ready_zones_only(tmp_path: Path) -> 
     assert report.zones == ("us-west-2a",)
 
 
-def test_check_zones_node_without_zone_label_gives_no_zone(tmp_path: Path) -> None:
-    state = FakeKubeAPI(pods=[FakePod("vllm-0", "models", LABELS)], node_zones={"node-a": None})
-    with fake_kube_api(state) as api:
-        report = check_zones(_creds(tmp_path, api), "models", LABELS)
+ZONELESS = FakeKubeAPI(
+    pods=[FakePod("vllm-0", "models", LABELS, node="kind-worker"),
+          FakePod("vllm-1", "models", LABELS, node="kind-worker2")],
+    node_zones={"kind-worker": None, "kind-worker2": None},
+)  # fmt: skip
+
+
+def test_check_zones_zoneless_nodes_with_required_affinity_fail_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    state = copy.deepcopy(ZONELESS)
+    with fake_kube_api(state) as api, pytest.raises(BenchError) as info:
+        check_zones(_creds(tmp_path, api), "models", LABELS, ZoneAffinity.required)
+    assert str(info.value) == (
+        "the nodes of the Ready pods matching labels "
+        "'app.kubernetes.io/component=qwen3-vllm,tier=model' in namespace 'models' "
+        "(kind-worker, kind-worker2) carry no topology.kubernetes.io/zone label (kind, minikube "
+        "and k3d set none), so the load pod's required zone affinity could never be scheduled: "
+        "install the template with --zone-affinity preferred (or off), or label the nodes with "
+        "topology.kubernetes.io/zone"
+    )
+
+
+def test_check_zones_default_affinity_is_required(tmp_path: Path) -> None:
+    with fake_kube_api(copy.deepcopy(ZONELESS)) as api, pytest.raises(BenchError):
+        check_zones(_creds(tmp_path, api), "models", LABELS)
+
+
+@pytest.mark.parametrize("affinity", [ZoneAffinity.preferred, ZoneAffinity.off])
+def test_check_zones_zoneless_nodes_pass_without_required_affinity(
+    affinity: ZoneAffinity, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fake_kube_api(copy.deepcopy(ZONELESS)) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS, affinity)
     assert report.zones == ()
-    assert [p.name for p in report.pods] == ["vllm-0"]
+    assert [p.name for p in report.pods] == ["vllm-0", "vllm-1"]
+    assert f"with zone affinity {affinity.value} the load pod may run on any node" in caplog.text
+
+
+def test_check_zones_one_zoned_node_is_enough_for_required_affinity(tmp_path: Path) -> None:
+    state = copy.deepcopy(ZONELESS)
+    state.node_zones["kind-worker2"] = "us-west-2a"
+    with fake_kube_api(state) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS, ZoneAffinity.required)
+    assert report.zones == ("us-west-2a",)
+
+
+def test_check_zones_unreadable_node_is_not_taken_for_zoneless(tmp_path: Path) -> None:
+    # The fake answers 404 for a node it does not know (as for a node deleted meanwhile).
+    state = FakeKubeAPI(pods=[FakePod("vllm-0", "models", LABELS, node="gone")])
+    with fake_kube_api(state) as api:
+        report = check_zones(_creds(tmp_path, api), "models", LABELS, ZoneAffinity.required)
+    assert report.zones == ()
+    assert [r.path for r in state.requests][-1] == "/api/v1/nodes/gone"
+
+
+def test_check_zones_no_pods_without_required_affinity_still_fails(tmp_path: Path) -> None:
+    with fake_kube_api(FakeKubeAPI()) as api, pytest.raises(BenchError) as info:
+        check_zones(_creds(tmp_path, api), "models", LABELS, ZoneAffinity.off)
+    assert str(info.value) == (
+        "no pods match labels 'app.kubernetes.io/component=qwen3-vllm,tier=model' in namespace "
+        "'models': there is no model pod to benchmark; check --target-labels and "
+        "--target-namespace"
+    )
 
 
 def test_check_zones_rejected_token_fails_naming_rbac(tmp_path: Path) -> None:

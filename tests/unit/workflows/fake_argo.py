@@ -1,12 +1,13 @@
-"""A fake Argo Server behind a `requests.Session`: records each request, answers from a script,
-and validates every request body against Argo's JSON Schema (a fake that accepts anything would
-let a malformed submit pass)."""
+"""A fake Argo Server behind a `requests.Session`: records each request, answers from a script
+(or from `FakeArgoServer`, which keeps state as the real server does), and validates every
+request body against Argo's JSON Schema (a fake that accepts anything would let a malformed
+submit pass)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -58,3 +59,88 @@ class FakeArgoSession(requests.Session):
         response.headers["Content-Type"] = "application/json"
         response.url = url
         return response
+
+
+def version_body(version: str) -> dict[str, str]:
+    """What Argo Server answers on GET /api/v1/version (fields of v4.0.5's
+    pkg/apis/workflow/v1alpha1/version_types.go)."""
+    return {
+        "version": version,
+        "buildDate": "2026-06-12T10:00:00Z",
+        "gitCommit": "03fbf9f1db191297d60dcb99f121e62ad7013169",
+        "gitTag": version if version.startswith("v") and "+" not in version else "",
+        "gitTreeState": "clean",
+        "goVersion": "go1.24.4",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+
+
+def _not_found(kind: str, name: str) -> tuple[int, Any]:
+    return 404, {"code": 5, "message": f'{kind}.argoproj.io "{name}" not found'}
+
+
+@dataclass
+class FakeArgoServer:
+    """A stateful Argo Server (use as the handler of a FakeArgoSession): it stores
+    WorkflowTemplates and CronWorkflows as the API server does, adding the metadata the server
+    owns (uid, resourceVersion, creationTimestamp, the creator label) and refusing a PUT whose
+    resourceVersion is stale, records submits, and answers the version endpoint."""
+
+    version: str = "v4.0.6"
+    namespace: str = "benchmarking"
+    stored: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+    workflow_polls: list[Any] = field(default_factory=list)
+    _serial: int = 0
+
+    def _store(self, route: str, obj: dict[str, Any]) -> dict[str, Any]:
+        self._serial += 1
+        stored = json.loads(json.dumps(obj))
+        meta = stored.setdefault("metadata", {})
+        meta.update(
+            uid=f"0000-{self._serial}",
+            resourceVersion=str(1000 + self._serial),
+            creationTimestamp="2026-12-01T07:00:00Z",
+            generation=self._serial,
+        )
+        meta.setdefault("labels", {})["workflows.argoproj.io/creator"] = "system-serviceaccount"
+        self.stored[(route, meta["name"])] = stored
+        return stored
+
+    def __call__(self, request: Recorded) -> tuple[int, Any]:
+        path = request.url.split("/api/v1/", 1)[1]
+        parts = path.split("/")
+        if request.method == "GET" and path == "version":
+            return 200, version_body(self.version)
+        if parts[0] in ("workflow-templates", "cron-workflows") and parts[1] == self.namespace:
+            route = parts[0]
+            key = "template" if route == "workflow-templates" else "cronWorkflow"
+            kind = "workflowtemplates" if route == "workflow-templates" else "cronworkflows"
+            if request.method == "GET" and len(parts) == 3:
+                found = self.stored.get((route, parts[2]))
+                return (200, found) if found else _not_found(kind, parts[2])
+            if request.method == "POST" and len(parts) == 2:
+                name = request.body[key]["metadata"]["name"]
+                if (route, name) in self.stored:
+                    return 409, {"code": 6, "message": f'{kind} "{name}" already exists'}
+                return 200, self._store(route, request.body[key])
+            if request.method == "PUT" and len(parts) == 3:
+                current = self.stored.get((route, parts[2]))
+                if current is None:
+                    return _not_found(kind, parts[2])
+                sent = request.body[key]["metadata"].get("resourceVersion")
+                if sent != current["metadata"]["resourceVersion"]:
+                    return 409, {"code": 10, "message": "the object has been modified"}
+                return 200, self._store(route, request.body[key])
+        if request.method == "POST" and path == f"workflows/{self.namespace}/submit":
+            self.submitted.append(request.body)
+            name = f"{request.body['resourceName']}-x7k2p"
+            return 200, {
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {"workflowTemplateRef": {"name": request.body["resourceName"]}},
+            }
+        polling = request.method == "GET" and path.startswith(f"workflows/{self.namespace}/")
+        if polling and self.workflow_polls:
+            return 200, self.workflow_polls.pop(0)
+        raise AssertionError(f"unexpected {request.method} {request.url}")

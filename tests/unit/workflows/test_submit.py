@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.workflows.fake_argo import FakeArgoSession, Recorded
+from tests.unit.workflows.fake_argo import FakeArgoServer, FakeArgoSession, Recorded
 from workflows.baseline import main
 from workflows.params import BaselineParams
 from workflows.submit import connection_from
@@ -48,26 +48,36 @@ def _workflow(name: str, phase: str | None = None, report: dict[str, str] | None
     return body
 
 
-def _happy(request: Recorded) -> tuple[int, Any]:
-    if request.method == "GET" and "/workflow-templates/" in request.url:
-        return 404, {"code": 5, "message": "workflowtemplates.argoproj.io not found"}
-    if request.method == "POST" and request.url.endswith("/workflow-templates/benchmarking"):
-        return 200, request.body["template"]
-    if request.url.endswith("/submit"):
-        return 200, _workflow("llm-baseline-x7k2p")
-    raise AssertionError(f"unexpected {request.method} {request.url}")
+REGISTRY = ["--image-registry", "reg.example/bench"]
 
 
-def test_submit_upserts_template_then_submits_all_parameters(
+def _installed(**install_flags: str) -> tuple[FakeArgoServer, FakeArgoSession]:
+    """A fake server on which `install` (with these flags) has run; its requests cleared."""
+    server = FakeArgoServer()
+    session = FakeArgoSession(server)
+    flags = [x for k, v in install_flags.items() for x in ("--" + k.replace("_", "-"), v)]
+    assert main(["install", *REGISTRY, *flags], ENV, session) == 0
+    session.requests.clear()
+    return server, session
+
+
+def _writes(session: FakeArgoSession) -> list[str]:
+    return [f"{r.method} {r.url.removeprefix(BASE)}" for r in session.requests if r.method != "GET"]
+
+
+def test_submit_runs_installed_template_with_all_parameters_and_leaves_it_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    session = FakeArgoSession(_happy)
+    server, session = _installed()
+    capsys.readouterr()
+    before = json.dumps(list(server.stored.values()), sort_keys=True)
     code = main(["submit", "--rate", "2", "--duration", "60"], ENV, session)
     assert code == 0, capsys.readouterr().err
-    get, create, submit = session.requests
+    version, get, submit = session.requests
+    assert (version.method, version.url) == ("GET", f"{BASE}/version")
     assert (get.method, get.url) == ("GET", f"{BASE}/workflow-templates/benchmarking/llm-baseline")
-    assert (create.method, create.url) == ("POST", f"{BASE}/workflow-templates/benchmarking")
     assert (submit.method, submit.url) == ("POST", f"{BASE}/workflows/benchmarking/submit")
+    assert json.dumps(list(server.stored.values()), sort_keys=True) == before
     assert all(r.headers["Authorization"] == "Bearer s3cr3t-token" for r in session.requests)
     body = submit.body
     assert body["resourceKind"] == "WorkflowTemplate"
@@ -80,39 +90,186 @@ def test_submit_upserts_template_then_submits_all_parameters(
         golden.write_text(json.dumps(body, indent=2) + "\n")
     assert json.loads(golden.read_text()) == body
     out = capsys.readouterr().out
+    assert "installed" not in out
     assert "submitted benchmarking/llm-baseline-x7k2p" in out
     assert "https://argo.example.com/argo/workflows/benchmarking/llm-baseline-x7k2p" in out
     assert "s3cr3t" not in out
 
 
-def test_install_existing_template_is_updated_and_cron_installed() -> None:
-    def handler(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET":
-            spec: dict[str, Any] = {}
-            if "cron-workflows" in request.url:
-                spec = {"schedules": ["0 1 * * *"], "workflowSpec": {}}
-            return 200, {"metadata": {"name": "x", "resourceVersion": "42"}, "spec": spec}
-        if request.method == "PUT":
-            key = "template" if "workflow-templates" in request.url else "cronWorkflow"
-            return 200, request.body[key]
-        raise AssertionError(f"unexpected {request.method} {request.url}")
+def test_submit_unset_knobs_take_the_installed_values() -> None:
+    server, session = _installed(
+        base_url="http://mine.models:8000", target_labels="app=mine", target_namespace="models"
+    )
+    assert main(["submit", "--duration", "60"], ENV, session) == 0
+    (body,) = server.submitted
+    sent = dict(p.split("=", 1) for p in body["submitOptions"]["parameters"])
+    assert (sent["base_url"], sent["target_labels"], sent["target_namespace"]) == (
+        "http://mine.models:8000",
+        "app=mine",
+        "models",
+    )
+    assert sent["duration"] == "60"
 
-    session = FakeArgoSession(handler)
-    assert main(["install", "--cron", "0 3 * * *"], ENV, session) == 0
+
+def test_submit_without_installed_template_says_install(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = FakeArgoSession(FakeArgoServer())
+    assert main(["submit"], ENV, session) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "workflows.baseline: submit: WorkflowTemplate benchmarking/llm-baseline is not installed: "
+        "run `python -m workflows.baseline install` first (or submit --update-template)"
+    )
+    assert _writes(session) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--target-labels", "app=other"], "templates[load].affinity"),
+        (["--target-labels", "app=other"], "parameters[target_labels].enum"),
+        (["--image-tag", "9.9.9", *REGISTRY], "templates[load].container"),
+        (["--zone-affinity", "preferred", *REGISTRY], "templates[readiness].container"),
+        (["--service-account", "other-sa", *REGISTRY], "serviceAccountName"),
+    ],
+)
+def test_submit_refuses_when_it_would_change_the_installed_template(
+    flags: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, session = _installed()
+    before = json.dumps(list(server.stored.values()), sort_keys=True)
+    assert main(["submit", *flags], ENV, session) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(
+        "workflows.baseline: submit: the installed WorkflowTemplate benchmarking/llm-baseline "
+        "differs from what this submit would install ("
+    )
+    assert named in err
+    assert "pass --update-template to replace it" in err
+    assert _writes(session) == [] and server.submitted == []
+    assert json.dumps(list(server.stored.values()), sort_keys=True) == before
+
+
+def test_submit_with_the_install_options_it_was_installed_with_runs() -> None:
+    server, session = _installed(api_key_secret="vllm-key", zone_affinity="preferred")
+    flags = [*REGISTRY, "--api-key-secret", "vllm-key", "--zone-affinity", "preferred"]
+    # Knob values are the run's own (every one is submitted), not a template difference.
+    assert main(["submit", *flags, "--duration", "60", "--rate", "2"], ENV, session) == 0
+    assert len(server.submitted) == 1
+    assert _writes(session) == ["POST /workflows/benchmarking/submit"]
+
+
+def test_submit_refuses_a_template_of_another_version(capsys: pytest.CaptureFixture[str]) -> None:
+    server, session = _installed()
+    stored = server.stored[("workflow-templates", "llm-baseline")]
+    parameters = stored["spec"]["arguments"]["parameters"]
+    parameters[:] = [p for p in parameters if p["name"] != "seed"]
+    parameters.append({"name": "retired_knob", "value": "1"})
+    assert main(["submit"], ENV, session) == 1
+    err = capsys.readouterr().err
+    assert "(parameters[+seed], parameters[-retired_knob])" in err
+    assert server.submitted == []
+
+
+def test_submit_update_template_replaces_it_then_submits() -> None:
+    server, session = _installed()
+    flags = ["--update-template", "--target-labels", "app=other", *REGISTRY]
+    assert main(["submit", *flags], ENV, session) == 0
+    assert _writes(session) == [
+        "PUT /workflow-templates/benchmarking/llm-baseline",
+        "POST /workflows/benchmarking/submit",
+    ]
+    stored = server.stored[("workflow-templates", "llm-baseline")]
+    load = next(t for t in stored["spec"]["templates"] if t["name"] == "load")
+    term = load["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["labelSelector"]["matchLabels"] == {"app": "other"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["install"],
+        ["submit", "--update-template"],
+        ["install", "--image-registry", "llm-baseline-bench"],
+    ],
+)
+def test_install_refuses_placeholder_images_before_any_request(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = FakeArgoSession(FakeArgoServer())
+    assert main(argv, ENV, session) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "image_registry (--image-registry) is the placeholder 'llm-baseline-bench'" in err
+    assert "make images REGISTRY=<registry> TAG=<tag>" in err
+    assert session.requests == []
+
+
+def test_render_keeps_the_placeholder_images(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render"], {}) == 0
+    assert "image: llm-baseline-bench/load:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["install", *REGISTRY], ["submit"]])
+@pytest.mark.parametrize("version", ["v4.0.5", "v3.6.19", "v3.7.15", "v4.0.0-rc4"])
+def test_old_argo_server_is_refused_before_anything_is_written(
+    command: list[str], version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeArgoServer(version=version)
+    session = FakeArgoSession(server)
+    assert main(command, ENV, session) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"workflows.baseline: argo: Argo Server https://argo.example.com/argo/ runs Argo "
+        f"Workflows {version}, these manifests need >= v4.0.6 (mutexes held by template runs "
+        "survive a controller restart only from there, argo PR #16160): upgrade Argo Workflows"
+    )
+    assert [r.url for r in session.requests] == [f"{BASE}/version"]
+
+
+@pytest.mark.parametrize("version", ["v4.0.6", "v4.1.0-rc1", "v4.1.2", "v5.0.0"])
+def test_supported_argo_server_installs(version: str) -> None:
+    server = FakeArgoServer(version=version)
+    assert main(["install", *REGISTRY], ENV, FakeArgoSession(server)) == 0
+    assert ("workflow-templates", "llm-baseline") in server.stored
+
+
+@pytest.mark.parametrize("version", ["v0.0.0+abc1234", "untagged+unknown", "latest", ""])
+def test_dev_argo_server_warns_and_continues(
+    version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeArgoServer(version=version)
+    assert main(["install", *REGISTRY], ENV, FakeArgoSession(server)) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"argo: cannot tell the version of Argo Server https://argo.example.com/argo/ ({version!r}"
+        in err
+    )
+    assert "these manifests need Argo Workflows >= v4.0.6" in err
+    assert ("workflow-templates", "llm-baseline") in server.stored
+
+
+def test_install_existing_template_is_updated_and_cron_installed() -> None:
+    server, session = _installed()
+    assert main(["install", *REGISTRY, "--cron", "0 3 * * *"], ENV, session) == 0
     methods = [(r.method, r.url.removeprefix(BASE)) for r in session.requests]
     assert methods == [
+        ("GET", "/version"),
         ("GET", "/workflow-templates/benchmarking/llm-baseline"),
         ("PUT", "/workflow-templates/benchmarking/llm-baseline"),
         ("GET", "/cron-workflows/benchmarking/llm-baseline-nightly"),
-        ("PUT", "/cron-workflows/benchmarking/llm-baseline-nightly"),
+        ("POST", "/cron-workflows/benchmarking"),
     ]
-    assert session.requests[1].body["template"]["metadata"]["resourceVersion"] == "42"
+    assert session.requests[2].body["template"]["metadata"]["resourceVersion"] == "1001"
+    assert ("cron-workflows", "llm-baseline-nightly") in server.stored
 
 
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (401, "argo: install WorkflowTemplate 'llm-baseline' failed (401): the token is missing"),
+        (401, "argo: read the server version failed (401): the token is missing"),
         (403, "failed (403): the token's account may not do this in namespace 'benchmarking'"),
         (404, "failed (404): not found at https://argo.example.com/argo/: check ARGO_SERVER"),
         (409, "failed (409): the object was changed or created concurrently"),
@@ -129,18 +286,42 @@ def test_submit_server_error_one_clear_line(
     assert "s3cr3t" not in err
 
 
+@pytest.mark.parametrize("token", ["s3cr3t-token", "Bearer s3cr3t-token"])
+def test_server_error_echoing_the_token_is_scrubbed(
+    token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeArgoServer()
+
+    def handler(request: Recorded) -> tuple[int, Any]:
+        if request.url.endswith("/version"):
+            return server(request)
+        echoed = f"rejected request with headers\nAuthorization: {request.headers['Authorization']}"
+        return 500, {"code": 13, "message": echoed}
+
+    env = {**ENV, "ARGO_TOKEN": token}
+    assert main(["submit"], env, FakeArgoSession(handler)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "workflows.baseline: argo: get WorkflowTemplate 'llm-baseline' failed (500): see the "
+        "server message; server said: 500 with message: `rejected request with headers "
+        "Authorization: ***REDACTED***`"
+    )
+
+
 def test_submit_conflict_on_submit_names_the_template(capsys: pytest.CaptureFixture[str]) -> None:
+    server, _ = _installed()
+
     def handler(request: Recorded) -> tuple[int, Any]:
         if request.url.endswith("/submit"):
             return 409, {"code": 6, "message": "already exists"}
-        return _happy(request)
+        return server(request)
 
     assert main(["submit"], ENV, FakeArgoSession(handler)) == 1
     assert "submit from WorkflowTemplate 'llm-baseline' failed (409)" in capsys.readouterr().err
 
 
 def test_submit_without_server_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["submit"], {}, FakeArgoSession(_happy)) == 2
+    assert main(["submit"], {}, FakeArgoSession(FakeArgoServer())) == 2
     assert "set ARGO_SERVER" in capsys.readouterr().err
 
 
@@ -154,14 +335,9 @@ def test_submit_wait_prints_verdict_and_breach_exit(capsys: pytest.CaptureFixtur
         "error_rate": "0",
         "report_uri": "s3://b/p/report.html",
     }
-    polls = iter([_workflow("w1", "Running"), _workflow("w1", "Failed", report)])
-
-    def handler(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET" and "/workflows/benchmarking/llm-baseline-x7k2p" in request.url:
-            return 200, next(polls)
-        return _happy(request)
-
-    code = main(["submit", "--wait", "--poll-interval", "0"], ENV, FakeArgoSession(handler))
+    server, session = _installed()
+    server.workflow_polls = [_workflow("w1", "Running"), _workflow("w1", "Failed", report)]
+    code = main(["submit", "--wait", "--poll-interval", "0"], ENV, session)
     out = capsys.readouterr().out
     assert code == 3
     assert "verdict: fail" in out
