@@ -17,6 +17,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from steps.errors import BenchError, UsageError
+from steps.names import echo_input
 
 __all__ = [
     "add_log_level_flag",
@@ -97,10 +98,8 @@ def config_from_flags(model: type[ModelT], args: argparse.Namespace) -> ModelT:
     except ValidationError as exc:
         err = exc.errors()[0]
         flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
-        seen = err.get("input")
-        seen_txt = f" (got {seen!r})" if isinstance(seen, str | int | float) else ""
         msg = err["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{flag}: {msg}{seen_txt}") from None
+        raise UsageError(f"{flag}: {msg}{echo_input(err)}") from None
 
 
 def run_main(step: str, body: Callable[[], int]) -> int:

@@ -17,16 +17,37 @@ silently falls back to a default would benchmark something else than the user as
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from steps.cli import read_input_text
 from steps.errors import UsageError
+from steps.names import (
+    BUCKET_NAME_PATTERN,
+    check_base_url,
+    check_model_name,
+    echo_input,
+)
 
 __all__ = [
+    "MAX_REQUESTS",
+    "MAX_RUN_PROMPT_TOKENS",
+    "MAX_SECONDS",
+    "MAX_TOKENS_PER_REQUEST",
     "APIConfig",
     "APIType",
     "Config",
@@ -44,6 +65,7 @@ __all__ = [
     "Stage",
     "StorageConfig",
     "TokenizerConfig",
+    "check_load_size",
     "config_from_dict",
     "format_validation_error",
     "load_config",
@@ -52,6 +74,59 @@ __all__ = [
 
 #: An environment variable name (the config names where a secret is, never the secret).
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# Bounds on what one run may ask for. Without them a typo passes validation and dies later in a
+# traceback or the kernel's OOM killer (`duration 1e12`: MemoryError building the schedule;
+# `input_tokens 10^7`: 4.7 GB in the tokenizer, then an abort in Rust).
+
+#: Requests (all stages plus warm-up) one run may schedule. Each is a prebuilt body before t0 and
+#: a row of records.parquet; the aggregate benchmark measured 1,000,000 rows x 128 chunks at
+#: 1.1 GiB peak RSS, the largest size this project has measured end to end.
+MAX_REQUESTS = 1_000_000
+#: Tokens in one prompt or one response. The longest context windows served today are about 2^20
+#: tokens; nothing larger is a request a server accepts.
+MAX_TOKENS_PER_REQUEST = 1 << 20
+#: Prompt tokens of a whole run. Every prompt is built before t0 and held as text (~4 bytes per
+#: token) in the main process and again in its worker: 2^28 tokens is ~1 GiB of text, ~2-3 GiB
+#: resident, inside the load pod's 8 GiB memory limit with room for the records.
+MAX_RUN_PROMPT_TOKENS = 1 << 28
+#: Any duration or timeout, in seconds: no step runs for a week, and far larger values overflow
+#: the nanosecond deadlines and timers they become (`time.sleep(1e300)` raises OverflowError).
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def check_load_size(
+    windows: Iterable[tuple[float, float]],
+    warmup_requests: int,
+    max_input_tokens: int,
+    *,
+    stages_field: str,
+    input_field: str,
+) -> None:
+    """Refuse a run larger than the bounds above; the message names the knobs to change.
+
+    `windows` are (rate, duration) pairs; the request count is their expected total (a poisson
+    stage's exact count is random, within a few standard deviations of it).
+    """
+    requests = math.fsum(rate * duration for rate, duration in windows) + warmup_requests
+    if not requests <= MAX_REQUESTS:
+        raise ValueError(
+            f"{stages_field}: asks for {requests:.4g} requests (rate x duration + warm-up), "
+            f"more than the {MAX_REQUESTS:,} one run may schedule; split it into several runs"
+        )
+    tokens = math.ceil(requests) * max_input_tokens
+    if tokens > MAX_RUN_PROMPT_TOKENS:
+        raise ValueError(
+            f"{input_field}: {math.ceil(requests):,} prompts of up to {max_input_tokens:,} tokens "
+            f"are {tokens:.3g} prompt tokens, more than the {MAX_RUN_PROMPT_TOKENS:,} one run "
+            "may build in memory before t0"
+        )
+
+
+def _is_number_type(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    return any(_is_number_type(arg) for arg in get_args(annotation))
 
 
 def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
@@ -64,9 +139,21 @@ def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are immutable once loaded."""
+    """Base for every config model: unknown keys are errors, values are immutable once loaded,
+    numbers are finite (`inf`, `nan` are refused) and never booleans (`rate: true` is a typo,
+    not 1 request per second)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _is_number_type(field.annotation):
+            raise ValueError("must be a number, not a boolean")
+        return value
 
 
 class APIType(StrEnum):
@@ -104,7 +191,9 @@ class Distribution(StrictModel):
     mean: float = Field(default=512, gt=0, description="mean length in tokens")
     std_dev: float = Field(default=200, ge=0, description="standard deviation in tokens")
     min: int = Field(default=10, ge=1, description="smallest length in tokens")
-    max: int = Field(default=1024, ge=1, description="largest length in tokens")
+    max: int = Field(
+        default=1024, ge=1, le=MAX_TOKENS_PER_REQUEST, description="largest length in tokens"
+    )
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Self:
@@ -172,7 +261,7 @@ class LoadType(StrEnum):
 
 class Stage(StrictModel):
     rate: float = Field(gt=0, description="requests per second")
-    duration: float = Field(gt=0, description="send window in seconds")
+    duration: float = Field(gt=0, le=MAX_SECONDS, description="send window in seconds")
 
 
 class LoadConfig(StrictModel):
@@ -200,11 +289,15 @@ class LoadConfig(StrictModel):
         default=0, ge=0, description="requests sent before stage 0 and not recorded"
     )
     request_timeout: float = Field(
-        default=600, gt=0, description="seconds a whole request (incl. streaming) may take"
+        default=600,
+        gt=0,
+        le=MAX_SECONDS,
+        description="seconds a whole request (incl. streaming) may take",
     )
     drain_timeout: float = Field(
         default=120,
         ge=0,
+        le=MAX_SECONDS,
         description="seconds after a stage's send window that in-flight requests may still finish",
     )
 
@@ -223,9 +316,7 @@ class ServerConfig(StrictModel):
         min_length=1,
         description="model id sent in requests; unset = the first id from /v1/models",
     )
-    base_url: str = Field(
-        pattern=r"^https?://[^\s/]+", description="server root, e.g. http://qwen3-vllm.default:8000"
-    )
+    base_url: str = Field(description="server root, e.g. http://qwen3-vllm.default:8000")
     ignore_eos: bool = Field(
         default=True, description="ask the server to generate exactly max_tokens (vLLM extension)"
     )
@@ -239,6 +330,13 @@ class ServerConfig(StrictModel):
     @classmethod
     def _no_inline_secret(cls, data: Any) -> Any:
         return _reject_inline_secret(data, "api_key", "set server.api_key_env to its name")
+
+    _base_url_ok = field_validator("base_url")(check_base_url)
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_ok(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
 
 class TokenizerConfig(StrictModel):
@@ -271,9 +369,7 @@ class S3AddressingStyle(StrEnum):
 
 
 class S3Storage(StrictModel):
-    bucket_name: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", description="S3 bucket for results"
-    )
+    bucket_name: str = Field(pattern=BUCKET_NAME_PATTERN, description="S3 bucket for results")
     path: str = Field(default="", description="key prefix inside the bucket")
     report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
     endpoint_url: str | None = Field(
@@ -305,6 +401,17 @@ class Config(StrictModel):
         if self.data.type is DataType.shared_prefix and self.api.type is APIType.chat:
             # The shared prefix is a token-exact string; chat templates would reshape it.
             raise ValueError("data.type shared_prefix works with api.type completion only")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Self:
+        check_load_size(
+            ((stage.rate, stage.duration) for stage in self.load.stages),
+            self.load.warmup_requests,
+            self.data.input_distribution.max,
+            stages_field="load.stages",
+            input_field="data.input_distribution.max",
+        )
         return self
 
 
@@ -355,9 +462,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     if err["type"] == "missing":
         return f"{source}: missing required key '{path}'{more}"
     msg = err["msg"].removeprefix("Value error, ")
-    seen = err.get("input")
-    seen_txt = "" if isinstance(seen, dict | list) or seen is None else f" (got {seen!r})"
-    return f"{source}: {path}: {msg}{seen_txt}{more}"
+    if not loc:  # a whole-config check: its message names the keys
+        return f"{source}: {msg}{more}"
+    return f"{source}: {path}: {msg}{echo_input(err)}{more}"
 
 
 def config_from_dict(data: Any, source: str = "config") -> Config:
@@ -374,10 +481,7 @@ def config_from_dict(data: Any, source: str = "config") -> Config:
 
 def load_config(path: Path) -> Config:
     """Read and validate a `config.yml` file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
+    text = read_input_text(path, "--config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -10,12 +10,26 @@ step CLIs read "" as unset, see steps/CONTRACTS.md).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from steps.config import APIType, LoadType
+from steps.config import (
+    MAX_SECONDS,
+    MAX_TOKENS_PER_REQUEST,
+    APIType,
+    LoadType,
+    StrictModel,
+    check_load_size,
+)
 from steps.errors import UsageError
+from steps.names import (
+    BUCKET_NAME_PATTERN,
+    check_base_url,
+    check_endpoint_url,
+    check_model_name,
+    echo_input,
+)
 from steps.readiness.zones import K8sCheck, parse_label_selector
 
 __all__ = [
@@ -24,19 +38,20 @@ __all__ = [
 ]
 
 
-class BaselineParams(BaseModel):
-    """Every knob the Argo UI, the CLI and the cron run may set; defaults = the seed baseline."""
+class BaselineParams(StrictModel):
+    """Every knob the Argo UI, the CLI and the cron run may set; defaults = the seed baseline.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The same checks as the steps' (StrictModel: finite numbers, no booleans for numbers; the
+    shared name and size checks), so `render`, `install`, `submit` and `run` refuse what the
+    steps would refuse, before anything is rendered or started.
+    """
 
     base_url: str = Field(
         default="http://qwen3-vllm.default:8000",
-        pattern=r"^https?://[^\s/]+",
         description="OpenAI-compatible server root of the model under test",
     )
     model_name: str = Field(
         default="qwen3-8b",
-        min_length=1,
         description="model id sent in requests (as /v1/models lists it)",
     )
     tokenizer: str = Field(
@@ -50,17 +65,27 @@ class BaselineParams(BaseModel):
         description="constant: sends evenly spaced at t0 + i/rate; poisson: seeded random gaps",
     )
     rate: float = Field(default=1.0, gt=0, description="requests per second")
-    duration: int = Field(default=300, ge=1, description="send window in seconds")
-    input_tokens: int = Field(default=512, ge=1, description="prompt length in tokens (exact)")
+    duration: int = Field(default=300, ge=1, le=MAX_SECONDS, description="send window in seconds")
+    input_tokens: int = Field(
+        default=512, ge=1, le=MAX_TOKENS_PER_REQUEST, description="prompt length in tokens (exact)"
+    )
     output_tokens: int = Field(
-        default=128, ge=1, description="max_tokens per request (exact, ignore_eos)"
+        default=128,
+        ge=1,
+        le=MAX_TOKENS_PER_REQUEST,
+        description="max_tokens per request (exact, ignore_eos)",
     )
     num_workers: int = Field(default=4, ge=1, le=256, description="load-generator processes")
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")
-    request_timeout: float = Field(default=600, gt=0, description="seconds one request may take")
+    request_timeout: float = Field(
+        default=600, gt=0, le=MAX_SECONDS, description="seconds one request may take"
+    )
     readiness_timeout: int = Field(
-        default=600, gt=0, description="seconds to wait for /health and the model in /v1/models"
+        default=600,
+        gt=0,
+        le=MAX_SECONDS,
+        description="seconds to wait for /health and the model in /v1/models",
     )
     target_labels: str = Field(
         default="app.kubernetes.io/component=qwen3-vllm",
@@ -81,7 +106,7 @@ class BaselineParams(BaseModel):
     )
     bucket: str = Field(
         default="inference-perf-results",
-        pattern=r"^$|^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$",
+        pattern=f"^$|{BUCKET_NAME_PATTERN}",
         description="S3 bucket for results; empty = no upload",
     )
     path: str = Field(default="baseline-test/results", description="key prefix inside the bucket")
@@ -117,6 +142,25 @@ class BaselineParams(BaseModel):
     fail_on_breach: bool = Field(
         default=False, description="fail the run (exit 3) on an SLA or regression breach"
     )
+
+    _base_url_ok = field_validator("base_url")(check_base_url)
+    _model_name_ok = field_validator("model_name")(check_model_name)
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_ok(cls, value: str) -> str:
+        return check_endpoint_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Self:
+        check_load_size(
+            [(self.rate, self.duration)],
+            self.warmup_requests,
+            self.input_tokens,
+            stages_field="rate, duration",
+            input_field="input_tokens",
+        )
+        return self
 
     @field_validator("target_labels")
     @classmethod
@@ -182,9 +226,9 @@ def params_from_mapping(values: dict[str, Any], source: str) -> BaselineParams:
         return BaselineParams.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = ".".join(str(part) for part in err["loc"]) or "(root)"
+        name = ".".join(str(part) for part in err["loc"])
         if err["type"] == "extra_forbidden":
             raise UsageError(f"{source}: unknown parameter '{name}'") from None
-        seen = err.get("input")
         msg = err["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{source}: {name}: {msg} (got {seen!r})") from None
+        where = f"{name}: " if name else ""  # a whole-model check names its knobs itself
+        raise UsageError(f"{source}: {where}{msg}{echo_input(err)}") from None

@@ -93,3 +93,102 @@ def test_load_config_invalid_yaml_names_line(tmp_path: Path) -> None:
 def test_packaged_baseline_scenario_equals_the_seed(seed_config_path: Path) -> None:
     packaged = Path(__file__).parents[3] / "steps" / "scenarios" / "baseline.yml"
     assert load_config(packaged) == load_config(seed_config_path)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("http://vllm:8000/v1?api_key=SECRET-123", "must not have a query string or fragment"),
+        ("http://vllm:8000/?token=SECRET-123", "must not have a query string or fragment"),
+        ("http://vllm:8000/#SECRET-123", "must not have a query string or fragment"),
+        ("http://user:SECRET-123@vllm:8000", "must not hold credentials (user:password@)"),
+        ("http://vllm:8000/my path", "must not contain spaces or control characters"),
+        ("http://vllm:8000/a\tb", "must not contain spaces or control characters"),
+        ("http://vllm:8000/a%zz", "has characters a request line cannot carry"),
+        ("http://vllm:8000/a<b>", "has characters a request line cannot carry"),
+        ("ftp://vllm:8000", "must be http(s)://host[:port][/path]"),
+    ],
+)
+def test_config_base_url_refused_in_one_line_without_the_secret(
+    seed_config_path: Path, base_url: str, message: str
+) -> None:
+    data = _seed(seed_config_path)
+    data["server"]["base_url"] = base_url
+    with pytest.raises(UsageError) as err:
+        config_from_dict(data, "config.yml")
+    text = str(err.value)
+    assert text.startswith("config.yml: server.base_url: ") and message in text
+    assert "SECRET-123" not in text and "\n" not in text
+
+
+def test_config_base_url_with_path_prefix_and_port_accepted(seed_config_path: Path) -> None:
+    data = _seed(seed_config_path)
+    data["server"]["base_url"] = "https://gw.example:8443/llm/qwen-3_8b%2Fv1/"
+    assert config_from_dict(data).server.base_url == data["server"]["base_url"]
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc", ".", "..", "x/./y", "x//y", "/abs", "x/", "a\x00b", "a\nb", "a\\b"]
+)
+def test_config_model_name_that_is_a_path_trick_refused(seed_config_path: Path, name: str) -> None:
+    data = _seed(seed_config_path)
+    data["server"]["model_name"] = name
+    with pytest.raises(UsageError, match=r"server\.model_name: model name"):
+        config_from_dict(data, "config.yml")
+
+
+def test_config_model_name_with_org_accepted(seed_config_path: Path) -> None:
+    data = _seed(seed_config_path)
+    data["server"]["model_name"] = "Qwen/Qwen3-8B"
+    assert config_from_dict(data).server.model_name == "Qwen/Qwen3-8B"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("load", "stages", 0, "rate"), float("inf"), r"load\.stages\[0\]\.rate: .*finite"),
+        (("load", "stages", 0, "rate"), float("nan"), r"load\.stages\[0\]\.rate: .*finite"),
+        (("load", "stages", 0, "rate"), True, r"load\.stages\[0\]\.rate: must be a number, not"),
+        (("load", "num_workers"), True, r"load\.num_workers: must be a number, not a boolean"),
+        (("load", "stages", 0, "duration"), 1e12, r"load\.stages\[0\]\.duration: .*604800"),
+        (("load", "request_timeout"), float("inf"), r"load\.request_timeout: .*finite"),
+        (("load", "stages", 0, "rate"), 4000.0, r"load\.stages: asks for 1\.2e\+06 requests"),
+        (("load", "warmup_requests"), 10**9, r"load\.stages: asks for 1e\+09 requests"),
+    ],
+)
+def test_config_bounds_refused_naming_the_key(
+    seed_config_path: Path, path: tuple[str | int, ...], value: object, message: str
+) -> None:
+    data = _seed(seed_config_path)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(UsageError, match=message) as err:
+        config_from_dict(data, "config.yml")
+    assert "\n" not in str(err.value)
+
+
+def _exact(tokens: int) -> dict[str, int | str]:
+    return {"type": "fixed", "mean": tokens, "std_dev": 0, "min": tokens, "max": tokens}
+
+
+def test_config_prompt_too_long_for_any_server_refused(seed_config_path: Path) -> None:
+    data = _seed(seed_config_path)
+    data["data"]["input_distribution"] = _exact(10**7)
+    with pytest.raises(UsageError, match=r"data\.input_distribution\.max: .*1048576"):
+        config_from_dict(data, "config.yml")
+
+
+def test_config_prompts_too_many_tokens_to_build_refused(seed_config_path: Path) -> None:
+    data = _seed(seed_config_path)  # 300 requests
+    data["data"]["input_distribution"] = _exact(1_000_000)
+    with pytest.raises(UsageError, match=r"data\.input_distribution\.max: 300 prompts of up to"):
+        config_from_dict(data, "config.yml")
+
+
+def test_load_config_binary_file_is_one_usage_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(UsageError, match=r"^--config .*config\.yml: not a UTF-8 text file"):
+        load_config(path)

@@ -18,7 +18,7 @@ from steps.load.__main__ import main
         (["--scenario", "nosuch"], "unknown --scenario 'nosuch'"),
         (["--tokenizer-dir", "/nonexistent/tok"], "--tokenizer-dir /nonexistent/tok"),
         (["--run-id", "bad id"], "--run-id 'bad id'"),
-        (["--config", "/nonexistent.yml"], "cannot read config /nonexistent.yml"),
+        (["--config", "/nonexistent.yml"], "--config /nonexistent.yml: cannot read"),
     ],
 )
 def test_main_bad_flag_exit_2_one_line(

@@ -1,0 +1,66 @@
+"""Workflow parameter validation: `render`/`run`/`submit` refuse what the steps would refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from steps.errors import UsageError
+from workflows.params import BaselineParams, params_from_mapping
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rate": "inf"}, "parameters: rate: Input should be a finite number (got 'inf')"),
+        ({"rate": "nan"}, "parameters: rate: Input should be a finite number (got 'nan')"),
+        ({"rate": True}, "parameters: rate: must be a number, not a boolean (got True)"),
+        ({"num_workers": True}, "parameters: num_workers: must be a number, not a boolean"),
+        ({"request_timeout": "inf"}, "parameters: request_timeout: Input should be a finite"),
+        ({"duration": 10**12}, "parameters: duration: Input should be less than or equal to"),
+        ({"rate": 1000, "duration": 3600}, "parameters: rate, duration: asks for 3.6e+06"),
+        ({"input_tokens": 10**7}, "parameters: input_tokens: Input should be less than or equal"),
+        ({"input_tokens": 10**6, "duration": 600}, "parameters: input_tokens: 600 prompts"),
+        ({"model_name": "../../etc"}, "parameters: model_name: model name '../../etc' must be"),
+        ({"model_name": "x/./y"}, "parameters: model_name: model name 'x/./y' must be"),
+        ({"bucket": "Not_A_Bucket"}, "parameters: bucket: String should match pattern"),
+        ({"s3_endpoint_url": "not a url"}, "parameters: s3_endpoint_url: S3 endpoint must be"),
+    ],
+)
+def test_params_out_of_bounds_one_line_naming_the_knob(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UsageError) as err:
+        params_from_mapping(values, "parameters")
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://qwen3-vllm.default:8000/?key=SECRET-123",
+        "http://qwen3-vllm.default:8000/v1#SECRET-123",
+        "http://me:SECRET-123@qwen3-vllm.default:8000",
+    ],
+)
+def test_params_base_url_with_a_credential_refused_without_echoing_it(base_url: str) -> None:
+    with pytest.raises(UsageError) as err:
+        params_from_mapping({"base_url": base_url}, "parameters")
+    assert str(err.value).startswith("parameters: base_url: base_url must not")
+    assert "SECRET-123" not in str(err.value)
+
+
+def test_params_base_url_space_in_path_refused() -> None:
+    with pytest.raises(UsageError, match="must not contain spaces"):
+        params_from_mapping({"base_url": "http://h:8000/my model"}, "parameters")
+
+
+def test_params_argo_strings_still_parse() -> None:
+    params = params_from_mapping(
+        {"rate": "2.5", "duration": "60", "input_tokens": "1024", "fail_on_breach": "true"}, "p"
+    )
+    assert (params.rate, params.duration, params.input_tokens) == (2.5, 60, 1024)
+    assert params.fail_on_breach is True
+    assert BaselineParams().to_arguments()["rate"] == "1"
