@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from steps.cli import (
@@ -28,6 +27,7 @@ from steps.cli import (
 )
 from steps.config import MAX_SECONDS, StrictModel
 from steps.errors import BenchError, UsageError
+from steps.http_oneshot import OneShotClient
 from steps.names import check_base_url, check_model_name
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
@@ -35,6 +35,7 @@ from steps.readiness.warmup import run_warmup
 from steps.readiness.zones import (
     K8sCheck,
     KubeCredentials,
+    ZoneAffinity,
     check_zones,
     find_credentials,
     format_label_selector,
@@ -79,6 +80,11 @@ class ReadinessConfig(StrictModel):
     k8s_check: K8sCheck = Field(
         default=K8sCheck.auto,
         description="auto: check pods/zones when credentials exist; required: fail without; off",
+    )
+    zone_affinity: ZoneAffinity = Field(
+        default=ZoneAffinity.required,
+        description="the load pod's zone affinity as installed: with required, model pods on "
+        "nodes without a zone label fail the check (the load pod could never be scheduled)",
     )
     outputs_dir: Path | None = Field(
         default=None, description="directory for the output-parameter files"
@@ -142,14 +148,14 @@ def run(
         config.timeout,
         "set" if api_key else "not set",
     )
-    with httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers) as client:
-        model = wait_ready(client, config.model_name, config.timeout, config.interval)
-        latencies = run_warmup(
-            client,
-            config.model_name,
-            config.warmup_requests,
-            request_timeout_s=min(config.timeout, _WARMUP_TIMEOUT_S),
-        )
+    client = OneShotClient(config.base_url, headers)
+    model = wait_ready(client, config.model_name, config.timeout, config.interval)
+    latencies = run_warmup(
+        client,
+        config.model_name,
+        config.warmup_requests,
+        request_timeout_s=min(config.timeout, _WARMUP_TIMEOUT_S),
+    )
     zones: tuple[str, ...] = ()
     if run_k8s:
         assert kube_credentials is not None  # _plan_k8s_check returned True
@@ -158,7 +164,9 @@ def run(
             format_label_selector(config.target_labels),
             config.target_namespace,
         )
-        zones = check_zones(kube_credentials, config.target_namespace, config.target_labels).zones
+        zones = check_zones(
+            kube_credentials, config.target_namespace, config.target_labels, config.zone_affinity
+        ).zones
     result = ReadinessResult(model.id, zones, model.max_model_len, tuple(latencies))
     if config.outputs_dir is not None:
         write_outputs(config.outputs_dir, result.outputs())
@@ -188,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         choices=[m.value for m in K8sCheck],
         help=fields["k8s_check"].description,
+    )
+    parser.add_argument(
+        "--zone-affinity",
+        default="required",
+        choices=[m.value for m in ZoneAffinity],
+        help=fields["zone_affinity"].description,
     )
     parser.add_argument(
         "--outputs-dir", type=optional_text, default=None, help=fields["outputs_dir"].description
