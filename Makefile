@@ -5,7 +5,15 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast test-vllm vllm-env lint bench
+.PHONY: setup run test test-fast test-vllm vllm-env lint bench images
+
+# `make images`: the registry prefix given to install as --image-registry, and the tag
+# (--image-tag; default: the project version, which is also install's default tag).
+REGISTRY ?=
+TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PLATFORMS ?= linux/amd64,linux/arm64
+# Every build target of images/Dockerfile: the five DAG steps and the GPU-free simulator.
+IMAGE_TARGETS := readiness tokenizer load aggregate report simulator
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +53,11 @@ bench: setup
 	$(PY) -m tests.bench.loadgen
 	$(PY) -m tests.bench.aggregate
 	$(PY) -m tests.bench.simulator_cpu
+
+## Build and push every step image, multi-arch, as <REGISTRY>/<step>:<TAG> (docker buildx with a
+## builder that can push multi-platform images; `make -j3 images` builds three at a time).
+images: $(addprefix image-,$(IMAGE_TARGETS))
+
+image-%:
+	$(if $(REGISTRY),,$(error make images: set REGISTRY=<registry>/<prefix> (what install takes as --image-registry), e.g. REGISTRY=123456789012.dkr.ecr.us-west-2.amazonaws.com/llm-baseline-bench))
+	docker buildx build --platform $(PLATFORMS) -f images/Dockerfile --target $* -t $(REGISTRY)/$*:$(TAG) --push .
