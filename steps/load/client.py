@@ -151,6 +151,14 @@ class _Stream:
         self.done = False
         self.error_body: bytes | None = None  # collected (bounded) when the status is not 200
 
+    @property
+    def ended(self) -> bool:
+        """Whether the response ended (completely or in error), not merely stopped waiting.
+
+        A timeout or cancel also leaves `future` done (cancelled), so `done()` cannot tell.
+        """
+        return self.future.done() and not self.future.cancelled()
+
     def _fail(self, status: str, error: str) -> None:
         if self.status == "ok":  # the first failure is the cause; later ones follow from it
             self.status, self.error = status, error
@@ -252,8 +260,10 @@ async def execute(
     except asyncio.CancelledError:
         stream.status, stream.error = "cancelled", "run stopped while the request was in flight"
     end = monotonic_ns()
-    if conn is not None and not stream.future.done():
-        conn.abort()  # unfinished response: this connection can never be reused
+    if conn is not None and not stream.ended:
+        # Timeout or cancel: closing is the only way to tell the server to stop generating
+        # (and free its slot); the connection could never be reused anyway.
+        conn.abort()
 
     chunk_ns, chunk_tokens, usage = stream.chunk_ns, stream.chunk_tokens, stream.usage
     prompt_tokens, prompt_src = spec.input_tokens, "client"

@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import uvloop
 
 from steps.load.client import ChunkScan, FallbackCounter, RequestSpec, execute, scan_chunk
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.worker import text_of_chunk
 from steps.load.writer import RecordBuffer
+from tests.fixtures.hostile import Behaviour, HostileServer, endless_chunks, hang, sse
 from tests.unit.steps.load_wire import Reply, ScriptedServer, run_with_server
 
 _TEXT = b'"text"'
@@ -108,6 +111,21 @@ def _fallback(payloads: list[bytes]) -> int:
     return len(payloads)
 
 
+async def _requests(
+    url: str, n: int, timeout_s: float, fallback: FallbackCounter, buffer: RecordBuffer
+) -> None:
+    """Run n requests one after another on one pool, their records into `buffer` (t0 = 0)."""
+    pool = ConnectionPool(url)
+    for i in range(n):
+        request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
+        now = time.monotonic_ns()
+        await execute(
+            pool, request, RequestSpec(0, i, 0, b"{}", 7, 2), now, now + 10**12,
+            round(timeout_s * 1e9), b'"text"', buffer, fallback,
+        )  # fmt: skip
+    pool.close()
+
+
 def _execute_all(
     replies: list[Reply],
     n: int,
@@ -119,19 +137,36 @@ def _execute_all(
     buffer = RecordBuffer("r", 0, 0, 0)
 
     async def body(server: ScriptedServer) -> None:
-        pool = ConnectionPool(url or server.url)
-        spec = RequestSpec(0, 0, 0, b"{}", 7, 2)
-        for i in range(n):
-            request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
-            now = time.monotonic_ns()
-            await execute(
-                pool, request, RequestSpec(0, i, 0, spec.body, 7, 2), now, now + 10**12,
-                round(timeout_s * 1e9), b'"text"', buffer, fallback,
-            )  # fmt: skip
-        pool.close()
+        await _requests(url or server.url, n, timeout_s, fallback, buffer)
 
     _, server = run_with_server(replies, body)
     return buffer.take_table().to_pylist(), server
+
+
+def _drop_leftovers(server: HostileServer) -> None:
+    """Stop the server from inside the client's loop: uvloop's close would hang on a
+    connection the client left open (the bug these tests catch) instead of failing."""
+    server.stop()
+    time.sleep(0.05)
+
+
+def _execute_hostile(
+    server: HostileServer, timeout_s: float = 5.0, hold_s: float = 0.0
+) -> dict[str, Any]:
+    """One request against the hostile server; the loop then stays up `hold_s` more seconds,
+    so a connection left open is not closed by the loop's shutdown before the test looks."""
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body() -> None:
+        try:
+            await _requests(server.url, 1, timeout_s, _fallback, buffer)
+            await asyncio.sleep(hold_s)
+        finally:
+            _drop_leftovers(server)
+
+    uvloop.run(body())
+    (row,) = buffer.take_table().to_pylist()
+    return row
 
 
 def test_execute_complete_stream_ok_with_server_counts() -> None:
@@ -231,3 +266,47 @@ def test_execute_cancelled_task_records_cancelled() -> None:
     run_with_server([Reply([_OK_HEAD, _sse(_CHUNK)], pause_s=1.0)], body)
     (row,) = buffer.take_table().to_pylist()
     assert row["status"] == "cancelled" and row["sent_ns"] is not None
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [hang(), sse([_CHUNK] * 100, pause_s=0.05), endless_chunks(_CHUNK)],
+    ids=["silent", "slow", "endless"],
+)
+def test_execute_timeout_closes_connection_at_once(
+    hostile_server: Callable[..., HostileServer], behaviour: Behaviour
+) -> None:
+    # Closing is how the server learns to stop generating: it must happen at the timeout,
+    # not when the worker's loop ends (the loop stays up 1 s longer here).
+    server = hostile_server([behaviour])
+    row = _execute_hostile(server, timeout_s=0.3, hold_s=1.0)
+    assert row["status"] == "timeout"
+    (conn,) = server.connections
+    assert conn.client_closed_ns is not None
+    assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+
+
+def test_execute_cancel_closes_connection_at_once(
+    hostile_server: Callable[..., HostileServer],
+) -> None:
+    server = hostile_server([endless_chunks(_CHUNK)])
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body() -> None:
+        task = asyncio.get_running_loop().create_task(
+            _requests(server.url, 1, 10.0, _fallback, buffer)
+        )
+        try:
+            await asyncio.sleep(0.2)
+            task.cancel()
+            await task
+            await asyncio.sleep(1.0)
+        finally:
+            _drop_leftovers(server)
+
+    uvloop.run(body())
+    (row,) = buffer.take_table().to_pylist()
+    assert row["status"] == "cancelled"
+    (conn,) = server.connections
+    assert conn.client_closed_ns is not None
+    assert conn.client_closed_ns - row["end_ns"] < 200_000_000

@@ -1,0 +1,49 @@
+"""The load step against servers that misbehave: the real simulator's ground truth for what a
+timed-out stream costs the server, and the hostile server (tests/fixtures/hostile.py) for
+protocol abuse. Every limit here is checked on the wall clock, from the server's side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.simulator import SimulatorHandle
+from tests.integration.test_load import _run_load
+
+StartSimulator = Callable[..., SimulatorHandle]
+
+
+def _settled_truth(sim: SimulatorHandle, n: int, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The simulator's truth once all `n` requests have ended (completed or closed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        truth = sim.truth()
+        ended = [t for t in truth if t["fault"] is not None or t["http_status"] is not None]
+        if len(ended) == n or time.monotonic() > deadline:
+            return {t["request_id"]: t for t in truth}
+        time.sleep(0.05)
+
+
+def test_load_timed_out_stream_stops_on_the_server_at_the_timeout(
+    simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    # 200 tokens at 50 ms take 10 s; the client gives up after 2 s. The server must see the
+    # close then (its slot freed), not keep generating until the load step exits.
+    sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "50")
+    code, rows, run_json = _run_load(
+        tmp_path, sim.base_url, qwen_tokenizer_dir,
+        "--rate", "1", "--duration", "3", "--num-workers", "1",
+        "--output-tokens", "200", "--request-timeout", "2",
+    )  # fmt: skip
+    assert code == 1
+    assert [r["status"] for r in rows] == ["timeout"] * 3
+    truth = _settled_truth(sim, 3)
+    for r in rows:
+        served = truth[f"{run_json['run_id']}-0-{r['request_index']}"]
+        assert served["fault"] == "client_closed"
+        gave_up_wall_ns = run_json["wall_start_ns"] + r["end_ns"]
+        # At most the chunk already in flight (one 50 ms step) after the client gave up.
+        assert served["chunk_wall_ns"][-1] < gave_up_wall_ns + 150_000_000
+        assert len(served["chunk_wall_ns"]) <= 42
