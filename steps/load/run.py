@@ -28,7 +28,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 import pyarrow.parquet as pq
 
 from steps.config import APIType, Config, DataType, ServerType
@@ -36,6 +35,7 @@ from steps.errors import BenchError, UsageError
 from steps.load.client import RequestSpec
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
+from steps.load.model_lookup import resolve_model
 from steps.load.progress import Progress, format_summary, summarize
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, plan_stages, worker_share
@@ -134,24 +134,6 @@ def _check_wire(base_url: str, headers: dict[str, str], api_key: str | None) -> 
                 "server.api_key_env: the key holds CR, LF, NUL or a non-latin-1 character, "
                 "which cannot go in an HTTP header (a trailing newline?)"
             ) from None
-
-
-def _resolve_model(config: Config, headers: dict[str, str]) -> str:
-    """server.model_name, else the first id of GET /v1/models (as inference-perf does).
-
-    A one-off request before t0, so httpx (not the streaming client) is fine here.
-    """
-    if config.server.model_name:
-        return config.server.model_name
-    url = config.server.base_url.rstrip("/") + "/v1/models"
-    try:
-        response = httpx.get(url, headers=headers, timeout=10, trust_env=False)
-        response.raise_for_status()
-        return str(response.json()["data"][0]["id"])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-        raise BenchError(
-            f"server.model_name is unset and {url} gave no model id ({exc}); set --model-name"
-        ) from None
 
 
 class _Runner:
@@ -324,7 +306,7 @@ def run(settings: LoadSettings) -> LoadResult:
     _check_wire(config.server.base_url, headers, api_key)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    model = _resolve_model(config, headers)
+    model = resolve_model(config, headers)
     plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
     setup_cpu0 = process_cpu_s()
     per_stage, warmup = _prepare(settings, model, plans)

@@ -148,7 +148,7 @@ def run(
         config.timeout,
         "set" if api_key else "not set",
     )
-    client = OneShotClient(config.base_url, headers)
+    client = OneShotClient(config.base_url.rstrip("/"), headers)
     model = wait_ready(client, config.model_name, config.timeout, config.interval)
     latencies = run_warmup(
         client,

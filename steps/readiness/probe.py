@@ -4,7 +4,8 @@ Why a step of its own: a benchmark started against a half-loaded vLLM (weights s
 `/health` 503) or against the wrong model measures nothing useful, and the load step must not
 burn its send window finding that out. Waiting is bounded by a deadline, with polls that start
 fast (a server that is already up costs ~0 s) and back off to `interval_s` so a 10-minute model
-load is not hammered.
+load is not hammered. Each probe is itself bounded in wall-clock time and body size
+(`steps.http_oneshot`), and never outlives the overall deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from steps.errors import BenchError
+from steps.http_oneshot import LimitExceeded, OneShotClient
 
 __all__ = ["ServedModel", "WaitResult", "check_once", "poll_delays", "served_model", "wait_ready"]
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 _FIRST_GAP_FRACTION = 1 / 8
 #: Upper bound of one HTTP request, so a hung connection cannot eat the whole deadline.
 _MAX_REQUEST_TIMEOUT_S = 10.0
+#: Shortest time one probe is given, even right at the deadline (a last look, not a new wait).
+_MIN_REQUEST_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,9 @@ def served_model(payload: Any, model_name: str) -> tuple[ServedModel | None, tup
     return match, ids
 
 
-def _describe_request_error(path: str, exc: httpx.RequestError) -> str:
+def _describe_request_error(path: str, exc: httpx.RequestError | LimitExceeded) -> str:
+    if isinstance(exc, LimitExceeded):
+        return f"{path}: {exc}"
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "no answer"
     detail = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in detail:
@@ -83,12 +89,15 @@ def _describe_request_error(path: str, exc: httpx.RequestError) -> str:
     return f"{path}: {kind} ({detail})"
 
 
-def check_once(client: httpx.Client, model_name: str, request_timeout_s: float) -> WaitResult:
-    """One probe of `/health` then `/v1/models`; never raises for an unready server."""
+def check_once(client: OneShotClient, model_name: str, deadline_s: float) -> WaitResult:
+    """One probe of `/health` then `/v1/models`, both within `deadline_s` of wall-clock time;
+    never raises for an unready server."""
+    start = time.monotonic()
     for path in ("/health", "/v1/models"):
+        remaining = max(deadline_s - (time.monotonic() - start), 0.0)
         try:
-            response = client.get(path, timeout=request_timeout_s)
-        except httpx.RequestError as exc:  # transport, and a garbled body (DecodingError)
+            response = client.request("GET", path, deadline_s=remaining)
+        except (httpx.RequestError, LimitExceeded) as exc:
             return WaitResult(None, _describe_request_error(path, exc))
         if response.status_code in (401, 403):
             # Waiting cannot fix a rejected key, but the caller decides; say it plainly.
@@ -107,7 +116,7 @@ def check_once(client: httpx.Client, model_name: str, request_timeout_s: float) 
 
 
 def wait_ready(
-    client: httpx.Client,
+    client: OneShotClient,
     model_name: str,
     timeout_s: float,
     interval_s: float,
@@ -124,7 +133,8 @@ def wait_ready(
     while True:
         attempt += 1
         remaining = deadline - clock()
-        result = check_once(client, model_name, max(0.5, min(_MAX_REQUEST_TIMEOUT_S, remaining)))
+        probe_s = max(_MIN_REQUEST_TIMEOUT_S, min(_MAX_REQUEST_TIMEOUT_S, remaining))
+        result = check_once(client, model_name, probe_s)
         if result.model is not None:
             log.info(
                 "ready after %.1f s (%d checks): model %r served, max_model_len=%s",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import httpx
 
 from steps.errors import BenchError
+from steps.http_oneshot import LimitExceeded, OneShotClient
 from steps.redact import redact_text
 
 __all__ = ["WARMUP_MAX_TOKENS", "WARMUP_PROMPT", "run_warmup"]
@@ -26,14 +27,17 @@ WARMUP_MAX_TOKENS = 8
 
 
 def run_warmup(
-    client: httpx.Client,
+    client: OneShotClient,
     model_name: str,
     count: int,
     request_timeout_s: float,
     *,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
-    """Send `count` small non-streamed completions one after another; return latencies in ms."""
+    """Send `count` small non-streamed completions one after another; return latencies in ms.
+
+    Each is bounded by `request_timeout_s` of wall-clock time and the one-shot body cap.
+    """
     body = {
         "model": model_name,
         "prompt": WARMUP_PROMPT,
@@ -44,8 +48,10 @@ def run_warmup(
     for index in range(1, count + 1):
         start = clock()
         try:
-            response = client.post("/v1/completions", json=body, timeout=request_timeout_s)
-        except httpx.RequestError as exc:  # transport, and a garbled body (DecodingError)
+            response = client.request(
+                "POST", "/v1/completions", json_body=body, deadline_s=request_timeout_s
+            )
+        except (httpx.RequestError, LimitExceeded) as exc:
             raise BenchError(
                 f"warm-up request {index}/{count} to {client.base_url}/v1/completions failed: "
                 f"{type(exc).__name__}: {exc}"

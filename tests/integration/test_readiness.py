@@ -325,7 +325,7 @@ def test_readiness_k8s_check_auto_without_credentials_says_skipped(
         (["--timeout", "-1"], "--timeout: Input should be greater than 0 (got '-1')"),
         (["--k8s-check", "maybe"], "argument --k8s-check: invalid choice: 'maybe'"),
         (["--target-labels", "app"], "--target-labels: 'app' is not key=value"),
-        (["--base-url", "localhost:8000"], "--base-url: String should match pattern"),
+        (["--base-url", "localhost:8000"], "--base-url: base_url must be http(s)://host[:port]"),
     ],
 )
 def test_readiness_bad_flags_exit_2(

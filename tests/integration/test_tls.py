@@ -9,6 +9,7 @@ readiness fails with one line.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import trustme
 
+from steps.load.__main__ import main as load_main
 from steps.readiness.__main__ import main as readiness_main
 from tests.fixtures.simulator import SimulatorHandle, StartSimulator
 from tests.integration.test_load import _run_load, _ttft_errors_ms
@@ -92,3 +94,26 @@ def test_https_untrusted_certificate_is_an_error_row_and_one_line(
     assert code == 1
     assert [r["status"] for r in rows] == ["connect_error"] * 4
     assert all("CERTIFICATE_VERIFY_FAILED" in r["error"] for r in rows)
+
+
+def test_https_model_lookup_trusts_the_same_ca_as_the_load_client(
+    tls_simulator: tuple[SimulatorHandle, Path],
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no model name configured the load step asks /v1/models first: over https that
+    lookup must trust SSL_CERT_FILE exactly as the streaming client does (issue 11 item 13)."""
+    sim, ca_file = tls_simulator
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    config = tmp_path / "config.yml"
+    exact = "{type: fixed, mean: 64, std_dev: 0, min: 64, max: 64}"
+    config.write_text(
+        f"load: {{stages: [{{rate: 4, duration: 1}}], num_workers: 1}}\n"
+        f"server: {{base_url: '{sim.base_url}'}}\n"
+        f"data: {{input_distribution: {exact}, output_distribution: {exact}}}\n"
+    )
+    out = tmp_path / "load"
+    argv = ["--out", str(out), "--config", str(config), "--tokenizer-dir", str(qwen_tokenizer_dir)]
+    assert load_main(argv) == 0
+    assert json.loads((out / "run.json").read_text())["model"] == sim.model
