@@ -12,8 +12,12 @@ request's task sleeps on one future from the write until the response ends.
 Errors become the record's status instead of exceptions (see steps.records.STATUSES), the same
 mapping as with httpx before: refused/unreachable/TLS failure -> connect_error; request_timeout
 or drain_timeout -> timeout; status != 200 -> http_error (first bytes of the error body in
-`error`); malformed HTTP or SSE, an in-stream error event, a disconnect mid-response or a stream
-without `[DONE]` -> protocol_error; run stopped -> cancelled.
+`error`, a redirect's target too: it is never followed); malformed HTTP or SSE, an in-stream
+error event, a disconnect mid-response, a stream without `[DONE]`, a 200 that is not an event
+stream (compressed, or JSON from a server that ignored `stream`), negative `usage` counts, or
+a stream past its size limits (`_Limits`) -> protocol_error; run stopped -> cancelled. A
+timeout, a cancel or a limit closes the connection at once: that is how the server learns to
+stop generating.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic_ns
 
-from steps.load.connection import ConnectError, Connection, ConnectionPool
-from steps.load.sse import SseSplitter
+from steps.load.connection import AbortResponse, ConnectError, Connection, ConnectionPool
+from steps.load.sse import EventTooLarge, SseSplitter
 from steps.load.writer import RecordBuffer
+from steps.redact import redact_url
 
-__all__ = ["ChunkScan", "RequestSpec", "execute", "scan_chunk"]
+__all__ = ["ChunkScan", "RequestSpec", "execute", "scan_chunk", "stream_limits"]
 
 _DONE = b"[DONE]"
 _ERROR_BODY_BYTES = 300
@@ -112,12 +117,28 @@ def _non_empty_string(payload: bytes, key: bytes, start: int) -> bool:
     return pos + 1 < n and payload[pos] == 0x22 and payload[pos + 1] != 0x22
 
 
+def stream_limits(spec: RequestSpec) -> tuple[int, int]:
+    """(max SSE events, max bytes of one event) for a response to `spec`: real memory limits.
+
+    Events: vLLM sends at most one event per generated token (a chunk carries at least one;
+    coalescing only lowers the count), plus a role chunk (chat), a finish chunk, the usage
+    chunk and `[DONE]`: max_tokens + 4. Twice max_tokens plus 64 leaves room for a server that
+    splits a token's text over events, and still bounds what a stream of valid chunks that
+    never ends can make a worker hold.
+    Event bytes: a chunk is a few hundred bytes; the largest real one is the first with
+    `prompt_token_ids` (return_token_ids), at most ~8 bytes per prompt token. 1 MiB plus 16
+    bytes per prompt token holds it, and bounds a line that never ends.
+    """
+    return 2 * spec.output_tokens + 64, (1 << 20) + 16 * spec.input_tokens
+
+
 class _Stream:
     """The response handler of one streamed request: all per-read work happens here.
 
     Runs inside the connection's `data_received` (see steps.load.connection): one timestamp per
     network read, shared by every event that read completed (they did arrive together), then
     the SSE split and the byte-level chunk scan. `future` resolves when the response ends.
+    A body that is not an event stream, or one past `stream_limits`, raises AbortResponse.
     """
 
     __slots__ = (
@@ -126,8 +147,11 @@ class _Stream:
         "done",
         "error",
         "error_body",
+        "error_head",
+        "events",
         "future",
         "http_status",
+        "max_events",
         "payloads",
         "scan",
         "splitter",
@@ -136,10 +160,12 @@ class _Stream:
         "usage",
     )
 
-    def __init__(self, future: asyncio.Future[None], text_key: bytes) -> None:
+    def __init__(self, future: asyncio.Future[None], text_key: bytes, spec: RequestSpec) -> None:
         self.future = future
         self.text_key = text_key
-        self.splitter = SseSplitter()
+        self.max_events, max_event_bytes = stream_limits(spec)
+        self.splitter = SseSplitter(max_event_bytes)
+        self.events = 0
         self.scan = ChunkScan()
         self.chunk_ns: list[int] = []
         self.chunk_tokens: list[int] = []
@@ -149,7 +175,10 @@ class _Stream:
         self.error: str | None = None
         self.http_status: int | None = None
         self.done = False
-        self.error_body: bytes | None = None  # collected (bounded) when the status is not 200
+        # A body that is not the stream (an error page, JSON): its first bytes are collected
+        # (bounded) and quoted in `error` after `error_head`.
+        self.error_body: bytes | None = None
+        self.error_head = ""
 
     @property
     def ended(self) -> bool:
@@ -163,19 +192,52 @@ class _Stream:
         if self.status == "ok":  # the first failure is the cause; later ones follow from it
             self.status, self.error = status, error
 
-    def on_head(self, status: int, reason: str) -> None:
+    def _quote_body(self, error_head: str) -> None:
+        self.error_body = b""
+        self.error_head = error_head
+
+    def on_head(self, status: int, reason: str, headers: dict[str, str]) -> None:
         self.http_status = status
         if status != 200:
-            self.error_body = b""
+            location = headers.get("location") if 300 <= status < 400 else None
+            self._quote_body(
+                f"HTTP {status}"
+                if location is None
+                else f"HTTP {status} redirect to {redact_url(location)} (not followed)"
+            )
             self._fail("http_error", f"HTTP {status} {reason}".rstrip())
+            return
+        coding = headers.get("content-encoding", "identity")
+        if coding.lower() not in ("identity", ""):
+            raise AbortResponse(
+                f"response is Content-Encoding: {coding[:40]} although the request asked for "
+                "identity (a proxy compressing the stream?)"
+            )
+        content_type = headers.get("content-type", "text/event-stream")
+        if not content_type.lower().startswith("text/event-stream"):
+            self._quote_body(
+                f"HTTP 200 with Content-Type {content_type[:60]}, not text/event-stream: "
+                'the server ignored "stream": true'
+            )
+            self._fail("protocol_error", self.error_head)
 
     def on_body(self, data: bytes, now_ns: int) -> None:
         if self.error_body is not None:
             if len(self.error_body) < _ERROR_BODY_BYTES:
                 self.error_body += data[: _ERROR_BODY_BYTES - len(self.error_body)]
             return
+        try:
+            payloads = self.splitter.feed(data)
+        except EventTooLarge as exc:
+            raise AbortResponse(str(exc)) from None
+        self.events += len(payloads)
+        if self.events > self.max_events:
+            raise AbortResponse(
+                f"more than {self.max_events} SSE events in one response "
+                "(2 x max_tokens + 64): the stream does not end"
+            )
         scan = self.scan
-        for payload in self.splitter.feed(data):
+        for payload in payloads:
             if payload.startswith(b"{") and payload.endswith(b"}"):
                 scan_chunk(payload, self.text_key, scan)
                 if scan.content:
@@ -203,7 +265,7 @@ class _Stream:
     def on_end(self) -> None:
         if self.error_body is not None:
             text = self.error_body.decode("utf-8", "replace")
-            self.error = f"HTTP {self.http_status}: {text}"
+            self.error = f"{self.error_head}: {text}"
         elif not self.done:
             self._fail("protocol_error", "stream ended without data: [DONE]")
         if not self.future.done():
@@ -211,9 +273,8 @@ class _Stream:
 
     def on_error(self, message: str) -> None:
         if self.error_body is not None:  # keep the HTTP status; say the body was cut short
-            self.error = f"HTTP {self.http_status} ({message}): " + self.error_body.decode(
-                "utf-8", "replace"
-            )
+            text = self.error_body.decode("utf-8", "replace")
+            self.error = f"{self.error_head} ({message}): {text}"
         self._fail("protocol_error", message)
         if not self.future.done():
             self.future.set_result(None)
@@ -237,7 +298,7 @@ async def execute(
     when the request was never written (connect error, or timeout/cancel while connecting).
     """
     loop = asyncio.get_running_loop()
-    stream = _Stream(loop.create_future(), text_key)
+    stream = _Stream(loop.create_future(), text_key, spec)
     start = monotonic_ns()
     limit_ns = start + request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
@@ -272,10 +333,12 @@ async def execute(
     mismatch: bool | None = None
     tokens_known = len(chunk_tokens) == len(chunk_ns) and bool(chunk_ns)
     if usage is not None:
-        if isinstance(usage.get("prompt_tokens"), int):
-            prompt_tokens, prompt_src = int(usage["prompt_tokens"]), "server"  # type: ignore[call-overload]
-        if isinstance(usage.get("completion_tokens"), int):
-            output_tokens, output_src = int(usage["completion_tokens"]), "server"  # type: ignore[call-overload]
+        served_prompt = _usage_count(usage, "prompt_tokens", stream)
+        if served_prompt is not None:
+            prompt_tokens, prompt_src = served_prompt, "server"
+        output_tokens = _usage_count(usage, "completion_tokens", stream)
+        if output_tokens is not None:
+            output_src = "server"
             if tokens_known:
                 mismatch = sum(chunk_tokens) != output_tokens
     if output_src is None and tokens_known:
@@ -305,6 +368,18 @@ async def execute(
         error=stream.error,
     )
     return stream.status, (chunk_ns[0] - sent if chunk_ns and sent is not None else None)
+
+
+def _usage_count(usage: dict[str, object], key: str, stream: _Stream) -> int | None:
+    """`usage[key]` when it is a count (a non-negative int); a negative one fails the stream
+    (it would make throughput negative); anything else is ignored, as if absent."""
+    value = usage.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if value < 0:
+        stream._fail("protocol_error", f"usage.{key} is negative: {value}")
+        return None
+    return value
 
 
 def _stream_error(payload: bytes) -> str:

@@ -16,27 +16,37 @@ request's protocol_error (httpx behaves the same).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from contextlib import suppress
 from time import monotonic_ns
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from steps.load.http1 import ProtocolError, ResponseParser
-from steps.names import check_base_url
-from steps.tls import client_ssl_context
 
-__all__ = ["ConnectError", "Connection", "ConnectionPool", "ResponseHandler"]
+__all__ = ["AbortResponse", "ConnectError", "Connection", "ConnectionPool", "ResponseHandler"]
 
 
 class ConnectError(Exception):
     """The TCP connection (or TLS handshake) to the server could not be made."""
 
 
-class ResponseHandler(Protocol):
-    """Receives one response, from the event loop's read callback (must not raise)."""
+class AbortResponse(Exception):
+    """A handler gives up the response (a limit hit, a body it cannot use).
 
-    def on_head(self, status: int, reason: str) -> None:
-        """Status line and headers received."""
+    Raised from `on_head` or `on_body`: the connection is closed at once, so a server that
+    would stream forever stops, and `on_error` gets the exception's text.
+    """
+
+
+class ResponseHandler(Protocol):
+    """Receives one response, from the event loop's read callback.
+
+    Must not raise, except AbortResponse from `on_head`/`on_body`.
+    """
+
+    def on_head(self, status: int, reason: str, headers: dict[str, str]) -> None:
+        """Status line and headers (lower-case names) received."""
 
     def on_body(self, data: bytes, now_ns: int) -> None:
         """Body bytes of one network read, which arrived at `now_ns` (monotonic)."""
@@ -85,16 +95,23 @@ class Connection(asyncio.Protocol):
             return
         parser = self.parser
         had_head = parser.status is not None
+        error = None
         try:
             body = parser.feed(data)
         except ProtocolError as exc:
+            body, error = b"", f"malformed HTTP response: {exc}"
+        try:
+            if not had_head and parser.status is not None:
+                # Even when the same read broke the framing: the record keeps the status.
+                handler.on_head(parser.status, parser.reason, parser.headers)
+            if body:
+                handler.on_body(body, now)
+        except AbortResponse as exc:
+            error = error or str(exc)
+        if error is not None:
             self.abort()
-            handler.on_error(f"malformed HTTP response: {exc}")
+            handler.on_error(error)
             return
-        if not had_head and parser.status is not None:
-            handler.on_head(parser.status, parser.reason)
-        if body:
-            handler.on_body(body, now)
         if parser.complete:
             self.handler = None
             if parser.keep_alive and not self.closed:
@@ -126,15 +143,22 @@ class ConnectionPool:
     """A worker's connections to one server (`http://` or `https://` base URL)."""
 
     def __init__(self, base_url: str) -> None:
-        url = urlsplit(check_base_url(base_url))  # the one URL check (steps.names)
-        assert url.hostname is not None  # checked
+        url = urlsplit(base_url)
+        if url.username is not None or url.password is not None:
+            # Never echoed: run.json and logs would carry the password. It was never sent either.
+            raise ValueError(
+                "base_url must not hold credentials (user:password@); "
+                "name the env var holding a token in server.api_key_env"
+            )
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
         self.host = url.hostname
         default_port = 443 if url.scheme == "https" else 80
         self.port = url.port or default_port
         self.host_header = url.netloc
         self.prefix = url.path.rstrip("/")
-        # TLS verifies the server as every step does (steps.tls: system CAs, SSL_CERT_FILE).
-        self.ssl = client_ssl_context() if url.scheme == "https" else None
+        # TLS verifies the server like httpx's default (system CAs, hostname check).
+        self.ssl = ssl.create_default_context() if url.scheme == "https" else None
         self._idle: list[Connection] = []
 
     @property

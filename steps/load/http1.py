@@ -60,17 +60,19 @@ class ResponseParser:
     """Feed the bytes of one response as they arrive; get its body bytes back per read.
 
     `feed(data)` returns the body bytes that `data` carried (b"" when none: head only, framing
-    only, or a partial chunk-size line); `status` is set once the head is complete and
+    only, or a partial chunk-size line); `status` (and `reason`, `headers`) is set once the head
+    is complete and
     `complete` once the body ended. `eof()` tells whether the connection closing now ends the
     response properly (only for a close-delimited body). Malformed input raises ProtocolError.
     One parser per response: a keep-alive connection makes a new one per request.
     """
 
-    __slots__ = ("_buf", "_remaining", "_state", "keep_alive", "reason", "status")
+    __slots__ = ("_buf", "_remaining", "_state", "headers", "keep_alive", "reason", "status")
 
     def __init__(self) -> None:
         self.status: int | None = None
         self.reason = ""
+        self.headers: dict[str, str] = {}  # lower-case names; repeated headers joined by ", "
         self.keep_alive = False
         self._state = _HEAD
         self._buf = b""
@@ -144,6 +146,7 @@ class ResponseParser:
             value = value.strip()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         self.status = status
+        self.headers = headers
         version = lines[0][:8]
         connection = headers.get("connection", "").lower()
         self.keep_alive = (

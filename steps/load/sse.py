@@ -6,11 +6,20 @@ as possible. A read may hold part of an event, one event, or several; an event m
 read and start in another. Line ends may be LF, CRLF or CR (SSE spec); a CR ending a read
 counts as a line end at once (no event waits for the next read), and an LF starting the next
 read is then dropped as the second half of that CRLF.
+
+Each byte is looked at a bounded number of times: only the new read is searched for the blank
+line that ends an event, and the unfinished event grows in place (a bytearray), never re-copied
+per read. A line that never ends would otherwise cost quadratic CPU and unbounded memory, so
+the unfinished event is capped (`max_event_bytes`): past it, `feed` raises `EventTooLarge`.
 """
 
 from __future__ import annotations
 
-__all__ = ["SseSplitter"]
+__all__ = ["EventTooLarge", "SseSplitter"]
+
+
+class EventTooLarge(ValueError):
+    """An event grew past the splitter's cap without ending (a server that never ends a line)."""
 
 
 class SseSplitter:
@@ -21,40 +30,75 @@ class SseSplitter:
     `id`, `retry`, unknown names) are ignored, and events without data are not dispatched.
     """
 
-    __slots__ = ("_buf", "_skip_lf")
+    __slots__ = ("_buf", "_max", "_skip_lf")
 
-    def __init__(self) -> None:
-        self._buf = b""
+    def __init__(self, max_event_bytes: int = 1 << 20) -> None:
+        self._buf = bytearray()  # the unfinished event, line ends already normalized to LF
+        self._max = max_event_bytes
         self._skip_lf = False
 
     @property
     def pending(self) -> bytes:
         """Bytes of an event not yet terminated by a blank line (empty when none)."""
-        return self._buf
+        return bytes(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add a read's bytes; return the payloads of the events it completed, in order."""
+        """Add a read's bytes; return the payloads of the events it completed, in order.
+
+        Raises EventTooLarge when the unfinished event would exceed `max_event_bytes`.
+        """
         if self._skip_lf and data:
             # The previous read ended in CR, already taken as a line end: this LF is its pair.
             self._skip_lf = False
             if data[0] == 0x0A:
                 data = data[1:]
-        buf = self._buf + data if self._buf else data
-        if b"\r" in buf:
-            self._skip_lf = buf.endswith(b"\r")
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        parts = buf.split(b"\n\n")
-        self._buf = parts.pop()
+        if b"\r" in data:
+            self._skip_lf = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[bytes] = []
-        for event in parts:
-            # Fast path: the usual single `data: {...}` line.
+        buf = self._buf
+        if buf:
+            # Only the boundary with the new bytes can end the unfinished event.
+            if buf[-1] == 0x0A and data[:1] == b"\n":
+                end, rest = len(buf) - 1, 1
+                event = bytes(buf[:end])
+            else:
+                end = data.find(b"\n\n")
+                if end < 0:
+                    if len(buf) + len(data) > self._max:
+                        raise EventTooLarge(
+                            f"SSE event longer than {self._max} bytes without a blank line"
+                        )
+                    buf += data
+                    return out
+                rest = end + 2
+                event = bytes(buf) + data[:end]
+            buf.clear()
+            data = data[rest:]
+            _dispatch(event, out)
+        parts = data.split(b"\n\n")
+        tail = parts.pop()
+        for event in parts:  # inline: this loop runs once per chunk of every stream
             if event.startswith(b"data:") and b"\n" not in event:
                 out.append(event[6:] if event.startswith(b"data: ") else event[5:])
             elif event:
-                payload = _event_data(event)
-                if payload is not None:
-                    out.append(payload)
+                _dispatch(event, out)
+        if tail:
+            if len(tail) > self._max:
+                raise EventTooLarge(f"SSE event longer than {self._max} bytes without a blank line")
+            buf += tail
         return out
+
+
+def _dispatch(event: bytes, out: list[bytes]) -> None:
+    """Append the event's data payload to `out` (nothing for an event without data)."""
+    # Fast path: the usual single `data: {...}` line.
+    if event.startswith(b"data:") and b"\n" not in event:
+        out.append(event[6:] if event.startswith(b"data: ") else event[5:])
+    elif event:
+        payload = _event_data(event)
+        if payload is not None:
+            out.append(payload)
 
 
 def _event_data(event: bytes) -> bytes | None:

@@ -17,7 +17,20 @@ from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.worker import text_of_chunk
 from steps.load.writer import RecordBuffer
-from tests.fixtures.hostile import Behaviour, HostileServer, endless_chunks, hang, sse
+from tests.fixtures.hostile import (
+    Behaviour,
+    HostileServer,
+    drip,
+    endless_chunks,
+    endless_sse_line,
+    gzip_sse,
+    hang,
+    json_completion,
+    raw,
+    redirect,
+    sse,
+    usage_chunk,
+)
 from tests.unit.steps.load_wire import Reply, ScriptedServer, run_with_server
 
 _TEXT = b'"text"'
@@ -224,7 +237,7 @@ def test_execute_broken_content_chunk_counted_client_side_protocol_error_row_kep
     (row,) = rows
     assert row["status"] == "protocol_error"
     assert "content chunk is not a completion chunk" in row["error"]
-    assert row["output_tokens"] is None
+    assert (row["output_tokens"] or 0) >= 0  # never a negative count (negative throughput)
 
 
 def test_execute_slow_server_timeout_status_and_connection_dropped() -> None:
@@ -270,8 +283,8 @@ def test_execute_cancelled_task_records_cancelled() -> None:
 
 @pytest.mark.parametrize(
     "behaviour",
-    [hang(), sse([_CHUNK] * 100, pause_s=0.05), endless_chunks(_CHUNK)],
-    ids=["silent", "slow", "endless"],
+    [hang(), sse([_CHUNK] * 100, pause_s=0.05), drip(b"".join(_GOOD), interval_s=0.05)],
+    ids=["silent", "slow", "drip"],
 )
 def test_execute_timeout_closes_connection_at_once(
     hostile_server: Callable[..., HostileServer], behaviour: Behaviour
@@ -289,7 +302,7 @@ def test_execute_timeout_closes_connection_at_once(
 def test_execute_cancel_closes_connection_at_once(
     hostile_server: Callable[..., HostileServer],
 ) -> None:
-    server = hostile_server([endless_chunks(_CHUNK)])
+    server = hostile_server([sse([_CHUNK] * 100, pause_s=0.05)])
     buffer = RecordBuffer("r", 0, 0, 0)
 
     async def body() -> None:
@@ -310,3 +323,64 @@ def test_execute_cancel_closes_connection_at_once(
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
     assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+
+
+# -- hostile servers: limits that hold, causes named -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error_part"),
+    [
+        (endless_sse_line(), "SSE event longer than 1048688 bytes"),  # 1 MiB + 16 x 7 tokens
+        (endless_chunks(_CHUNK), "more than 68 SSE events"),  # 2 x max_tokens 2 + 64
+        (endless_chunks(b'{"choices":[{"text":""}]}'), "more than 68 SSE events"),
+    ],
+    ids=["endless-line", "endless-content", "endless-empty"],
+)
+def test_execute_stream_past_its_limits_protocol_error_connection_closed(
+    hostile_server: Callable[..., HostileServer], behaviour: Behaviour, error_part: str
+) -> None:
+    server = hostile_server([behaviour])
+    row = _execute_hostile(server, timeout_s=30.0, hold_s=0.2)
+    assert row["status"] == "protocol_error" and error_part in row["error"]
+    assert row["http_status"] == 200
+    assert row["end_ns"] - row["sent_ns"] < 10e9  # the limit ended it, not the timeout
+    (conn,) = server.connections
+    assert conn.client_closed_ns is not None
+    assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "http_status", "error_parts"),
+    [
+        (gzip_sse([_CHUNK]), "protocol_error", 200, ["Content-Encoding: gzip"]),
+        (json_completion(" hi"), "protocol_error", 200,
+         ["Content-Type application/json, not text/event-stream", '"stream": true',
+          '"text": " hi"']),
+        (redirect("https://user:pw@other.example/v1/completions?key=s3cr3t", 301), "http_error",
+         301, ["HTTP 301 redirect to https://other.example/v1/completions?***REDACTED***"]),
+        (sse([_CHUNK, usage_chunk(7, -5)]), "protocol_error", 200,
+         ["usage.completion_tokens is negative: -5"]),
+        (raw(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"), "protocol_error",
+         200, ["malformed HTTP response"]),
+        (raw(b"HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"), "http_error",
+         503, ["HTTP 503 (malformed HTTP response"]),
+    ],
+    ids=["gzip", "json-200", "redirect", "negative-usage", "head+bad-framing",
+         "503+bad-framing"],
+)  # fmt: skip
+def test_execute_misbehaving_server_named_cause_status_kept(
+    hostile_server: Callable[..., HostileServer],
+    behaviour: Behaviour,
+    status: str,
+    http_status: int,
+    error_parts: list[str],
+) -> None:
+    server = hostile_server([behaviour])
+    row = _execute_hostile(server)
+    assert (row["status"], row["http_status"]) == (status, http_status)
+    for part in error_parts:
+        assert part in row["error"]
+    assert "[DONE]" not in row["error"]
+    assert "s3cr3t" not in row["error"] and "user:pw" not in row["error"]
+    assert (row["output_tokens"] or 0) >= 0  # never a negative count (negative throughput)

@@ -21,7 +21,7 @@ class _Collect:
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.body = b""
 
-    def on_head(self, status: int, reason: str) -> None:
+    def on_head(self, status: int, reason: str, headers: dict[str, str]) -> None:
         pass
 
     def on_body(self, data: bytes, now_ns: int) -> None:
