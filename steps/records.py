@@ -19,11 +19,13 @@ import pyarrow as pa
 from steps.errors import UsageError
 
 __all__ = [
+    "INT_BOUNDS",
     "RECORDS_FILE",
     "RECORD_SCHEMA",
     "SATURATION_DELAY_MS",
     "STATUSES",
     "TOKEN_SOURCES",
+    "out_of_range",
     "resolve_records_path",
 ]
 
@@ -75,6 +77,31 @@ RECORD_SCHEMA = pa.schema(
         pa.field("error", pa.string()),
     ]
 )
+
+
+def _int_type(field: pa.Field) -> pa.DataType | None:
+    """The integer type of a column or of a list column's items; None for other columns."""
+    kind = field.type.value_type if pa.types.is_list(field.type) else field.type
+    return kind if pa.types.is_integer(kind) else None
+
+
+#: Inclusive (min, max) of every integer column, list items included, from RECORD_SCHEMA's types.
+#: Values the server controls (usage counts, the HTTP status, per-chunk tokens) are checked
+#: against these per record: one out-of-range value must fail its own request, not the
+#: Arrow conversion of a whole batch of good ones.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    f.name: (-(1 << (kind.bit_width - 1)), (1 << (kind.bit_width - 1)) - 1)
+    for f in RECORD_SCHEMA
+    if (kind := _int_type(f)) is not None
+}
+
+
+def out_of_range(column: str, value: int) -> str | None:
+    """Why `value` cannot be stored in `column` (an error text), or None when it fits."""
+    low, high = INT_BOUNDS[column]
+    if low <= value <= high:
+        return None
+    return f"{column} value {value} is outside the column's range [{low}, {high}]"
 
 
 def resolve_records_path(path: Path) -> Path:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.errors import BenchError
-from steps.records import RECORD_SCHEMA
+from steps.records import RECORD_SCHEMA, out_of_range
 from steps.redact import redact_text
 
 __all__ = [
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part.parquet"
 _PART_TMP_SUFFIX = ".part.tmp"  # a part while it is written
-_INT16_MAX = 32767
 _OFFSETS_LEAF = "chunk_offsets_us.list.element"
 
 #: Columns we add to RECORD_SCHEMA (allowed by the contract: add, never rename).
@@ -113,13 +112,39 @@ class RecordBuffer:
         http_status: int | None,
         error: str | None,
     ) -> None:
-        """Append one request; times are absolute `time.monotonic_ns()` values (stored - t0)."""
+        """Append one request; times are absolute `time.monotonic_ns()` values (stored - t0).
+
+        A value that does not fit its column (the server's usage counts, HTTP status and
+        per-chunk tokens are whatever it sent) makes this request a `protocol_error` with the
+        value nulled: stored as is, it would fail the Arrow conversion of the whole part.
+        """
+        has_chunks = bool(chunk_ns) and sent_ns is not None
+        checks = [("prompt_tokens", prompt_tokens), ("output_tokens", output_tokens)]
+        checks += [("http_status", http_status)]
+        if has_chunks:
+            assert sent_ns is not None
+            checks.append(("chunk_offsets_us", (chunk_ns[-1] - sent_ns) // 1000))
+        if chunk_tokens:
+            checks += [("chunk_tokens", min(chunk_tokens)), ("chunk_tokens", max(chunk_tokens))]
+        bad = {
+            name: why
+            for name, value in checks
+            if value is not None and (why := out_of_range(name, value))
+        }
+        if bad:
+            status = "protocol_error"
+            error = "; ".join([*bad.values(), *([error] if error else [])])
+            mismatch = None
+            prompt_tokens = None if "prompt_tokens" in bad else prompt_tokens
+            output_tokens = None if "output_tokens" in bad else output_tokens
+            http_status = None if "http_status" in bad else http_status
+            has_chunks = has_chunks and "chunk_offsets_us" not in bad
+            chunk_tokens = chunk_tokens if has_chunks and "chunk_tokens" not in bad else None
         t0 = self.t0_ns
         self.stage.append(stage)
         self.request_index.append(request_index)
         self.scheduled_ns.append(scheduled_ns - t0)
         self.sent_ns.append(None if sent_ns is None else sent_ns - t0)
-        has_chunks = bool(chunk_ns) and sent_ns is not None
         self.first_token_ns.append(chunk_ns[0] - t0 if has_chunks else None)
         self.last_token_ns.append(chunk_ns[-1] - t0 if has_chunks else None)
         self.end_ns.append(None if end_ns is None else end_ns - t0)
@@ -139,7 +164,7 @@ class RecordBuffer:
         self._offsets_pos.append(len(self._offsets_us))
         valid = chunk_tokens is not None
         if chunk_tokens is not None:
-            self._tokens.extend([min(n, _INT16_MAX) for n in chunk_tokens])
+            self._tokens.extend(chunk_tokens)
         self._tokens_pos.append(len(self._tokens))
         self._tokens_valid.append(valid)
 

@@ -135,3 +135,54 @@ def test_record_buffer_error_text_scrubbed_of_secrets() -> None:
     assert errors[0] == "HTTP 503: busy"
     assert key not in errors[1] and "hf_abc" not in errors[1]
     assert errors[1].startswith("HTTP 401: bad key ")
+
+
+def _add_from_server(buf: RecordBuffer, index: int, **server: object) -> None:
+    """One ok request whose server-controlled values are overridden by `server`."""
+    sent = T0 + 1_000_000 * index
+    values: dict[str, object] = {
+        "prompt_tokens": 512,
+        "output_tokens": 2,
+        "http_status": 200,
+        "chunk_tokens": [1, 1],
+    }
+    values.update(server)
+    buf.add(
+        stage=0,
+        request_index=index,
+        scheduled_ns=sent,
+        sent_ns=sent,
+        end_ns=sent + 9_000_000,
+        chunk_ns=[sent + 50_000_000, sent + 60_000_000],
+        requested_input_tokens=512,
+        requested_output_tokens=2,
+        prompt_tokens_source="server",
+        output_tokens_source="server",
+        mismatch=False,
+        status="ok",
+        error=None,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def test_out_of_range_server_values_fail_their_own_request_only(tmp_path: Path) -> None:
+    """usage >= 2^31, prompt_tokens >= 2^63, an HTTP status > 32767 or a chunk's token count
+    beyond int16 used to abort the whole part's Arrow conversion (issue 10 item 3)."""
+    buf = RecordBuffer("run", 0, T0, 1)
+    _add_from_server(buf, 0)
+    _add_from_server(buf, 1, output_tokens=2**31)
+    _add_from_server(buf, 2, prompt_tokens=2**63)
+    _add_from_server(buf, 3, http_status=40000)
+    _add_from_server(buf, 4, chunk_tokens=[1, -40000])
+    _add_from_server(buf, 5)
+    write_part(buf.take_table(), tmp_path, 0, 1)
+    rows = pq.read_table(tmp_path / "w000-000001.part.parquet").to_pylist()
+    assert [r["status"] for r in rows] == ["ok", *["protocol_error"] * 4, "ok"]
+    assert rows[1]["output_tokens"] is None and rows[1]["prompt_tokens"] == 512
+    assert rows[1]["error"] == (
+        f"output_tokens value {2**31} is outside the column's range [-2147483648, 2147483647]"
+    )
+    assert rows[2]["prompt_tokens"] is None and str(2**63) in rows[2]["error"]
+    assert rows[3]["http_status"] is None and "http_status value 40000" in rows[3]["error"]
+    assert rows[4]["chunk_tokens"] is None and "chunk_tokens value -40000" in rows[4]["error"]
+    assert rows[5]["output_tokens"] == 2 and rows[5]["chunk_tokens"] == [1, 1]
