@@ -351,3 +351,18 @@ def test_connection_host_plain_http_no_base_href() -> None:
     assert connection.host == "http://localhost:2746/"
     assert connection.namespace == "argo"
     assert connection.token is None
+
+
+def test_version_answer_missing_fields_warns_and_continues(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = FakeArgoServer()
+
+    def handler(request: Recorded) -> tuple[int, Any]:
+        if request.url.endswith("/version"):
+            return 200, {"version": "v4.0.6"}  # a proxy or build that drops the other fields
+        return server(request)
+
+    assert main(["install", *REGISTRY], ENV, FakeArgoSession(handler)) == 0
+    assert "cannot tell the version of Argo Server" in capsys.readouterr().err
+    assert ("workflow-templates", "llm-baseline") in server.stored
