@@ -4,11 +4,22 @@ protocol abuse. Every limit here is checked on the wall clock, from the server's
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.fixtures.hostile import (
+    Behaviour,
+    HostileServer,
+    SeenRequest,
+    endless_chunks,
+    endless_sse_line,
+    respond,
+)
 from tests.fixtures.simulator import SimulatorHandle
 from tests.integration.test_load import _run_load
 
@@ -47,3 +58,48 @@ def test_load_timed_out_stream_stops_on_the_server_at_the_timeout(
         # At most the chunk already in flight (one 50 ms step) after the client gave up.
         assert served["chunk_wall_ns"][-1] < gave_up_wall_ns + 150_000_000
         assert len(served["chunk_wall_ns"]) <= 42
+
+
+def _serving(completions: Behaviour) -> Callable[[SeenRequest], Behaviour]:
+    """A server that lists the model properly, then answers every completion with `completions`."""
+    models = json.dumps({"object": "list", "data": [{"id": "Qwen/Qwen3-8B", "object": "model"}]})
+
+    def route(request: SeenRequest) -> Behaviour:
+        if request.target.endswith("/v1/models"):
+            return respond(200, models.encode(), [("content-type", "application/json")], "OK")
+        return completions
+
+    return route
+
+
+@pytest.mark.parametrize(
+    ("completions", "error_part"),
+    [
+        (endless_sse_line(), "SSE event longer than"),
+        (endless_chunks(), "more than 96 SSE events"),  # 2 x 16 output tokens + 64
+    ],
+    ids=["endless-line", "endless-chunks"],
+)
+def test_load_endless_stream_ends_at_its_limit_as_a_row_connection_closed(
+    hostile_server: Callable[..., HostileServer],
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    completions: Behaviour,
+    error_part: str,
+) -> None:
+    # request_timeout 60 s: only the stream's own limits can end these requests in time.
+    server = hostile_server(_serving(completions))
+    started = time.monotonic()
+    code, rows, _ = _run_load(
+        tmp_path, server.url, qwen_tokenizer_dir,
+        "--rate", "2", "--duration", "1", "--num-workers", "1",
+        "--output-tokens", "16", "--request-timeout", "60",
+    )  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert code == 1
+    assert [r["status"] for r in rows] == ["protocol_error"] * 2
+    assert all(error_part in r["error"] and r["http_status"] == 200 for r in rows)
+    streams = [c for c in server.connections if any(
+        q.target.endswith("/v1/completions") for q in c.requests)]  # fmt: skip
+    assert len(streams) == 2
+    assert all(c.client_closed_ns is not None for c in streams)
