@@ -42,6 +42,20 @@ def add_log_level_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Libraries that log whole requests at DEBUG: botocore its signed S3 requests (Authorization
+#: with the access key id, X-Amz-Security-Token), urllib3/httpx/httpcore and the Kubernetes client
+#: their headers. `--log-level DEBUG` is for this project's code; they stay at INFO or above.
+_HEADER_LOGGING_LIBRARIES = (
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "kubernetes",
+)
+
+
 def configure_logging(step: str, level: str = "INFO") -> None:
     """Log to stderr with a timestamp and the step name, as Argo shows pod logs."""
     logging.basicConfig(
@@ -50,6 +64,9 @@ def configure_logging(step: str, level: str = "INFO") -> None:
         format=f"%(asctime)s {step} %(levelname)s %(message)s",
         force=True,
     )
+    library_level = max(logging.getLevelNamesMapping()[level], logging.INFO)
+    for name in _HEADER_LOGGING_LIBRARIES:
+        logging.getLogger(name).setLevel(library_level)
 
 
 class _Parser(argparse.ArgumentParser):

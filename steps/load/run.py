@@ -41,6 +41,7 @@ from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, plan_stages, worker_share
 from steps.load.worker import WorkerSpec, process_cpu_s, worker_main
 from steps.load.writer import merge_parts
+from steps.redact import redact_tree
 
 __all__ = ["LoadResult", "LoadSettings", "new_run_id", "run"]
 
@@ -457,7 +458,7 @@ def _write_run_json(
         "num_workers": config.load.num_workers,
         "tool_version": _tool_version(),
         "stages": stages,
-        "config": config.model_dump(mode="json"),
+        "config": redact_tree(config.model_dump(mode="json")),  # api.headers may hold a key
         "client_cpu_s": round(client_cpu_s, 4),
         "setup_cpu_s": round(setup_cpu_s, 4),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,40 @@ def test_report_s3_secrets_never_uploaded(
     config_key = f"{prefix}/baseline/{MODEL}/{RUN_1}/config.json"
     config = json.loads(objects[config_key])
     assert config["server"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_report_s3_header_secrets_redacted_in_every_object(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    keys = ("xk-0123456789-header-one", "ak-0123456789-header-two", "bt-0123456789-header-3")
+    headers = {"X-Api-Key": keys[0], "api-key": keys[1], "Authorization": f"Bearer {keys[2]}"}
+    api = {"type": "completion", "streaming": True, "headers": {**headers, "X-Trace": "keep-me"}}
+    run = build_run(tmp_path, RUN_1, config_extra={"api": api})
+    prefix = tmp_path.name
+    assert _report(s3_env, run, tmp_path / "out", prefix) == 0
+    objects = _objects(s3_env, prefix + "/")
+    for key, body in objects.items():
+        for secret in keys:
+            assert secret.encode() not in body, (key, secret[:4])
+    config = json.loads(objects[f"{prefix}/baseline/{MODEL}/{RUN_1}/config.json"])
+    assert config["api"]["headers"]["X-Trace"] == "keep-me"
+
+
+def test_report_debug_log_shows_no_signed_request_or_session_token(
+    s3_env: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """At --log-level DEBUG botocore logs every signed request: Authorization (with the access
+    key id) and X-Amz-Security-Token must not reach the pod log."""
+    session_token = "IQoJb3JpZ2luX2VjEXAMPLE-session-token-0123456789"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
+    run = build_run(tmp_path, RUN_1)
+    _report(s3_env, run, tmp_path / "out", tmp_path.name, "--log-level", "DEBUG")
+    captured = capsys.readouterr()
+    logs = captured.err + captured.out
+    assert logging.getLogger().level == logging.DEBUG  # the step did log at DEBUG
+    assert session_token not in logs
+    assert s3_env.access_key_id not in logs
+    assert "AWS4-HMAC-SHA256" not in logs
