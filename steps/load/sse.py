@@ -33,7 +33,9 @@ class SseSplitter:
     __slots__ = ("_buf", "_max", "_skip_lf")
 
     def __init__(self, max_event_bytes: int = 1 << 20) -> None:
-        self._buf = bytearray()  # the unfinished event, line ends already normalized to LF
+        # The unfinished event, line ends already normalized to LF: the tail of one read as is,
+        # a bytearray grown in place once more reads add to it.
+        self._buf: bytes | bytearray = b""
         self._max = max_event_bytes
         self._skip_lf = False
 
@@ -55,29 +57,11 @@ class SseSplitter:
         if b"\r" in data:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        out: list[bytes] = []
-        buf = self._buf
-        if buf:
-            # Only the boundary with the new bytes can end the unfinished event.
-            if buf[-1] == 0x0A and data[:1] == b"\n":
-                end, rest = len(buf) - 1, 1
-                event = bytes(buf[:end])
-            else:
-                end = data.find(b"\n\n")
-                if end < 0:
-                    if len(buf) + len(data) > self._max:
-                        raise EventTooLarge(
-                            f"SSE event longer than {self._max} bytes without a blank line"
-                        )
-                    buf += data
-                    return out
-                rest = end + 2
-                event = bytes(buf) + data[:end]
-            buf.clear()
-            data = data[rest:]
-            _dispatch(event, out)
         parts = data.split(b"\n\n")
+        if self._buf:
+            parts = self._resume(data, parts)
         tail = parts.pop()
+        out: list[bytes] = []
         for event in parts:  # inline: this loop runs once per chunk of every stream
             if event.startswith(b"data:") and b"\n" not in event:
                 out.append(event[6:] if event.startswith(b"data: ") else event[5:])
@@ -85,9 +69,34 @@ class SseSplitter:
                 _dispatch(event, out)
         if tail:
             if len(tail) > self._max:
-                raise EventTooLarge(f"SSE event longer than {self._max} bytes without a blank line")
-            buf += tail
+                raise self._too_large()
+            self._buf = tail
         return out
+
+    def _too_large(self) -> EventTooLarge:
+        return EventTooLarge(f"SSE event longer than {self._max} bytes without a blank line")
+
+    def _resume(self, data: bytes, parts: list[bytes]) -> list[bytes]:
+        """`parts` (the read split on blank lines) with the unfinished event joined in front.
+
+        Only the boundary with the new bytes can end that event; while it does not end, it
+        grows in place and `[b""]` (nothing completed, no new tail) comes back.
+        """
+        buf = self._buf
+        if buf[-1] == 0x0A and data[:1] == b"\n":  # the blank line straddles the two reads
+            parts = data[1:].split(b"\n\n")
+            parts.insert(0, bytes(buf[:-1]))
+        elif len(parts) == 1:
+            if len(buf) + len(data) > self._max:
+                raise self._too_large()
+            if isinstance(buf, bytes):
+                self._buf = buf = bytearray(buf)
+            buf += data
+            return [b""]
+        else:
+            parts[0] = (buf if isinstance(buf, bytes) else bytes(buf)) + parts[0]
+        self._buf = b""
+        return parts
 
 
 def _dispatch(event: bytes, out: list[bytes]) -> None:
