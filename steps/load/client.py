@@ -148,7 +148,7 @@ class _Stream:
         "error",
         "error_body",
         "error_head",
-        "events",
+        "events_left",
         "future",
         "http_status",
         "max_events",
@@ -164,8 +164,8 @@ class _Stream:
         self.future = future
         self.text_key = text_key
         self.max_events, max_event_bytes = stream_limits(spec)
+        self.events_left = self.max_events  # a countdown: the cheapest per-read check
         self.splitter = SseSplitter(max_event_bytes)
-        self.events = 0
         self.scan = ChunkScan()
         self.chunk_ns: list[int] = []
         self.chunk_tokens: list[int] = []
@@ -230,8 +230,8 @@ class _Stream:
             payloads = self.splitter.feed(data)
         except EventTooLarge as exc:
             raise AbortResponse(str(exc)) from None
-        self.events += len(payloads)
-        if self.events > self.max_events:
+        left = self.events_left = self.events_left - len(payloads)
+        if left < 0:
             raise AbortResponse(
                 f"more than {self.max_events} SSE events in one response "
                 "(2 x max_tokens + 64): the stream does not end"
