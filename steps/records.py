@@ -20,11 +20,14 @@ from steps.errors import UsageError
 
 __all__ = [
     "INT_BOUNDS",
+    "PARTS_DIR",
     "RECORDS_FILE",
     "RECORD_SCHEMA",
+    "RUN_FILE",
     "SATURATION_DELAY_MS",
     "STATUSES",
     "TOKEN_SOURCES",
+    "merge_command",
     "out_of_range",
     "resolve_records_path",
 ]
@@ -36,6 +39,13 @@ SATURATION_DELAY_MS = 10.0
 
 #: The load step's output file name inside its --out directory.
 RECORDS_FILE = "records.parquet"
+
+#: The load step's run description beside RECORDS_FILE (steps/CONTRACTS.md).
+RUN_FILE = "run.json"
+
+#: Where the load step's workers write part files while it runs; merged into RECORDS_FILE at the
+#: end. Parts left here mean the step never got to merge them (see `merge_command`).
+PARTS_DIR = "records.parts"
 
 #: `status` values. ok: the response completed; http_error: non-2xx answer; timeout: the request
 #: exceeded load.request_timeout or the drain window; connect_error: no connection; protocol_error:
@@ -104,10 +114,21 @@ def out_of_range(column: str, value: int) -> str | None:
     return f"{column} value {value} is outside the column's range [{low}, {high}]"
 
 
+def merge_command(out_dir: Path) -> str:
+    """The command that merges orphaned part files of a load run in `out_dir` (steps.load)."""
+    return f"python -m steps.load merge --out {out_dir}"
+
+
 def resolve_records_path(path: Path) -> Path:
     """A records file, or the load step's --out directory holding one (both are accepted)."""
     if path.is_dir():
         records = path / RECORDS_FILE
+        if not records.is_file() and any((path / PARTS_DIR).glob("*.parquet")):
+            raise UsageError(
+                f"records directory '{path}' holds no {RECORDS_FILE} but unmerged parts in "
+                f"{PARTS_DIR}/ (the load step did not finish): recover them with "
+                f"`{merge_command(path)}`, then aggregate that directory"
+            )
         if not records.is_file():
             raise UsageError(
                 f"records directory '{path}' holds no {RECORDS_FILE}; "

@@ -22,7 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from steps.aggregate.lifecycle import lifecycle_json
 from steps.aggregate.metrics import IntHistogram, derive_latencies_ns, scan_itl, scan_token_sums
-from steps.aggregate.read import TIME_COLUMNS, Shard, iter_batches, load_shards, read_requests
+from steps.aggregate.read import (
+    TIME_COLUMNS,
+    Shard,
+    check_one_run,
+    check_unique_requests,
+    iter_batches,
+    load_shards,
+    read_requests,
+)
 from steps.aggregate.summary import (
     GroupMetrics,
     group_json,
@@ -64,8 +72,21 @@ class AggregateResult:
 
 
 def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, Any]:
-    """summary.json "run": the first shard's run.json minus config, plus the shard count."""
-    meta = dict(shards[0].run_meta) if shards[0].run_meta is not None else {"run_id": first_run_id}
+    """summary.json "run": the first shard's run.json minus config, plus the shard count.
+
+    Completeness is over every shard (one incomplete shard makes the run incomplete); it is
+    left out only when no shard's run.json records it (written before the field existed).
+    """
+    first = shards[0].run_meta
+    meta: dict[str, Any] = dict(first) if first is not None else {"run_id": first_run_id}
+    metas = [shard.run_meta or {} for shard in shards]
+    if any("complete" in m for m in metas):
+        meta["complete"] = all(m.get("complete") is True for m in metas)
+        for key in ("scheduled_requests", "recorded_requests", "missing_requests"):
+            values = [m.get(key) for m in metas]
+            ints = [v for v in values if isinstance(v, int)]
+            meta[key] = sum(ints) if len(ints) == len(values) else None
+        meta["incomplete_reasons"] = [r for m in metas for r in m.get("incomplete_reasons") or []]
     return meta | {"shards": len(shards)}
 
 
@@ -84,6 +105,7 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 def run(config: AggregateConfig) -> AggregateResult:
     """Aggregate every shard into the four summary outputs under `config.out`."""
     shards = load_shards(config.records)
+    check_one_run(shards)
     origin_ns = min(shard.wall_start_ns for shard in shards)
     # The two list columns hold ~10^8 items each: decode and reduce them on two threads
     # (Arrow and numpy release the GIL), streaming, while this thread derives the latencies.
@@ -92,6 +114,7 @@ def run(config: AggregateConfig) -> AggregateResult:
         itl_scan = pool.submit(scan_itl, iter_batches(shards, _ITL_COLUMNS))
         requests = read_requests(shards, origin_ns)
         _log.info("read %d requests from %d shard(s)", len(requests), len(shards))
+        check_unique_requests(requests)
         times = {name: requests[name].to_numpy() for name in TIME_COLUMNS}
         derived = derive_latencies_ns(times, requests["output_tokens"].to_numpy())
         requests = requests.assign(**derived, chunk_token_sum=token_sums.result())

@@ -24,25 +24,31 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from steps.errors import UsageError
-from steps.records import RECORD_SCHEMA, resolve_records_path
+from steps.records import RECORD_SCHEMA, RUN_FILE, resolve_records_path
 
 __all__ = [
-    "RUN_FILE",
     "TIME_COLUMNS",
     "RunInfo",
     "Shard",
     "StageRun",
+    "check_one_run",
+    "check_unique_requests",
     "iter_batches",
     "load_shards",
     "read_requests",
 ]
 
-RUN_FILE = "run.json"
-
 TIME_COLUMNS = ("scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns", "end_ns")
 _NUMBER_COLUMNS = ("prompt_tokens", "output_tokens", "http_status")
 _TEXT_COLUMNS = ("status", "prompt_tokens_source", "output_tokens_source", "error")
-_SCALAR_COLUMNS = ("stage", "wall_start_ns", *TIME_COLUMNS, *_NUMBER_COLUMNS, *_TEXT_COLUMNS)
+_SCALAR_COLUMNS = (
+    "stage",
+    "request_index",
+    "wall_start_ns",
+    *TIME_COLUMNS,
+    *_NUMBER_COLUMNS,
+    *_TEXT_COLUMNS,
+)
 _LIST_COLUMNS = ("chunk_offsets_us", "chunk_tokens")
 #: Rows per batch of list columns: ~4 M items, so per-batch temporaries stay at tens of MB.
 _BATCH_ROWS = 32_768
@@ -143,6 +149,43 @@ def load_shards(paths: Sequence[Path]) -> list[Shard]:
     return shards
 
 
+def _run_ids(shard: Shard) -> set[str]:
+    """Every run id a shard names: its run.json's and those in its records."""
+    table = pq.read_table(shard.records_path, columns=["run_id"], read_dictionary=["run_id"])
+    ids = {str(v) for v in pc.unique(table.column("run_id")).to_pylist()}
+    return ids | ({shard.run.run_id} if shard.run else set())
+
+
+def check_one_run(shards: Sequence[Shard]) -> None:
+    """Refuse shards of different runs: their sum would describe no run at all.
+
+    Shards of one run (several load pods) share its run id, which is what makes them one run.
+    """
+    found: dict[str, Path] = {}
+    for shard in shards:
+        for run_id in sorted(_run_ids(shard)):
+            found.setdefault(run_id, shard.records_path)
+    if len(found) > 1:
+        listed = ", ".join(f"{run_id} ({path})" for run_id, path in found.items())
+        raise UsageError(
+            f"--records: the records belong to different runs: {listed}; aggregate one run at a "
+            "time (shards of one run share its run_id)"
+        )
+
+
+def check_unique_requests(requests: pd.DataFrame) -> None:
+    """Refuse a request recorded twice: (stage, request_index) names one scheduled request."""
+    duplicated = requests.duplicated(["stage", "request_index"], keep=False)
+    if duplicated.any():
+        first = requests[duplicated].iloc[0]
+        count = int(duplicated.sum())
+        raise UsageError(
+            f"--records: {count} rows share their (stage, request_index) with another, e.g. "
+            f"stage {int(first['stage'])} request_index {int(first['request_index'])}: the same "
+            "records given twice, or shards of one run that overlap"
+        )
+
+
 def _as_float(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
     """Numbers as float64 with NaN for null: the metrics treat NaN as 'not reached/unknown'."""
     return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
@@ -162,6 +205,7 @@ def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
         data: dict[str, Any] = {
             "shard": np.full(table.num_rows, index, dtype=np.int32),
             "stage": table.column("stage").to_numpy().astype(np.int64),
+            "request_index": table.column("request_index").to_numpy(),
         }
         for name in TIME_COLUMNS:
             data[name] = _as_float(table.column(name)) + shift
