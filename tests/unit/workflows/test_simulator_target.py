@@ -1,42 +1,27 @@
 """`render --kind simulator`: a Deployment and Service the benchmark can target in-cluster.
 
-No API server runs here, so each object is checked against the `kubernetes` client's own models:
-deserialized into V1Deployment / V1Service and serialized back, it must come out unchanged (a
-misspelt or misplaced key is dropped on the way and fails the comparison). The rest checks that
+No API server runs here, so each object is checked against the `kubernetes` client's own models
+(tests/unit/workflows/k8s_models.py: a misspelt or misplaced key fails). The rest checks that
 the pieces fit the benchmark: the load pod's zone affinity and the readiness check select the
 simulator's pod, the Service selects it, and both images are Dockerfile targets.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes.client import ApiClient
 
 from steps.errors import UsageError
 from tests.unit.workflows.dockerfile_targets import dockerfile_targets
+from tests.unit.workflows.k8s_models import round_trip
 from workflows.baseline import main
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.simulator_target import SIMULATOR_NAME, SIMULATOR_PORT, build_simulator_target
 from workflows.template import build_template
-
-
-class _Response:
-    """What `ApiClient.deserialize` reads: a body in `.data`."""
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self.data = json.dumps(obj)
-
-
-def _round_trip(obj: dict[str, Any], model: str) -> dict[str, Any]:
-    api = ApiClient()
-    result: dict[str, Any] = api.sanitize_for_serialization(api.deserialize(_Response(obj), model))
-    return result
 
 
 def _objects(**knobs: Any) -> dict[str, dict[str, Any]]:
@@ -47,14 +32,14 @@ def _objects(**knobs: Any) -> dict[str, dict[str, Any]]:
 def test_objects_survive_the_kubernetes_models_unchanged() -> None:
     objects = _objects()
     assert set(objects) == {"Deployment", "Service"}
-    assert _round_trip(objects["Deployment"], "V1Deployment") == objects["Deployment"]
-    assert _round_trip(objects["Service"], "V1Service") == objects["Service"]
+    assert round_trip(objects["Deployment"], "V1Deployment") == objects["Deployment"]
+    assert round_trip(objects["Service"], "V1Service") == objects["Service"]
 
 
 def test_round_trip_catches_a_misspelt_key() -> None:
     deployment = _objects()["Deployment"]
     deployment["spec"]["template"]["spec"]["containers"][0]["readynessProbe"] = {}
-    assert _round_trip(deployment, "V1Deployment") != deployment
+    assert round_trip(deployment, "V1Deployment") != deployment
 
 
 def test_benchmark_selects_the_simulator_pod() -> None:
