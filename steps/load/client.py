@@ -37,6 +37,9 @@ __all__ = ["ChunkScan", "RequestSpec", "execute", "scan_chunk", "stream_limits"]
 
 _DONE = b"[DONE]"
 _ERROR_BODY_BYTES = 300
+#: An error page or a JSON answer is read to its end (the connection stays reusable) up to this
+#: size; a longer one is a server streaming garbage: the connection is closed instead.
+_ERROR_BODY_LIMIT = 64 * 1024
 
 #: Counts output tokens from the content payloads when the server gave no usage/token_ids;
 #: raises ValueError for a payload that is not a completion chunk.
@@ -147,6 +150,7 @@ class _Stream:
         "done",
         "error",
         "error_body",
+        "error_body_left",
         "error_head",
         "events_left",
         "future",
@@ -178,6 +182,7 @@ class _Stream:
         # A body that is not the stream (an error page, JSON): its first bytes are collected
         # (bounded) and quoted in `error` after `error_head`.
         self.error_body: bytes | None = None
+        self.error_body_left = _ERROR_BODY_LIMIT
         self.error_head = ""
 
     @property
@@ -225,6 +230,9 @@ class _Stream:
         if self.error_body is not None:
             if len(self.error_body) < _ERROR_BODY_BYTES:
                 self.error_body += data[: _ERROR_BODY_BYTES - len(self.error_body)]
+            self.error_body_left -= len(data)
+            if self.error_body_left < 0:
+                raise AbortResponse(f"body longer than {_ERROR_BODY_LIMIT} bytes, not read further")
             return
         try:
             payloads = self.splitter.feed(data)

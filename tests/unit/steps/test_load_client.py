@@ -21,6 +21,7 @@ from tests.fixtures.hostile import (
     Behaviour,
     HostileServer,
     drip,
+    endless_body,
     endless_chunks,
     endless_sse_line,
     gzip_sse,
@@ -328,22 +329,31 @@ def test_execute_cancel_closes_connection_at_once(
 # -- hostile servers: limits that hold, causes named -------------------------------------
 
 
+_BAD_200 = ("protocol_error", 200)
+
+
 @pytest.mark.parametrize(
-    ("behaviour", "error_part"),
+    ("behaviour", "outcome", "error_part"),
     [
-        (endless_sse_line(), "SSE event longer than 1048688 bytes"),  # 1 MiB + 16 x 7 tokens
-        (endless_chunks(_CHUNK), "more than 68 SSE events"),  # 2 x max_tokens 2 + 64
-        (endless_chunks(b'{"choices":[{"text":""}]}'), "more than 68 SSE events"),
+        (endless_sse_line(), _BAD_200, "SSE event longer than 1048688 bytes"),  # 1 MiB + 16 x 7
+        (endless_chunks(_CHUNK), _BAD_200, "more than 68 SSE events"),  # 2 x max_tokens 2 + 64
+        (endless_chunks(b'{"choices":[{"text":""}]}'), _BAD_200, "more than 68 SSE events"),
+        (endless_body(b"<html>" * 1000, 200), _BAD_200, "body longer than 65536 bytes"),
+        (endless_body(b"<html>" * 1000, 502), ("http_error", 502),
+         "HTTP 502 (body longer than 65536 bytes, not read further): <html><html>"),
     ],
-    ids=["endless-line", "endless-content", "endless-empty"],
-)
-def test_execute_stream_past_its_limits_protocol_error_connection_closed(
-    hostile_server: Callable[..., HostileServer], behaviour: Behaviour, error_part: str
+    ids=["endless-line", "endless-content", "endless-empty", "endless-page", "endless-502"],
+)  # fmt: skip
+def test_execute_response_past_its_limits_error_row_connection_closed(
+    hostile_server: Callable[..., HostileServer],
+    behaviour: Behaviour,
+    outcome: tuple[str, int],
+    error_part: str,
 ) -> None:
     server = hostile_server([behaviour])
     row = _execute_hostile(server, timeout_s=30.0, hold_s=0.2)
-    assert row["status"] == "protocol_error" and error_part in row["error"]
-    assert row["http_status"] == 200
+    assert (row["status"], row["http_status"]) == outcome
+    assert error_part in row["error"]
     assert row["end_ns"] - row["sent_ns"] < 10e9  # the limit ended it, not the timeout
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
