@@ -40,6 +40,8 @@ _ERROR_BODY_BYTES = 300
 #: An error page or a JSON answer is read to its end (the connection stays reusable) up to this
 #: size; a longer one is a server streaming garbage: the connection is closed instead.
 _ERROR_BODY_LIMIT = 64 * 1024
+#: A request length the limits assume when the spec has none: more than any served context.
+_UNKNOWN_TOKENS = 1 << 18
 
 #: Counts output tokens from the content payloads when the server gave no usage/token_ids;
 #: raises ValueError for a payload that is not a completion chunk.
@@ -131,8 +133,11 @@ def stream_limits(spec: RequestSpec) -> tuple[int, int]:
     Event bytes: a chunk is a few hundred bytes; the largest real one is the first with
     `prompt_token_ids` (return_token_ids), at most ~8 bytes per prompt token. 1 MiB plus 16
     bytes per prompt token holds it, and bounds a line that never ends.
+    A length of 0 means unknown (warm-up requests carry none): it counts as `_UNKNOWN_TOKENS`.
     """
-    return 2 * spec.output_tokens + 64, (1 << 20) + 16 * spec.input_tokens
+    output_tokens = spec.output_tokens or _UNKNOWN_TOKENS
+    input_tokens = spec.input_tokens or _UNKNOWN_TOKENS
+    return 2 * output_tokens + 64, (1 << 20) + 16 * input_tokens
 
 
 class _Stream:

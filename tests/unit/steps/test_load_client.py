@@ -20,6 +20,7 @@ from steps.load.writer import RecordBuffer
 from tests.fixtures.hostile import (
     Behaviour,
     HostileServer,
+    content_chunk,
     drip,
     endless_body,
     endless_chunks,
@@ -126,15 +127,21 @@ def _fallback(payloads: list[bytes]) -> int:
 
 
 async def _requests(
-    url: str, n: int, timeout_s: float, fallback: FallbackCounter, buffer: RecordBuffer
+    url: str,
+    n: int,
+    timeout_s: float,
+    fallback: FallbackCounter,
+    buffer: RecordBuffer,
+    lengths: tuple[int, int] = (7, 2),
 ) -> None:
-    """Run n requests one after another on one pool, their records into `buffer` (t0 = 0)."""
+    """Run n requests (input, output `lengths`) one after another on one pool, their records
+    into `buffer` (t0 = 0)."""
     pool = ConnectionPool(url)
     for i in range(n):
         request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
         now = time.monotonic_ns()
         await execute(
-            pool, request, RequestSpec(0, i, 0, b"{}", 7, 2), now, now + 10**12,
+            pool, request, RequestSpec(0, i, 0, b"{}", *lengths), now, now + 10**12,
             round(timeout_s * 1e9), b'"text"', buffer, fallback,
         )  # fmt: skip
     pool.close()
@@ -165,7 +172,10 @@ def _drop_leftovers(server: HostileServer) -> None:
 
 
 def _execute_hostile(
-    server: HostileServer, timeout_s: float = 5.0, hold_s: float = 0.0
+    server: HostileServer,
+    timeout_s: float = 5.0,
+    hold_s: float = 0.0,
+    lengths: tuple[int, int] = (7, 2),
 ) -> dict[str, Any]:
     """One request against the hostile server; the loop then stays up `hold_s` more seconds,
     so a connection left open is not closed by the loop's shutdown before the test looks."""
@@ -173,7 +183,7 @@ def _execute_hostile(
 
     async def body() -> None:
         try:
-            await _requests(server.url, 1, timeout_s, _fallback, buffer)
+            await _requests(server.url, 1, timeout_s, _fallback, buffer, lengths)
             await asyncio.sleep(hold_s)
         finally:
             _drop_leftovers(server)
@@ -394,3 +404,14 @@ def test_execute_misbehaving_server_named_cause_status_kept(
     assert "[DONE]" not in row["error"]
     assert "s3cr3t" not in row["error"] and "user:pw" not in row["error"]
     assert (row["output_tokens"] or 0) >= 0  # never a negative count (negative throughput)
+
+
+def test_execute_unknown_lengths_warmup_long_real_stream_ok(
+    hostile_server: Callable[..., HostileServer],
+) -> None:
+    # Warm-up requests carry no lengths (0, 0): their limits must not cut a real stream.
+    first = content_chunk(" a", [1]).replace(b'"index"', b'"prompt_token_ids":%b,"index"' % (
+        str(list(range(100_000, 250_000))).encode()))  # fmt: skip
+    server = hostile_server([sse([first] + [_CHUNK] * 999 + [usage_chunk(150_000, 1000)])])
+    row = _execute_hostile(server, lengths=(0, 0))
+    assert (row["status"], row["output_tokens"], row["error"]) == ("ok", 1000, None)
