@@ -19,6 +19,7 @@ from typing import Any
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.config import Config, config_from_dict, load_config
 from steps.errors import UsageError
+from steps.load.recover import main as recover_main
 from steps.load.run import LoadSettings, new_run_id, run
 
 __all__ = ["main"]
@@ -133,7 +134,13 @@ def _load_base_config(args: argparse.Namespace) -> tuple[Config, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage)."""
+    """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage).
+
+    `merge --out DIR` instead recovers a run whose main process was lost (steps.load.recover).
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["merge"]:
+        return recover_main(given[1:])
 
     def body() -> int:
         args = _parser().parse_args(argv)
@@ -160,10 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = LoadSettings(config, args.out, tokenizer, run_id, scenario, args.log_level)
         result = run(settings)
         print(result.summary_text, file=sys.stderr)
-        if result.interrupted:
+        if result.incomplete_reasons:
             print(
-                f"load: interrupted by {result.interrupted}; records.parquet holds the "
-                f"{result.records} requests measured so far",
+                f"load: incomplete run: {result.records} of {result.scheduled} scheduled requests "
+                f"recorded ({'; '.join(result.incomplete_reasons)}); run.json says so",
                 file=sys.stderr,
             )
             return 1

@@ -7,6 +7,11 @@ worker sends its share at `start_k + offset`, waits for its in-flight requests (
 `drain_timeout` past the send window, then they are `timeout` rows) and reports done -> the
 next stage starts when every worker is done. SIGTERM/SIGINT: workers record in-flight requests
 as `cancelled` and flush; the records are merged and run.json written before exiting.
+
+Completeness: run.json is written at t0 already, marked incomplete, so a main process killed
+mid-run leaves a run the merge command can recover (`steps.load.recover`). At the end the
+merged row count is compared with the scheduled count; run.json says `complete: true` only when
+they match and nothing interrupted the run, and otherwise lists every reason.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.config import APIType, Config, DataType, ServerType
@@ -40,15 +46,19 @@ from steps.load.progress import Progress, format_summary, summarize
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, plan_stages, worker_share
 from steps.load.worker import WorkerSpec, process_cpu_s, worker_main
-from steps.load.writer import merge_parts
+from steps.load.writer import merge_parts, part_rows, write_part
+from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
 from steps.redact import redact_tree
 
-__all__ = ["LoadResult", "LoadSettings", "new_run_id", "run"]
+__all__ = ["LoadResult", "LoadSettings", "new_run_id", "run", "write_run_file"]
 
 log = logging.getLogger(__name__)
 
 _LEAD_NS = 50_000_000  # stage start this far after the go message: every worker is waiting
 _STOP_GRACE_S = 30.0
+#: Sequence numbers of parts the main process writes for a worker (records it handed over):
+#: far above any the worker uses itself (one a second), so names never collide.
+_HANDOVER_SEQ = 900_000
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,9 @@ class LoadResult:
 
     records: int
     failed: int
-    interrupted: str | None
     summary_text: str
+    scheduled: int
+    incomplete_reasons: tuple[str, ...]  # empty = complete: every scheduled request is a row
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -149,6 +160,7 @@ class _Runner:
         self.finished: dict[int, tuple[float, int]] = {}
         self.stage_done: dict[int, int] = {}
         self.warmup_errors = 0
+        self.unwritten: list[tuple[int, pa.Table, str | None]] = []
         self.signal_name: str | None = None
         self.stop_sent = False
 
@@ -195,6 +207,8 @@ class _Runner:
             self.warmup_errors += msg[1]
         elif kind == "stage_done":
             self.stage_done[w] = msg[2]
+        elif kind == "unwritten":
+            self.unwritten.append((w, msg[1], msg[2]))
         elif kind == "finished":
             self.finished[w] = (msg[1], msg[2])
             log.info("worker %d finished: %d records, %.2f s CPU since t0", w, msg[2], msg[1])
@@ -289,7 +303,7 @@ def run(settings: LoadSettings) -> LoadResult:
     config = settings.config
     _check_supported(config)
     out_dir = settings.out_dir
-    parts_dir = out_dir / "records.parts"
+    parts_dir = out_dir / PARTS_DIR
     try:
         parts_dir.mkdir(parents=True, exist_ok=True)
         stale = next(parts_dir.iterdir(), None)
@@ -357,6 +371,26 @@ def run(settings: LoadSettings) -> LoadResult:
     old_handlers = {s: signal.signal(s, runner.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     stage_rows: list[dict[str, Any]] = []
     t0 = wall_start = 0
+    unfinished = {
+        "complete": False,
+        "scheduled_requests": total,
+        "recorded_requests": None,
+        "missing_requests": None,
+        "interrupted": None,
+        "lost_workers": [],
+        "incomplete_reasons": [
+            "the load step has not finished: still running, or its main process was lost "
+            f"(recover the records with `{merge_command(out_dir)}`)"
+        ],
+    }
+
+    def mark_unfinished() -> None:
+        """run.json as it stands mid-run; a failed write only loses the recovery aid."""
+        try:
+            _write_run_json(settings, model, t0, wall_start, stage_rows, 0.0, 0.0, unfinished)
+        except OSError as exc:
+            log.error("cannot write %s mid-run (%s)", out_dir / RUN_FILE, exc.strerror or exc)
+
     setup_cpu_s = 0.0
     main_cpu0 = process_cpu_s()
     try:
@@ -377,6 +411,7 @@ def run(settings: LoadSettings) -> LoadResult:
             num_workers,
             _iso(wall_start),
         )
+        mark_unfinished()
         for plan in plans:
             if runner.signal_name:
                 break
@@ -392,6 +427,7 @@ def run(settings: LoadSettings) -> LoadResult:
                 "end_ns": None,
             }
             stage_rows.append(row)
+            mark_unfinished()
             finished = runner.wait_for(lambda: runner.alive <= set(runner.stage_done))
             ends = list(runner.stage_done.values())
             row["end_ns"] = (max(ends) if finished and ends else time.monotonic_ns()) - t0
@@ -407,18 +443,68 @@ def run(settings: LoadSettings) -> LoadResult:
                 proc.kill()
             proc.join(timeout=5)
     client_cpu_s = sum(cpu for cpu, _ in runner.finished.values()) + (process_cpu_s() - main_cpu0)
-    rows = merge_parts(parts_dir, out_dir / "records.parquet")
-    parts_dir.rmdir()
-    _write_run_json(settings, model, t0, wall_start, stage_rows, client_cpu_s, setup_cpu_s)
-    table = pq.read_table(out_dir / "records.parquet")
+    lost_workers = [w for w in range(num_workers) if w not in runner.finished]
+    reasons = [f"interrupted by {runner.signal_name}"] if runner.signal_name else []
+    reasons += [
+        f"worker {w} exited (code {procs[w].exitcode}) without finishing: its unsent requests "
+        "and unflushed records are missing"
+        for w in lost_workers
+    ]
+    reasons += _keep_unwritten(runner.unwritten, parts_dir)
+    merge_error: BenchError | None = None
+    try:
+        rows = merge_parts(parts_dir, out_dir / RECORDS_FILE)
+        parts_dir.rmdir()
+    except BenchError as exc:  # a full disk: the parts stay for the merge command
+        merge_error, rows = exc, part_rows(parts_dir)
+        reasons.append(str(exc))
+    if rows != total and not reasons:  # the invariant itself: never a silent gap
+        reasons.append(f"{total - rows} scheduled requests have no record")
+    completeness = {
+        "complete": not reasons,
+        "scheduled_requests": total,
+        "recorded_requests": rows,
+        "missing_requests": total - rows,
+        "interrupted": runner.signal_name,
+        "lost_workers": lost_workers,
+        "incomplete_reasons": reasons,
+    }
+    try:
+        _write_run_json(
+            settings, model, t0, wall_start, stage_rows, client_cpu_s, setup_cpu_s, completeness
+        )
+    except OSError as exc:
+        raise BenchError(
+            f"cannot write {out_dir / RUN_FILE} ({exc.strerror or exc}); "
+            f"{rows} of {total} scheduled requests are recorded in {out_dir}"
+        ) from None
+    if merge_error is not None:
+        raise merge_error
+    table = pq.read_table(out_dir / RECORDS_FILE)
     summary = summarize(table, stage_rows, client_cpu_s)
     text = format_summary(summary)
-    dead = [w for w in range(num_workers) if w not in runner.finished]
-    if dead and not runner.signal_name:
-        raise BenchError(
-            f"worker(s) {dead} died mid-run; records.parquet keeps what they flushed ({rows} rows)"
-        )
-    return LoadResult(rows, summary.failed, runner.signal_name, text)
+    return LoadResult(rows, summary.failed, text, total, tuple(reasons))
+
+
+def _keep_unwritten(
+    unwritten: list[tuple[int, pa.Table, str | None]], parts_dir: Path
+) -> list[str]:
+    """Write the records workers could not (their file descriptors ran out, say) as parts.
+
+    Returns one reason per table that could not be written here either (a full disk).
+    """
+    reasons = []
+    for i, (worker, table, error) in enumerate(unwritten):
+        try:
+            write_part(table, parts_dir, worker, _HANDOVER_SEQ + i)
+        except (OSError, pa.ArrowException) as exc:
+            reasons.append(
+                f"{table.num_rows} records of worker {worker} could not be written ({error}; "
+                f"nor by the main process: {exc})"
+            )
+        else:
+            log.warning("wrote %d records worker %d could not (%s)", table.num_rows, worker, error)
+    return reasons
 
 
 def _iso(wall_ns: int) -> str:
@@ -444,7 +530,9 @@ def _write_run_json(
     stages: list[dict[str, Any]],
     client_cpu_s: float,
     setup_cpu_s: float,
+    completeness: dict[str, Any],
 ) -> None:
+    """run.json, atomically (steps/CONTRACTS.md); `completeness` says what the records hold."""
     config = settings.config
     doc = {
         "run_id": settings.run_id,
@@ -461,8 +549,14 @@ def _write_run_json(
         "config": redact_tree(config.model_dump(mode="json")),  # api.headers may hold a key
         "client_cpu_s": round(client_cpu_s, 4),
         "setup_cpu_s": round(setup_cpu_s, 4),
+        **completeness,
     }
-    path = settings.out_dir / "run.json"
+    write_run_file(settings.out_dir, doc)
+
+
+def write_run_file(out_dir: Path, doc: dict[str, Any]) -> None:
+    """Write `out_dir`/run.json atomically (temp name, then rename): never half a file."""
+    path = out_dir / RUN_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, path)

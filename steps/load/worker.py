@@ -5,12 +5,15 @@ t0; each request's HTTP bytes are encoded here, before "ready"), messages out ov
 (ready, progress, stage_done, finished). Sends go out at absolute deadlines
 `stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host shares.
 Records are written as Parquet part files about once a second, so a killed process loses at
-most the last second.
+most the last second. A part that cannot be written (EMFILE, ENOSPC, EIO) is held and retried
+on every flush, never dropped; what is still unwritten at the end is handed to the main process
+over the pipe with the error, so the run can keep it or say exactly how many records are lost.
 
 Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
     worker -> main  ("ready", warmup_errors) | ("progress", sent, done, errors, [ttft_ms...])
-                    | ("stage_done", index, end_ns) | ("finished", cpu_s, records)
+                    | ("stage_done", index, end_ns) | ("unwritten", table, error)
+                    | ("finished", cpu_s, records)
 SIGTERM stops the worker: in-flight requests are recorded as `cancelled`, parts are flushed.
 SIGINT is ignored: on Ctrl-C the main process decides and sends SIGTERM.
 """
@@ -27,11 +30,13 @@ import resource
 import signal
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from steps.load.client import RequestSpec, execute
 from steps.load.connection import ConnectError, ConnectionPool
@@ -114,7 +119,9 @@ class _Worker:
         self.buffer: RecordBuffer | None = None
         self.part_seq = 0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts")
-        self.records = 0
+        self.unwritten: list[pa.Table] = []  # taken from the buffer, not yet in a part file
+        self.write_error: str | None = None
+        self.records = 0  # records in part files written by this worker
         self.tokenizer: Any = None
         self.text_key = b'"content"' if spec.chat else b'"text"'
         self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
@@ -141,29 +148,54 @@ class _Worker:
         self.inbox.put_nowait(("stop",))
 
     # -- records --------------------------------------------------------------------------
-    def _take_part(self) -> Any:
-        if self.buffer is None or not len(self.buffer):
-            return None
-        self.records += len(self.buffer)
-        return self.buffer.take_table()
+    async def _flush(self) -> None:
+        """Write the buffer and every table held from failed writes, oldest first.
 
-    def _submit_write(self, table: Any) -> None:
-        """Queue a part for the writer thread; the sequence number is taken here, once."""
-        self.part_seq += 1
-        future = self.writer.submit(
-            write_part, table, Path(self.spec.parts_dir), self.spec.worker, self.part_seq
-        )
-        future.add_done_callback(_log_write_failure)
+        Parquet encoding runs in one writer thread (pyarrow drops the GIL), off the loop, and is
+        awaited: a table leaves `unwritten` only once its part file is in place. On a failure
+        the tables stay for the next flush (a full disk may be freed, file descriptors released).
+        """
+        if self.buffer is not None and len(self.buffer):
+            self.unwritten.append(self.buffer.take_table())
+        loop = asyncio.get_running_loop()
+        parts_dir = Path(self.spec.parts_dir)
+        while self.unwritten:
+            table = self.unwritten[0]
+            seq = self.part_seq + 1
+            try:
+                await loop.run_in_executor(
+                    self.writer, write_part, table, parts_dir, self.spec.worker, seq
+                )
+            except (OSError, pa.ArrowException) as exc:
+                error = f"cannot write a records part in {parts_dir} ({exc})"
+                if error != self.write_error:
+                    held = sum(t.num_rows for t in self.unwritten)
+                    log.error("worker %d: %s; holding %d records", self.spec.worker, error, held)
+                self.write_error = error
+                return
+            self.part_seq = seq
+            self.records += table.num_rows
+            self.unwritten.pop(0)
+            if self.write_error is not None:
+                log.warning("worker %d: records parts are written again", self.spec.worker)
+                self.write_error = None
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.spec.flush_interval_s)
-            table = self._take_part()
-            if table is not None:
-                # Parquet encoding runs in one writer thread (pyarrow drops the GIL), off the
-                # loop; a single thread keeps parts in order and never writes two at once.
-                self._submit_write(table)
+    async def _flush_loop(self, finish: asyncio.Event) -> None:
+        """Flush about every flush_interval_s until `finish` is set, then once more."""
+        while not finish.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finish.wait(), self.spec.flush_interval_s)
+            await self._flush()
             self._send_progress()
+
+    def _hand_over_unwritten(self) -> int:
+        """Send the tables no part file could take to the main process; returns their rows."""
+        rows = 0
+        for table in self.unwritten:
+            self.conn.send(("unwritten", table, self.write_error))
+            rows += table.num_rows
+        self.unwritten.clear()
+        return rows
 
     def _send_progress(self) -> None:
         self.conn.send(("progress", self.sent, self.done, self.errors, self.ttfts_ms))
@@ -311,6 +343,7 @@ class _Worker:
             gc.set_threshold(10_000, 20, 50)
             self.conn.send(("ready", warmup_errors))
             flusher: asyncio.Task[None] | None = None
+            finish = asyncio.Event()
             cpu_at_t0 = 0.0
             try:
                 while not self.stopping:
@@ -327,19 +360,21 @@ class _Worker:
                             wall_start,
                             secrets=_header_secrets(self.spec.headers),
                         )
-                        flusher = loop.create_task(self._flush_loop())
+                        flusher = loop.create_task(self._flush_loop(finish))
                     end = await self._run_stage(pool, stage, start)
                     if not self.stopping:
                         self.conn.send(("stage_done", stage, end))
             finally:
-                if flusher is not None:
-                    flusher.cancel()
-                table = self._take_part()
-                if table is not None:
-                    self._submit_write(table)
+                finish.set()
+                if flusher is not None:  # its failure (the pipe gone) must not skip the flush
+                    await asyncio.gather(flusher, return_exceptions=True)
+                pool.close()  # its sockets may be the file descriptors a part write lacked
+                await self._flush()
+                handed = self._hand_over_unwritten()
                 self.writer.shutdown(wait=True)
                 self._send_progress()
-                self.conn.send(("finished", process_cpu_s() - cpu_at_t0, self.records))
+                cpu_s = process_cpu_s() - cpu_at_t0
+                self.conn.send(("finished", cpu_s, self.records + handed))
         finally:
             pool.close()
 
@@ -349,12 +384,6 @@ def _header_secrets(headers: dict[str, str]) -> tuple[str, ...]:
     auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     token = auth.removeprefix("Bearer ").strip()
     return (token,) if token else ()
-
-
-def _log_write_failure(future: Future[Path]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("cannot write a records part: %s", exc)
 
 
 def process_cpu_s() -> float:

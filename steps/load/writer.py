@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.errors import BenchError
-from steps.records import RECORD_SCHEMA, out_of_range
+from steps.records import RECORD_SCHEMA, merge_command, out_of_range
 from steps.redact import redact_text
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "SCHEMA",
     "RecordBuffer",
     "merge_parts",
+    "part_rows",
     "prime_parquet",
     "write_part",
     "write_records",
@@ -241,6 +242,11 @@ def write_records(table: pa.Table, path: Path) -> None:
     )
 
 
+def part_rows(parts_dir: Path) -> int:
+    """How many records the complete part files in `parts_dir` hold (footers only)."""
+    return sum(pq.read_metadata(p).num_rows for p in parts_dir.glob(f"*{PART_SUFFIX}"))
+
+
 def merge_parts(parts_dir: Path, out_path: Path) -> int:
     """Merge every part into `out_path` (sorted by stage, request_index); returns the row count.
 
@@ -257,8 +263,15 @@ def merge_parts(parts_dir: Path, out_path: Path) -> int:
     if table.num_rows:
         table = table.sort_by([("stage", "ascending"), ("request_index", "ascending")])
     tmp = out_path.with_suffix(".tmp")
-    write_records(table, tmp)
-    os.replace(tmp, out_path)
+    try:
+        write_records(table, tmp)
+        os.replace(tmp, out_path)
+    except OSError as exc:  # a full disk: the parts stay, the half-written file goes
+        tmp.unlink(missing_ok=True)
+        raise BenchError(
+            f"cannot write {out_path} ({exc.strerror or exc}); the {table.num_rows} records "
+            f"stay in {parts_dir}: free space, then run `{merge_command(out_path.parent)}`"
+        ) from None
     for p in parts:
         p.unlink()
     unfinished = list(parts_dir.glob(f"*{_PART_TMP_SUFFIX}"))

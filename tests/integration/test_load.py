@@ -253,5 +253,15 @@ def test_load_sigterm_mid_run_leaves_readable_parquet_with_cancelled(
     assert statuses.count("ok") >= 1
     assert statuses.count("cancelled") >= 1
     assert set(statuses) <= {"ok", "cancelled"}
-    assert json.loads((out / "run.json").read_text())["stages"][0]["end_ns"] < 60e9
+    run = json.loads((out / "run.json").read_text())
+    assert run["stages"][0]["end_ns"] < 60e9
+    # The unsent share is not a row: run.json says how many are missing, and why.
+    assert (run["complete"], run["interrupted"], run["scheduled_requests"]) == (
+        False,
+        "SIGTERM",
+        600,
+    )
+    assert (run["recorded_requests"], run["missing_requests"]) == (len(rows), 600 - len(rows))
+    assert run["incomplete_reasons"] == ["interrupted by SIGTERM"]
+    assert f"load: incomplete run: {len(rows)} of 600 scheduled requests recorded" in text
     assert not (out / "records.parts").exists()
