@@ -26,11 +26,13 @@ class RunCheck:
 
 
 def _completeness(run: Mapping[str, Any]) -> str:
-    """'recorded R of S scheduled requests; <reason>' from the run section, for failure lines."""
+    """'recorded R of S scheduled requests (reasons)' from the run section, for failure lines."""
     recorded, scheduled = run.get("recorded_requests"), run.get("scheduled_requests")
     text = f"recorded {recorded} of {scheduled} scheduled requests"
-    reason = run.get("interrupted")
-    return f"{text} ({reason})" if reason else text
+    reasons = run.get("incomplete_reasons")
+    if isinstance(reasons, list) and reasons:
+        text += f" ({'; '.join(str(r) for r in reasons)})"
+    return text
 
 
 def _load_check(exit_code: str, complete: object, run: Mapping[str, Any]) -> RunCheck:

@@ -77,15 +77,19 @@ def test_incomplete_run_fails_even_within_sla(
         "scheduled_requests": 150,
         "recorded_requests": 40,
         "interrupted": "SIGTERM",
+        "incomplete_reasons": ["interrupted by SIGTERM"],
     }
     run = build_run(tmp_path, RUN, run_extra=incomplete)
     out = tmp_path / "out"
     assert _report(run, out, "--load-exit-code", "0", "--fail-on-breach") == 3
     line = _last_line(capsys)
-    assert "complete: recorded 40 of 150 scheduled requests (SIGTERM)" in line
+    assert "complete: recorded 40 of 150 scheduled requests (interrupted by SIGTERM)" in line
     report = (out / "report.md").read_text()
     assert "Verdict: FAIL" in report
-    assert "| complete | FAIL | recorded 40 of 150 scheduled requests (SIGTERM) |" in report
+    assert (
+        "| complete | FAIL | recorded 40 of 150 scheduled requests (interrupted by SIGTERM) |"
+        in report
+    )
 
 
 def test_error_rate_has_a_default_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
