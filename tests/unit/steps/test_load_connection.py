@@ -8,10 +8,11 @@ import pytest
 
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
-from tests.unit.steps.load_wire import Reply, ScriptedServer, run_with_server
+from tests.fixtures.hostile import Behaviour, HostileServer, raw, run_with_server
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 _CLOSE = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+_KEEP_OK = raw(_OK, keep_alive=True)
 
 
 class _Collect:
@@ -41,21 +42,23 @@ async def _request(pool: ConnectionPool) -> str:
 
 
 def test_pool_sequential_requests_reuse_one_connection() -> None:
-    async def body(server: ScriptedServer) -> list[str]:
+    async def body(server: HostileServer) -> list[str]:
         pool = ConnectionPool(server.url)
         results = [await _request(pool) for _ in range(3)]
         assert pool.idle == 1
         pool.close()
         return results
 
-    results, server = run_with_server([Reply([_OK])] * 3, body)
+    results, server = run_with_server([_KEEP_OK], body)
     assert results == ["end"] * 3
-    assert server.connections == 1
-    assert all(r.startswith(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:") for r in server.requests)
+    assert len(server.connections) == 1
+    assert len(server.requests) == 3
+    assert all((r.method, r.target) == ("GET", "/") for r in server.requests)
+    assert all(r.headers["host"] == server.url.removeprefix("http://") for r in server.requests)
 
 
 def test_pool_concurrent_requests_open_one_connection_each_then_reuse() -> None:
-    async def body(server: ScriptedServer) -> int:
+    async def body(server: HostileServer) -> int:
         pool = ConnectionPool(server.url)
         await asyncio.gather(*(_request(pool) for _ in range(4)))
         idle = pool.idle
@@ -63,14 +66,17 @@ def test_pool_concurrent_requests_open_one_connection_each_then_reuse() -> None:
         pool.close()
         return idle
 
-    idle, server = run_with_server([Reply([_OK], pause_s=0.05)] * 8, body)
+    slow_ok = raw(_OK[:20], _OK[20:], pause_s=0.05, keep_alive=True)
+    idle, server = run_with_server([slow_ok], body)
     assert idle == 4
-    assert server.connections == 4
+    assert len(server.connections) == 4
 
 
-@pytest.mark.parametrize("reply", [Reply([_CLOSE]), Reply([_OK], close=True)])
-def test_pool_closed_connection_not_reused(reply: Reply) -> None:
-    async def body(server: ScriptedServer) -> list[str]:
+@pytest.mark.parametrize(
+    "reply", [raw(_CLOSE, keep_alive=True), raw(_OK)], ids=["connection-close", "server-closes"]
+)
+def test_pool_closed_connection_not_reused(reply: Behaviour) -> None:
+    async def body(server: HostileServer) -> list[str]:
         pool = ConnectionPool(server.url)
         first = await _request(pool)
         await asyncio.sleep(0.05)  # the server's close (if any) arrives while idle
@@ -78,9 +84,9 @@ def test_pool_closed_connection_not_reused(reply: Reply) -> None:
         pool.close()
         return [first, second]
 
-    results, server = run_with_server([reply, Reply([_OK])], body)
+    results, server = run_with_server([reply, _KEEP_OK], body)
     assert results == ["end", "end"]
-    assert server.connections == 2
+    assert len(server.connections) == 2
 
 
 def test_pool_base_url_prefix_and_default_port() -> None:
