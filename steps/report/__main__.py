@@ -24,7 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
+from steps.cli import (
+    add_log_level_flag,
+    configure_logging,
+    make_parser,
+    read_input_text,
+    run_main,
+)
 from steps.errors import BenchError, BreachError, UsageError
 from steps.outputs import format_number, write_outputs
 from steps.records import resolve_records_path
@@ -62,6 +68,8 @@ from steps.report.upload import (
     S3History,
     S3Location,
     UploadError,
+    check_endpoint,
+    check_run_names,
     make_s3_client,
     run_key_prefix,
     upload_files,
@@ -145,6 +153,8 @@ def _run_identity(summary: Any) -> dict[str, str]:
         if not isinstance(value, str) or not value:
             raise UsageError(f"--summary: summary.json run.{key} is missing or not a string")
         identity[key] = value
+    # They become S3 keys and --history-dir paths: no '..', no absolute path, before any work.
+    check_run_names(identity["scenario"], identity["model"], identity["run_id"])
     return identity
 
 
@@ -199,13 +209,11 @@ def run(config: ReportConfig) -> ReportResult:
     records = [resolve_records_path(p) for p in config.records]
     from_file = {}
     if config.sla is not None:
-        try:
-            text = config.sla.read_text()
-        except OSError as exc:
-            raise UsageError(f"--sla: cannot read {config.sla} ({exc.strerror})") from None
+        text = read_input_text(config.sla, "--sla")
         from_file = parse_sla_yaml(text, f"--sla {config.sla}")
     thresholds = merge_thresholds(from_file, config.sla_flags)
     location = S3Location.parse(config.s3_uri) if config.s3_uri else None
+    endpoint_url = check_endpoint(config.s3_endpoint_url)
 
     # Env values are read only to scrub them; the run's config names further secret variables.
     secrets = _secret_values(read_run_config(records))
@@ -218,14 +226,18 @@ def run(config: ReportConfig) -> ReportResult:
     sla = evaluate_sla(thresholds, overall)
     history: RunHistory | None = None
     client: Any = None
+    client_error: UploadError | None = None  # raised after the local results are written
     key_prefix = ""
     if location is not None:
-        client = make_s3_client(config.s3_endpoint_url)
         base = run_key_prefix(location, identity["scenario"], identity["model"], None)
         key_prefix = run_key_prefix(
             location, identity["scenario"], identity["model"], identity["run_id"]
         )
-        history = S3History(client, location, base)
+        try:
+            client = make_s3_client(endpoint_url)
+            history = S3History(client, location, base)
+        except UploadError as exc:
+            client_error = exc
     elif config.history_dir is not None:
         history = LocalHistory(config.history_dir, identity["scenario"], identity["model"])
     regression = _regression(history, identity, overall, config.regression_tolerance)
@@ -262,6 +274,8 @@ def run(config: ReportConfig) -> ReportResult:
 
     if location is not None:
         try:
+            if client_error is not None:
+                raise client_error
             upload_files(client, location, key_prefix, bundle_files(config.out), config.out)
         except UploadError as exc:
             raise UploadError(f"{exc}; local results are complete in {config.out}") from None

@@ -11,25 +11,40 @@ profile); nothing here reads or logs a key. Retries: botocore's "standard" mode 
 backoff for connection errors, so an endpoint that restarts (a SeaweedFS/MinIO pod being
 rescheduled) gets seconds, not milliseconds, to come back. Nothing is retried for a missing bucket
 or rejected credentials: those need a human.
+
+Bounds: every request has a connect and a read timeout (an endpoint that accepts TCP and never
+answers kept the report silent for minutes), a read timeout is not retried on top of botocore's
+own attempts, and the previous-run lookup as a whole has a wall-clock deadline: a silent
+endpoint costs the regression comparison, never the report. Each wait is logged first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from steps.errors import BenchError, UsageError
+from steps.names import (
+    check_bucket_name,
+    check_endpoint_url,
+    check_model_name,
+    check_scenario_name,
+)
 
 __all__ = [
     "S3History",
     "S3Location",
     "UploadError",
+    "check_endpoint",
+    "check_run_names",
     "make_s3_client",
     "run_key_prefix",
     "upload_files",
@@ -41,6 +56,12 @@ T = TypeVar("T")
 
 #: botocore attempts per call (standard mode: throttling, 5xx, connection errors).
 BOTOCORE_MAX_ATTEMPTS = 3
+#: Seconds to open a TCP connection, then to wait for each read of an answer (botocore Config).
+#: 30 s of silence is no S3 server at work: even a large PUT is answered once its body is sent.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+#: Wall-clock bound of the whole previous-run lookup (a listing plus a few summary.json reads).
+HISTORY_DEADLINE_S = 60.0
 #: Our attempts per object for connection errors, with backoff 0.5 s, 1 s, 2 s between them.
 UPLOAD_ATTEMPTS = 4
 BACKOFF_BASE_S = 0.5
@@ -86,6 +107,10 @@ class S3Location:
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         if not bucket:
             raise UsageError(f"--s3-uri: no bucket in {uri!r}; expected s3://bucket[/prefix]")
+        try:
+            check_bucket_name(bucket)
+        except ValueError as exc:
+            raise UsageError(f"--s3-uri: {exc}") from None
         return cls(bucket, prefix.strip("/"))
 
     def uri(self, key: str) -> str:
@@ -93,21 +118,36 @@ class S3Location:
         return f"s3://{self.bucket}/{key}"
 
 
-def _check_segment(name: str, value: str) -> None:
-    parts = PurePosixPath(value).parts
-    if not value or value.startswith("/") or any(p in (".", "..") for p in parts):
-        raise UsageError(f"summary.json run.{name}: {value!r} cannot be used as an S3 key part")
+def check_endpoint(url: str | None) -> str | None:
+    """`--s3-endpoint-url`, checked before any work (botocore raises a traceback, and only once
+    the client is built, for a value that is not an http(s) URL)."""
+    if not url:
+        return None
+    try:
+        return check_endpoint_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--s3-endpoint-url: {exc}") from None
+
+
+def check_run_names(scenario: str, model: str, run_id: str) -> None:
+    """The names that become key segments and `--history-dir` paths (steps.names rules; a run
+    id has a scenario name's shape)."""
+    for key, value, check in (
+        ("scenario", scenario, check_scenario_name),
+        ("model", model, check_model_name),
+        ("run_id", run_id, check_scenario_name),
+    ):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise UsageError(f"summary.json run.{key}: {exc}") from None
 
 
 def run_key_prefix(location: S3Location, scenario: str, model: str, run_id: str | None) -> str:
     """`{prefix}/{scenario}/{model}/` (+ `{run_id}/` when given): where a run's files live."""
-    _check_segment("scenario", scenario)
-    _check_segment("model", model)
-    parts = [location.prefix, scenario.strip("/"), model.strip("/")]
+    check_run_names(scenario, model, run_id or "x")
+    parts = [location.prefix, scenario, model]
     if run_id is not None:
-        if "/" in run_id:
-            raise UsageError(f"summary.json run.run_id: {run_id!r} must not contain '/'")
-        _check_segment("run_id", run_id)
         parts.append(run_id)
     return "/".join(p for p in parts if p) + "/"
 
@@ -120,14 +160,20 @@ def make_s3_client(endpoint_url: str | None) -> Any:
     """
     import boto3.session
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
 
     config = Config(
         retries={"mode": "standard", "max_attempts": BOTOCORE_MAX_ATTEMPTS},
-        connect_timeout=5,
-        read_timeout=60,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
     )
-    session = boto3.session.Session()
-    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+    try:
+        session = boto3.session.Session()
+        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+    except (BotoCoreError, ValueError) as exc:  # region, endpoint, config files
+        raise UploadError(
+            f"cannot set up the S3 client for {endpoint_url or 'AWS'}: {exc}"
+        ) from None
 
 
 def _endpoint(client: Any) -> str:
@@ -175,10 +221,11 @@ def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    """Refused, reset or unreachable: worth waiting for a restarting endpoint. Not a read
+    timeout: botocore already waited READ_TIMEOUT_S on each of its attempts."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ReadTimeoutError
 
-    return isinstance(exc, BotoConnectionError | ReadTimeoutError)
+    return isinstance(exc, BotoConnectionError)
 
 
 def with_backoff(
@@ -211,9 +258,19 @@ def upload_files(
 ) -> list[str]:
     """Upload `files` (paths under `root`) to `key_prefix`; returns the keys written, in order."""
     keys = []
+    total = sum(path.stat().st_size for path in files)
+    log.info(
+        "uploading %d files (%.1f MB) to %s at %s; each request waits at most %g s for an answer",
+        len(files),
+        total / 1e6,
+        location.uri(key_prefix),
+        _endpoint(client),
+        READ_TIMEOUT_S,
+    )
     for path in files:
         key = key_prefix + path.relative_to(root).as_posix()
         content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        log.debug("uploading %s (%d bytes)", key, path.stat().st_size)
 
         def put(path: Path = path, key: str = key, content_type: str = content_type) -> None:
             with path.open("rb") as body:
@@ -228,38 +285,88 @@ def upload_files(
     return keys
 
 
+def _call_within(deadline: float, call: Callable[[], T]) -> tuple[bool, T | None]:
+    """`call()` in a daemon thread, given until `deadline` (monotonic): (True, result), or
+    (False, None) when it is not done by then. The thread is left to end by itself: botocore's
+    own timeouts bound it."""
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def target() -> None:
+        try:
+            box.put((True, call()))
+        except BaseException as exc:  # handed to the caller's thread
+            box.put((False, exc))
+
+    threading.Thread(target=target, name="s3-history", daemon=True).start()
+    try:
+        ok, value = box.get(timeout=max(deadline - time.monotonic(), 0.0))
+    except queue.Empty:
+        return False, None
+    if not ok:
+        raise value
+    return True, value
+
+
 class S3History:
     """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`).
 
     Only botocore's retries here, not `with_backoff`: a failed lookup is noted in the report and
-    the step goes on, and the upload that follows does the patient retrying.
+    the step goes on, and the upload that follows does the patient retrying. The lookup as a
+    whole ends HISTORY_DEADLINE_S after its first request, whatever the endpoint does.
     """
 
     def __init__(self, client: Any, location: S3Location, base_prefix: str) -> None:
         self._client = client
         self._location = location
         self._base = base_prefix
+        self._deadline: float | None = None
+
+    def _bounded(self, what: str, call: Callable[[], T]) -> T:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + HISTORY_DEADLINE_S
+            log.info(
+                "looking up previous runs under %s at %s (at most %g s)",
+                self._location.uri(self._base),
+                _endpoint(self._client),
+                HISTORY_DEADLINE_S,
+            )
+        log.debug("previous-run lookup: waiting for %s", what)
+        done, result = _call_within(self._deadline, call)
+        if not done:
+            raise UploadError(
+                f"previous-run lookup: no answer from {_endpoint(self._client)} within "
+                f"{HISTORY_DEADLINE_S:g} s (waiting for {what})"
+            )
+        return result  # type: ignore[return-value]
 
     def run_ids(self) -> list[str]:
         """Runs with a `{run_id}/summary.json` directly under the base prefix."""
-        ids = []
-        paginator = self._client.get_paginator("list_objects_v2")
-        with translate_s3_errors(self._client, self._location.bucket, "previous-run lookup"):
-            pages = paginator.paginate(Bucket=self._location.bucket, Prefix=self._base)
-            for page in pages:
-                for item in page.get("Contents", []):
-                    rest = str(item["Key"])[len(self._base) :]
-                    run_id, _, name = rest.partition("/")
-                    if name == "summary.json":
-                        ids.append(run_id)
-        return ids
+
+        def listing() -> list[str]:
+            ids = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            with translate_s3_errors(self._client, self._location.bucket, "previous-run lookup"):
+                pages = paginator.paginate(Bucket=self._location.bucket, Prefix=self._base)
+                for page in pages:
+                    for item in page.get("Contents", []):
+                        rest = str(item["Key"])[len(self._base) :]
+                        run_id, _, name = rest.partition("/")
+                        if name == "summary.json":
+                            ids.append(run_id)
+            return ids
+
+        return self._bounded(f"the listing of {self._location.uri(self._base)}", listing)
 
     def read_summary(self, run_id: str) -> Mapping[str, Any] | None:
         """The run's summary.json; None when it is not valid JSON."""
         key = f"{self._base}{run_id}/summary.json"
-        with translate_s3_errors(self._client, self._location.bucket, "read"):
-            response = self._client.get_object(Bucket=self._location.bucket, Key=key)
-            body = response["Body"].read()
+
+        def read() -> bytes:
+            with translate_s3_errors(self._client, self._location.bucket, "read"):
+                response = self._client.get_object(Bucket=self._location.bucket, Key=key)
+                return bytes(response["Body"].read())
+
+        body = self._bounded(self._location.uri(key), read)
         try:
             data = json.loads(body)
         except ValueError:

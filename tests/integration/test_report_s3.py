@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from steps.report import upload
 from steps.report.__main__ import main
 from steps.report.upload import S3Location, UploadError, make_s3_client, upload_files
 from tests.fixtures.report_runs import MODEL, build_run
@@ -250,3 +253,83 @@ def test_report_debug_log_shows_no_signed_request_or_session_token(
     assert session_token not in logs
     assert s3_env.access_key_id not in logs
     assert "AWS4-HMAC-SHA256" not in logs
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """An S3 endpoint that accepts TCP connections and never answers: a listening socket that
+    nobody serves (the kernel completes each handshake into the backlog)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.timeout(120)
+def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
+    s3_env: S3Server,
+    silent_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The bounds scaled down (30 s per read, 60 s for the lookup in production); the shape of
+    # the wait is the same: the lookup gives up at its deadline, the upload after botocore's
+    # attempts, and nothing is retried on top of a read timeout.
+    monkeypatch.setattr(upload, "READ_TIMEOUT_S", 1.0, raising=False)
+    monkeypatch.setattr(upload, "HISTORY_DEADLINE_S", 2.0, raising=False)
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    argv = ["--summary", str(run.summary_dir), "--records", str(run.records_dir),
+            "--out", str(out), "--s3-uri", f"s3://{s3_env.bucket}/x",
+            "--s3-endpoint-url", silent_endpoint]  # fmt: skip
+    start = time.monotonic()
+    assert main(argv) == 1
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("report: upload of ")
+    assert last.endswith(f"local results are complete in {out}")
+    assert f"looking up previous runs under s3://{s3_env.bucket}/x/baseline/{MODEL}/" in err
+    assert "uploading 1" in err and "each request waits at most 1 s for an answer" in err
+    note = f"Previous-run lookup failed (previous-run lookup: no answer from {silent_endpoint}"
+    assert note in (out / "report.md").read_text()
+    # 2 s lookup + 3 botocore attempts x 1 s + rendering; the old bounds took minutes.
+    assert elapsed < 30, f"report took {elapsed:.0f} s against a silent endpoint"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--s3-endpoint-url", "not a url"], "report: --s3-endpoint-url: S3 endpoint must be an"),
+        (["--s3-uri", "s3://Not_A_Bucket/x"], "report: --s3-uri: bucket 'Not_A_Bucket': S3 bucket"),
+    ],
+)
+def test_report_bad_s3_flags_exit_2_before_any_work(
+    tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path, RUN_1)
+    capsys.readouterr()  # the aggregate step's log
+    out = tmp_path / "out"
+    argv = ["--summary", str(run.summary_dir), "--records", str(run.records_dir), "--out",
+            str(out), "--s3-uri", "s3://bucket/x", *flags]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err, err
+    assert not out.exists()
+
+
+def test_report_s3_client_that_cannot_be_built_still_writes_the_local_report(
+    s3_env: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "not a region!")
+    run = build_run(tmp_path, RUN_1)
+    out = tmp_path / "out"
+    assert _report(s3_env, run, out, tmp_path.name) == 1
+    last = _last_line(capsys)
+    assert last.startswith("report: cannot set up the S3 client for ")
+    assert last.endswith(f"local results are complete in {out}")
+    assert (out / "report.html").is_file() and (out / "verdict.json").is_file()
