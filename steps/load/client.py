@@ -15,7 +15,7 @@ or drain_timeout -> timeout; status != 200 -> http_error (first bytes of the err
 `error`, a redirect's target too: it is never followed); malformed HTTP or SSE, an in-stream
 error event, a disconnect mid-response, a stream without `[DONE]`, a 200 that is not an event
 stream (compressed, or JSON from a server that ignored `stream`), negative `usage` counts, or
-a stream past its size limits (`_Limits`) -> protocol_error; run stopped -> cancelled. A
+a stream past its size limits (`stream_limits`) -> protocol_error; run stopped -> cancelled. A
 timeout, a cancel or a limit closes the connection at once: that is how the server learns to
 stop generating.
 """
