@@ -3,7 +3,7 @@
 Argo substitutes `{{name}}` tags by simple lookup and evaluates `{{=expr}}` tags, retry
 `expression`s and DAG `depends` with expr-lang (github.com/expr-lang/expr). The local runner needs
 the same results without Go, so this module implements a small, closed subset: literals (numbers,
-'strings', true/false), dotted variable names, `asInt()` / `asFloat()`, `+ -` (numbers) and `+`
+'strings', true/false), dotted variable names, `asInt()` / `asFloat()`, `* + -` (numbers) and `+`
 (string concatenation), comparisons, `! && ||`, parentheses and `cond ? a : b`. Anything else is
 refused with an `ExprError` naming the construct, never guessed.
 """
@@ -26,7 +26,7 @@ class ExprError(ValueError):
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+<>!?:(),]))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+*<>!?:(),]))"
 )
 _TAG_RE = re.compile(r"\{\{(.*?)\}\}")
 _FUNCTIONS: dict[str, Callable[[Value], Value]] = {}
@@ -145,16 +145,26 @@ class _Parser:
         return ordered[op]
 
     def _sum(self) -> Value:
-        value = self._unary()
+        value = self._product()
         while self._peek() in ("+", "-"):
             op = self._take().text
-            right = self._unary()
+            right = self._product()
             if isinstance(value, str) and isinstance(right, str) and op == "+":
                 value = value + right
             elif _is_number(value) and _is_number(right):
                 value = value + right if op == "+" else value - right  # type: ignore[operator]
             else:
                 raise ExprError(f"cannot apply {op} to {value!r} and {right!r} in {self.text!r}")
+        return value
+
+    def _product(self) -> Value:
+        value = self._unary()
+        while self._peek() == "*":
+            self._take()
+            right = self._unary()
+            if not (_is_number(value) and _is_number(right)):
+                raise ExprError(f"cannot multiply {value!r} by {right!r} in {self.text!r}")
+            value = value * right  # type: ignore[operator]
         return value
 
     def _unary(self) -> Value:

@@ -34,7 +34,7 @@ from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
 from steps.readiness.zones import K8sCheck
 from workflows.chart_values import ChartMapping, load_values, map_values
-from workflows.cron import build_cron
+from workflows.cron import build_cron, check_schedule
 from workflows.graph_lint import lint_run, lint_template
 from workflows.local_runner import RunnerEnv, default_lock_dir, run_template
 from workflows.options import TemplateOptions
@@ -57,6 +57,9 @@ __all__ = ["main"]
 
 PROG = "workflows.baseline"
 KINDS = ("template", "cron", "workflow", "rbac")
+#: What `--kind all` renders: objects `kubectl apply` and a GitOps sync can own. Never the
+#: generateName Workflow (apply refuses it; a sync would start a run each time).
+ALL_KINDS = ("template", "cron", "rbac")
 #: Rendered on request only, never by `--kind all`: a GPU-free target for a first in-cluster run.
 SIMULATOR_KIND = "simulator"
 DEFAULT_SCHEDULE = "0 3 * * *"
@@ -231,7 +234,7 @@ def _render(args: argparse.Namespace) -> int:
     }
     if args.kind == SIMULATOR_KIND:
         documents[SIMULATOR_KIND] = build_simulator_target(params, options)
-    kinds = KINDS if args.kind == "all" else (args.kind,)
+    kinds = ALL_KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
         text = yaml.safe_dump_all(documents[kind], sort_keys=False)
         if args.output_dir is None:
@@ -287,6 +290,8 @@ def _install(
     params, options = _resolve(args)
     options = _env_namespace(args, options, environ)
     options.require_published_images()
+    if args.cron:
+        check_schedule(args.cron)  # before anything is installed
     service = _service(args, options, environ, session)
     _install_template(params, options, service)
     if args.cron:

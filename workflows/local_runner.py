@@ -10,10 +10,18 @@ are read from their files, and artifacts are handed between tasks through a run 
 
 It supports exactly the subset the project's templates use and refuses anything else by name
 (`UnsupportedFeature`), so a manifest change that the local run cannot mirror fails loudly
-instead of running something different. Cluster-only fields (image, resources, affinity, service
-account, pod GC, TTL, artifact repository) are accepted and have no local effect. Independent
-tasks run one after another; retries, backoff, activeDeadlineSeconds, `depends` expressions and
-the workflow mutex (a file lock) behave as in Argo.
+instead of running something different. Independent tasks run one after another; retries with
+backoff and `backoff.maxDuration`, activeDeadlineSeconds, `depends` and `when` expressions,
+`{{tasks.X.exitCode}}`/`{{tasks.X.status}}`, optional artifacts, output-parameter defaults,
+the workflow phase from the DAG's leaves, and the workflow mutex (a file lock) behave as in
+Argo v4.0.5. A task argument or `when` that names a `tasks.*` value the run does not have is an
+error here: Argo would requeue that task until the workflow deadline.
+
+Fields a cluster acts on but this machine cannot (images, resources, affinity, security
+contexts, `podSpecPatch`, template `timeout`, which only bounds a Pending pod, service account,
+pod GC, TTL, artifact repository, Prometheus export of metrics) are accepted and have no local
+effect; `cluster_only_fields` names those a manifest uses, and `run_template` says so in one
+line before it starts, so a green local run is never mistaken for a cluster run.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "TaskResult",
     "UnsupportedFeature",
     "check_supported",
+    "cluster_only_fields",
     "default_lock_dir",
     "run_template",
 ]
@@ -67,7 +76,7 @@ class RunnerEnv:
 @dataclass(frozen=True)
 class TaskResult:
     name: str
-    phase: str  # Succeeded | Failed | Omitted
+    phase: str  # Succeeded | Failed | Skipped (`when` false) | Omitted (`depends` false)
     exit_code: int | None
     attempts: int
     outputs: dict[str, str] = field(default_factory=dict)
@@ -83,13 +92,14 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Supported subset: key -> nested spec (a dict), True (supported leaf) or None (cluster-only).
+# Supported subset: key -> nested spec (a dict), True (supported leaf) or None (accepted,
+# cluster-only: no local effect, reported by `cluster_only_fields`).
 
 _PARAM = {"name": True, "value": True, "default": True, "description": True, "enum": True}
 _SUBSET: dict[str, Any] = {
     "apiVersion": True,
     "kind": True,
-    "metadata": None,
+    "metadata": True,  # the object's own name and labels: nothing to run
     "spec": {
         "entrypoint": True,
         "arguments": {"parameters": _PARAM},
@@ -101,6 +111,7 @@ _SUBSET: dict[str, Any] = {
         "artifactRepositoryRef": None,
         "podMetadata": None,
         "securityContext": None,
+        "podSpecPatch": None,
         "templates": {
             "name": True,
             "inputs": {
@@ -108,7 +119,7 @@ _SUBSET: dict[str, Any] = {
                 "artifacts": {"name": True, "path": True, "optional": True},
             },
             "outputs": {
-                "parameters": {"name": True, "valueFrom": {"path": True}},
+                "parameters": {"name": True, "valueFrom": {"path": True, "default": True}},
                 "artifacts": {
                     "name": True,
                     "path": True,
@@ -135,9 +146,10 @@ _SUBSET: dict[str, Any] = {
                     "name": True,
                     "template": True,
                     "depends": True,
+                    "when": True,
                     "arguments": {
                         "parameters": {"name": True, "value": True},
-                        "artifacts": {"name": True, "from": True},
+                        "artifacts": {"name": True, "from": True, "optional": True},
                     },
                 }
             },
@@ -148,10 +160,12 @@ _SUBSET: dict[str, Any] = {
                 "backoff": {"duration": True, "factor": True, "maxDuration": True},
             },
             "activeDeadlineSeconds": True,
+            "timeout": None,
             "metrics": {
                 "prometheus": {
                     "name": True,
                     "help": True,
+                    "when": True,
                     "labels": {"key": True, "value": True},
                     "gauge": {"value": True, "realtime": True},
                 }
@@ -164,12 +178,24 @@ _SUBSET: dict[str, Any] = {
 }
 
 
-def _check(node: Any, spec: Any, where: str) -> None:
-    if spec is None or spec is True:
+#: What a cluster-only field means for a local run, where it is not obvious.
+_CLUSTER_ONLY_NOTES = {
+    "timeout": "timeout (no Pending phase here)",
+    "securityContext": "securityContext (steps run as this user)",
+    "metadata": "pod metadata",
+}
+
+
+def _check(node: Any, spec: Any, where: str, cluster_only: set[str] | None = None) -> None:
+    if spec is True:
+        return
+    if spec is None:
+        if cluster_only is not None:
+            cluster_only.add(where.rpartition(".")[2])
         return
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _check(item, spec, f"{where}[{i}]")
+            _check(item, spec, f"{where}[{i}]", cluster_only)
         return
     if not isinstance(node, dict):
         raise UnsupportedFeature(f"local runner: {where} is not a mapping")
@@ -179,7 +205,17 @@ def _check(node: Any, spec: Any, where: str) -> None:
                 f"local runner: '{key}' at {where or '(root)'} is not supported "
                 f"(supported there: {', '.join(sorted(spec))})"
             )
-        _check(value, spec[key], f"{where}.{key}" if where else key)
+        _check(value, spec[key], f"{where}.{key}" if where else key, cluster_only)
+
+
+def cluster_only_fields(manifest: Manifest) -> list[str]:
+    """The fields of `manifest` a cluster acts on and the local runner does not (sorted)."""
+    found: set[str] = set()
+    _check(manifest, _SUBSET, "", found)
+    fields = [_CLUSTER_ONLY_NOTES.get(name, name) for name in sorted(found)]
+    if any("metrics" in t for t in manifest["spec"].get("templates", [])):
+        fields.append("metrics export (gauges are computed here, never sent to Prometheus)")
+    return fields
 
 
 def check_supported(manifest: Manifest) -> None:
@@ -255,12 +291,14 @@ def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _effective_phases(tasks: list[dict[str, Any]], results: Mapping[str, TaskResult]) -> str:
-    """Workflow phase as Argo derives a DAG's: from the leaves, omitted tasks inheriting the
-    worst phase of their dependencies (so a failure handled by `depends` does not fail it)."""
+    """Workflow phase as Argo derives a DAG's (dag.go assessDAGPhase): from the leaves, a
+    Skipped or Omitted task inheriting the worst phase of its dependencies (neither counts as
+    completed), so a failure handled by `depends` does not fail the run, but a failed task
+    whose dependent was skipped by its `when` does."""
     effective: dict[str, str] = {}
     for task in _topological(tasks):
         own = results[task["name"]].phase
-        if own != "Omitted":
+        if own not in ("Omitted", "Skipped"):
             effective[task["name"]] = own
             continue
         parents = [effective[d] for d in depends_tasks(task.get("depends", ""))]
@@ -334,11 +372,37 @@ class _Run:
         self.deadline = float("inf")
 
     def global_scope(self) -> dict[str, str]:
+        """Workflow parameters and what finished tasks expose, as Argo's DAG scope: status
+        always, exitCode only for a task whose container ran, outputs it produced."""
         scope = {f"workflow.parameters.{k}": v for k, v in self.params.items()}
         for task, result in self.results.items():
+            scope[f"tasks.{task}.status"] = result.phase
+            if result.exit_code is not None:
+                scope[f"tasks.{task}.exitCode"] = str(result.exit_code)
             for name, value in result.outputs.items():
                 scope[f"tasks.{task}.outputs.parameters.{name}"] = value
         return scope
+
+    def resolve(self, task: str, text: str, scope: Mapping[str, str]) -> str:
+        """`substitute`, with a missing value named as the hang it would be on Argo."""
+        try:
+            return substitute(text, scope)
+        except ExprError as exc:
+            raise UsageError(
+                f"local runner: task '{task}': {exc}; Argo would requeue this task until the "
+                "workflow deadline"
+            ) from None
+
+    def skipped_by_when(self, task: dict[str, Any]) -> bool:
+        """Argo evaluates `when` (govaluate) after substituting the DAG scope."""
+        when = task.get("when")
+        if not when:
+            return False
+        resolved = self.resolve(task["name"], when, self.global_scope())
+        try:
+            return evaluate(resolved, {}) is not True
+        except ExprError as exc:
+            raise UsageError(f"local runner: task '{task['name']}' when {when!r}: {exc}") from None
 
     def store_artifact(self, task: str, name: str, source: Path) -> None:
         """Keep an output artifact as Argo's repository would: a file keeps its name."""
@@ -369,7 +433,7 @@ class _Run:
         scope = dict(outer)
         arguments = task.get("arguments", {})
         given = {
-            p["name"]: substitute(p.get("value", ""), outer)
+            p["name"]: self.resolve(name, p.get("value", ""), outer)
             for p in arguments.get("parameters", [])
         }
         for param in template.get("inputs", {}).get("parameters", []):
@@ -377,13 +441,16 @@ class _Run:
             if value is None:
                 raise UsageError(f"local runner: task '{name}' gets no input '{param['name']}'")
             scope[f"inputs.parameters.{param['name']}"] = value
-        sources = {a["name"]: a["from"] for a in arguments.get("artifacts", [])}
+        sources = {a["name"]: a for a in arguments.get("artifacts", [])}
         for artifact in template.get("inputs", {}).get("artifacts", []):
-            ref = sources.get(artifact["name"], "")
+            source = sources.get(artifact["name"], {})
+            ref = source.get("from", "")
             producer = ref.removeprefix("{{tasks.").removesuffix("}}").split(".outputs.artifacts.")
             stored = self.stored.get((producer[0], producer[-1]))
             if stored is None:
-                if artifact.get("optional"):
+                # Argo passes nothing for an optional argument it cannot resolve, and runs
+                # the step without an optional input.
+                if artifact.get("optional") and source.get("optional", True):
                     continue
                 raise UsageError(
                     f"local runner: task '{name}' input artifact '{artifact['name']}' from "
@@ -415,22 +482,35 @@ class _Run:
         step_deadline = (
             float(substitute(str(deadline_text), scope)) if deadline_text is not None else None
         )
+        if "timeout" in template:  # not enforced (no Pending here), but it must resolve
+            _duration_s(substitute(template["timeout"], scope))
 
         retry = template.get("retryStrategy")
         limit = int(retry.get("limit", 0)) if retry else 0
         backoff = (retry or {}).get("backoff", {})
         delay = _duration_s(backoff.get("duration", "0s"))
         factor = float(backoff.get("factor", 1))
+        # Argo: counted from the first attempt's start; no retry whose backoff would end
+        # past it, and retry attempts get only what is left of it as their deadline.
+        max_duration = _duration_s(substitute(backoff.get("maxDuration", "inf"), scope))
+        first_start = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            exit_code, message = self._attempt(name, argv, step_env, workdir, step_deadline)
+            left = max_duration - (time.monotonic() - first_start)
+            budget = left if attempt > 1 and left < (step_deadline or float("inf")) else None
+            exit_code, message = self._attempt(
+                name, argv, step_env, workdir, budget or step_deadline
+            )
             if exit_code == 0 or attempt > limit:
                 break
             if retry and "expression" in retry:
                 variables = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": "Failed"}
                 if not evaluate(retry["expression"], variables):
                     break
+            if time.monotonic() - first_start + delay > max_duration:
+                message += f"; no retry: backoff would exceed maxDuration ({max_duration:.0f} s)"
+                break
             self.env.echo(f"[{name}] exit {exit_code}; retry {attempt}/{limit} in {delay:.0f} s")
             time.sleep(delay)
             delay *= factor
@@ -440,6 +520,8 @@ class _Run:
             path = host(param["valueFrom"]["path"])
             if path.is_file():
                 values[param["name"]] = path.read_text()
+            elif "default" in param["valueFrom"]:
+                values[param["name"]] = param["valueFrom"]["default"]
             elif exit_code == 0:
                 exit_code, message = 1, f"output parameter file {path} was not written"
         for artifact in outputs.get("artifacts", []):
@@ -495,9 +577,12 @@ class _Run:
         with_outputs.update({f"outputs.parameters.{k}": v for k, v in values.items()})
         for metric in template.get("metrics", {}).get("prometheus", []):
             try:
+                when = metric.get("when")
+                if when and evaluate(substitute(when, with_outputs), {}) is not True:
+                    continue
                 value = float(substitute(metric["gauge"]["value"], with_outputs))
             except (ExprError, ValueError):
-                continue  # Argo drops a metric whose value is not a number, too.
+                continue  # Argo emits no value then either (it flags a MetricsError).
             self.metrics[metric["name"]] = value
 
 
@@ -520,6 +605,10 @@ def run_template(
 ) -> RunResult:
     """Execute the manifest's entrypoint DAG locally; steps' exit codes decide task phases."""
     check_supported(manifest)
+    env.echo(
+        "local runner: not emulated on this machine (a cluster run may differ): "
+        + ", ".join(cluster_only_fields(manifest))
+    )
     params = _workflow_params(manifest, arguments)
     run = _Run(manifest, params, run_dir, env)
     spec = manifest["spec"]
@@ -537,6 +626,10 @@ def run_template(
             if depends and not evaluate_depends(depends, phases):
                 run.results[name] = TaskResult(name, "Omitted", None, 0)
                 env.echo(f"[{name}] omitted (depends: {depends})")
+                continue
+            if run.skipped_by_when(task):
+                run.results[name] = TaskResult(name, "Skipped", None, 0)
+                env.echo(f"[{name}] skipped (when: {task['when']})")
                 continue
             env.echo(f"[{name}] started")
             started = time.monotonic()

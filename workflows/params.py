@@ -129,7 +129,11 @@ class BaselineParams(StrictModel):
         default=None, gt=0, description="e2e p99 limit (ms); empty = none"
     )
     sla_error_rate: float | None = Field(
-        default=None, ge=0, le=1, description="largest failed-request fraction; empty = none"
+        # As the report's own default: a nightly run with failed requests is not green.
+        default=0.01,
+        ge=0,
+        le=1,
+        description="largest failed-request fraction (default 0.01); empty = no limit",
     )
     sla_schedule_delay_p99_ms: float = Field(
         default=10,

@@ -8,8 +8,9 @@
 - It serves `model_name`, so readiness and the load step need no other change.
 - An init container (the tokenizer step's image) builds the Qwen tokenizer offline into an
   emptyDir, so the simulator counts prompt tokens exactly; no Hub access is needed.
-- It runs as the images' non-root user, with the same latency model as `make run` (TTFT 50 ms,
-  ITL 10 ms), and /health as its readiness probe.
+- It runs as the images' non-root user under the Pod Security Standards "restricted" profile
+  (workflows.pod_security, as every pod of the benchmark), with the same latency model as
+  `make run` (TTFT 50 ms, ITL 10 ms), and /health as its readiness probe.
 It is never part of `render --kind all`: a GitOps tree must not deploy a fake model server.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from steps.errors import UsageError
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.pod_security import container_security_context, pod_security_context
 
 __all__ = ["SIMULATOR_NAME", "SIMULATOR_PORT", "build_simulator_target"]
 
@@ -27,7 +29,6 @@ SIMULATOR_NAME = "llm-simulator"
 SIMULATOR_PORT = 8000
 _NAME_LABEL = "app.kubernetes.io/name"
 _TOKENIZER_DIR = "/tokenizer"
-_UID = 10001  # the images' `bench` user
 
 
 def _container(options: TemplateOptions, step: str, args: list[str]) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def _container(options: TemplateOptions, step: str, args: list[str]) -> dict[str
         "imagePullPolicy": options.image_pull_policy,
         "args": args,
         "volumeMounts": [{"name": "tokenizer", "mountPath": _TOKENIZER_DIR}],
+        "securityContext": container_security_context(),
     }
 
 
@@ -92,7 +94,7 @@ def build_simulator_target(
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": _UID},
+                    "securityContext": pod_security_context(),
                     "initContainers": [tokenizer],
                     "containers": [simulator],
                     "volumes": [{"name": "tokenizer", "emptyDir": {}}],

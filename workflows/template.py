@@ -7,11 +7,20 @@ dict goes to Argo (`install`, `submit`) and to the local runner (`run`), so the 
 exercises this manifest.
 
 Argo facts this relies on (Argo v4.0.5, the schema hera 7.1 is generated from):
-- DAG phase is taken from the leaf tasks, so a failed `load` whose failure `aggregate` depends on
-  explicitly (`load.Succeeded || load.Failed`) does not fail the workflow when report succeeds:
-  a run where some requests failed is still measured and reported (its error rate is judged).
-- Template-level `activeDeadlineSeconds` and container args accept `{{=expr}}` expression tags;
-  workflow-level `activeDeadlineSeconds` is a plain integer.
+- DAG phase is taken from the leaf tasks (dag.go assessDAGPhase), so a failed `load` whose
+  failure `aggregate` depends on explicitly (`load.Succeeded || load.Failed`) does not fail the
+  workflow when report succeeds: a run where some requests failed is still measured and
+  reported, and the report fails its verdict on the load's exit code and the error rate (exit 3
+  with fail_on_breach: the nightly run goes red). A load that wrote nothing fails aggregate
+  (optional inputs, one line), the report is omitted and inherits the failure: the run fails.
+- `{{tasks.load.exitCode}}` exists only once the load's main container has exited; a task whose
+  arguments or `when` name it is requeued until it does, i.e. forever for a load that never ran
+  (dag.go resolveDependencyReferences). Only the report reads it, and only after aggregate
+  succeeded on the load's records.
+- Template-level `activeDeadlineSeconds`, `timeout`, `retryStrategy.backoff.maxDuration` and
+  container args accept `{{=expr}}` expression tags (the template is substituted with its
+  inputs before use); workflow-level `activeDeadlineSeconds` is a plain integer. The limits
+  come from workflows.time_budget, the pod security settings from workflows.pod_security.
 - Required podAffinity without `namespaces` only matches pods in the workflow's own namespace
   (the benchmark chart's bug), so the load step names the target namespace.
 - Mutex names may contain `/` (the lock key is split in three at most), so the endpoint URL
@@ -30,7 +39,6 @@ from hera.workflows import (
     NoneArchiveStrategy,
     Parameter,
     Resources,
-    RetryStrategy,
     SecretEnv,
     Task,
     Workflow,
@@ -41,6 +49,12 @@ from hera.workflows import models as m
 from steps.readiness.zones import ZONE_LABEL, ZoneAffinity
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.pod_security import (
+    container_security_context,
+    executor_pod_spec_patch,
+    pod_security_context,
+)
+from workflows.time_budget import RETRY_LIMIT, TimeBudget
 
 __all__ = [
     "API_KEY_ENV",
@@ -72,6 +86,19 @@ READINESS_DEADLINE_MARGIN_S = 300
 TOKENIZER_DEADLINE_S = 1800
 AGGREGATE_DEADLINE_S = 1800
 REPORT_DEADLINE_S = 900
+#: Each step's limits (activeDeadlineSeconds, timeout, retry maxDuration) from its deadline.
+#: Retries only where safe: never the load (a second run benchmarks twice), nor aggregate (a
+#: pure function of its inputs: what failed once fails again).
+BUDGETS = {
+    "readiness": TimeBudget(
+        f"asInt(inputs.parameters.readiness_timeout) + {READINESS_DEADLINE_MARGIN_S}",
+        RETRY_LIMIT,
+    ),
+    "tokenizer": TimeBudget(str(TOKENIZER_DEADLINE_S), RETRY_LIMIT),
+    "load": TimeBudget(f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}"),
+    "aggregate": TimeBudget(str(AGGREGATE_DEADLINE_S)),
+    "report": TimeBudget(str(REPORT_DEADLINE_S), RETRY_LIMIT),
+}
 
 READINESS_INPUTS = (
     "base_url",
@@ -130,6 +157,8 @@ _METRIC_HELP = {
     "error_rate": "Fraction of requests that failed",
 }
 
+#: The report's input that carries the load step's exit code (`--load-exit-code`).
+LOAD_EXIT_CODE = "load_exit_code"
 #: Exit 2 is bad usage and 3 an SLA breach: retrying cannot change either.
 _RETRY_UNLESS_USAGE = "asInt(lastRetry.exitCode) != 2"
 _RETRY_STEP_FAILURE_ONLY = "asInt(lastRetry.exitCode) == 1"
@@ -147,17 +176,13 @@ def _flags(*names: str) -> list[str]:
     return args
 
 
-def _retry(expression: str) -> RetryStrategy:
-    return RetryStrategy(
-        limit="2",
-        retry_policy="Always",
-        expression=expression,
-        backoff=m.Backoff(duration="15s", factor=m.IntOrString("2"), max_duration="5m"),
+def _outputs_file(name: str, default: str | None = None) -> Parameter:
+    """An output parameter read from `outputs/<name>`; without `default` a missing file fails
+    the step."""
+    return Parameter(
+        name=name,
+        value_from=m.ValueFrom(path=f"{WORK_DIR}/{OUTPUTS_DIR}/{name}", default=default),
     )
-
-
-def _outputs_file(name: str) -> Parameter:
-    return Parameter(name=name, value_from=m.ValueFrom(path=f"{WORK_DIR}/{OUTPUTS_DIR}/{name}"))
 
 
 def _zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | None:
@@ -196,13 +221,22 @@ def workflow_arguments(params: BaselineParams) -> list[Parameter]:
     ]
 
 
-def _step(options: TemplateOptions, step: str, **kwargs: object) -> Container:
+def _step(
+    options: TemplateOptions, step: str, retry_when: str | None = None, **kwargs: object
+) -> Container:
+    """One step's container template with its time budget (BUDGETS) and the restricted
+    container securityContext; `retry_when` is the retry expression of a retried step."""
+    budget = BUDGETS[step]
     return Container(
         name=step,
         image=options.image(step),
         image_pull_policy=options.image_pull_policy,
         command=["python", "-m", f"steps.{step}"],
         working_dir=WORK_DIR,
+        security_context=m.SecurityContext(**container_security_context()),
+        active_deadline_seconds=budget.active_deadline_seconds(),
+        timeout=budget.timeout(),
+        retry_strategy=budget.retry_strategy(retry_when) if retry_when else None,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -262,7 +296,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             else None
         ),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/component": "benchmark"}),
-        security_context=m.PodSecurityContext(run_as_non_root=True),
+        security_context=m.PodSecurityContext(**pod_security_context()),
+        pod_spec_patch=executor_pod_spec_patch(),
         volumes=volumes,
     ) as template:
         readiness = _step(
@@ -284,11 +319,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             env=endpoint_env,
             volume_mounts=endpoint_mounts or None,
             outputs=[_outputs_file(n) for n in READINESS_OUTPUTS],
-            retry_strategy=_retry(_RETRY_UNLESS_USAGE),
-            active_deadline_seconds=(
-                "{{=asInt(inputs.parameters.readiness_timeout) + "
-                f"{READINESS_DEADLINE_MARGIN_S}" + "}}"
-            ),
+            retry_when=_RETRY_UNLESS_USAGE,
         )
         tokenizer = _step(
             options,
@@ -305,8 +336,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             ],
             # A directory: keep Argo's default tar.gz so every artifact repository can hold it.
             outputs=[Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer")],
-            retry_strategy=_retry(_RETRY_UNLESS_USAGE),
-            active_deadline_seconds=TOKENIZER_DEADLINE_S,
+            retry_when=_RETRY_UNLESS_USAGE,
         )
         load = _step(
             options,
@@ -340,27 +370,25 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             resources=Resources(
                 cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi"
             ),
-            # No retry: a second load run would benchmark twice and double the traffic.
-            active_deadline_seconds=(
-                f"{{{{=asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}" + "}}"
-            ),
         )
         aggregate = _step(
             options,
             "aggregate",
+            # Optional: a load that wrote nothing leaves aggregate to say so in one line
+            # (its records path is missing) rather than Argo's "Unable to resolve" error.
             inputs=[
-                Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
-                Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
+                Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
+                Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
             ],
             args=["--records", "load", "--out", "{{outputs.artifacts.summary.path}}"],
             outputs=[Artifact(name="summary", path=f"{WORK_DIR}/summary")],
-            active_deadline_seconds=AGGREGATE_DEADLINE_S,
         )
         report = _step(
             options,
             "report",
             inputs=[
                 *(Parameter(name=n) for n in REPORT_INPUTS),
+                Parameter(name=LOAD_EXIT_CODE),
                 Artifact(name="summary", path=f"{WORK_DIR}/summary"),
                 Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
                 Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
@@ -378,11 +406,15 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 *_flags("s3_endpoint_url", *SLA_KNOBS),
                 "{{=inputs.parameters.fail_on_breach == 'true' ? "
                 "'--fail-on-breach' : '--no-fail-on-breach'}}",
+                "--load-exit-code",
+                _inp(LOAD_EXIT_CODE),
                 "--outputs-dir",
                 OUTPUTS_DIR,
             ],
             outputs=[
-                *(_outputs_file(n) for n in REPORT_OUTPUTS),
+                # Default "": a report that failed before writing them still gives every
+                # metric's `when` a value to test (a missing one is a MetricsError).
+                *(_outputs_file(n, default="") for n in REPORT_OUTPUTS),
                 Artifact(
                     name="report-html",
                     path=f"{WORK_DIR}/report/report.html",
@@ -400,14 +432,17 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                     name=_METRIC_PREFIX + name,
                     help=_METRIC_HELP[name],
                     value="{{outputs.parameters." + name + "}}",
+                    # A statistic without data is "" (null): Argo would keep the gauge's
+                    # previous value and flag the run MetricsError, so emit nothing instead.
+                    # `when` is govaluate after substitution: quote the value.
+                    when="'{{outputs.parameters." + name + "}}' != ''",
                     realtime=False,
                     labels=[Label(key="model", value="{{workflow.parameters.model_name}}")],
                 )
                 for name in METRIC_PARAMETERS
             ],
             # Retried only on exit 1 (upload or step failure): never on bad input or a breach.
-            retry_strategy=_retry(_RETRY_STEP_FAILURE_ONLY),
-            active_deadline_seconds=REPORT_DEADLINE_S,
+            retry_when=_RETRY_STEP_FAILURE_ONLY,
         )
 
         with DAG(name=DAG_NAME):
@@ -423,18 +458,25 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 arguments=[*_pass_through(LOAD_INPUTS), t_tokenizer.get_artifact("tokenizer")],
             )
             # Load exits 1 when some requests failed but its records are complete: measure
-            # and report them anyway (a load that wrote nothing fails aggregate's inputs).
+            # and report them anyway. Not gated on `{{tasks.load.exitCode}}` (a `when`): a
+            # load that never ran (Pending past its timeout, a failed init container) has no
+            # exit code, and Argo requeues a task whose `when` names a missing variable
+            # forever (dag.go resolveDependencyReferences), holding the mutex until the
+            # workflow deadline. A load that wrote nothing fails aggregate in one line instead.
             t_aggregate = Task(
                 name="aggregate",
                 template=aggregate,
                 depends="load.Succeeded || load.Failed",
-                arguments=[t_load.get_artifact("records"), t_load.get_artifact("run")],
+                arguments=[_optional_from(t_load, "records"), _optional_from(t_load, "run")],
             )
+            # Report runs only after aggregate succeeded, i.e. on records the load's wait
+            # container saved after its main container exited: the exit code always exists.
             t_report = Task(
                 name="report",
                 template=report,
                 arguments=[
                     *_pass_through(REPORT_INPUTS),
+                    Parameter(name=LOAD_EXIT_CODE, value="{{tasks.load.exitCode}}"),
                     t_aggregate.get_artifact("summary"),
                     t_load.get_artifact("records"),
                     t_load.get_artifact("run"),
@@ -444,6 +486,13 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             t_tokenizer >> t_load
             t_aggregate >> t_report
     return template
+
+
+def _optional_from(task: Task, name: str) -> Artifact:
+    """`task`'s output artifact as an optional argument: absent when the task wrote none."""
+    return Artifact(
+        name=name, from_=f"{{{{tasks.{task.name}.outputs.artifacts.{name}}}}}", optional=True
+    )
 
 
 def _pass_through(names: tuple[str, ...]) -> list[Parameter]:

@@ -14,6 +14,7 @@ SCOPE = {"inputs.parameters.bucket": "b", "inputs.parameters.path": "p", "x.n": 
     [
         ("{{inputs.parameters.bucket}}/{{ inputs.parameters.path }}", "b/p"),
         ("{{=asInt(x.n) + 900}}", "1200"),
+        ("{{=3 * (asInt(x.n) + 600) + 45}}s", "2745s"),
         ("{{=inputs.parameters.bucket == '' ? '' : 's3://' + inputs.parameters.bucket}}", "s3://b"),
         ("{{=!(asFloat(x.n) > 10) || false}}", "false"),
         ("plain", "plain"),
@@ -29,7 +30,8 @@ def test_substitute_known_forms(text: str, expected: str) -> None:
         ("{{workflow.name}}", "unknown variable"),
         ("{{=sprig.upper('a')}}", "function 'sprig.upper' is not supported"),
         ("{{=asInt('a')}}", "not an integer"),
-        ("{{=x.n * 2}}", "unsupported syntax"),
+        ("{{=x.n % 2}}", "unsupported syntax"),
+        ("{{=x.n * 2}}", "cannot multiply"),
         ("{{=x.n + 1}}", "cannot apply"),
     ],
 )

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from steps.errors import UsageError
-from workflows.local_runner import RunnerEnv, UnsupportedFeature, check_supported, run_template
+from workflows.local_runner import (
+    RunnerEnv,
+    UnsupportedFeature,
+    check_supported,
+    cluster_only_fields,
+    run_template,
+)
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template
@@ -150,7 +156,10 @@ def test_run_template_unknown_parameter_is_usage_error(tmp_path: Path) -> None:
             lambda m: m["spec"]["templates"][-1]["dag"]["tasks"][0].update(withItems=[1]),
             "'withItems'",
         ),
-        (lambda m: m["spec"]["templates"][-1]["dag"]["tasks"][0].update(when="x"), "'when'"),
+        (
+            lambda m: m["spec"]["templates"][-1]["dag"]["tasks"][0].update(continueOn={}),
+            "'continueOn'",
+        ),
         (
             lambda m: m["spec"]["templates"][0]["outputs"]["artifacts"][0].update(
                 archive={"tar": {}}
@@ -178,3 +187,111 @@ def test_check_supported_refuses_feature_by_name(mutate: Any, name: str) -> None
 
 def test_check_supported_accepts_project_template() -> None:
     check_supported(build_template(BaselineParams(), TemplateOptions()).to_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# Argo behaviours the manifests rely on (v4.0.5: dag.go, operator.go)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "consumed", "phase"), [("1", True, "Succeeded"), ("2", False, "Failed")]
+)
+def test_when_gates_a_task_and_a_skipped_task_keeps_its_parents_failure(
+    exit_code: str, consumed: bool, phase: str, tmp_path: Path
+) -> None:
+    """`when` sees `{{tasks.X.exitCode}}`; a task it skips is not "completed", so it inherits
+    the failed parent's phase and the run fails (dag.go assessDAGPhase)."""
+    manifest = _pipeline(exit_code, "produce.Succeeded || produce.Failed")
+    manifest["spec"]["templates"][-1]["dag"]["tasks"][1]["when"] = "{{tasks.produce.exitCode}} < 2"
+    lines: list[str] = []
+    result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    assert result.tasks["consume"].phase == ("Succeeded" if consumed else "Skipped")
+    assert result.phase == phase
+
+
+def _reporter(depends: str, value: str) -> dict[str, Any]:
+    """The pipeline plus a task that prints `value` after `depends`."""
+    manifest = _pipeline("1", "produce")
+    report = _container(
+        "report", "import sys; print('seen', sys.argv[1])", inputs={"parameters": [{"name": "v"}]}
+    )
+    report["container"]["args"] = ["{{inputs.parameters.v}}"]
+    manifest["spec"]["templates"].insert(0, report)
+    manifest["spec"]["templates"][-1]["dag"]["tasks"].append(
+        {
+            "name": "report",
+            "template": "report",
+            "depends": depends,
+            "arguments": {"parameters": [{"name": "v", "value": value}]},
+        }
+    )
+    return manifest
+
+
+def test_task_exit_code_and_status_are_substituted(tmp_path: Path) -> None:
+    manifest = _reporter("produce.Failed", "{{tasks.produce.exitCode}}/{{tasks.produce.status}}")
+    lines: list[str] = []
+    run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    assert "[report] seen 1/Failed" in lines
+
+
+def test_missing_exit_code_is_refused_as_the_hang_it_is_on_argo(tmp_path: Path) -> None:
+    """consume was omitted (never ran): Argo has no exitCode for it and requeues forever."""
+    manifest = _reporter("consume.Omitted", "{{tasks.consume.exitCode}}")
+    with pytest.raises(UsageError, match=r"tasks\.consume\.exitCode.*requeue this task"):
+        run_template(manifest, {}, tmp_path / "run", _env(tmp_path, []))
+
+
+def test_max_duration_stops_retries_whose_backoff_would_end_past_it(tmp_path: Path) -> None:
+    manifest = _pipeline("1", "produce")
+    strategy = {
+        "limit": "5",
+        "retryPolicy": "Always",
+        "backoff": {"duration": "1s", "factor": "2", "maxDuration": "{{=1 + 1}}s"},
+    }
+    manifest["spec"]["templates"][0]["retryStrategy"] = strategy
+    lines: list[str] = []
+    result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    # Attempt 1 at ~0 s, its 1 s backoff fits in 2 s; attempt 2's 2 s backoff would not.
+    assert result.tasks["produce"].attempts == 2
+    assert "backoff would exceed maxDuration (2 s)" in result.tasks["produce"].message
+
+
+def test_output_parameter_default_and_metric_when(tmp_path: Path) -> None:
+    """A missing output file takes the parameter's default; a gauge whose `when` is false
+    is not emitted (the template's guard against empty values)."""
+    manifest = _pipeline("0", "produce")
+    produce = manifest["spec"]["templates"][0]
+    produce["outputs"]["parameters"] += [
+        {"name": "missing", "valueFrom": {"path": "/work/out/none", "default": ""}}
+    ]
+    produce["metrics"] = {
+        "prometheus": [
+            {
+                "name": f"m_{name}",
+                "help": "h",
+                "when": f"'{{{{outputs.parameters.{name}}}}}' != ''",
+                "gauge": {"value": f"{{{{outputs.parameters.{name}}}}}", "realtime": False},
+            }
+            for name in ("double", "missing")
+        ]
+    }
+    result = run_template(manifest, {"n": "4"}, tmp_path / "run", _env(tmp_path, []))
+    assert result.tasks["produce"].outputs == {"double": "8", "missing": ""}
+    assert result.metrics == {"m_double": 8.0}
+
+
+def test_run_says_first_what_it_does_not_emulate(tmp_path: Path) -> None:
+    manifest = _pipeline("0", "produce")
+    manifest["spec"]["templates"][0]["timeout"] = "{{=60 + 0}}s"
+    manifest["spec"]["podSpecPatch"] = "{}"
+    lines: list[str] = []
+    run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    assert lines[0].startswith("local runner: not emulated on this machine")
+    assert "timeout (no Pending phase here)" in lines[0] and "podSpecPatch" in lines[0]
+    project = cluster_only_fields(build_template(BaselineParams(), TemplateOptions()).to_dict())
+    for field in ("affinity", "image", "podSpecPatch", "resources", "serviceAccountName"):
+        assert field in project
+    assert any(f.startswith("timeout") for f in project)
+    assert any(f.startswith("securityContext") for f in project)
+    assert any(f.startswith("metrics export") for f in project)

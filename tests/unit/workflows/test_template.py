@@ -11,12 +11,16 @@ import pytest
 import yaml
 
 from steps.config import load_config
+from steps.report.sla import DEFAULT_ERROR_RATE
+from tests.unit.workflows.argo_pod import container_templates
 from tests.unit.workflows.argo_schema import schema_errors
+from workflows.argo_expr import evaluate, substitute
 from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template, build_workflow
+from workflows.time_budget import PENDING_ALLOWANCE_S
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "workflows"
 REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
@@ -157,6 +161,13 @@ def test_params_defaults_match_seed_config(seed_config_path: Path) -> None:
     assert (params.bucket, params.path) == (storage.bucket_name, storage.path)
 
 
+def test_error_rate_limit_defaults_to_the_reports_own() -> None:
+    """A nightly run with failed requests must not be green with the defaults (issue 11 item 5):
+    the parameter carries the report's default limit (params cannot import the report step)."""
+    declared = {p["name"]: p for p in _template()["spec"]["arguments"]["parameters"]}
+    assert declared["sla_error_rate"]["value"] == str(DEFAULT_ERROR_RATE) == "0.01"
+
+
 def test_template_every_knob_is_a_described_parameter() -> None:
     declared = _template()["spec"]["arguments"]["parameters"]
     assert [p["name"] for p in declared] == list(BaselineParams.model_fields)
@@ -201,10 +212,32 @@ def test_template_retries_only_readiness_tokenizer_report() -> None:
     assert retried == {"readiness", "tokenizer", "report"}
 
 
-def test_aggregate_runs_after_failed_load() -> None:
-    tasks = _task_template(_template(), "baseline")["dag"]["tasks"]
-    aggregate = next(t for t in tasks if t["name"] == "aggregate")
+def test_aggregate_runs_after_failed_load_without_exit_code_gate() -> None:
+    """Aggregate runs after load Succeeded or Failed (exit 1: records complete), and takes
+    the records as OPTIONAL: a load that wrote nothing leaves aggregate to fail in one line.
+    No `when` on `{{tasks.load.exitCode}}`: a load that never ran has no exit code, and Argo
+    requeues a task whose `when` names a missing variable until the workflow deadline."""
+    manifest = _template()
+    tasks = {t["name"]: t for t in _task_template(manifest, "baseline")["dag"]["tasks"]}
+    aggregate = tasks["aggregate"]
     assert aggregate["depends"] == "load.Succeeded || load.Failed"
+    assert "exitCode" not in str(aggregate)
+    assert all(a["optional"] for a in aggregate["arguments"]["artifacts"])
+    inputs = _task_template(manifest, "aggregate")["inputs"]["artifacts"]
+    assert all(a["optional"] for a in inputs)
+
+
+def test_report_gets_the_load_exit_code_only_after_load_ran() -> None:
+    manifest = _template()
+    tasks = {t["name"]: t for t in _task_template(manifest, "baseline")["dag"]["tasks"]}
+    given = {p["name"]: p["value"] for p in tasks["report"]["arguments"]["parameters"]}
+    assert given["load_exit_code"] == "{{tasks.load.exitCode}}"
+    args = _task_template(manifest, "report")["container"]["args"]
+    assert args[args.index("--load-exit-code") + 1] == "{{inputs.parameters.load_exit_code}}"
+    # Report runs only on aggregate's success, i.e. on records the load's main container
+    # wrote before it exited, so Argo has its exit code. No other task names one.
+    assert tasks["report"]["depends"] == "aggregate"
+    assert [n for n, t in tasks.items() if "exitCode" in str(t)] == ["report"]
 
 
 def test_template_cluster_settings_present() -> None:
@@ -224,6 +257,20 @@ def test_template_cluster_settings_present() -> None:
         "llm_baseline_itl_p99_ms",
         "llm_baseline_error_rate",
     }
+
+
+@pytest.mark.parametrize(("value", "emitted"), [("12.500", True), ("0.000", True), ("", False)])
+def test_gauge_skips_an_empty_value(value: str, emitted: bool) -> None:
+    """Argo keeps a gauge's previous value and flags MetricsError for an empty one; the metric's
+    `when` (govaluate over the substituted text) must skip it."""
+    report = _task_template(_template(), "report")
+    outputs = {p["name"]: p for p in report["outputs"]["parameters"]}
+    for metric in report["metrics"]["prometheus"]:
+        name = metric["gauge"]["value"].removeprefix("{{outputs.parameters.").removesuffix("}}")
+        # A report that failed before writing the file still yields "" for the `when`.
+        assert outputs[name]["valueFrom"]["default"] == ""
+        when = substitute(metric["when"], {f"outputs.parameters.{name}": value})
+        assert evaluate(when, {}) is emitted
 
 
 def test_template_secrets_by_name_only() -> None:
@@ -267,6 +314,14 @@ def test_artifact_repository_ref_configurable() -> None:
     assert "artifactRepositoryRef" not in _template()["spec"]
 
 
+def test_cron_labels_reach_the_workflows_it_starts() -> None:
+    spec = build_cron(BaselineParams(), TemplateOptions(), "0 3 * * *").to_dict()["spec"]
+    assert spec["workflowMetadata"]["labels"] == {"trigger": "cron"}
+    assert build_workflow(BaselineParams(), TemplateOptions()).to_dict()["metadata"]["labels"] == {
+        "trigger": "cli"
+    }
+
+
 def test_cron_passes_every_parameter_and_fails_on_breach() -> None:
     cron = build_cron(BaselineParams(), TemplateOptions(), "0 3 * * *", "Europe/Paris").to_dict()
     spec = cron["spec"]
@@ -276,3 +331,79 @@ def test_cron_passes_every_parameter_and_fails_on_breach() -> None:
     values = {p["name"]: p["value"] for p in spec["workflowSpec"]["arguments"]["parameters"]}
     assert values["fail_on_breach"] == "true"
     assert set(values) == set(BaselineParams.model_fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# Time limits: each measured as Argo v4.0.5 does (see workflows/time_budget.py)
+
+
+def _seconds(text: str | int, scope: dict[str, str]) -> float:
+    """A rendered limit (number, `{{=expr}}`, Go duration with s/m/h) in seconds."""
+    value = substitute(str(text), scope)
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
+
+
+_PARAMS = [
+    {"readiness_timeout": "600", "duration": "300"},
+    {"readiness_timeout": "30", "duration": "3600"},
+    {"readiness_timeout": "7200", "duration": "20"},
+]
+
+
+@pytest.mark.parametrize(
+    "values", _PARAMS, ids=lambda v: f"{v['readiness_timeout']}/{v['duration']}"
+)
+def test_retry_budget_lets_every_retry_happen(values: dict[str, str]) -> None:
+    """maxDuration counts from the first attempt's start: it must hold limit + 1 attempts (each
+    up to its Pending allowance and its activeDeadlineSeconds) and the backoffs between them,
+    or the retries the strategy promises never happen (5m under a 600 s readiness wait)."""
+    scope = {f"inputs.parameters.{k}": v for k, v in values.items()}
+    retried = [t for t in _template()["spec"]["templates"] if "retryStrategy" in t]
+    assert {t["name"] for t in retried} == {"readiness", "tokenizer", "report"}
+    for template in retried:
+        retry = template["retryStrategy"]
+        limit = int(retry["limit"])
+        backoff = retry["backoff"]
+        waits = sum(
+            _seconds(backoff["duration"], scope) * int(backoff["factor"]) ** n for n in range(limit)
+        )
+        attempt = _seconds(template["activeDeadlineSeconds"], scope) + PENDING_ALLOWANCE_S
+        assert limit >= 1
+        assert _seconds(backoff["maxDuration"], scope) >= (limit + 1) * attempt + waits, template[
+            "name"
+        ]
+
+
+@pytest.mark.parametrize(
+    "values", _PARAMS, ids=lambda v: f"{v['readiness_timeout']}/{v['duration']}"
+)
+def test_timeout_bounds_pending_on_every_step(values: dict[str, str]) -> None:
+    """Only the template `timeout` covers a Pending pod (an unschedulable load holding the
+    endpoint's mutex). It counts from the node's start, so it must exceed the step's
+    activeDeadlineSeconds by the Pending allowance, cover all attempts of a retried step (its
+    node is the retry node), and stay bounded."""
+    scope = {f"inputs.parameters.{k}": v for k, v in values.items()}
+    for template in _template()["spec"]["templates"]:
+        if "container" not in template:
+            assert "timeout" not in template  # Argo refuses timeout on a dag template
+            continue
+        name = template["name"]
+        timeout = substitute(template["timeout"], scope)
+        assert timeout[-1] == "s" and timeout[:-1].isdigit(), name  # Argo: not a bare number
+        deadline = _seconds(template["activeDeadlineSeconds"], scope)
+        retry = template.get("retryStrategy")
+        budget = _seconds(retry["backoff"]["maxDuration"], scope) if retry else None
+        expected = budget if budget is not None else deadline + PENDING_ALLOWANCE_S
+        assert _seconds(timeout, scope) == expected, name
+    assert 0 < PENDING_ALLOWANCE_S <= 1800
+
+
+def test_workflow_deadline_covers_the_worst_case_at_defaults() -> None:
+    """Every step using its whole budget one after another still ends before the workflow's
+    activeDeadlineSeconds, so no step is cut short by it at the default parameters."""
+    manifest = _template()
+    values = {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]}
+    scope = {f"inputs.parameters.{k}": v for k, v in values.items()}
+    worst = sum(_seconds(t["timeout"], scope) for t in container_templates(manifest))
+    assert worst <= manifest["spec"]["activeDeadlineSeconds"]
