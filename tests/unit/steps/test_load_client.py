@@ -169,6 +169,11 @@ def _execute_all(
     return buffer.take_table().to_pylist(), server
 
 
+#: How soon after the client gave up the server must have seen the close: far below the time
+#: the client's loop stays up afterwards, generous for a loaded 2-core machine.
+_CLOSE_SEEN_NS = 500_000_000
+
+
 def _drop_leftovers(server: HostileServer) -> None:
     """Stop the server from inside the client's loop: uvloop's close would hang on a
     connection the client left open (the bug these tests catch) instead of failing."""
@@ -285,13 +290,13 @@ def test_execute_timeout_closes_connection_at_once(
     hostile_server: Callable[..., HostileServer], behaviour: Behaviour
 ) -> None:
     # Closing is how the server learns to stop generating: it must happen at the timeout,
-    # not when the worker's loop ends (the loop stays up 1 s longer here).
+    # not when the worker's loop ends (the loop stays up 1.5 s longer here).
     server = hostile_server([behaviour])
-    row = _execute_hostile(server, timeout_s=0.3, hold_s=1.0)
+    row = _execute_hostile(server, timeout_s=0.3, hold_s=1.5)
     assert row["status"] == "timeout"
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
-    assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+    assert conn.client_closed_ns - row["end_ns"] < _CLOSE_SEEN_NS
 
 
 def test_execute_cancel_closes_connection_at_once(
@@ -308,7 +313,7 @@ def test_execute_cancel_closes_connection_at_once(
             await asyncio.sleep(0.2)
             task.cancel()
             await task
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.5)
         finally:
             _drop_leftovers(server)
 
@@ -317,7 +322,7 @@ def test_execute_cancel_closes_connection_at_once(
     assert row["status"] == "cancelled" and row["sent_ns"] is not None
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
-    assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+    assert conn.client_closed_ns - row["end_ns"] < _CLOSE_SEEN_NS
 
 
 # -- hostile servers: limits that hold, causes named -------------------------------------
@@ -345,13 +350,13 @@ def test_execute_response_past_its_limits_error_row_connection_closed(
     error_part: str,
 ) -> None:
     server = hostile_server([behaviour])
-    row = _execute_hostile(server, timeout_s=30.0, hold_s=0.2)
+    row = _execute_hostile(server, timeout_s=30.0, hold_s=0.6)
     assert (row["status"], row["http_status"]) == outcome
     assert error_part in row["error"]
     assert row["end_ns"] - row["sent_ns"] < 10e9  # the limit ended it, not the timeout
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
-    assert conn.client_closed_ns - row["end_ns"] < 200_000_000
+    assert conn.client_closed_ns - row["end_ns"] < _CLOSE_SEEN_NS
 
 
 @pytest.mark.parametrize(
