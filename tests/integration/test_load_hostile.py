@@ -55,9 +55,10 @@ def test_load_timed_out_stream_stops_on_the_server_at_the_timeout(
         served = truth[f"{run_json['run_id']}-0-{r['request_index']}"]
         assert served["fault"] == "client_closed"
         gave_up_wall_ns = run_json["wall_start_ns"] + r["end_ns"]
-        # At most the chunk already in flight (one 50 ms step) after the client gave up.
-        assert served["chunk_wall_ns"][-1] < gave_up_wall_ns + 150_000_000
-        assert len(served["chunk_wall_ns"]) <= 42
+        # A few 50 ms steps at most (the server notices the close at its next write, on a
+        # loaded machine maybe later); never the seconds until the load step exits.
+        assert served["chunk_wall_ns"][-1] < gave_up_wall_ns + 500_000_000
+        assert len(served["chunk_wall_ns"]) <= 50  # 2 s / 50 ms = 40, of 200
 
 
 def _serving(completions: Behaviour) -> Callable[[SeenRequest], Behaviour]:
