@@ -21,6 +21,7 @@ from steps.config import Config, config_from_dict, load_config
 from steps.errors import UsageError
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadSettings, new_run_id, run
+from steps.names import check_scenario_name
 
 __all__ = ["main"]
 
@@ -120,10 +121,25 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config_from_dict(data, "config with flag overrides")
 
 
+def _scenario_name(args: argparse.Namespace) -> str:
+    """The run's scenario name, checked before anything is read: it becomes an S3 key segment
+    and, without --config, names a packaged file (`--scenario ../..` loaded any YAML file)."""
+    if args.scenario is not None:
+        name, flag = args.scenario, "--scenario"
+    elif args.config is not None:
+        name, flag = args.config.stem, f"--config {args.config} (its file name names the scenario)"
+    else:
+        return "baseline"
+    try:
+        return check_scenario_name(name)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
 def _load_base_config(args: argparse.Namespace) -> tuple[Config, str]:
+    scenario = _scenario_name(args)
     if args.config is not None:
-        return load_config(args.config), args.scenario or args.config.stem
-    scenario = args.scenario or "baseline"
+        return load_config(args.config), scenario
     resource = resources.files("steps") / "scenarios" / f"{scenario}.yml"
     if not resource.is_file():
         raise UsageError(

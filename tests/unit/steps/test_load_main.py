@@ -19,6 +19,17 @@ from steps.load.__main__ import main
         (["--tokenizer-dir", "/nonexistent/tok"], "--tokenizer-dir /nonexistent/tok"),
         (["--run-id", "bad id"], "--run-id 'bad id'"),
         (["--config", "/nonexistent.yml"], "--config /nonexistent.yml: cannot read"),
+        (["--scenario", "../.."], "--scenario: scenario '../..': use letters"),
+        (
+            ["--scenario", "../../tests/data/seed_baseline_config"],  # a YAML file outside
+            "--scenario: scenario '../../tests/data/seed_baseline_config': use letters",
+        ),
+        (["--config", "/tmp/my run.yml"], "--config /tmp/my run.yml (its file name names the"),
+        (["--rate", "inf"], "load.stages[0].rate: Input should be a finite number"),
+        (["--duration", "1e12"], "load.stages[0].duration: Input should be less than or equal"),
+        (["--input-tokens", "10000000"], "data.input_distribution.max: Input should be less"),
+        (["--model-name", "../../etc"], "server.model_name: model name '../../etc' must be"),
+        (["--base-url", "http://h:8000/?key=SECRET-9"], "server.base_url: base_url must not"),
     ],
 )
 def test_main_bad_flag_exit_2_one_line(
@@ -28,7 +39,7 @@ def test_main_bad_flag_exit_2_one_line(
     err = capsys.readouterr().err
     assert code == 2
     assert needle in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "SECRET-9" not in err
 
 
 def test_main_api_key_env_unset_exit_2_names_variable(
