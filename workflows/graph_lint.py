@@ -4,7 +4,8 @@ Argo Server's lint (`workflow/validate`) catches these only on a cluster: a `dep
 task, an undeclared `{{workflow.parameters.X}}`, an artifact `from` pointing at an output nobody
 declares, a volume mount without a volume. The project rules are checked here too: the load pod
 carries the zone podAffinity WITH `namespaces` (the chart's bug), in the mode readiness is told
-(`--zone-affinity`: required, preferred with weight 100, or none), and is never retried.
+(`--zone-affinity`: required, preferred with weight 100, or none), and is never retried; every
+step has a template `timeout` (with a unit, as Argo's lint requires; never on a dag).
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ def _lint_container(template: dict[str, Any], volumes: set[str]) -> list[str]:
     for mount in template["container"].get("volumeMounts", []):
         if mount["name"] not in volumes:
             problems.append(f"{where}: volumeMount '{mount['name']}' has no volume")
+    timeout = str(template.get("timeout", "")).strip()
+    if not timeout:
+        problems.append(f"{where}: has no timeout (nothing else bounds a pod stuck Pending)")
+    elif timeout.isdigit():
+        problems.append(f"{where}: timeout {timeout!r} needs a unit, e.g. 's' (Argo refuses it)")
     return problems
 
 
@@ -162,6 +168,8 @@ def lint_template(manifest: dict[str, Any]) -> list[str]:
     for template in templates.values():
         if "dag" in template:
             problems += _lint_dag(template, templates)
+            if "timeout" in template:
+                problems.append(f"dag '{template['name']}': Argo refuses timeout on a dag")
         if "container" in template:
             problems += _lint_container(template, volumes | set(_names(template.get("volumes"))))
     if "load" in templates:

@@ -114,6 +114,18 @@ def _break_input(m: dict[str, Any]) -> None:
     _task_template(m, "report")["container"]["args"].append("{{inputs.parameters.nope}}")
 
 
+def _drop_timeout(m: dict[str, Any]) -> None:
+    del _task_template(m, "load")["timeout"]
+
+
+def _bare_timeout(m: dict[str, Any]) -> None:
+    _task_template(m, "aggregate")["timeout"] = "2400"
+
+
+def _dag_timeout(m: dict[str, Any]) -> None:
+    _task_template(m, "baseline")["timeout"] = "1h"
+
+
 @pytest.mark.parametrize(
     ("breaker", "expected"),
     [
@@ -126,6 +138,9 @@ def _break_input(m: dict[str, Any]) -> None:
         (_break_task_template, "template 'probe' does not exist"),
         (_break_retry, "must not be retried"),
         (_break_input, "inputs.parameters.nope"),
+        (_drop_timeout, "template 'load': has no timeout"),
+        (_bare_timeout, "timeout '2400' needs a unit"),
+        (_dag_timeout, "refuses timeout on a dag"),
     ],
 )
 def test_graph_lint_broken_manifest_reports_problem(breaker: Any, expected: str) -> None:
