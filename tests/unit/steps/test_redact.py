@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from steps.redact import REDACTED, redact_tree
+from steps.redact import REDACTED, redact_tree, redact_url
 
 
 def test_redact_tree_header_values_under_secret_names() -> None:
@@ -35,3 +35,13 @@ def test_redact_tree_header_values_under_secret_names() -> None:
         "x-api-key": REDACTED,
     }
     assert out["data"] == config["data"]
+
+
+def test_redact_url_keeps_where_drops_userinfo_query_fragment() -> None:
+    # A redirect's Location quoted in a record's error: where it points, never a token.
+    assert redact_url("https://u:pw@gw.example:8443/v1/completions?key=s3cr3t#t=1") == (
+        f"https://gw.example:8443/v1/completions?{REDACTED}"
+    )
+    assert redact_url("/v1/other") == "/v1/other"
+    assert redact_url("https://h/" + "a" * 500) == "https://h/" + "a" * 190
+    assert "hf_" not in redact_url("https://h/hf_abcdefghijklmnopqrstuvwxyz")
