@@ -86,6 +86,25 @@ def _echo(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _make_output_dir(path: Path, flag: str) -> None:
+    """Create an output directory, or refuse in one line: a file in the way, no permission."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError for a file, NotADirectoryError, PermissionError
+        raise UsageError(f"{flag} {path}: cannot use it as a directory ({exc.strerror})") from None
+
+
+def _write_output(path: Path, text: str, flag: str) -> None:
+    """Write one rendered file into the `flag` directory, or refuse in one line."""
+    _make_output_dir(path.parent, flag)
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UsageError(
+            f"{flag} {path.parent}: cannot write {path.name} ({exc.strerror})"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Arguments
 
@@ -240,8 +259,7 @@ def _render(args: argparse.Namespace) -> int:
         if args.output_dir is None:
             sys.stdout.write(text if len(kinds) == 1 else "---\n" + text)
         else:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
-            (args.output_dir / f"{kind}.yaml").write_text(text)
+            _write_output(args.output_dir / f"{kind}.yaml", text, "-o")
             _echo(f"wrote {args.output_dir / f'{kind}.yaml'}")
     return 0
 
@@ -451,7 +469,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if "bucket" in extra:
         _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
     out = args.out or Path("results") / _run_id()
-    out.mkdir(parents=True, exist_ok=True)
+    _make_output_dir(out, "--out")
     simulator: subprocess.Popen[bytes] | None = None
     try:
         if use_simulator:
