@@ -490,9 +490,11 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     report = result.tasks.get("report")
     _print_verdict(result.phase, report.outputs if report else {})
     print(f"results: {out}")
-    failed = [t for t in result.tasks.values() if t.phase == "Failed" and t.name != "load"]
     if report is not None and report.exit_code is not None:
         return report.exit_code
+    # No verdict: every failed task in DAG order, the load's own failure first (the real cause
+    # when it wrote nothing and aggregate failed on the missing records).
+    failed = [t for t in result.tasks.values() if t.phase == "Failed"]
     detail = "; ".join(f"{t.name}: {t.message or 'failed'}" for t in failed) or "no report"
     raise BenchError(f"run: the DAG did not reach a verdict ({detail})")
 
