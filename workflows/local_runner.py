@@ -498,10 +498,8 @@ class _Run:
         while True:
             attempt += 1
             left = max_duration - (time.monotonic() - first_start)
-            budget = left if attempt > 1 and left < (step_deadline or float("inf")) else None
-            exit_code, message = self._attempt(
-                name, argv, step_env, workdir, budget or step_deadline
-            )
+            deadline = step_deadline if attempt == 1 else min(step_deadline or left, left)
+            exit_code, message = self._attempt(name, argv, step_env, workdir, deadline)
             if exit_code == 0 or attempt > limit:
                 break
             if retry and "expression" in retry:
