@@ -47,9 +47,9 @@ def _seconds(expression: str, unit: str = "") -> str:
 
 @dataclass(frozen=True)
 class TimeBudget:
-    """`deadline`: one attempt's run time in seconds, an expr-lang expression over the
-    template's inputs (e.g. `asInt(inputs.parameters.duration) + 900`); `retries`: how many
-    retries the step gets (0 = none)."""
+    """`deadline`: one attempt's run time in seconds, an expr-lang sum over the template's
+    inputs (e.g. `asInt(inputs.parameters.duration) + 900`); `retries`: how many retries the
+    step gets (0 = none)."""
 
     deadline: str
     retries: int = 0
@@ -59,7 +59,7 @@ class TimeBudget:
         return int(text) if text.isdigit() else text
 
     def _attempt(self) -> str:
-        return f"({self.deadline}) + {PENDING_ALLOWANCE_S}"
+        return f"{self.deadline} + {PENDING_ALLOWANCE_S}"  # `deadline` is a sum: no parentheses
 
     def _backoffs_s(self) -> int:
         """Argo waits BACKOFF_S * FACTOR^(n-1) before retry n."""
