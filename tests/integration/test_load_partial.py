@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,25 @@ from steps.aggregate.__main__ import main as aggregate_main
 from steps.load.__main__ import main as load_main
 from steps.records import PARTS_DIR
 from steps.report.__main__ import main as report_main
+from tests.fixtures.hostile import HostileServer, drip
 from tests.fixtures.simulator import ROOT
 
 StartSimulator = Any
 
 
 def _start_load(
-    out: Path, base_url: str, tokenizer_dir: Path, *flags: str, limit_file_size: int = 0
+    out: Path,
+    base_url: str,
+    tokenizer_dir: Path,
+    *flags: str,
+    limit_file_size: int = 0,
+    limit_open_files: int = 0,
 ) -> subprocess.Popen[bytes]:
-    def limit() -> None:  # runs in the child; spawned workers inherit the limit
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+    def limit() -> None:  # runs in the child; spawned workers inherit the limits
+        if limit_file_size:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+        if limit_open_files:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit_open_files, limit_open_files))
 
     return subprocess.Popen(
         [
@@ -43,7 +53,7 @@ def _start_load(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-        preexec_fn=limit if limit_file_size else None,
+        preexec_fn=limit if limit_file_size or limit_open_files else None,
     )  # fmt: skip
 
 
@@ -180,3 +190,27 @@ def test_records_file_too_large_keeps_parts_and_run_json_one_line(
     assert load_main(["merge", "--out", str(out)]) == 0
     assert pq.read_metadata(out / "records.parquet").num_rows == 100
     _verdict_fails(tmp_path, out, "1")
+
+
+def test_too_many_open_files_holds_records_until_they_can_be_written(
+    hostile_server: Callable[[Any], HostileServer], qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    """The issue's repro: few file descriptors, a server dripping a byte a second, 20 requests a
+    second timing out after 1 s. Sockets take the descriptors a part file needs (EMFILE); the
+    records wait in the worker and are written once sockets close: all 100 are rows."""
+    server = hostile_server([drip(b"HTTP/1.1 200 OK\r\n" * 100, 1.0)])
+    out = tmp_path / "load"
+    proc = _start_load(
+        out, server.url, qwen_tokenizer_dir,
+        "--rate", "20", "--duration", "5", "--num-workers", "1", "--request-timeout", "1",
+        "--output-tokens", "4", "--warmup-requests", "0",
+        limit_open_files=28,
+    )  # fmt: skip
+    stderr = _finish(proc)
+    assert proc.returncode == 1, stderr
+    assert "Too many open files" in stderr, "the limit did not provoke EMFILE on a part write"
+    assert "Traceback" not in stderr
+    run = json.loads((out / "run.json").read_text())
+    assert pq.read_metadata(out / "records.parquet").num_rows == 100
+    assert (run["complete"], run["recorded_requests"], run["missing_requests"]) == (True, 100, 0)
+    assert stderr.strip().splitlines()[-1] == "load: 100 of 100 requests failed"
