@@ -411,7 +411,6 @@ def run(settings: LoadSettings) -> LoadResult:
             num_workers,
             _iso(wall_start),
         )
-        mark_unfinished()
         for plan in plans:
             if runner.signal_name:
                 break
@@ -427,7 +426,7 @@ def run(settings: LoadSettings) -> LoadResult:
                 "end_ns": None,
             }
             stage_rows.append(row)
-            mark_unfinished()
+            mark_unfinished()  # after the broadcast: never delays a stage's start
             finished = runner.wait_for(lambda: runner.alive <= set(runner.stage_done))
             ends = list(runner.stage_done.values())
             row["end_ns"] = (max(ends) if finished and ends else time.monotonic_ns()) - t0
