@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.unit.workflows.argo_pod import argo_pod_spec, container_templates
-from tests.unit.workflows.dockerfile_targets import dockerfile_targets
+from tests.unit.workflows.dockerfile_targets import REPO, dockerfile_targets
 from tests.unit.workflows.pss_restricted import pss_restricted_violations
 from tests.unit.workflows.rendered import rendered_objects
 from workflows.options import STEPS, TemplateOptions
@@ -143,8 +143,11 @@ def test_run_as_user_is_set_wherever_run_as_non_root_is(tmp_path: Path) -> None:
         assert sc.get("fsGroup") == RUN_AS_ID, path
 
 
-def test_run_as_id_is_the_images_user() -> None:
-    """/work belongs to this user in every image (images/Dockerfile)."""
+def test_run_as_id_is_the_images_user_and_group() -> None:
+    """/work belongs to this user and group in every image (images/Dockerfile)."""
     for step, target in dockerfile_targets().items():
         if step != "base":
             assert target["user"] == str(RUN_AS_ID), step
+    dockerfile = (REPO / "images" / "Dockerfile").read_text()
+    assert f"groupadd --gid {RUN_AS_ID} bench" in dockerfile
+    assert f"useradd --uid {RUN_AS_ID} --gid {RUN_AS_ID}" in dockerfile
