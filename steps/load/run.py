@@ -312,7 +312,7 @@ def run(settings: LoadSettings) -> LoadResult:
     if stale is not None:  # they would be merged into this run's records.parquet
         raise UsageError(
             f"--out {out_dir}: {parts_dir.name}/ still holds {stale.name} from an interrupted "
-            "run; move that directory away or use another --out"
+            f"run; recover it with `{merge_command(out_dir)}`, or use another --out"
         )
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
     headers.update(config.api.headers or {})
