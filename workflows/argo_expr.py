@@ -14,7 +14,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["ExprError", "depends_tasks", "evaluate", "evaluate_depends", "substitute", "tags"]
+__all__ = [
+    "ExprError",
+    "depends_results",
+    "depends_tasks",
+    "evaluate",
+    "evaluate_depends",
+    "substitute",
+    "tags",
+]
 
 Value = int | float | str | bool
 
@@ -251,16 +259,21 @@ def substitute(text: str, variables: Mapping[str, str]) -> str:
 _RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned")
 
 
-def depends_tasks(depends: str) -> set[str]:
-    """The task names a `depends` expression refers to."""
-    names = set()
+def depends_results(depends: str) -> dict[str, set[str]]:
+    """Task name -> the results a `depends` expression names for it ("" = the bare name)."""
+    named: dict[str, set[str]] = {}
     for token in _tokenize(depends):
         if token.kind == "name":
             task, _, result = token.text.partition(".")
             if result and result not in _RESULTS:
                 raise ExprError(f"depends: unsupported task result '.{result}' in {depends!r}")
-            names.add(task)
-    return names
+            named.setdefault(task, set()).add(result)
+    return named
+
+
+def depends_tasks(depends: str) -> set[str]:
+    """The task names a `depends` expression refers to."""
+    return set(depends_results(depends))
 
 
 def evaluate_depends(depends: str, phases: Mapping[str, str]) -> bool:

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from workflows.argo_expr import ExprError, depends_tasks
+from workflows.argo_expr import ExprError, depends_results, depends_tasks
 
 __all__ = ["lint_run", "lint_template"]
 
@@ -22,6 +22,7 @@ _WF_PARAM_RE = re.compile(r"workflow\.parameters\.([A-Za-z0-9_-]+)")
 _TEMPLATE_VAR_RE = re.compile(r"(inputs|outputs)\.(parameters|artifacts)\.([A-Za-z0-9_-]+)")
 _FROM_RE = re.compile(r"^\{\{tasks\.([A-Za-z0-9_-]+)\.outputs\.artifacts\.([A-Za-z0-9_-]+)\}\}$")
 _ZONE_KEY = "topology.kubernetes.io/zone"
+_EXIT_CODE_RE = re.compile(r"tasks\.([A-Za-z0-9_-]+)\.exitCode")
 
 
 def _names(items: list[dict[str, Any]] | None) -> list[str]:
@@ -51,6 +52,7 @@ def _lint_dag(template: dict[str, Any], templates: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: {exc}")
             deps = set()
         problems += [f"{where}: depends names unknown task '{d}'" for d in deps - set(by_name)]
+        problems += _lint_exit_codes(task, where)
         arguments = task.get("arguments", {})
         given_params = set(_names(arguments.get("parameters")))
         for param in target.get("inputs", {}).get("parameters", []):
@@ -87,6 +89,24 @@ def _lint_dag(template: dict[str, Any], templates: dict[str, Any]) -> list[str]:
             elif producer not in _ancestors(task["name"], by_name):
                 problems.append(f"{where}: artifact '{name}' from '{producer}', not an ancestor")
     return problems
+
+
+def _lint_exit_codes(task: dict[str, Any], where: str) -> list[str]:
+    """`{{tasks.X.exitCode}}` exists only once X's container has exited. A task that may run
+    right after X failed, was skipped or omitted (its `depends` admits more than
+    `X.Succeeded`) and names it in `when` or its arguments is requeued by Argo until the
+    workflow deadline when X never ran (dag.go resolveDependencyReferences)."""
+    used = set(_EXIT_CODE_RE.findall(json.dumps([task.get("when"), task.get("arguments")])))
+    try:
+        admitted = depends_results(task.get("depends", ""))
+    except ExprError:
+        return []  # reported with the depends check
+    return [
+        f"{where}: uses tasks.{name}.exitCode but may run when '{name}' never ran (depends "
+        f"admits more than {name}.Succeeded): Argo would requeue it until the deadline"
+        for name in sorted(used)
+        if admitted.get(name, {"Succeeded"}) != {"Succeeded"}
+    ]
 
 
 def _ancestors(name: str, by_name: dict[str, dict[str, Any]]) -> set[str]:

@@ -126,6 +126,11 @@ def _dag_timeout(m: dict[str, Any]) -> None:
     _task_template(m, "baseline")["timeout"] = "1h"
 
 
+def _gate_on_exit_code(m: dict[str, Any]) -> None:
+    """The `when` gate on aggregate that would hang a run whose load never started."""
+    _task_template(m, "baseline")["dag"]["tasks"][3]["when"] = "{{tasks.load.exitCode}} < 2"
+
+
 @pytest.mark.parametrize(
     ("breaker", "expected"),
     [
@@ -141,6 +146,7 @@ def _dag_timeout(m: dict[str, Any]) -> None:
         (_drop_timeout, "template 'load': has no timeout"),
         (_bare_timeout, "timeout '2400' needs a unit"),
         (_dag_timeout, "refuses timeout on a dag"),
+        (_gate_on_exit_code, "task 'aggregate': uses tasks.load.exitCode but may run when"),
     ],
 )
 def test_graph_lint_broken_manifest_reports_problem(breaker: Any, expected: str) -> None:
