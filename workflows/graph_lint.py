@@ -5,7 +5,9 @@ task, an undeclared `{{workflow.parameters.X}}`, an artifact `from` pointing at 
 declares, a volume mount without a volume. The project rules are checked here too: the load pod
 carries the zone podAffinity WITH `namespaces` (the chart's bug), in the mode readiness is told
 (`--zone-affinity`: required, preferred with weight 100, or none), and is never retried; every
-step has a template `timeout` (with a unit, as Argo's lint requires; never on a dag).
+step has a template `timeout` (with a unit, as Argo's lint requires; never on a dag). One check
+is about a runtime trap no lint of Argo's catches: a task naming `{{tasks.X.exitCode}}` that
+may run when X never ran.
 """
 
 from __future__ import annotations
