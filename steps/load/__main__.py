@@ -1,4 +1,5 @@
-"""CLI of the load step: `python -m steps.load --out DIR [--config FILE] [overrides...]`.
+"""CLI of the load step: `python -m steps.load --out DIR [--config FILE] [overrides...]`;
+`python -m steps.load merge --out DIR` recovers the records of a run whose process was lost.
 
 The config is inference-perf's config.yml (default: the packaged baseline scenario); flags
 override it, one name per knob (flag `--base-url` = Argo parameter `base_url`). An empty
