@@ -13,6 +13,7 @@ table costs no per-chunk Python objects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from array import array
@@ -213,8 +214,13 @@ def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
     name = f"w{worker:03d}-{seq:06d}"
     path = parts_dir / f"{name}{PART_SUFFIX}"
     tmp = parts_dir / f"{name}{_PART_TMP_SUFFIX}"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except (OSError, pa.ArrowException):
+        with contextlib.suppress(OSError):  # the caller keeps the records and tries again
+            tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
