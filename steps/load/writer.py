@@ -13,7 +13,6 @@ table costs no per-chunk Python objects.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from array import array
@@ -214,13 +213,8 @@ def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
     name = f"w{worker:03d}-{seq:06d}"
     path = parts_dir / f"{name}{PART_SUFFIX}"
     tmp = parts_dir / f"{name}{_PART_TMP_SUFFIX}"
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except (OSError, pa.ArrowException):
-        with contextlib.suppress(OSError):  # the caller keeps the records and tries again
-            tmp.unlink(missing_ok=True)
-        raise
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
     return path
 
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
-import resource
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from steps.load.run import _keep_unwritten
 from steps.load.worker import WorkerSpec, _Worker
-from steps.load.writer import RecordBuffer, write_part
+from steps.load.writer import RecordBuffer
 from tests.unit.steps.test_load_writer import T0, _add
 
 
@@ -73,22 +71,3 @@ def test_records_no_part_took_are_handed_over_and_written_by_the_main_process(
     assert _records(parts) == [0, 1]
     reasons = _keep_unwritten([(1, table, error)], tmp_path / "still-missing")
     assert len(reasons) == 1 and reasons[0].startswith("2 records of worker 1 could not be written")
-
-
-def test_a_part_cut_short_by_a_file_size_limit_leaves_no_temp_file(tmp_path: Path) -> None:
-    """EFBIG half-way through a part (a full disk looks the same to the writer): the half-written
-    temp file goes, so the final merge does not report it as a part lost mid-write."""
-    buf = RecordBuffer("run", 0, T0, 1)
-    for i in range(50):
-        _add(buf, i, [1, 1])
-    table = buf.take_table()
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, hard))  # Python ignores SIGXFSZ: EFBIG
-    try:
-        with pytest.raises(OSError, match="File too large"):
-            write_part(table, tmp_path, 0, 1)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    assert list(tmp_path.iterdir()) == []
-    write_part(table, tmp_path, 0, 1)
-    assert _records(tmp_path) == list(range(50))
