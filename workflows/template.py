@@ -269,7 +269,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         endpoint_mounts = [
             m.VolumeMount(name=CA_BUNDLE_VOLUME, mount_path=CA_BUNDLE_DIR, read_only=True)
         ]
-        # Honoured by the load step's client (ssl.create_default_context) and by httpx.
+        # Honoured by steps.tls.client_ssl_context, the TLS context of every step (load and httpx).
         endpoint_env.append(
             Env(name="SSL_CERT_FILE", value=f"{CA_BUNDLE_DIR}/{options.ca_bundle_key}")
         )

@@ -16,13 +16,14 @@ request's protocol_error (httpx behaves the same).
 from __future__ import annotations
 
 import asyncio
-import ssl
 from contextlib import suppress
 from time import monotonic_ns
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from steps.load.http1 import ProtocolError, ResponseParser
+from steps.names import check_base_url
+from steps.tls import client_ssl_context
 
 __all__ = ["AbortResponse", "ConnectError", "Connection", "ConnectionPool", "ResponseHandler"]
 
@@ -143,22 +144,15 @@ class ConnectionPool:
     """A worker's connections to one server (`http://` or `https://` base URL)."""
 
     def __init__(self, base_url: str) -> None:
-        url = urlsplit(base_url)
-        if url.username is not None or url.password is not None:
-            # Never echoed: run.json and logs would carry the password. It was never sent either.
-            raise ValueError(
-                "base_url must not hold credentials (user:password@); "
-                "name the env var holding a token in server.api_key_env"
-            )
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
+        url = urlsplit(check_base_url(base_url))  # the one URL check (steps.names)
+        assert url.hostname is not None  # checked
         self.host = url.hostname
         default_port = 443 if url.scheme == "https" else 80
         self.port = url.port or default_port
         self.host_header = url.netloc
         self.prefix = url.path.rstrip("/")
-        # TLS verifies the server like httpx's default (system CAs, hostname check).
-        self.ssl = ssl.create_default_context() if url.scheme == "https" else None
+        # TLS verifies the server as every step does (steps.tls: system CAs, SSL_CERT_FILE).
+        self.ssl = client_ssl_context() if url.scheme == "https" else None
         self._idle: list[Connection] = []
 
     @property

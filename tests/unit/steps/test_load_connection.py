@@ -104,3 +104,20 @@ def test_pool_base_url_prefix_and_default_port() -> None:
 def test_pool_bad_base_url_value_error(url: str) -> None:
     with pytest.raises(ValueError):
         ConnectionPool(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h:8000/v1?key=SECRET-7", "query string"),
+        ("http://u:SECRET-7@h:8000", "credentials"),
+        ("http://h:8000/a b", "spaces"),
+        ("http://h:0", "port"),
+    ],
+)
+def test_pool_base_url_is_the_one_check(url: str, expected: str) -> None:
+    """The pool applies steps.names.check_base_url: nothing the other steps refuse gets through,
+    and the refusal never quotes the URL (it may hold a secret)."""
+    with pytest.raises(ValueError, match=expected) as err:
+        ConnectionPool(url)
+    assert "SECRET" not in str(err.value)
