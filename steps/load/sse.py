@@ -63,10 +63,13 @@ class SseSplitter:
         tail = parts.pop()
         out: list[bytes] = []
         for event in parts:  # inline: this loop runs once per chunk of every stream
+            # Fast path, the usual single `data: {...}` line; anything else goes to _event_data.
             if event.startswith(b"data:") and b"\n" not in event:
                 out.append(event[6:] if event.startswith(b"data: ") else event[5:])
             elif event:
-                _dispatch(event, out)
+                payload = _event_data(event)
+                if payload is not None:
+                    out.append(payload)
         if tail:
             if len(tail) > self._max:
                 raise self._too_large()
@@ -99,19 +102,8 @@ class SseSplitter:
         return parts
 
 
-def _dispatch(event: bytes, out: list[bytes]) -> None:
-    """Append the event's data payload to `out` (nothing for an event without data)."""
-    # Fast path: the usual single `data: {...}` line.
-    if event.startswith(b"data:") and b"\n" not in event:
-        out.append(event[6:] if event.startswith(b"data: ") else event[5:])
-    elif event:
-        payload = _event_data(event)
-        if payload is not None:
-            out.append(payload)
-
-
 def _event_data(event: bytes) -> bytes | None:
-    """The joined data lines of a multi-line event, or None when it has no data field."""
+    """The joined data lines of any event but a single `data:` line, None when it has no data."""
     lines = []
     for line in event.split(b"\n"):
         if line.startswith(b"data:"):
