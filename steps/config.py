@@ -45,8 +45,10 @@ from steps.names import (
 
 __all__ = [
     "MAX_REQUESTS",
+    "MAX_REQUEST_SECONDS",
     "MAX_RUN_PROMPT_TOKENS",
     "MAX_SECONDS",
+    "MAX_STAGES",
     "MAX_TOKENS_PER_REQUEST",
     "APIConfig",
     "APIType",
@@ -93,6 +95,16 @@ MAX_RUN_PROMPT_TOKENS = 1 << 28
 #: Any duration or timeout, in seconds: no step runs for a week, and far larger values overflow
 #: the nanosecond deadlines and timers they become (`time.sleep(1e300)` raises OverflowError).
 MAX_SECONDS = 7 * 24 * 3600.0
+#: request_timeout, in seconds: a request must end before its chunk arrival offsets
+#: (records.chunk_offsets_us, int32 µs since sent_ns) overflow at 2^31 µs = 35.8 min. Past that a
+#: legitimate long stream would be a protocol_error blaming the server, and the column may not be
+#: retyped (steps/CONTRACTS.md). 35 min leaves 47 s for a late timer. drain_timeout has the same
+#: cap: a drain longer than request_timeout changes nothing (request_timeout ends every request).
+MAX_REQUEST_SECONDS = 35 * 60.0
+#: Stages of one run. `stage` is int16 in the records (32767 at most); 1000 is already far more
+#: than a sweep anyone reads (each stage is a summary group, a report row and a plot point) and
+#: each stage costs a barrier across the workers.
+MAX_STAGES = 1000
 
 
 def check_load_size(
@@ -272,7 +284,11 @@ class LoadConfig(StrictModel):
             "poisson: seeded exponential gaps"
         ),
     )
-    stages: list[Stage] = Field(min_length=1, description="run in order: rate (QPS) x duration (s)")
+    stages: list[Stage] = Field(
+        min_length=1,
+        max_length=MAX_STAGES,
+        description="run in order: rate (QPS) x duration (s)",
+    )
     num_workers: int = Field(
         default=4,
         ge=1,
@@ -291,13 +307,13 @@ class LoadConfig(StrictModel):
     request_timeout: float = Field(
         default=600,
         gt=0,
-        le=MAX_SECONDS,
+        le=MAX_REQUEST_SECONDS,
         description="seconds a whole request (incl. streaming) may take",
     )
     drain_timeout: float = Field(
         default=120,
         ge=0,
-        le=MAX_SECONDS,
+        le=MAX_REQUEST_SECONDS,
         description="seconds after a stage's send window that in-flight requests may still finish",
     )
 

@@ -15,6 +15,7 @@ from typing import Any, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from steps.config import (
+    MAX_REQUEST_SECONDS,
     MAX_SECONDS,
     MAX_TOKENS_PER_REQUEST,
     APIType,
@@ -79,7 +80,7 @@ class BaselineParams(StrictModel):
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")
     request_timeout: float = Field(
-        default=600, gt=0, le=MAX_SECONDS, description="seconds one request may take"
+        default=600, gt=0, le=MAX_REQUEST_SECONDS, description="seconds one request may take"
     )
     readiness_timeout: int = Field(
         default=600,

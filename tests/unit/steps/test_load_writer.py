@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from annotated_types import Le
 
+from steps.config import LoadConfig
 from steps.load.writer import SCHEMA, RecordBuffer, merge_parts, write_part
 from steps.records import RECORD_SCHEMA
 
@@ -186,3 +188,43 @@ def test_out_of_range_server_values_fail_their_own_request_only(tmp_path: Path) 
     assert rows[3]["http_status"] is None and "http_status value 40000" in rows[3]["error"]
     assert rows[4]["chunk_tokens"] is None and "chunk_tokens value -40000" in rows[4]["error"]
     assert rows[5]["output_tokens"] == 2 and rows[5]["chunk_tokens"] == [1, 1]
+
+
+def _upper_bound(field: str) -> float:
+    """The `le` bound pydantic enforces on a load config field."""
+    (le,) = [m.le for m in LoadConfig.model_fields[field].metadata if isinstance(m, Le)]
+    return float(le)
+
+
+def test_longest_allowed_request_fits_chunk_offsets(tmp_path: Path) -> None:
+    """A stream as long as request_timeout (or drain_timeout) allows, plus a late timer, is an
+    ok row: int32 µs offsets overflow at 35.8 min, and a week-long timeout made such a stream a
+    protocol_error blaming the server (the column may not be retyped)."""
+    longest_ns = round(max(_upper_bound("request_timeout"), _upper_bound("drain_timeout")) * 1e9)
+    buf = RecordBuffer("run", 0, T0, 1)
+    sent = T0
+    late_timer_ns = 40 * 1_000_000_000
+    _add_from_server(buf, 0)
+    buf.add(
+        stage=0,
+        request_index=1,
+        scheduled_ns=sent,
+        sent_ns=sent,
+        end_ns=sent + longest_ns + late_timer_ns,
+        chunk_ns=[sent + 50_000_000, sent + longest_ns + late_timer_ns],
+        chunk_tokens=[1, 1],
+        requested_input_tokens=512,
+        requested_output_tokens=2,
+        prompt_tokens=512,
+        prompt_tokens_source="server",
+        output_tokens=2,
+        output_tokens_source="server",
+        mismatch=False,
+        status="ok",
+        http_status=200,
+        error=None,
+    )
+    write_part(buf.take_table(), tmp_path, 0, 1)
+    row = pq.read_table(tmp_path / "w000-000001.part.parquet").to_pylist()[1]
+    assert row["status"] == "ok", row["error"]
+    assert row["chunk_offsets_us"] == [50_000, (longest_ns + late_timer_ns) // 1000]

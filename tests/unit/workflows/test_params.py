@@ -18,6 +18,7 @@ from workflows.params import BaselineParams, params_from_mapping
         ({"rate": True}, "parameters: rate: must be a number, not a boolean (got True)"),
         ({"num_workers": True}, "parameters: num_workers: must be a number, not a boolean"),
         ({"request_timeout": "inf"}, "parameters: request_timeout: Input should be a finite"),
+        ({"request_timeout": 2101}, "parameters: request_timeout: Input should be less than or"),
         ({"duration": 10**12}, "parameters: duration: Input should be less than or equal to"),
         ({"rate": 1000, "duration": 3600}, "parameters: rate, duration: asks for 3.6e+06"),
         ({"input_tokens": 10**7}, "parameters: input_tokens: Input should be less than or equal"),
