@@ -5,6 +5,11 @@ incomplete, so a killed main process (OOM, SIGKILL, a lost node) leaves `DIR/rec
 and a run.json that says the run never finished. This merges the parts into records.parquet and
 fills in run.json's counts. The run stays `complete: false`: nobody saw it end, so aggregate
 and report show what was measured and the verdict fails.
+
+run.json can be missing although parts exist: the main process is lost between stage 0's go
+message and the first run.json write, or that write fails (a full disk). The parts are merged
+all the same (nothing measured is dropped) and run.json is written from what the records say:
+run id and t0, no stages, no scheduled count, and the reason.
 """
 
 from __future__ import annotations
@@ -27,18 +32,40 @@ from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
 __all__ = ["main", "recover"]
 
 
-def _read_run(out_dir: Path) -> dict[str, Any]:
+_NO_RUN_FILE = (
+    f"{RUN_FILE} was missing (the main process was lost before writing it, or could not write "
+    "it): the schedule, stage windows and scheduled count are unknown"
+)
+
+
+def _read_run(out_dir: Path) -> dict[str, Any] | None:
+    """The load step's run.json, or None when there is none (a damaged one is refused)."""
     path = out_dir / RUN_FILE
+    if not path.exists():
+        return None
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(
-            f"--out {out_dir}: no readable {RUN_FILE} from the load step ({exc}); "
-            "the run ended before it started measuring"
+            f"--out {out_dir}: {RUN_FILE} is not readable ({exc}); move it away to merge the "
+            "parts without it"
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list):
         raise UsageError(f"--out {out_dir}: {RUN_FILE} is not the load step's (no stages list)")
     return doc
+
+
+def _run_from_records(records: Path) -> dict[str, Any]:
+    """A run.json for records whose own was never written: the run id and t0 they carry."""
+    first = pq.ParquetFile(records).read_row_group(0, columns=["run_id", "wall_start_ns"])
+    return {
+        "run_id": first["run_id"][0].as_py(),
+        "wall_start_ns": first["wall_start_ns"][0].as_py(),
+        "stages": [],
+        "scheduled_requests": None,
+        "interrupted": None,
+        "lost_workers": [],
+    }
 
 
 def _close_stages(stages: list[Any], records: Path) -> None:
@@ -62,13 +89,16 @@ def recover(out_dir: Path) -> tuple[int, int | None]:
             f"--out {out_dir}: {RECORDS_FILE} exists beside {PARTS_DIR}/; move one of them away "
             "(merging both could count records twice)"
         )
-    doc = _read_run(out_dir)
+    found = _read_run(out_dir)
     rows = merge_parts(parts_dir, out_dir / RECORDS_FILE)
     parts_dir.rmdir()
+    doc = found if found is not None else _run_from_records(out_dir / RECORDS_FILE)
     _close_stages(doc["stages"], out_dir / RECORDS_FILE)
     scheduled = doc.get("scheduled_requests")
     missing = scheduled - rows if isinstance(scheduled, int) else None
-    if doc.get("recorded_requests") is None:  # run.json as written mid-run: nobody saw the end
+    if found is None:
+        reasons = [_NO_RUN_FILE]
+    elif doc.get("recorded_requests") is None:  # run.json as written mid-run: nobody saw the end
         reasons = ["the load step's main process was lost before it merged the part files"]
     else:  # the step ended but could not merge (a full disk): its reasons stand
         reasons = list(doc.get("incomplete_reasons") or [])

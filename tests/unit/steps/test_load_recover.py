@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from steps.aggregate.__main__ import main as aggregate_main
 from steps.load.__main__ import main
 from steps.load.writer import RecordBuffer, write_part
 from steps.records import PARTS_DIR
@@ -34,14 +36,16 @@ def test_new_run_into_unmerged_parts_names_the_merge_command(
     assert f"recover it with `python -m steps.load merge --out {tmp_path}`" in _last_line(capsys)
 
 
-def test_merge_refuses_nothing_to_merge_a_missing_run_json_and_a_merged_directory(
+def test_merge_refuses_nothing_to_merge_a_damaged_run_json_and_a_merged_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["merge", "--out", str(tmp_path)]) == 2
     assert _last_line(capsys).endswith(f"no part files in {PARTS_DIR}/ to merge")
     _orphaned_part(tmp_path)
+    (tmp_path / "run.json").write_text("{")
     assert main(["merge", "--out", str(tmp_path)]) == 2
-    assert "no readable run.json from the load step" in _last_line(capsys)
+    line = _last_line(capsys)
+    assert "run.json is not readable" in line and "move it away to merge the parts" in line
     (tmp_path / "records.parquet").write_bytes(b"")
     assert main(["merge", "--out", str(tmp_path)]) == 2
     assert "could count records twice" in _last_line(capsys)
@@ -67,3 +71,25 @@ def test_merge_fills_in_counts_and_closes_open_stages(tmp_path: Path) -> None:
     )
     assert merged["stages"][0]["end_ns"] == 5_000_000_000  # the send window outlasts the record
     assert not (tmp_path / PARTS_DIR).exists()
+
+
+def test_merge_without_run_json_keeps_the_records_and_says_why(tmp_path: Path) -> None:
+    """Parts but no run.json (main process lost before its first write, or that write failed):
+    the records are merged, and run.json says the run is incomplete and why; it used to refuse,
+    blaming a run that "ended before it started measuring"."""
+    _orphaned_part(tmp_path)
+    assert main(["merge", "--out", str(tmp_path)]) == 0
+    assert pq.read_table(tmp_path / "records.parquet").num_rows == 1
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert (run["run_id"], run["wall_start_ns"], run["stages"]) == ("run", 1, [])
+    assert (run["complete"], run["recorded_requests"], run["scheduled_requests"]) == (
+        False,
+        1,
+        None,
+    )
+    assert run["incomplete_reasons"][0].startswith("run.json was missing")
+    assert run["incomplete_reasons"][1].startswith("part files merged afterwards by")
+    assert aggregate_main(["--records", str(tmp_path), "--out", str(tmp_path / "summary")]) == 0
+    summary = json.loads((tmp_path / "summary" / "summary.json").read_text())
+    assert summary["run"]["complete"] is False
+    assert summary["overall"]["requests"]["total"] == 1
