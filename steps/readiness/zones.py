@@ -1,8 +1,9 @@
 """Which zones the model pods run in, read from the Kubernetes API.
 
-Why: the load step pins itself next to the model with a REQUIRED podAffinity
-(`topologyKey: topology.kubernetes.io/zone`, the target label selector and namespace). If no pod
-matches that selector in that namespace, the load pod stays Pending forever instead of failing,
+Why: the load step pins itself next to the model with a podAffinity, REQUIRED unless the
+template was installed with `--zone-affinity preferred|off` (`topologyKey:
+topology.kubernetes.io/zone`, the target label selector and namespace). If no pod matches that
+selector in that namespace, a required affinity leaves the load pod Pending instead of failing,
 so this step checks the same selector first and fails with the reason. The same holds when the
 model pods' nodes carry no zone label at all (kind, minikube, k3d): the affinity then matches no
 topology domain, so with `required` affinity that is a failure naming the fix (install the
