@@ -526,8 +526,14 @@ class _Run:
             path = host(artifact["path"])
             if path.exists():
                 self.store_artifact(name, artifact["name"], path)
-            elif exit_code == 0 and not artifact.get("optional"):
-                exit_code, message = 1, f"output artifact {artifact['path']} was not written"
+            elif not artifact.get("optional"):
+                # Argo's wait container fails on a required output whatever the step's exit
+                # (executor.go saveArtifact); the node message stays the step's own when it
+                # failed (operator.go inferFailedReason prefers the main container).
+                missing = f"output artifact {artifact['path']} was not written"
+                self.env.echo(f"[{name}] wait: {missing}")
+                if exit_code == 0:
+                    exit_code, message = 1, missing
         phase = "Succeeded" if exit_code == 0 else "Failed"
         result = TaskResult(name, phase, exit_code, attempt, values, message)
         self._record_metrics(template, scope, values)

@@ -60,6 +60,7 @@ __all__ = [
     "API_KEY_ENV",
     "DAG_NAME",
     "LOAD_DEADLINE_MARGIN_S",
+    "LOAD_PARTS_ARTIFACT",
     "METRIC_PARAMETERS",
     "REPORT_OUTPUTS",
     "WORK_DIR",
@@ -79,6 +80,8 @@ API_KEY_ENV = "BENCH_API_KEY"
 CA_BUNDLE_DIR = "/etc/llm-baseline/ca"
 CA_BUNDLE_VOLUME = "ca-bundle"
 HF_TOKEN_ENV = "HF_TOKEN"
+#: The load step's unmerged part files (a directory, tar.gz in the artifact repository).
+LOAD_PARTS_ARTIFACT = "records-parts"
 #: Load pod deadline = duration + this: stage drain (config default 120 s), prompt building,
 #: tokenizer load and worker start-up, with room to spare. Past it Argo kills the pod.
 LOAD_DEADLINE_MARGIN_S = 900
@@ -355,15 +358,32 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             ],
             env=endpoint_env,
             volume_mounts=endpoint_mounts or None,
+            # All optional: a load that wrote nothing (or was killed) fails on its own exit
+            # alone; a required output it did not write would also fail the wait container
+            # ("no such file or directory", an executor error beside the real cause): Argo
+            # v4.0.5 executor.go saveArtifact skips only an optional missing one. Records and
+            # run are single files, not tarred: readable straight from the artifact repository.
+            # The file names are steps/records.py's (not imported: it needs pyarrow, which the
+            # workflows extra lacks; test_template keeps them equal).
             outputs=[
-                # Single files, not tarred: readable straight from the artifact repository.
                 Artifact(
                     name="records",
                     path=f"{WORK_DIR}/results/records.parquet",
                     archive=NoneArchiveStrategy(),
+                    optional=True,
                 ),
                 Artifact(
-                    name="run", path=f"{WORK_DIR}/results/run.json", archive=NoneArchiveStrategy()
+                    name="run",
+                    path=f"{WORK_DIR}/results/run.json",
+                    archive=NoneArchiveStrategy(),
+                    optional=True,
+                ),
+                # Exists only when the main process died before merging its workers' parts:
+                # downloaded beside run.json, `python -m steps.load merge` recovers the records.
+                Artifact(
+                    name=LOAD_PARTS_ARTIFACT,
+                    path=f"{WORK_DIR}/results/records.parts",
+                    optional=True,
                 ),
             ],
             affinity=_zone_affinity(params, options.zone_affinity),

@@ -295,3 +295,50 @@ def test_run_says_first_what_it_does_not_emulate(tmp_path: Path) -> None:
     assert any(f.startswith("timeout") for f in project)
     assert any(f.startswith("securityContext") for f in project)
     assert any(f.startswith("metrics export") for f in project)
+
+
+def _writer(outputs: list[dict[str, Any]], code: str) -> dict[str, Any]:
+    """A one-task manifest whose step runs `code` and declares `outputs` as artifacts."""
+    step = _container("step", code, outputs={"artifacts": outputs})
+    return _manifest([step], [{"name": "step", "template": "step"}])
+
+
+@pytest.mark.parametrize(("optional", "wait_fails"), [(False, True), (True, False)])
+def test_missing_output_artifact_fails_the_wait_container_unless_optional(
+    optional: bool, wait_fails: bool, tmp_path: Path
+) -> None:
+    """Argo v4.0.5 (executor.go saveArtifact): a required output the step did not write fails
+    the wait container whatever the step's exit; an optional one is skipped. The node message
+    stays the failed step's own (operator.go inferFailedReason prefers the main container)."""
+    artifact = {"name": "data", "path": "/work/data.txt", "optional": optional}
+    lines: list[str] = []
+    manifest = _writer([artifact], "import sys; sys.exit(1)")
+    result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    assert (result.tasks["step"].phase, result.tasks["step"].exit_code) == ("Failed", 1)
+    wait_error = "[step] wait: output artifact /work/data.txt was not written"
+    assert (wait_error in lines) is wait_fails
+    assert "was not written" not in result.tasks["step"].message
+
+
+def test_killed_load_keeps_run_and_parts_as_artifacts_without_wait_error(tmp_path: Path) -> None:
+    """The project's load outputs on a load whose main process died before merging: run.json
+    and the part files are kept (the parts for `python -m steps.load merge`), the missing
+    records.parquet fails nothing but the step itself."""
+    load = next(
+        t
+        for t in build_template(BaselineParams(), TemplateOptions()).to_dict()["spec"]["templates"]
+        if t["name"] == "load"
+    )
+    killed = (
+        "import pathlib, sys; parts = pathlib.Path('results/records.parts'); "
+        "parts.mkdir(parents=True); (parts / 'w0-0.parquet').write_bytes(b'part'); "
+        "pathlib.Path('results/run.json').write_text('{}'); sys.exit(137)"
+    )
+    lines: list[str] = []
+    manifest = _writer(load["outputs"]["artifacts"], killed)
+    result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
+    assert result.tasks["step"].exit_code == 137
+    assert not [line for line in lines if "wait:" in line]
+    stored = tmp_path / "run" / "artifacts" / "step"
+    assert sorted(p.name for p in stored.iterdir()) == ["records-parts", "run"]
+    assert (stored / "records-parts" / "w0-0.parquet").read_bytes() == b"part"

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from steps.config import load_config
+from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE
 from steps.report.sla import DEFAULT_ERROR_RATE
 from tests.unit.workflows.argo_pod import container_templates
 from tests.unit.workflows.argo_schema import schema_errors
@@ -19,7 +20,7 @@ from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
-from workflows.template import build_template, build_workflow
+from workflows.template import LOAD_PARTS_ARTIFACT, build_template, build_workflow
 from workflows.time_budget import PENDING_ALLOWANCE_S
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "workflows"
@@ -246,6 +247,19 @@ def test_aggregate_runs_after_failed_load_without_exit_code_gate() -> None:
     assert all(a["optional"] for a in aggregate["arguments"]["artifacts"])
     inputs = _task_template(manifest, "aggregate")["inputs"]["artifacts"]
     assert all(a["optional"] for a in inputs)
+
+
+def test_load_outputs_are_optional_and_name_the_load_steps_files() -> None:
+    """A load that wrote nothing must not also fail Argo's wait container on a required
+    output; the unmerged parts of a killed load are exported for `steps.load merge`."""
+    outputs = _task_template(_template(), "load")["outputs"]["artifacts"]
+    assert all(a["optional"] for a in outputs)
+    paths = {a["name"]: a["path"] for a in outputs}
+    assert paths == {
+        "records": f"/work/results/{RECORDS_FILE}",
+        "run": f"/work/results/{RUN_FILE}",
+        LOAD_PARTS_ARTIFACT: f"/work/results/{PARTS_DIR}",
+    }
 
 
 def test_report_gets_the_load_exit_code_only_after_load_ran() -> None:
