@@ -10,7 +10,9 @@ not be quoted back, and `echo_input` is how every error formatter decides.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +23,10 @@ __all__ = [
     "check_bucket_name",
     "check_endpoint_url",
     "check_model_name",
+    "check_run_id",
     "check_scenario_name",
     "echo_input",
+    "new_run_id",
 ]
 
 #: S3 bucket naming rules (3-63 characters: lowercase letters, digits, dots, hyphens; a letter or
@@ -36,6 +40,9 @@ _PATH_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Scenario names become one S3 key segment and name a packaged `steps/scenarios/<name>.yml`.
 _SCENARIO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Run ids become one S3 key segment, a `--history-dir` directory and the X-Request-Id prefix:
+#: the scenario name's shape, which the default `YYYYMMDDTHHMMSSZ-<6 hex>` has.
+_RUN_ID = _SCENARIO
 #: Served model ids longer than this are not names (vLLM's are a few dozen characters).
 _MAX_MODEL_NAME = 256
 
@@ -121,6 +128,23 @@ def check_scenario_name(name: str) -> str:
             "letter or digit)"
         )
     return name
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`YYYYMMDDTHHMMSSZ-<6 hex>`: sorts by time (regression finds the previous run by it),
+    unique enough across pods and local runs."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id: the load step refuses at start what the report step could not store at the end."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(
+            f"run id {run_id!r}: use letters, digits, '.', '_', '-' (max 64, starting with a "
+            "letter or digit)"
+        )
+    return run_id
 
 
 def check_bucket_name(name: str) -> str:

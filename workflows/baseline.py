@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from pydantic import ValidationError
 
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
+from steps.names import new_run_id
 from steps.readiness.zones import K8sCheck
 from workflows.chart_values import ChartMapping, load_values, map_values
 from workflows.cron import build_cron, check_schedule
@@ -407,11 +406,6 @@ def _print_verdict(phase: str, report: Mapping[str, str], message: str = "") -> 
         print(f"report: {report['report_uri']}")
 
 
-def _run_id() -> str:
-    """Same shape as the load step's run ids, so result directories sort by time."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -468,7 +462,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     params, options = _resolve(args, extra)
     if "bucket" in extra:
         _echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
-    out = args.out or Path("results") / _run_id()
+    out = args.out or Path("results") / new_run_id()  # the load step's shape: dirs sort by time
     _make_output_dir(out, "--out")
     simulator: subprocess.Popen[bytes] | None = None
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -21,14 +20,12 @@ from steps.cli import add_log_level_flag, configure_logging, make_parser, run_ma
 from steps.config import Config, config_from_dict, load_config
 from steps.errors import UsageError
 from steps.load.recover import main as recover_main
-from steps.load.run import LoadSettings, new_run_id, run
-from steps.names import check_scenario_name
+from steps.load.run import LoadSettings, run
+from steps.names import check_run_id, check_scenario_name, new_run_id
 
 __all__ = ["main"]
 
 log = logging.getLogger(__name__)
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def _opt(kind: type) -> Any:
@@ -137,6 +134,17 @@ def _scenario_name(args: argparse.Namespace) -> str:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _run_id(args: argparse.Namespace) -> str:
+    """--run-id, checked before anything is read by the rule the report step stores under, or a
+    new one."""
+    if args.run_id is None:
+        return new_run_id()
+    try:
+        return check_run_id(args.run_id)
+    except ValueError as exc:
+        raise UsageError(f"--run-id: {exc}") from None
+
+
 def _load_base_config(args: argparse.Namespace) -> tuple[Config, str]:
     scenario = _scenario_name(args)
     if args.config is not None:
@@ -163,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         configure_logging("load", args.log_level)
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        run_id = _run_id(args)
         base, scenario = _load_base_config(args)
         config = apply_overrides(base, args)
         if args.tokenizer_dir is not None:
@@ -178,9 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "no tokenizer: pass --tokenizer-dir or set "
                     "tokenizer.pretrained_model_name_or_path"
                 )
-        run_id = args.run_id or new_run_id()
-        if not _RUN_ID.match(run_id):
-            raise UsageError(f"--run-id {run_id!r}: use letters, digits, '.', '_', '-' (max 100)")
         settings = LoadSettings(config, args.out, tokenizer, run_id, scenario, args.log_level)
         result = run(settings)
         print(result.summary_text, file=sys.stderr)

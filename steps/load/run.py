@@ -21,7 +21,6 @@ import logging
 import multiprocessing as mp
 import os
 import random
-import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -50,15 +49,12 @@ from steps.load.writer import merge_parts, part_rows, write_part
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
 from steps.redact import redact_tree
 
-__all__ = ["LoadResult", "LoadSettings", "new_run_id", "run", "write_run_file"]
+__all__ = ["LoadResult", "LoadSettings", "run", "write_run_file"]
 
 log = logging.getLogger(__name__)
 
 _LEAD_NS = 50_000_000  # stage start this far after the go message: every worker is waiting
 _STOP_GRACE_S = 30.0
-#: Sequence numbers of parts the main process writes for a worker (records it handed over):
-#: far above any the worker uses itself (one a second), so names never collide.
-_HANDOVER_SEQ = 900_000
 
 
 @dataclass(frozen=True)
@@ -82,12 +78,6 @@ class LoadResult:
     summary_text: str
     scheduled: int
     incomplete_reasons: tuple[str, ...]  # empty = complete: every scheduled request is a row
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """`YYYYMMDDTHHMMSSZ-<6 hex>`: sorts by time, unique enough across pods."""
-    now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> bytes:
@@ -495,7 +485,7 @@ def _keep_unwritten(
     reasons = []
     for i, (worker, table, error) in enumerate(unwritten):
         try:
-            write_part(table, parts_dir, worker, _HANDOVER_SEQ + i)
+            write_part(table, parts_dir, worker, i + 1, handed_over=True)
         except (OSError, pa.ArrowException) as exc:
             reasons.append(
                 f"{table.num_rows} records of worker {worker} could not be written ({error}; "

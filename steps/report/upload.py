@@ -36,6 +36,7 @@ from steps.names import (
     check_bucket_name,
     check_endpoint_url,
     check_model_name,
+    check_run_id,
     check_scenario_name,
 )
 
@@ -129,23 +130,24 @@ def check_endpoint(url: str | None) -> str | None:
         raise UsageError(f"--s3-endpoint-url: {exc}") from None
 
 
-def check_run_names(scenario: str, model: str, run_id: str) -> None:
-    """The names that become key segments and `--history-dir` paths (steps.names rules; a run
-    id has a scenario name's shape)."""
+def check_run_names(scenario: str, model: str, run_id: str | None) -> None:
+    """The names that become key segments and `--history-dir` paths (steps.names rules; no run
+    id for the prefix of every run of a scenario and model)."""
     for key, value, check in (
         ("scenario", scenario, check_scenario_name),
         ("model", model, check_model_name),
-        ("run_id", run_id, check_scenario_name),
+        ("run_id", run_id, check_run_id),
     ):
         try:
-            check(value)
+            if value is not None:
+                check(value)
         except ValueError as exc:
             raise UsageError(f"summary.json run.{key}: {exc}") from None
 
 
 def run_key_prefix(location: S3Location, scenario: str, model: str, run_id: str | None) -> str:
     """`{prefix}/{scenario}/{model}/` (+ `{run_id}/` when given): where a run's files live."""
-    check_run_names(scenario, model, run_id or "x")
+    check_run_names(scenario, model, run_id)
     parts = [location.prefix, scenario, model]
     if run_id is not None:
         parts.append(run_id)

@@ -17,7 +17,9 @@ from steps.load.__main__ import main
         (["--load-type", "bursty"], "--load-type"),
         (["--scenario", "nosuch"], "unknown --scenario 'nosuch'"),
         (["--tokenizer-dir", "/nonexistent/tok"], "--tokenizer-dir /nonexistent/tok"),
-        (["--run-id", "bad id"], "--run-id 'bad id'"),
+        (["--run-id", "bad id"], "--run-id: run id 'bad id'"),
+        # the report step could not store a longer one: refused at start, before the config
+        (["--run-id", "r" * 65, "--config", "/nonexistent.yml"], "--run-id: run id 'rrr"),
         (["--config", "/nonexistent.yml"], "--config /nonexistent.yml: cannot read"),
         (["--scenario", "../.."], "--scenario: scenario '../..': use letters"),
         (

@@ -50,3 +50,17 @@ def test_report_path_trick_in_summary_names_is_refused_before_history_lookup(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"report: summary.json run.{key}: "), err
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_report_bad_run_id_is_named_a_run_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path, RUN_1)
+    summary_json = run.summary_dir / "summary.json"
+    summary = json.loads(summary_json.read_text())
+    summary["run"]["run_id"] = "../x"
+    summary_json.write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(_argv(run, tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("report: summary.json run.run_id: run id '../x': use letters"), err
