@@ -75,7 +75,8 @@ def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, An
     """summary.json "run": the first shard's run.json minus config, plus the shard count.
 
     Completeness is over every shard (one incomplete shard makes the run incomplete); it is
-    left out only when no shard's run.json records it (written before the field existed).
+    left out only when no shard's run.json records it (written before the field existed). The
+    counts are summed: each shard's run.json counts its own share of the run's requests.
     """
     first = shards[0].run_meta
     meta: dict[str, Any] = dict(first) if first is not None else {"run_id": first_run_id}
@@ -87,6 +88,7 @@ def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, An
             ints = [v for v in values if isinstance(v, int)]
             meta[key] = sum(ints) if len(ints) == len(values) else None
         meta["incomplete_reasons"] = [r for m in metas for r in m.get("incomplete_reasons") or []]
+        meta["interrupted"] = next((m["interrupted"] for m in metas if m.get("interrupted")), None)
     return meta | {"shards": len(shards)}
 
 

@@ -1,6 +1,8 @@
 """Input side of aggregate: find the shards, check them against RECORD_SCHEMA, read what is needed.
 
 A shard is one load pod's output: `records.parquet` plus, when present, `run.json` beside it.
+Several shards are one run only when they share its run id and split its requests, as a load
+spread over several pods will write them (steps/CONTRACTS.md); today's load writes one per run.
 Each shard's times are ns since its own t0; `wall_start_ns` (epoch ns of that t0) puts every
 shard on one time line whose origin is the earliest shard's t0. Only the columns the metrics use
 are read, and the two list columns (10^8 items in a long run) are read separately from the
@@ -159,7 +161,8 @@ def _run_ids(shard: Shard) -> set[str]:
 def check_one_run(shards: Sequence[Shard]) -> None:
     """Refuse shards of different runs: their sum would describe no run at all.
 
-    Shards of one run (several load pods) share its run id, which is what makes them one run.
+    Shards of one run (a load spread over several pods) share its run id, which is what makes
+    them one run; two runs of today's load step never do.
     """
     found: dict[str, Path] = {}
     for shard in shards:

@@ -79,10 +79,12 @@ def test_completeness_is_carried_over_every_shard(tmp_path: Path) -> None:
         complete=False,
         scheduled_requests=5,
         recorded_requests=3,
+        interrupted="SIGTERM",
         incomplete_reasons=["interrupted by SIGTERM"],
     )
     run = _aggregate(tmp_path / "out", a, b)["run"]
     assert run["complete"] is False
+    assert run["interrupted"] == "SIGTERM"  # the second shard's: "run" is the first's run.json
     assert (run["scheduled_requests"], run["recorded_requests"]) == (8, 6)
     assert run["incomplete_reasons"] == ["interrupted by SIGTERM"]
     assert "complete" not in _aggregate(tmp_path / "old", _write(tmp_path / "o", [_row(0)]))["run"]
