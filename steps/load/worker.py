@@ -4,10 +4,12 @@ Plain data in (a picklable `WorkerSpec`, prompts already rendered into request b
 t0; each request's HTTP bytes are encoded here, before "ready"), messages out over a pipe
 (ready, progress, stage_done, finished). Sends go out at absolute deadlines
 `stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host shares.
-Records are written as Parquet part files about once a second, so a killed process loses at
-most the last second. A part that cannot be written (EMFILE, ENOSPC, EIO) is held and retried
-on every flush, never dropped; what is still unwritten at the end is handed to the main process
-over the pipe with the error, so the run can keep it or say exactly how many records are lost.
+Records are written as Parquet part files about once a second. A part that cannot be written
+(EMFILE, ENOSPC, EIO) is held and retried on every flush, never dropped; what is still unwritten
+at the end is handed to the main process over the pipe with the error, so the run can keep it or
+say exactly how many records are lost. A process killed outright (SIGKILL, OOM) loses what it
+had not written: the records finished since its last flush (about a second) and, while writes
+fail, every record held since the first failure; run.json counts them as missing.
 
 Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
