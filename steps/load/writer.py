@@ -208,9 +208,15 @@ class RecordBuffer:
         return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
-def write_part(table: pa.Table, parts_dir: Path, worker: int, seq: int) -> Path:
-    """Write one complete part file atomically (temp name, fsync-free rename)."""
-    name = f"w{worker:03d}-{seq:06d}"
+def write_part(
+    table: pa.Table, parts_dir: Path, worker: int, seq: int, *, handed_over: bool = False
+) -> Path:
+    """Write one complete part file atomically (temp name, fsync-free rename).
+
+    `w<worker>-<seq>` is a part the worker wrote; `m<worker>-<seq>` one the main process wrote
+    with records the worker handed over: their own prefix keeps the two sequences from colliding.
+    """
+    name = f"{'m' if handed_over else 'w'}{worker:03d}-{seq:06d}"
     path = parts_dir / f"{name}{PART_SUFFIX}"
     tmp = parts_dir / f"{name}{_PART_TMP_SUFFIX}"
     pq.write_table(table, tmp, compression="zstd")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from steps.load.run import _keep_unwritten
 from steps.load.worker import WorkerSpec, _Worker
-from steps.load.writer import RecordBuffer
+from steps.load.writer import RecordBuffer, write_part
 from tests.unit.steps.test_load_writer import T0, _add
 
 
@@ -67,7 +67,10 @@ def test_records_no_part_took_are_handed_over_and_written_by_the_main_process(
     assert kind == "unwritten" and table.num_rows == 2 and "No such file" in error
     parts = tmp_path / "parts"
     parts.mkdir()
+    own = RecordBuffer("run", 1, T0, 1)
+    _add(own, 7, [1, 1])
+    write_part(own.take_table(), parts, 1, 1)  # the worker's own first part, before it failed
     assert _keep_unwritten([(1, table, error)], parts) == []
-    assert _records(parts) == [0, 1]
+    assert _records(parts) == [0, 1, 7]  # the main process's part took no worker part's name
     reasons = _keep_unwritten([(1, table, error)], tmp_path / "still-missing")
     assert len(reasons) == 1 and reasons[0].startswith("2 records of worker 1 could not be written")
