@@ -79,6 +79,23 @@ def _workers(parent: int) -> list[int]:
     return pids
 
 
+def _two_workers_with_parts(
+    simulator_factory: StartSimulator, tokenizer_dir: Path, out: Path, duration_s: int
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A 10 req/s run with 2 workers against the simulator, once parts are on disk: the load
+    process and its two workers' pids, for a test to kill one of them."""
+    sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "2")
+    proc = _start_load(
+        out, sim.base_url, tokenizer_dir,
+        "--rate", "10", "--duration", str(duration_s), "--num-workers", "2",
+        "--output-tokens", "32",
+    )  # fmt: skip
+    _wait_for_parts(out, proc)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    return proc, workers
+
+
 def _finish(proc: subprocess.Popen[bytes]) -> str:
     try:
         _, stderr = proc.communicate(timeout=120)
@@ -102,16 +119,9 @@ def _verdict_fails(tmp_path: Path, records: Path, load_exit_code: str) -> str:
 def test_worker_killed_mid_run_is_counted_missing_and_fails_the_verdict(
     simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "2")
     out = tmp_path / "load"
-    proc = _start_load(
-        out, sim.base_url, qwen_tokenizer_dir,
-        "--rate", "10", "--duration", "8", "--num-workers", "2", "--output-tokens", "32",
-    )  # fmt: skip
-    _wait_for_parts(out, proc)
-    victim = _workers(proc.pid)
-    assert len(victim) == 2
-    os.kill(victim[0], signal.SIGKILL)
+    proc, workers = _two_workers_with_parts(simulator_factory, qwen_tokenizer_dir, out, 8)
+    os.kill(workers[0], signal.SIGKILL)
     stderr = _finish(proc)
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
@@ -131,14 +141,8 @@ def test_worker_killed_mid_run_is_counted_missing_and_fails_the_verdict(
 def test_main_process_killed_parts_are_recovered_by_the_merge_command(
     simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "2")
     out = tmp_path / "load"
-    proc = _start_load(
-        out, sim.base_url, qwen_tokenizer_dir,
-        "--rate", "10", "--duration", "30", "--num-workers", "2", "--output-tokens", "32",
-    )  # fmt: skip
-    _wait_for_parts(out, proc)
-    workers = _workers(proc.pid)
+    proc, workers = _two_workers_with_parts(simulator_factory, qwen_tokenizer_dir, out, 30)
     proc.kill()
     _finish(proc)
     deadline = time.monotonic() + 60  # workers see the pipe close, stop and flush
