@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +76,53 @@ class Reply:
         return json.loads(self.content)
 
 
+#: `socket.getaddrinfo`'s answer, handed through unchanged.
+_AddrInfo = list[Any]
+
+
+class _PrivateLoop(asyncio.SelectorEventLoop):
+    """The loop of one request: host names are resolved in daemon threads.
+
+    asyncio resolves in its default executor, whose threads the interpreter joins at exit: a
+    lookup stuck in the system resolver (a silent DNS server: seconds per try, several tries and
+    servers) held the process long after the deadline had given up on it. A daemon thread is
+    abandoned instead, and its late answer dropped.
+    """
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,  # asyncio's parameter name
+        proto: int = 0,
+        flags: int = 0,
+    ) -> _AddrInfo:
+        answer: asyncio.Future[_AddrInfo] = self.create_future()
+
+        def settle(result: _AddrInfo, error: Exception | None) -> None:
+            if answer.done():
+                return  # the request gave up (deadline) before the resolver answered
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
+
+        def resolve() -> None:
+            result: _AddrInfo = []
+            error: Exception | None = None
+            try:
+                result = socket.getaddrinfo(host, port, family, type, proto, flags)
+            except Exception as exc:  # gaierror, UnicodeError: the request's transport error
+                error = exc
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for it any more
+                self.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=resolve, name="oneshot-getaddrinfo", daemon=True).start()
+        return await answer
+
+
 @dataclass(frozen=True)
 class OneShotClient:
     """Requests to one server root with fixed headers; each call is bounded on its own."""
@@ -91,9 +141,10 @@ class OneShotClient:
     ) -> Reply:
         """Send one request; raise DeadlineExceeded / BodyTooLarge, or httpx.RequestError for
         transport failures (refused, DNS, TLS), whose text the callers report."""
-        # A private loop, closed without waiting for its executor: a DNS lookup stuck in a
-        # resolver thread must not hold the caller past the deadline (asyncio.run would wait).
-        loop = asyncio.new_event_loop()
+        # A private loop whose DNS lookups run in daemon threads: one stuck in the resolver must
+        # hold neither the caller past the deadline (asyncio.run would wait for its executor)
+        # nor the process at exit (the interpreter joins executor threads).
+        loop = _PrivateLoop()
         try:
             return loop.run_until_complete(
                 self._request(method, path, deadline_s, json_body, max_body_bytes)

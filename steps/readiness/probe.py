@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 _FIRST_GAP_FRACTION = 1 / 8
 #: Upper bound of one HTTP request, so a hung connection cannot eat the whole deadline.
 _MAX_REQUEST_TIMEOUT_S = 10.0
-#: Shortest time one probe is given, even right at the deadline (a last look, not a new wait).
+#: Shortest probe worth making: a probe starts at least this long before the deadline (the gap
+#: before it is cut to leave that), so it fits inside; with less left, no probe starts.
 _MIN_REQUEST_TIMEOUT_S = 0.5
 
 
@@ -132,8 +133,7 @@ def wait_ready(
     last_missing = ""
     while True:
         attempt += 1
-        remaining = deadline - clock()
-        probe_s = max(_MIN_REQUEST_TIMEOUT_S, min(_MAX_REQUEST_TIMEOUT_S, remaining))
+        probe_s = min(_MAX_REQUEST_TIMEOUT_S, max(deadline - clock(), 0.0))
         result = check_once(client, model_name, probe_s)
         if result.model is not None:
             log.info(
@@ -149,14 +149,16 @@ def wait_ready(
             log.warning("%s; served: %s", result.missing, list(result.served))
         last_missing = result.missing
         remaining = deadline - clock()
-        if remaining <= 0:
+        if remaining < _MIN_REQUEST_TIMEOUT_S:
+            # Too little left for a probe worth making: wait out the timeout; the last answer holds.
+            sleep(max(remaining, 0.0))
             served = f" (served: {list(result.served)})" if result.served else ""
             hint = "check --model-name" if result.served else "check --base-url and the server logs"
             raise BenchError(
                 f"{client.base_url} not ready after {timeout_s:g} s ({attempt} checks): "
                 f"{result.missing}{served}; {hint}"
             )
-        delay = min(next(delays), remaining)
+        delay = min(next(delays), remaining - _MIN_REQUEST_TIMEOUT_S)
         log.info(
             "waiting: %s (%.0f s elapsed of %g s, next check in %.1f s)",
             result.missing,

@@ -22,7 +22,7 @@ from steps.config import Config, config_from_dict
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import MAX_BODY_BYTES, OneShotClient
 from steps.load.model_lookup import resolve_model
-from steps.readiness.probe import check_once
+from steps.readiness.probe import check_once, wait_ready
 from steps.readiness.warmup import run_warmup
 from tests.fixtures.hostile import (
     Behaviour,
@@ -116,6 +116,45 @@ def test_check_once_gzip_body_without_asking_is_not_ready_not_a_traceback(
     result = check_once(OneShotClient(server.url), "m", 2.0)
     assert result.model is None and result.missing.startswith("/v1/models: unexpected body")
     assert server.requests[0].headers["accept-encoding"] == "identity"
+
+
+def test_wait_ready_last_probe_ends_at_the_deadline(hostile_server: StartHostile) -> None:
+    """A fast 503, then a server that hangs: the backoff (first gap 1.25 s) must not sleep up
+    to the deadline and then give the last probe time past it."""
+    server = hostile_server([respond(503, b"loading", reason="Unavailable"), hang()])
+    start = time.monotonic()
+    with pytest.raises(BenchError, match=r"not ready after 1 s \(2 checks\): /health: no complete"):
+        wait_ready(OneShotClient(server.url), "m", timeout_s=1.0, interval_s=10.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.25, f"--timeout 1 took {elapsed:.2f} s"
+
+
+_STUCK_RESOLVER = """
+import socket, time
+def stuck(*args, **kwargs):  # a silent DNS server: the system resolver waits out its retries
+    time.sleep(60)
+    raise socket.gaierror("no answer")
+socket.getaddrinfo = stuck
+from steps.http_oneshot import DeadlineExceeded, OneShotClient
+try:
+    OneShotClient("http://model.invalid:8000").request("GET", "/health", deadline_s=0.5)
+except DeadlineExceeded as exc:
+    print(exc)
+"""
+
+
+def test_stuck_dns_lookup_does_not_hold_the_process_at_exit() -> None:
+    """No DNS server can be silenced here (loopback only), so the resolver is the one fake:
+    `socket.getaddrinfo` blocks as it does against a silent server."""
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _STUCK_RESOLVER], cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert done.stdout.strip() == "no complete answer within 0.5 s", done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert elapsed < 0.5 + _STARTUP_SLACK_S, f"a stuck lookup held the process {elapsed:.1f} s"
 
 
 def test_warmup_dripping_completion_ends_at_its_deadline(hostile_server: StartHostile) -> None:
