@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from steps.bounded_call import BodyTooLarge, DeadlineExceeded, LimitExceeded
 from steps.tls import client_ssl_context
 
 __all__ = [
@@ -40,18 +41,6 @@ __all__ = [
 #: Largest body any of these calls accepts. The biggest legitimate one is `/v1/models` of a
 #: server with many LoRA adapters: a few hundred bytes per entry, so a few hundred KB at most.
 MAX_BODY_BYTES = 4 << 20
-
-
-class LimitExceeded(Exception):
-    """The server did not answer within a limit; the message says which and how far it got."""
-
-
-class DeadlineExceeded(LimitExceeded):
-    """No complete response (head and whole body) before the deadline."""
-
-
-class BodyTooLarge(LimitExceeded):
-    """The body went past the size cap; reading stopped there."""
 
 
 @dataclass(frozen=True)

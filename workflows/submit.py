@@ -10,6 +10,7 @@ not even when the server's error message echoes it (it is scrubbed with steps/re
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ from pydantic import (
     ValidationError,
 )
 
+from steps.bounded_call import DeadlineExceeded, LimitExceeded, call_within, read_capped
 from steps.errors import BenchError, UsageError
 from steps.redact import redact_text
 from workflows.argo_version import check_argo_version
@@ -37,7 +39,10 @@ from workflows.params import BaselineParams
 from workflows.template import REPORT_OUTPUTS
 
 __all__ = [
+    "ARGO_CALL_DEADLINE_S",
+    "ARGO_MAX_BODY_BYTES",
     "ArgoConnection",
+    "BoundedSession",
     "RunOutcome",
     "check_server_version",
     "connection_from",
@@ -49,6 +54,12 @@ __all__ = [
 ]
 
 _FINISHED = ("Succeeded", "Failed", "Error")
+#: Wall-clock limit on one Argo Server API call: it answers in well under a second, and
+#: `--wait` polls again after each answer.
+ARGO_CALL_DEADLINE_S = 60.0
+#: Largest API answer read: a finished workflow with its every node is a few hundred KB.
+ARGO_MAX_BODY_BYTES = 64 << 20
+_CHUNK_BYTES = 64 << 10
 
 
 class ArgoConnection(BaseModel):
@@ -109,16 +120,62 @@ def connection_from(
     )
 
 
+class BoundedSession(requests.Session):
+    """A `requests.Session` whose every call (connect, TLS, head, body) ends within
+    `deadline_s` of wall clock and reads at most `max_body_bytes`.
+
+    Why: Hera's WorkflowsService calls `session.request` without a timeout, so `install`,
+    `submit` and `--wait` hung forever on an Argo Server (or a proxy before it) that accepted
+    the connection and never answered; requests' own timeout bounds each socket read only, so
+    a server dripping bytes would still hold it (steps/bounded_call.py).
+    """
+
+    def __init__(
+        self,
+        deadline_s: float = ARGO_CALL_DEADLINE_S,
+        max_body_bytes: int = ARGO_MAX_BODY_BYTES,
+    ) -> None:
+        super().__init__()
+        self.deadline_s = deadline_s
+        self.max_body_bytes = max_body_bytes
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, **kwargs: Any
+    ) -> requests.Response:
+        deadline = time.monotonic() + self.deadline_s
+        # Per socket operation too, so the abandoned thread ends by itself.
+        kwargs.setdefault("timeout", self.deadline_s)
+        kwargs["stream"] = True
+
+        def call() -> requests.Response:
+            response = super(BoundedSession, self).request(method, url, **kwargs)
+            with contextlib.closing(response):
+                # A stream=True response read in full, as requests would without stream.
+                response._content = read_capped(
+                    response.iter_content(_CHUNK_BYTES),
+                    self.max_body_bytes,
+                    deadline,
+                    f"HTTP {response.status_code}",
+                )
+            return response
+
+        done, response = call_within(deadline, call, "argo-api")
+        if not done or response is None:
+            raise DeadlineExceeded(f"no complete answer within {self.deadline_s:g} s")
+        return response
+
+
 def make_service(
     connection: ArgoConnection, session: requests.Session | None = None
 ) -> WorkflowsService:
-    """Hera's service for this connection; `session` is the test seam (a recording fake)."""
+    """Hera's service for this connection, every call bounded (BoundedSession); `session` is
+    the test seam (a recording fake)."""
     return WorkflowsService(
         host=connection.host,
         verify_ssl=not connection.insecure_skip_verify,
         token=connection.token.get_secret_value() if connection.token else None,
         namespace=connection.namespace,
-        session=session,
+        session=session if session is not None else BoundedSession(),
     )
 
 
@@ -148,6 +205,11 @@ def _argo_errors(action: str, service: WorkflowsService) -> Iterator[None]:
         detail = redact_text(detail, [token, token.removeprefix("Bearer ")])
         raise BenchError(
             f"argo: {action} failed ({status}): {hint}; server said: {detail}"
+        ) from None
+    except LimitExceeded as exc:
+        raise BenchError(
+            f"argo: {action} failed: {exc} from {service.host} (a server or proxy that accepts "
+            "and does not answer?); check ARGO_SERVER"
         ) from None
     except requests.exceptions.SSLError:
         raise BenchError(

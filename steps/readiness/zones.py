@@ -18,17 +18,23 @@ nodes (cluster-scoped: a ClusterRole).
 
 from __future__ import annotations
 
+import io
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from steps.bounded_call import LimitExceeded, call_within, read_capped
 from steps.errors import BenchError, UsageError
 
 __all__ = [
+    "CHECK_DEADLINE_S",
+    "MAX_BODY_BYTES",
     "ZONE_LABEL",
     "K8sCheck",
     "KubeCredentials",
@@ -44,13 +50,20 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The well-known node label the load step's podAffinity uses as topologyKey.
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 #: Where the kubelet mounts a pod's service account: token, ca.crt (and namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-_REQUEST_TIMEOUT_S = 10.0
+#: Wall-clock limit on the whole check (the pod list and every node read: connect, TLS, head
+#: and body). An API server answers each in well under a second; one behind a proxy that
+#: accepts and never answers must not hold readiness (and the endpoint's mutex) past it.
+CHECK_DEADLINE_S = 30.0
+#: Largest API answer read: a pod list of a few hundred model pods is a few MB.
+MAX_BODY_BYTES = 32 << 20
+_CHUNK_BYTES = 64 << 10
 # Kubernetes label syntax (k8s.io/apimachinery validation): optional DNS-subdomain prefix + "/",
 # a name of at most 63 characters; values at most 63 characters, possibly empty.
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
@@ -217,7 +230,45 @@ def zone_report(
     return ZoneReport(pods=tuple(pods), zones=zones)
 
 
-def _load_api_client(creds: KubeCredentials) -> Any:
+class _CappedPool:
+    """The API client's urllib3 pool with every body read under MAX_BODY_BYTES and the
+    check's deadline (steps/bounded_call.py), error answers included: the client would read
+    any body whole into memory (`ApiException` reads it before anything can look)."""
+
+    def __init__(self, pool: Any, deadline: float) -> None:
+        self._pool = pool
+        self._deadline = deadline
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        import urllib3
+
+        kwargs["preload_content"] = False
+        raw = self._pool.request(method, url, **kwargs)
+        try:
+            pieces = raw.stream(_CHUNK_BYTES, decode_content=True)
+            body = read_capped(pieces, MAX_BODY_BYTES, self._deadline, f"HTTP {raw.status}")
+        finally:
+            raw.close()  # a body not read to its end must not go back to the pool
+            raw.release_conn()
+        # What the client reads from a preloaded response, built from the capped body.
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(body), headers=raw.headers, status=raw.status, reason=raw.reason
+        )
+
+
+def _bounded(deadline: float, limit_s: float, what: str, call: Callable[[], T]) -> T:
+    """`call()` done by `deadline` (monotonic, `limit_s` after the check began), or a
+    BenchError naming `what`."""
+    done, result = call_within(deadline, call, "k8s-api")
+    if not done:
+        raise BenchError(
+            f"Kubernetes API: no complete answer to {what} within {limit_s:g} s "
+            "(an API server or proxy that accepts and does not answer?)"
+        )
+    return result  # type: ignore[return-value]
+
+
+def _load_api_client(creds: KubeCredentials, deadline: float) -> Any:
     from kubernetes import client, config
 
     cfg = client.Configuration()
@@ -235,7 +286,9 @@ def _load_api_client(creds: KubeCredentials) -> Any:
     except config.ConfigException as exc:
         source = "in-cluster service account" if creds.in_cluster else creds.kubeconfig
         raise BenchError(f"Kubernetes credentials from {source} unusable: {exc}") from None
-    return client.ApiClient(cfg)
+    api_client = client.ApiClient(cfg)
+    api_client.rest_client.pool_manager = _CappedPool(api_client.rest_client.pool_manager, deadline)
+    return api_client
 
 
 def _api_error(exc: Exception, what: str) -> BenchError:
@@ -248,6 +301,8 @@ def _api_error(exc: Exception, what: str) -> BenchError:
                 "service account needs list on pods in the target namespace and get on nodes"
             )
         return BenchError(f"Kubernetes API failed to {what}: HTTP {exc.status} {exc.reason}")
+    if isinstance(exc, LimitExceeded):
+        return BenchError(f"Kubernetes API failed to {what}: {exc}")
     return BenchError(f"Kubernetes API unreachable to {what}: {type(exc).__name__}: {exc}")
 
 
@@ -256,37 +311,54 @@ def check_zones(
     namespace: str,
     labels: Mapping[str, str],
     affinity: ZoneAffinity = ZoneAffinity.required,
+    deadline_s: float = CHECK_DEADLINE_S,
 ) -> ZoneReport:
-    """List the matching pods, read their nodes' zones, and decide (see `zone_report`)."""
+    """List the matching pods, read their nodes' zones, and decide (see `zone_report`), all
+    within `deadline_s` of wall clock."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
 
     selector = format_label_selector(labels)
-    with _load_api_client(creds) as api_client:
+    deadline = time.monotonic() + deadline_s
+    # Per socket operation too, so a call given up on ends by itself.
+    per_op = (deadline_s, deadline_s)
+    with _load_api_client(creds, deadline) as api_client:
         core = client.CoreV1Api(api_client)
+        what = f"list pods in namespace {namespace!r}"
         try:
-            pod_list = core.list_namespaced_pod(
-                namespace, label_selector=selector, _request_timeout=_REQUEST_TIMEOUT_S
+            pod_list = _bounded(
+                deadline,
+                deadline_s,
+                what,
+                lambda: core.list_namespaced_pod(
+                    namespace, label_selector=selector, _request_timeout=per_op
+                ),
             )
-        except (ApiException, Urllib3Error) as exc:
-            raise _api_error(exc, f"list pods in namespace {namespace!r}") from None
+        except (ApiException, Urllib3Error, LimitExceeded) as exc:
+            raise _api_error(exc, what) from None
         pods = pod_states(pod_list)
         zone_of: dict[str, str | None] = {}
         for node in sorted({p.node for p in pods if p.ready and p.node}):
+            what = f"read node {node!r}"
             try:
-                node_obj = core.read_node(node, _request_timeout=_REQUEST_TIMEOUT_S)
+                node_obj = _bounded(
+                    deadline,
+                    deadline_s,
+                    what,
+                    partial(core.read_node, node, _request_timeout=per_op),
+                )
             except ApiException as exc:
                 if exc.status not in (401, 403, 404):
-                    raise _api_error(exc, f"read node {node!r}") from None
+                    raise _api_error(exc, what) from None
                 # The pods exist, so the load step can be scheduled: zones are a nice-to-have
                 # (and an unread node is not taken for a zone-less one).
                 log.warning(
                     "cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status
                 )
                 continue
-            except Urllib3Error as exc:
-                raise _api_error(exc, f"read node {node!r}") from None
+            except (Urllib3Error, LimitExceeded) as exc:
+                raise _api_error(exc, what) from None
             zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
     pods = [
         PodState(

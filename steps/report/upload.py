@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from steps.bounded_call import call_within
 from steps.errors import BenchError, UsageError
 from steps.names import (
     check_bucket_name,
@@ -287,28 +286,6 @@ def upload_files(
     return keys
 
 
-def _call_within(deadline: float, call: Callable[[], T]) -> tuple[bool, T | None]:
-    """`call()` in a daemon thread, given until `deadline` (monotonic): (True, result), or
-    (False, None) when it is not done by then. The thread is left to end by itself: botocore's
-    own timeouts bound it."""
-    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
-
-    def target() -> None:
-        try:
-            box.put((True, call()))
-        except BaseException as exc:  # handed to the caller's thread
-            box.put((False, exc))
-
-    threading.Thread(target=target, name="s3-history", daemon=True).start()
-    try:
-        ok, value = box.get(timeout=max(deadline - time.monotonic(), 0.0))
-    except queue.Empty:
-        return False, None
-    if not ok:
-        raise value
-    return True, value
-
-
 class S3History:
     """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`).
 
@@ -333,7 +310,7 @@ class S3History:
                 HISTORY_DEADLINE_S,
             )
         log.debug("previous-run lookup: waiting for %s", what)
-        done, result = _call_within(self._deadline, call)
+        done, result = call_within(self._deadline, call, "s3-history")
         if not done:
             raise UploadError(
                 f"previous-run lookup: no answer from {_endpoint(self._client)} within "

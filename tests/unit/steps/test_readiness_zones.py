@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import pytest
 
 from steps.errors import BenchError, UsageError
 from steps.readiness.zones import (
+    MAX_BODY_BYTES,
     KubeCredentials,
     ZoneAffinity,
     check_zones,
@@ -17,6 +19,7 @@ from steps.readiness.zones import (
     parse_label_selector,
 )
 from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
+from tests.fakes.silent_server import Behaviour, hostile_server
 
 LABELS = {"app.kubernetes.io/component": "qwen3-vllm", "tier": "model"}
 
@@ -230,3 +233,36 @@ def test_find_credentials_nothing_configured_returns_none(tmp_path: Path) -> Non
     assert find_credentials({"KUBECONFIG": str(tmp_path / "missing")}, tmp_path) is None
     # The service-account token file does not exist here, so the env var alone is not enough.
     assert find_credentials({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, tmp_path) is None
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("behaviour", ["silent", "drip"])
+def test_check_zones_api_that_never_answers_fails_at_the_deadline(
+    behaviour: Behaviour, tmp_path: Path
+) -> None:
+    """Wall clock, not per socket read: a head dripped a byte at a time never ends either."""
+    with hostile_server(behaviour) as (host, port):
+        kubeconfig = write_kubeconfig(tmp_path / "kc", f"http://{host}:{port}")
+        creds = KubeCredentials(in_cluster=False, kubeconfig=str(kubeconfig))
+        started = time.monotonic()
+        with pytest.raises(BenchError) as caught:
+            check_zones(creds, "models", LABELS, deadline_s=0.5)
+        took = time.monotonic() - started
+    assert str(caught.value) == (
+        "Kubernetes API: no complete answer to list pods in namespace 'models' within 0.5 s "
+        "(an API server or proxy that accepts and does not answer?)"
+    )
+    assert took < 15  # bounded: the client's per-read timeout alone would wait forever on drip
+
+
+@pytest.mark.timeout(20)
+def test_check_zones_api_answer_past_the_body_cap_is_refused(tmp_path: Path) -> None:
+    with hostile_server("endless") as (host, port):
+        kubeconfig = write_kubeconfig(tmp_path / "kc", f"http://{host}:{port}")
+        creds = KubeCredentials(in_cluster=False, kubeconfig=str(kubeconfig))
+        with pytest.raises(BenchError) as caught:
+            check_zones(creds, "models", LABELS)
+    assert str(caught.value) == (
+        "Kubernetes API failed to list pods in namespace 'models': HTTP 200: body larger than "
+        f"{MAX_BODY_BYTES:,} bytes; stopped reading"
+    )

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
+from tests.fakes.silent_server import Behaviour, hostile_server
+from tests.unit.workflows.dockerfile_targets import REPO
 from tests.unit.workflows.fake_argo import FakeArgoServer, FakeArgoSession, Recorded
 from workflows.baseline import main
 from workflows.params import BaselineParams
-from workflows.submit import connection_from
+from workflows.submit import (
+    ARGO_CALL_DEADLINE_S,
+    ARGO_MAX_BODY_BYTES,
+    BoundedSession,
+    connection_from,
+    make_service,
+)
 
 from .test_template import GOLDEN_DIR, REGENERATE
 
@@ -366,3 +375,49 @@ def test_version_answer_missing_fields_warns_and_continues(
     assert main(["install", *REGISTRY], ENV, FakeArgoSession(handler)) == 0
     assert "cannot tell the version of Argo Server" in capsys.readouterr().err
     assert ("workflow-templates", "llm-baseline") in server.stored
+
+
+def test_every_argo_call_is_bounded_by_default() -> None:
+    """Hera calls `session.request` without a timeout: the default session bounds each call."""
+    service = make_service(connection_from(ENV, default_namespace="benchmarking"))
+    assert isinstance(service.session, BoundedSession)
+    assert service.session.deadline_s == ARGO_CALL_DEADLINE_S
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("behaviour", ["silent", "drip"])
+def test_argo_server_that_accepts_and_never_answers_fails_in_one_line_at_the_deadline(
+    behaviour: Behaviour, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wall clock, not per socket read: a head dripped a byte at a time never ends either."""
+    with hostile_server(behaviour) as (host, port):
+        env = {"ARGO_SERVER": f"{host}:{port}", "ARGO_SECURE": "false"}
+        started = time.monotonic()
+        assert main(["submit"], env, BoundedSession(deadline_s=0.5)) == 1
+        took = time.monotonic() - started
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "workflows.baseline: argo: read the server version failed: no complete answer within "
+        f"0.5 s from http://{host}:{port}/ (a server or proxy that accepts and does not "
+        "answer?); check ARGO_SERVER"
+    )
+    assert took < 15  # bounded: the per-read timeout alone would wait forever on `drip`
+
+
+@pytest.mark.timeout(20)
+def test_argo_answer_past_the_body_cap_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with hostile_server("endless") as (host, port):
+        env = {"ARGO_SERVER": f"{host}:{port}", "ARGO_SECURE": "false"}
+        session = BoundedSession(deadline_s=30, max_body_bytes=1 << 20)
+        assert main(["submit"], env, session) == 1
+    err = capsys.readouterr().err.strip()
+    assert "argo: read the server version failed: HTTP 200: body larger than 1,048,576" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_readme_states_the_argo_call_limits() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert (
+        f"ends within {ARGO_CALL_DEADLINE_S:g} s of wall\n  clock and reads at most "
+        f"{ARGO_MAX_BODY_BYTES >> 20} MiB"
+    ) in readme
