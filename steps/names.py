@@ -38,11 +38,10 @@ BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
 #: above all, would make the load step's request line malformed.
 _PATH_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: Scenario names become one S3 key segment and name a packaged `steps/scenarios/<name>.yml`.
-_SCENARIO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-#: Run ids become one S3 key segment, a `--history-dir` directory and the X-Request-Id prefix:
-#: the scenario name's shape, which the default `YYYYMMDDTHHMMSSZ-<6 hex>` has.
-_RUN_ID = _SCENARIO
+#: One S3 key segment: scenario names (also a packaged `steps/scenarios/<name>.yml`) and run ids
+#: (also a `--history-dir` directory and the X-Request-Id prefix; the default
+#: `YYYYMMDDTHHMMSSZ-<6 hex>` has this shape).
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Served model ids longer than this are not names (vLLM's are a few dozen characters).
 _MAX_MODEL_NAME = 256
 
@@ -120,14 +119,19 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def check_scenario_name(name: str) -> str:
-    """A scenario name: one S3 key segment, and the file name of a packaged scenario."""
-    if not _SCENARIO.match(name):
+def _check_key_segment(value: str, what: str) -> str:
+    """One S3 key segment (and file name): the shared rule of scenario names and run ids."""
+    if not _KEY_SEGMENT.match(value):
         raise ValueError(
-            f"scenario {name!r}: use letters, digits, '.', '_', '-' (max 64, starting with a "
+            f"{what} {value!r}: use letters, digits, '.', '_', '-' (max 64, starting with a "
             "letter or digit)"
         )
-    return name
+    return value
+
+
+def check_scenario_name(name: str) -> str:
+    """A scenario name: one S3 key segment, and the file name of a packaged scenario."""
+    return _check_key_segment(name, "scenario")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -139,12 +143,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def check_run_id(run_id: str) -> str:
     """A run id: the load step refuses at start what the report step could not store at the end."""
-    if not _RUN_ID.match(run_id):
-        raise ValueError(
-            f"run id {run_id!r}: use letters, digits, '.', '_', '-' (max 64, starting with a "
-            "letter or digit)"
-        )
-    return run_id
+    return _check_key_segment(run_id, "run id")
 
 
 def check_bucket_name(name: str) -> str:
