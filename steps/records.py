@@ -78,7 +78,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field("prompt_tokens_source", pa.string()),
         pa.field("output_tokens_source", pa.string()),
         # Arrival of each content chunk, µs after sent_ns (int32 holds 35.8 minutes, which is
-        # why load.request_timeout is capped at steps.config.MAX_REQUEST_SECONDS).
+        # why load.request_timeout is capped at steps.shared.MAX_REQUEST_SECONDS).
         pa.field("chunk_offsets_us", pa.list_(pa.int32())),
         # Tokens carried by each content chunk, aligned with chunk_offsets_us; null when the
         # server did not say (no per-chunk token_ids).

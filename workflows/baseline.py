@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from steps.cli import make_parser, run_main
 from steps.errors import BenchError, BreachError, UsageError
 from steps.names import new_run_id
-from steps.readiness.zones import K8sCheck
+from steps.shared import K8sCheck
 from workflows.chart_values import ChartMapping, load_values, map_values
 from workflows.cron import build_cron, check_schedule
 from workflows.graph_lint import lint_run, lint_template

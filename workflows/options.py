@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from steps.errors import UsageError
-from steps.readiness.zones import ZoneAffinity
+from steps.shared import ZoneAffinity
 
 __all__ = ["PLACEHOLDER_IMAGE_REGISTRY", "STEPS", "TemplateOptions"]
 

@@ -14,15 +14,6 @@ from typing import Any, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from steps.config import (
-    MAX_REQUEST_SECONDS,
-    MAX_SECONDS,
-    MAX_TOKENS_PER_REQUEST,
-    APIType,
-    LoadType,
-    StrictModel,
-    check_load_size,
-)
 from steps.errors import UsageError
 from steps.names import (
     BUCKET_NAME_PATTERN,
@@ -31,7 +22,17 @@ from steps.names import (
     check_model_name,
     echo_input,
 )
-from steps.readiness.zones import K8sCheck, parse_label_selector
+from steps.shared import (
+    MAX_REQUEST_SECONDS,
+    MAX_SECONDS,
+    MAX_TOKENS_PER_REQUEST,
+    APIType,
+    K8sCheck,
+    LoadType,
+    StrictModel,
+    check_load_size,
+    parse_label_selector,
+)
 
 __all__ = [
     "BaselineParams",

@@ -46,7 +46,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from steps.readiness.zones import ZONE_LABEL, ZoneAffinity
+from steps.shared import ZONE_LABEL, ZoneAffinity
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import (

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from steps.config import Config
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import LimitExceeded, OneShotClient
+from steps.load.config import Config
 from steps.names import check_model_name
 from steps.readiness.probe import ServedModel, served_model
 

@@ -24,8 +24,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from steps.config import APIType, Distribution, DistributionType
 from steps.errors import UsageError
+from steps.load.config import Distribution, DistributionType
+from steps.shared import APIType
 
 __all__ = ["MAX_ROUNDS", "PromptBuilder", "load_tokenizer", "sample_lengths"]
 

@@ -35,9 +35,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from steps.config import APIType, Config, DataType, ServerType
 from steps.errors import BenchError, UsageError
 from steps.load.client import RequestSpec
+from steps.load.config import Config, DataType, ServerType
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.model_lookup import resolve_model
@@ -48,6 +48,7 @@ from steps.load.worker import WorkerSpec, process_cpu_s, worker_main
 from steps.load.writer import merge_parts, part_rows, write_part
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
 from steps.redact import redact_tree
+from steps.shared import APIType
 
 __all__ = ["LoadResult", "LoadSettings", "run", "write_run_file"]
 

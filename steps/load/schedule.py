@@ -17,7 +17,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from steps.config import LoadType, Stage
+from steps.load.config import Stage
+from steps.shared import LoadType
 
 __all__ = [
     "StagePlan",

@@ -25,19 +25,18 @@ from steps.cli import (
     optional_text,
     run_main,
 )
-from steps.config import MAX_SECONDS, StrictModel
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import OneShotClient
 from steps.names import check_base_url, check_model_name
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
 from steps.readiness.warmup import run_warmup
-from steps.readiness.zones import (
+from steps.readiness.zones import KubeCredentials, check_zones, find_credentials
+from steps.shared import (
+    MAX_SECONDS,
     K8sCheck,
-    KubeCredentials,
+    StrictModel,
     ZoneAffinity,
-    check_zones,
-    find_credentials,
     format_label_selector,
     parse_label_selector,
 )

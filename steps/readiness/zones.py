@@ -20,40 +20,31 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from steps.bounded_call import LimitExceeded, call_within, read_capped
-from steps.errors import BenchError, UsageError
+from steps.errors import BenchError
+from steps.shared import ZONE_LABEL, ZoneAffinity, format_label_selector
 
 __all__ = [
     "CHECK_DEADLINE_S",
     "MAX_BODY_BYTES",
-    "ZONE_LABEL",
-    "K8sCheck",
     "KubeCredentials",
     "PodState",
-    "ZoneAffinity",
     "ZoneReport",
     "check_zones",
     "find_credentials",
-    "format_label_selector",
-    "parse_label_selector",
     "pod_states",
     "zone_report",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: The well-known node label the load step's podAffinity uses as topologyKey.
-ZONE_LABEL = "topology.kubernetes.io/zone"
 
 #: Where the kubelet mounts a pod's service account: token, ca.crt (and namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -64,31 +55,6 @@ CHECK_DEADLINE_S = 30.0
 #: Largest API answer read: a pod list of a few hundred model pods is a few MB.
 MAX_BODY_BYTES = 32 << 20
 _CHUNK_BYTES = 64 << 10
-# Kubernetes label syntax (k8s.io/apimachinery validation): optional DNS-subdomain prefix + "/",
-# a name of at most 63 characters; values at most 63 characters, possibly empty.
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_KEY_RE = re.compile(rf"^({_PREFIX}/)?{_NAME}$")
-_VALUE_RE = re.compile(rf"^({_NAME})?$")
-
-
-class K8sCheck(StrEnum):
-    """`auto`: run when credentials exist, else log that it was skipped; `required`: fail
-    without credentials; `off`: never."""
-
-    auto = "auto"
-    off = "off"
-    required = "required"
-
-
-class ZoneAffinity(StrEnum):
-    """How the load pod follows the model pods' zone (an install option of the template):
-    `required` (the guide's rule: never elsewhere), `preferred` (weight 100: same zone when the
-    scheduler can), `off` (no affinity)."""
-
-    required = "required"
-    preferred = "preferred"
-    off = "off"
 
 
 @dataclass(frozen=True)
@@ -118,37 +84,6 @@ class ZoneReport:
 
     pods: tuple[PodState, ...]
     zones: tuple[str, ...]
-
-
-def parse_label_selector(text: str) -> dict[str, str]:
-    """Parse `k=v,k2=v2` (equality only, as podAffinity matchLabels) into a dict."""
-    labels: dict[str, str] = {}
-    for raw in text.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or value.startswith("="):
-            raise UsageError(
-                f"--target-labels: {item!r} is not key=value (expected e.g. "
-                "'app.kubernetes.io/component=qwen3-vllm,tier=model')"
-            )
-        if not _KEY_RE.match(key) or len(key.rpartition("/")[2]) > 63:
-            raise UsageError(f"--target-labels: {key!r} is not a valid Kubernetes label key")
-        if not _VALUE_RE.match(value):
-            raise UsageError(
-                f"--target-labels: value {value!r} of {key!r} is not a valid Kubernetes label value"
-            )
-        if key in labels and labels[key] != value:
-            raise UsageError(f"--target-labels: {key!r} given twice with different values")
-        labels[key] = value
-    return labels
-
-
-def format_label_selector(labels: Mapping[str, str]) -> str:
-    """The API's `labelSelector` query string for equality labels."""
-    return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
 def find_credentials(env: Mapping[str, str], home: Path) -> KubeCredentials | None:

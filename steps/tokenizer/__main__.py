@@ -35,9 +35,9 @@ from steps.cli import (
     optional_text,
     run_main,
 )
-from steps.config import StrictModel
 from steps.errors import BenchError, UsageError
 from steps.qwen_offline import build_qwen_tokenizer
+from steps.shared import StrictModel
 from steps.tokenizer.files import copy_files, remove_tokenizer_files, tokenizer_files
 from steps.tokenizer.hub import download_tokenizer
 from steps.tokenizer.manifest import MANIFEST_NAME, build_manifest, file_entries, write_manifest

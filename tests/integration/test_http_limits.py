@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.config import Config, config_from_dict
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import MAX_BODY_BYTES, OneShotClient
+from steps.load.config import Config, config_from_dict
 from steps.load.model_lookup import resolve_model
 from steps.readiness.probe import check_once, wait_ready
 from steps.readiness.warmup import run_warmup

@@ -6,8 +6,8 @@ import pytest
 from pydantic import Field
 
 from steps.cli import config_from_flags, make_parser, optional_text, run_main
-from steps.config import StrictModel
 from steps.errors import BenchError, BreachError, UsageError
+from steps.shared import StrictModel
 
 
 class _Flags(StrictModel):

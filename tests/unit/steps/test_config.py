@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steps.config import APIType, DataType, LoadType, ServerType, config_from_dict, load_config
 from steps.errors import UsageError
+from steps.load.config import DataType, ServerType, config_from_dict, load_config
+from steps.shared import APIType, LoadType
 
 
 def test_load_config_seed_baseline_means_the_guide_scenario(seed_config_path: Path) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from steps.config import APIType, Distribution
 from steps.errors import UsageError
+from steps.load.config import Distribution
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
+from steps.shared import APIType
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 
-from steps.config import LoadType, Stage
+from steps.load.config import Stage
 from steps.load.schedule import (
     constant_offsets_ns,
     plan_stages,
     poisson_offsets_ns,
     worker_share,
 )
+from steps.shared import LoadType
 
 
 def test_constant_offsets_one_qps_ten_s_are_whole_seconds_from_zero() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from annotated_types import Le
 
-from steps.config import LoadConfig
+from steps.load.config import LoadConfig
 from steps.load.writer import SCHEMA, RecordBuffer, merge_parts, write_part
 from steps.records import RECORD_SCHEMA
 

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from steps.errors import BenchError, UsageError
-from steps.readiness.zones import (
-    MAX_BODY_BYTES,
-    KubeCredentials,
-    ZoneAffinity,
-    check_zones,
-    find_credentials,
-    format_label_selector,
-    parse_label_selector,
-)
+from steps.readiness.zones import MAX_BODY_BYTES, KubeCredentials, check_zones, find_credentials
+from steps.shared import ZoneAffinity, format_label_selector, parse_label_selector
 from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
 from tests.fakes.silent_server import Behaviour, hostile_server
 

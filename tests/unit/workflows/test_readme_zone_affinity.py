@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from steps.readiness.zones import ZoneAffinity
+from steps.shared import ZoneAffinity
 from tests.unit.workflows.dockerfile_targets import REPO
 
 SECTIONS = ("The workflow CLI", "Running on EKS")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.config import load_config
+from steps.load.config import load_config
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE
 from steps.report.sla import DEFAULT_ERROR_RATE
 from tests.unit.workflows.argo_pod import container_templates

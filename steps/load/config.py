@@ -17,19 +17,15 @@ silently falls back to a default would benchmark something else than the user as
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self, get_args
+from typing import Any, Self
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,23 +38,25 @@ from steps.names import (
     check_model_name,
     echo_input,
 )
+from steps.shared import (
+    MAX_REQUEST_SECONDS,
+    MAX_SECONDS,
+    MAX_STAGES,
+    MAX_TOKENS_PER_REQUEST,
+    APIType,
+    LoadType,
+    StrictModel,
+    check_load_size,
+)
 
 __all__ = [
-    "MAX_REQUESTS",
-    "MAX_REQUEST_SECONDS",
-    "MAX_RUN_PROMPT_TOKENS",
-    "MAX_SECONDS",
-    "MAX_STAGES",
-    "MAX_TOKENS_PER_REQUEST",
     "APIConfig",
-    "APIType",
     "Config",
     "DataConfig",
     "DataType",
     "Distribution",
     "DistributionType",
     "LoadConfig",
-    "LoadType",
     "LocalStorage",
     "S3Storage",
     "ServerConfig",
@@ -67,7 +65,6 @@ __all__ = [
     "Stage",
     "StorageConfig",
     "TokenizerConfig",
-    "check_load_size",
     "config_from_dict",
     "format_validation_error",
     "load_config",
@@ -77,69 +74,6 @@ __all__ = [
 #: An environment variable name (the config names where a secret is, never the secret).
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-# Bounds on what one run may ask for. Without them a typo passes validation and dies later in a
-# traceback or the kernel's OOM killer (`duration 1e12`: MemoryError building the schedule;
-# `input_tokens 10^7`: 4.7 GB in the tokenizer, then an abort in Rust).
-
-#: Requests (all stages plus warm-up) one run may schedule. Each is a prebuilt body before t0 and
-#: a row of records.parquet; the aggregate benchmark measured 1,000,000 rows x 128 chunks at
-#: 1.1 GiB peak RSS, the largest size this project has measured end to end.
-MAX_REQUESTS = 1_000_000
-#: Tokens in one prompt or one response. The longest context windows served today are about 2^20
-#: tokens; nothing larger is a request a server accepts.
-MAX_TOKENS_PER_REQUEST = 1 << 20
-#: Prompt tokens of a whole run. Every prompt is built before t0 and held as text (~4 bytes per
-#: token) in the main process and again in its worker: 2^28 tokens is ~1 GiB of text, ~2-3 GiB
-#: resident, inside the load pod's 8 GiB memory limit with room for the records.
-MAX_RUN_PROMPT_TOKENS = 1 << 28
-#: Any duration or timeout, in seconds: no step runs for a week, and far larger values overflow
-#: the nanosecond deadlines and timers they become (`time.sleep(1e300)` raises OverflowError).
-MAX_SECONDS = 7 * 24 * 3600.0
-#: request_timeout, in seconds: a request must end before its chunk arrival offsets
-#: (records.chunk_offsets_us, int32 µs since sent_ns) overflow at 2^31 µs = 35.8 min. Past that a
-#: legitimate long stream would be a protocol_error blaming the server, and the column may not be
-#: retyped (steps/CONTRACTS.md). 35 min leaves 47 s for a late timer. drain_timeout has the same
-#: cap: a drain longer than request_timeout changes nothing (request_timeout ends every request).
-MAX_REQUEST_SECONDS = 35 * 60.0
-#: Stages of one run. `stage` is int16 in the records (32767 at most); 1000 is already far more
-#: than a sweep anyone reads (each stage is a summary group, a report row and a plot point) and
-#: each stage costs a barrier across the workers.
-MAX_STAGES = 1000
-
-
-def check_load_size(
-    windows: Iterable[tuple[float, float]],
-    warmup_requests: int,
-    max_input_tokens: int,
-    *,
-    stages_field: str,
-    input_field: str,
-) -> None:
-    """Refuse a run larger than the bounds above; the message names the knobs to change.
-
-    `windows` are (rate, duration) pairs; the request count is their expected total (a poisson
-    stage's exact count is random, within a few standard deviations of it).
-    """
-    requests = math.fsum(rate * duration for rate, duration in windows) + warmup_requests
-    if not requests <= MAX_REQUESTS:
-        raise ValueError(
-            f"{stages_field}: asks for {requests:.4g} requests (rate x duration + warm-up), "
-            f"more than the {MAX_REQUESTS:,} one run may schedule; split it into several runs"
-        )
-    tokens = math.ceil(requests) * max_input_tokens
-    if tokens > MAX_RUN_PROMPT_TOKENS:
-        raise ValueError(
-            f"{input_field}: {math.ceil(requests):,} prompts of up to {max_input_tokens:,} tokens "
-            f"are {tokens:.3g} prompt tokens, more than the {MAX_RUN_PROMPT_TOKENS:,} one run "
-            "may build in memory before t0"
-        )
-
-
-def _is_number_type(annotation: Any) -> bool:
-    if annotation in (int, float):
-        return True
-    return any(_is_number_type(arg) for arg in get_args(annotation))
-
 
 def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
     """Refuse a secret written into the config: ConfigMaps show up in `kubectl get -o yaml`."""
@@ -148,29 +82,6 @@ def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
             f"{key} must not be in the config file; put it in an environment variable and {fix}"
         )
     return data
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are immutable once loaded,
-    numbers are finite (`inf`, `nan` are refused) and never booleans (`rate: true` is a typo,
-    not 1 request per second)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False
-    )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and _is_number_type(field.annotation):
-            raise ValueError("must be a number, not a boolean")
-        return value
-
-
-class APIType(StrEnum):
-    completion = "completion"
-    chat = "chat"
 
 
 class APIConfig(StrictModel):
@@ -264,11 +175,6 @@ class DataConfig(StrictModel):
         if self.type is DataType.shared_prefix and self.shared_prefix is None:
             raise ValueError("type shared_prefix needs a shared_prefix block")
         return self
-
-
-class LoadType(StrEnum):
-    constant = "constant"
-    poisson = "poisson"
 
 
 class Stage(StrictModel):
