@@ -21,46 +21,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from steps.load.__main__ import main
 from tests.fixtures.simulator import ROOT, SimulatorHandle
+from tests.helpers.load_run import run_load, ttft_errors_ms
 
 StartSimulator = Any
-
-
-def _run_load(
-    out: Path, sim_url: str, tokenizer_dir: Path, *flags: str
-) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    code = main(
-        [
-            "--out",
-            str(out),
-            "--tokenizer-dir",
-            str(tokenizer_dir),
-            "--base-url",
-            sim_url,
-            "--model-name",
-            "Qwen/Qwen3-8B",
-            "--input-tokens",
-            "512",
-            "--output-tokens",
-            "128",
-            *flags,
-        ]
-    )
-    rows = pq.read_table(out / "records.parquet").to_pylist()
-    run_json = json.loads((out / "run.json").read_text())
-    return code, rows, run_json
-
-
-def _ttft_errors_ms(rows: list[dict[str, Any]], truth: list[dict[str, Any]], run_id: str) -> Any:
-    by_id = {t["request_id"]: t for t in truth}
-    errors = []
-    for r in rows:
-        t = by_id[f"{run_id}-{r['stage']}-{r['request_index']}"]
-        server_ttft = t["chunk_wall_ns"][0] - t["arrival_wall_ns"]
-        client_ttft = r["first_token_ns"] - r["sent_ns"]
-        errors.append((client_ttft - server_ttft) / 1e6)
-    return np.array(errors)
 
 
 @pytest.mark.parametrize(("rate", "workers"), [(1, 2), (20, 2)])
@@ -73,7 +37,7 @@ def test_load_simulator_ten_seconds_every_request_exact_tokens_ttft_near_truth(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     simulator.reset_truth()
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path,
         simulator.base_url,
         qwen_tokenizer_dir,
@@ -101,7 +65,7 @@ def test_load_simulator_ten_seconds_every_request_exact_tokens_ttft_near_truth(
     assert [r["scheduled_ns"] for r in rows] == [round(i * 1e9 / rate) for i in range(rate * 10)]
     truth = [t for t in simulator.truth() if t["request_id"].startswith(f"acc-{rate}-0-")]
     assert len(truth) == rate * 10  # warm-up requests are not stage requests
-    errors = _ttft_errors_ms(rows, truth, f"acc-{rate}")
+    errors = ttft_errors_ms(rows, truth, f"acc-{rate}")
     # Client TTFT includes loopback transit both ways and process wake-ups; on a shared,
     # loaded 2-core machine "a few ms" (a wrong start or stamp point is off by >= 10 ms).
     assert np.median(np.abs(errors)) < 5, errors
@@ -133,7 +97,7 @@ def test_load_failure_injection_error_rows_never_crash(
         "--error-rate", "0.2", "--disconnect-rate", "0.2", "--malformed-rate", "0.2",
         "--seed", "3",
     )  # fmt: skip
-    code, rows, _ = _run_load(
+    code, rows, _ = run_load(
         tmp_path, sim.base_url, qwen_tokenizer_dir,
         "--rate", "25", "--duration", "2", "--num-workers", "1", "--run-id", "faults",
     )  # fmt: skip
@@ -160,14 +124,14 @@ def test_load_unreachable_and_timeouts_become_rows(
     qwen_tokenizer_dir: Path,
     tmp_path: Path,
 ) -> None:
-    code, rows, _ = _run_load(
+    code, rows, _ = run_load(
         tmp_path / "closed", "http://127.0.0.1:9", qwen_tokenizer_dir,
         "--rate", "5", "--duration", "1", "--num-workers", "1",
     )  # fmt: skip
     assert code == 1
     assert [r["status"] for r in rows] == ["connect_error"] * 5
     sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "1", "--slow-first-byte-ms", "1500")
-    code, rows, _ = _run_load(
+    code, rows, _ = run_load(
         tmp_path / "slow", sim.base_url, qwen_tokenizer_dir,
         "--rate", "4", "--duration", "1", "--num-workers", "1", "--request-timeout", "0.3",
     )  # fmt: skip
@@ -184,7 +148,7 @@ def test_load_coalesced_chunks_counted_from_token_ids(
         "--ttft-ms", "5", "--itl-ms", "2", "--tokens-per-chunk", "4",
         "--tokenizer", str(qwen_tokenizer_dir),
     )  # fmt: skip
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path, sim.base_url, qwen_tokenizer_dir,
         "--rate", "5", "--duration", "1", "--num-workers", "1",
     )  # fmt: skip
@@ -206,7 +170,7 @@ def test_load_chat_prompt_sized_with_template(
     sim = simulator_factory(
         "--ttft-ms", "5", "--itl-ms", "1", "--tokenizer", str(qwen_tokenizer_dir)
     )
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path, sim.base_url, qwen_tokenizer_dir,
         "--rate", "4", "--duration", "1", "--num-workers", "1", "--api-type", "chat",
     )  # fmt: skip

@@ -21,7 +21,7 @@ from tests.fixtures.hostile import (
     respond,
 )
 from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.test_load import _run_load
+from tests.helpers.load_run import run_load as _run_load
 
 StartSimulator = Callable[..., SimulatorHandle]
 

@@ -16,7 +16,7 @@ from tests.fixtures.hostile import (
     sse,
     usage_chunk,
 )
-from tests.integration.test_load import _run_load
+from tests.helpers.load_run import run_load
 
 _GOOD = sse([content_chunk("a", [1]), content_chunk("b", [2]), usage_chunk(64, 2)])
 #: request_index -> what the server answers (every other index: a good stream).
@@ -39,7 +39,7 @@ def test_out_of_range_values_fail_only_their_request(
     tmp_path: Path,
 ) -> None:
     server = hostile_server(_route)
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path, server.url, qwen_tokenizer_dir,
         "--rate", "10", "--duration", "1", "--num-workers", "1", "--output-tokens", "2",
     )  # fmt: skip

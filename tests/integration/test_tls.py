@@ -20,7 +20,7 @@ import trustme
 from steps.load.__main__ import main as load_main
 from steps.readiness.__main__ import main as readiness_main
 from tests.fixtures.simulator import SimulatorHandle, StartSimulator
-from tests.integration.test_load import _run_load, _ttft_errors_ms
+from tests.helpers.load_run import run_load, ttft_errors_ms
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_https_readiness_and_load_with_trusted_ca(
             "--interval", "0.2", "--outputs-dir", str(tmp_path / "ready")]  # fmt: skip
     assert readiness_main(argv) == 0
     sim.reset_truth()
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path / "load", sim.base_url, qwen_tokenizer_dir,
         "--rate", "10", "--duration", "2", "--num-workers", "2", "--run-id", "tls",
     )  # fmt: skip
@@ -62,7 +62,7 @@ def test_https_readiness_and_load_with_trusted_ca(
     assert {len(r["chunk_offsets_us"]) for r in rows} == {128}
     truth = sim.truth()
     assert len(truth) == 20
-    errors = _ttft_errors_ms(rows, truth, run_json["run_id"])
+    errors = ttft_errors_ms(rows, truth, run_json["run_id"])
     # TLS adds decryption on both sides; typically a few ms here. The maximum is left loose:
     # one preemption on a loaded 2-core machine costs tens of ms.
     assert (errors > -1).all()
@@ -87,7 +87,7 @@ def test_https_untrusted_certificate_is_an_error_row_and_one_line(
     assert line.startswith(f"readiness: {sim.base_url} not ready after 1 s")
     assert "/health: TLS certificate rejected ([SSL: CERTIFICATE_VERIFY_FAILED]" in line
     assert "set SSL_CERT_FILE to that CA's PEM" in line
-    code, rows, _ = _run_load(
+    code, rows, _ = run_load(
         tmp_path / "load", sim.base_url, qwen_tokenizer_dir,
         "--rate", "4", "--duration", "1", "--num-workers", "1", "--model-name", sim.model,
     )  # fmt: skip
