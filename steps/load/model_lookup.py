@@ -20,7 +20,7 @@ from steps.errors import BenchError, UsageError
 from steps.http_oneshot import LimitExceeded, OneShotClient
 from steps.load.config import Config
 from steps.names import check_model_name
-from steps.readiness.probe import ServedModel, served_model
+from steps.served_models import ServedModel, served_model
 
 __all__ = ["LOOKUP_DEADLINE_S", "resolve_model"]
 

@@ -14,14 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from steps.errors import BenchError
 from steps.http_oneshot import LimitExceeded, OneShotClient
+from steps.served_models import ServedModel, served_model
 
-__all__ = ["ServedModel", "WaitResult", "check_once", "poll_delays", "served_model", "wait_ready"]
+__all__ = ["WaitResult", "check_once", "poll_delays", "wait_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ _MAX_REQUEST_TIMEOUT_S = 10.0
 #: Shortest probe worth making: a probe starts at least this long before the deadline (the gap
 #: before it is cut to leave that), so it fits inside; with less left, no probe starts.
 _MIN_REQUEST_TIMEOUT_S = 0.5
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """One entry of `/v1/models`; `max_model_len` is a vLLM extension (None elsewhere)."""
-
-    id: str
-    max_model_len: int | None
 
 
 @dataclass(frozen=True)
@@ -57,23 +49,6 @@ def poll_delays(interval_s: float) -> Iterator[float]:
     while True:
         yield min(delay, interval_s)
         delay *= 2
-
-
-def served_model(payload: Any, model_name: str) -> tuple[ServedModel | None, tuple[str, ...]]:
-    """Find `model_name` in a `/v1/models` JSON body; also return every served id."""
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, list):
-        raise ValueError("/v1/models body has no 'data' list")
-    served: list[ServedModel] = []
-    for entry in data:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            continue
-        raw_len = entry.get("max_model_len")
-        max_len = raw_len if isinstance(raw_len, int) and not isinstance(raw_len, bool) else None
-        served.append(ServedModel(id=entry["id"], max_model_len=max_len))
-    ids = tuple(m.id for m in served)
-    match = next((m for m in served if m.id == model_name), None)
-    return match, ids
 
 
 def _describe_request_error(path: str, exc: httpx.RequestError | LimitExceeded) -> str:
