@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit.workflows.argo_schema import SCHEMA_PATH, crd_errors, schema_errors
-from tests.unit.workflows.k8s_models import MODELS, round_trip
-from tests.unit.workflows.rendered import rendered_objects
+from tests.helpers.argo.k8s_models import MODELS, round_trip
+from tests.helpers.argo.rendered import rendered_objects
+from tests.helpers.argo.schema import SCHEMA_PATH, crd_errors, schema_errors
 from workflows.argo_crd import CRD_KINDS, CRD_VERSIONS, crd_schema, cron_schedule_pattern
 from workflows.cron import build_cron
 from workflows.options import TemplateOptions

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.workflows.fake_argo import FakeArgoSession
+from tests.fakes.argo import FakeArgoSession
 from workflows.baseline import _stop, main
 
 

@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 
-from tests.unit.workflows.dockerfile_targets import REPO, dockerfile_targets
+from tests.helpers.dockerfile_targets import REPO, dockerfile_targets
 from workflows.baseline import main
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams

@@ -1,7 +1,7 @@
 """Every pod the project renders passes Pod Security "restricted" and starts as a numeric user.
 
-The WorkflowTemplate's pods are checked as Argo v4.0.5 builds them (tests/unit/workflows/
-argo_pod.py): the workflow's pod securityContext, Argo's own init and wait containers with a
+The WorkflowTemplate's pods are checked as Argo v4.0.5 builds them (tests/helpers/argo/
+pod.py): the workflow's pod securityContext, Argo's own init and wait containers with a
 stock controller's (empty) executor settings, the step's container, and the podSpecPatch.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit.workflows.argo_pod import argo_pod_spec, container_templates
-from tests.unit.workflows.dockerfile_targets import REPO, dockerfile_targets
-from tests.unit.workflows.pss_restricted import pss_restricted_violations
-from tests.unit.workflows.rendered import rendered_objects
+from tests.helpers.argo.pod import argo_pod_spec, container_templates
+from tests.helpers.argo.pss_restricted import pss_restricted_violations
+from tests.helpers.argo.rendered import rendered_objects
+from tests.helpers.dockerfile_targets import REPO, dockerfile_targets
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import RUN_AS_ID

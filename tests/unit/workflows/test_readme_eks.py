@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.unit.workflows.dockerfile_targets import REPO
+from tests.helpers.dockerfile_targets import REPO
 from workflows.argo_version import MIN_ARGO_VERSION
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams

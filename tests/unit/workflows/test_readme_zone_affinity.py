@@ -8,7 +8,7 @@ import re
 import pytest
 
 from steps.shared import ZoneAffinity
-from tests.unit.workflows.dockerfile_targets import REPO
+from tests.helpers.dockerfile_targets import REPO
 
 SECTIONS = ("The workflow CLI", "Running on EKS")
 

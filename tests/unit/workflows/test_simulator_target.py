@@ -1,7 +1,7 @@
 """`render --kind simulator`: a Deployment and Service the benchmark can target in-cluster.
 
 No API server runs here, so each object is checked against the `kubernetes` client's own models
-(tests/unit/workflows/k8s_models.py: a misspelt or misplaced key fails). The rest checks that
+(tests/helpers/argo/k8s_models.py: a misspelt or misplaced key fails). The rest checks that
 the pieces fit the benchmark: the load pod's zone affinity and the readiness check select the
 simulator's pod, the Service selects it, and both images are Dockerfile targets.
 """
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from steps.errors import UsageError
-from tests.unit.workflows.dockerfile_targets import dockerfile_targets
-from tests.unit.workflows.k8s_models import round_trip
+from tests.helpers.argo.k8s_models import round_trip
+from tests.helpers.dockerfile_targets import dockerfile_targets
 from workflows.baseline import main
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.argo import FakeArgoServer, FakeArgoSession, Recorded
 from tests.fakes.silent_server import Behaviour, hostile_server
-from tests.unit.workflows.dockerfile_targets import REPO
-from tests.unit.workflows.fake_argo import FakeArgoServer, FakeArgoSession, Recorded
+from tests.helpers.argo.golden import check_golden_json
+from tests.helpers.dockerfile_targets import REPO
 from workflows.baseline import main
 from workflows.params import BaselineParams
 from workflows.submit import (
@@ -20,8 +21,6 @@ from workflows.submit import (
     connection_from,
     make_service,
 )
-
-from .test_template import GOLDEN_DIR, REGENERATE
 
 ENV = {"ARGO_SERVER": "argo.example.com", "ARGO_TOKEN": "s3cr3t-token", "ARGO_BASE_HREF": "/argo"}
 BASE = "https://argo.example.com/argo/api/v1"
@@ -94,10 +93,7 @@ def test_submit_runs_installed_template_with_all_parameters_and_leaves_it_alone(
     sent = dict(p.split("=", 1) for p in body["submitOptions"]["parameters"])
     assert set(sent) == set(BaselineParams.model_fields)
     assert (sent["rate"], sent["duration"], sent["sla_ttft_p99_ms"]) == ("2", "60", "")
-    golden = GOLDEN_DIR / "submit_request.json"
-    if REGENERATE:
-        golden.write_text(json.dumps(body, indent=2) + "\n")
-    assert json.loads(golden.read_text()) == body
+    check_golden_json("submit_request", body)
     out = capsys.readouterr().out
     assert "installed" not in out
     assert "submitted benchmarking/llm-baseline-x7k2p" in out

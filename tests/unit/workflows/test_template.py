@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from steps.load.config import load_config
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE
 from steps.report.sla import DEFAULT_ERROR_RATE
-from tests.unit.workflows.argo_pod import container_templates
-from tests.unit.workflows.argo_schema import schema_errors
+from tests.helpers.argo.golden import check_golden_yaml
+from tests.helpers.argo.pod import container_templates
+from tests.helpers.argo.schema import schema_errors
 from workflows.argo_expr import evaluate, substitute
 from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
@@ -22,9 +21,6 @@ from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import LOAD_PARTS_ARTIFACT, build_template, build_workflow
 from workflows.time_budget import PENDING_ALLOWANCE_S
-
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "workflows"
-REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
 
 
 def _template(**knobs: Any) -> dict[str, Any]:
@@ -59,12 +55,7 @@ def test_schema_strict_misspelt_key_fails() -> None:
 @pytest.mark.parametrize("name", ["template", "cron", "workflow"])
 def test_manifest_matches_golden(name: str) -> None:
     _, manifest = _manifests()[name]
-    path = GOLDEN_DIR / f"{name}.yaml"
-    if REGENERATE:
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    assert yaml.safe_load(path.read_text()) == manifest, (
-        f"{path} differs; if intended, regenerate with REGENERATE_GOLDEN=1"
-    )
+    check_golden_yaml(name, manifest)
 
 
 def test_graph_lint_rendered_manifests_clean() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.workflows.argo_schema import schema_errors
+from tests.helpers.argo.schema import schema_errors
 from workflows.baseline import main
 from workflows.graph_lint import lint_template
 

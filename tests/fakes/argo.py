@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from tests.unit.workflows.argo_schema import schema_errors
+from tests.helpers.argo.schema import schema_errors
 
 #: (method, URL path suffix) -> schema kind of the body, or of one key of it.
 _BODY_KINDS: list[tuple[str, str, str, str | None]] = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 __all__ = ["REPO", "dockerfile_targets"]
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def dockerfile_targets() -> dict[str, dict[str, object]]:
