@@ -21,9 +21,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from steps.aggregate.lifecycle import lifecycle_json
-from steps.aggregate.metrics import IntHistogram, derive_latencies_ns, scan_itl, scan_token_sums
+from steps.aggregate.metrics import IntHistogram, scan_itl, scan_token_sums
 from steps.aggregate.read import (
-    TIME_COLUMNS,
     Shard,
     check_one_run,
     check_unique_requests,
@@ -41,6 +40,7 @@ from steps.aggregate.summary import (
 )
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import BenchError, UsageError
+from steps.record_metrics import TIME_COLUMNS, latencies_ns
 
 __all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
 
@@ -118,7 +118,7 @@ def run(config: AggregateConfig) -> AggregateResult:
         _log.info("read %d requests from %d shard(s)", len(requests), len(shards))
         check_unique_requests(requests)
         times = {name: requests[name].to_numpy() for name in TIME_COLUMNS}
-        derived = derive_latencies_ns(times, requests["output_tokens"].to_numpy())
+        derived = latencies_ns(times, requests["output_tokens"].to_numpy())
         requests = requests.assign(**derived, chunk_token_sum=token_sums.result())
         itl_us = itl_scan.result()
 

@@ -1,6 +1,8 @@
-"""Pure statistics over per-request records: derived latencies, pooled ITL gaps, distributions.
+"""Statistics over per-request metrics: distributions, pooled ITL histograms, per-run scans.
 
-Conventions (the README's metric definitions are the prose version of this module):
+What each metric is (latencies, chunk gaps, chunk token sums) is defined in
+`steps.record_metrics`; this module turns those values into the summary's statistics.
+Conventions:
 - Percentiles use numpy's default "linear" method (type 7, as inference-perf does), always over
   raw values, never by combining per-shard percentiles.
 - `std` is the population standard deviation (ddof=0, numpy's default).
@@ -22,16 +24,16 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from steps.record_metrics import FloatArray, chunk_gaps, chunk_token_sums
+
 __all__ = [
     "PERCENTILES",
     "Distribution",
     "IntHistogram",
-    "chunk_gaps",
-    "derive_latencies_ns",
     "describe",
+    "scan_itl",
+    "scan_token_sums",
 ]
-
-FloatArray = npt.NDArray[np.float64]
 
 #: Every percentile we compute once per metric: inference-perf's default report list; the
 #: summary.json STATS use the subset 50/90/95/99/99.9.
@@ -83,64 +85,6 @@ def describe(values: npt.NDArray[np.number[Any]]) -> Distribution:
         std=float(np.sqrt(variance)),
         percentiles={q: float(v) for q, v in zip(PERCENTILES, points, strict=True)},
     )
-
-
-def derive_latencies_ns(
-    times: Mapping[str, FloatArray], output_tokens: FloatArray
-) -> dict[str, FloatArray]:
-    """Per-request latencies in ns (NaN where undefined) from the record times (NaN = null).
-
-    ttft = first_token - sent; e2e = last_token - sent; tpot = (last_token - first_token) /
-    (output_tokens - 1) for output_tokens > 1; ntpot = e2e / output_tokens for output_tokens > 0;
-    scheduled_e2e = last_token - scheduled (coordinated-omission view); schedule_delay = sent -
-    scheduled; request_latency = end - sent (failures' latency in the lifecycle report).
-    """
-    sent, first, last = times["sent_ns"], times["first_token_ns"], times["last_token_ns"]
-    e2e = last - sent
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tpot = np.where(output_tokens > 1, (last - first) / (output_tokens - 1), np.nan)
-        ntpot = np.where(output_tokens > 0, e2e / output_tokens, np.nan)
-    return {
-        "ttft": first - sent,
-        "tpot": tpot,
-        "ntpot": ntpot,
-        "e2e": e2e,
-        "scheduled_e2e": last - times["scheduled_ns"],
-        "schedule_delay": sent - times["scheduled_ns"],
-        "request_latency": times["end_ns"] - sent,
-    }
-
-
-def _lengths(piece: pa.ListArray) -> npt.NDArray[np.int64]:
-    """Items per list, 0 for a null list (flatten() skips null lists too)."""
-    lengths = pc.fill_null(pc.list_value_length(piece), 0)
-    return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def chunk_gaps(piece: pa.ListArray) -> npt.NDArray[np.int64]:
-    """Differences of consecutive items inside each list of `piece`, never across two lists.
-
-    Shared with the report's ITL plot so that plot and summary pool the same gaps.
-    """
-    # int64: offsets are int32 µs, their difference may not fit int32 in a corrupt file.
-    values: npt.NDArray[np.int64] = piece.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-    lengths = _lengths(piece)
-    if len(values) < 2:
-        return np.empty(0, dtype=np.int64)
-    width = int(lengths[0])
-    if width > 1 and (lengths == width).all():
-        # Every list equally long (fixed output length): one strided subtraction, no masks.
-        matrix = values.reshape(len(lengths), width)
-        gaps: npt.NDArray[np.int64] = np.subtract(matrix[:, 1:], matrix[:, :-1]).ravel()
-        return gaps
-    diffs = np.diff(values)
-    ends = np.cumsum(lengths)
-    # diffs[e - 1] spans the end of one list and the start of the next one: not a gap.
-    crossing = ends[(ends > 0) & (ends < len(values))] - 1
-    keep = np.ones(len(diffs), dtype=bool)
-    keep[crossing] = False
-    kept: npt.NDArray[np.int64] = diffs[keep]
-    return kept
 
 
 class IntHistogram:
@@ -229,29 +173,9 @@ class IntHistogram:
         )
 
 
-def _token_sums(piece: pa.ListArray) -> FloatArray:
-    """Sum of `chunk_tokens` per row; NaN where the list or any item in it is null (unknown)."""
-    values = piece.flatten()
-    lengths = _lengths(piece)
-    starts = np.cumsum(lengths) - lengths
-    filled = lengths > 0
-    sums = np.zeros(len(piece), dtype=np.float64)
-    if filled.any():
-        counts = (values.fill_null(0) if values.null_count else values).to_numpy(
-            zero_copy_only=False
-        )
-        sums[filled] = np.add.reduceat(counts, starts[filled], dtype=np.int64)
-        if values.null_count:
-            nulls = values.is_null().to_numpy(zero_copy_only=False).view(np.int8)
-            has_null = np.add.reduceat(nulls, starts[filled], dtype=np.int64) > 0
-            sums[np.flatnonzero(filled)[has_null]] = np.nan
-    sums[piece.is_null().to_numpy(zero_copy_only=False)] = np.nan
-    return sums
-
-
 def scan_token_sums(batches: Iterable[pa.RecordBatch]) -> FloatArray:
     """Sum of `chunk_tokens` per row over batches holding that column, in row order."""
-    sums = [_token_sums(batch.column("chunk_tokens")) for batch in batches]
+    sums = [chunk_token_sums(batch.column("chunk_tokens")) for batch in batches]
     return np.concatenate(sums) if sums else np.empty(0, dtype=np.float64)
 
 

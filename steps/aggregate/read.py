@@ -3,7 +3,7 @@
 A shard is one load pod's output: `records.parquet` plus, when present, `run.json` beside it.
 Several shards are one run only when they share its run id and split its requests, as a load
 spread over several pods will write them (steps/CONTRACTS.md); today's load writes one per run.
-Each shard's times are ns since its own t0; `wall_start_ns` (epoch ns of that t0) puts every
+Each shard's times are ns since its own t0; `steps.record_metrics.on_time_line` puts every
 shard on one time line whose origin is the earliest shard's t0. Only the columns the metrics use
 are read, and the two list columns (10^8 items in a long run) are read separately from the
 scalar ones so that they are never all in memory at once.
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,10 +25,10 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from steps.errors import UsageError
+from steps.record_metrics import TIME_COLUMNS, as_float, on_time_line
 from steps.records import RECORD_SCHEMA, RUN_FILE, resolve_records_path
 
 __all__ = [
-    "TIME_COLUMNS",
     "RunInfo",
     "Shard",
     "StageRun",
@@ -40,7 +39,6 @@ __all__ = [
     "read_requests",
 ]
 
-TIME_COLUMNS = ("scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns", "end_ns")
 _NUMBER_COLUMNS = ("prompt_tokens", "output_tokens", "http_status")
 _TEXT_COLUMNS = ("status", "prompt_tokens_source", "output_tokens_source", "error")
 _SCALAR_COLUMNS = (
@@ -189,11 +187,6 @@ def check_unique_requests(requests: pd.DataFrame) -> None:
         )
 
 
-def _as_float(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
-    """Numbers as float64 with NaN for null: the metrics treat NaN as 'not reached/unknown'."""
-    return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
-
-
 def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
     """One row per request of every shard, in shard order; times in ns since epoch `origin_ns`."""
     frames = []
@@ -201,19 +194,14 @@ def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
         table = pq.read_table(
             shard.records_path, columns=list(_SCALAR_COLUMNS), read_dictionary=list(_TEXT_COLUMNS)
         )
-        # Subtract in int64 first: epoch ns (~1.8e18) lose ~256 ns when cast to float64.
-        shift = _as_float(
-            pc.subtract(table.column("wall_start_ns"), pa.scalar(origin_ns, pa.int64()))
-        )
         data: dict[str, Any] = {
             "shard": np.full(table.num_rows, index, dtype=np.int32),
             "stage": table.column("stage").to_numpy().astype(np.int64),
             "request_index": table.column("request_index").to_numpy(),
         }
-        for name in TIME_COLUMNS:
-            data[name] = _as_float(table.column(name)) + shift
+        data |= on_time_line(table, origin_ns)
         for name in _NUMBER_COLUMNS:
-            data[name] = _as_float(table.column(name))
+            data[name] = as_float(table.column(name))
         for name in _TEXT_COLUMNS:
             data[name] = table.column(name).to_pandas()
         frames.append(pd.DataFrame(data))

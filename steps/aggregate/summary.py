@@ -19,7 +19,8 @@ import pandas as pd
 
 from steps.aggregate.metrics import Distribution, describe
 from steps.aggregate.read import Shard
-from steps.records import SATURATION_DELAY_MS, STATUSES
+from steps.record_metrics import LATENCIES_OVER_SENT, achieved_rate, is_saturated
+from steps.records import STATUSES
 
 __all__ = [
     "LATENCY_METRICS",
@@ -36,7 +37,6 @@ __all__ = [
 
 #: summary.json latency_ms keys, in order.
 LATENCY_METRICS = ("ttft", "itl", "tpot", "ntpot", "e2e", "scheduled_e2e", "schedule_delay")
-#: DESIGN.md: schedule delay p99 above this means the load generator needed more CPU.
 #: `stage` value of the whole-run rows in summary.parquet.
 OVERALL_STAGE = -1
 _STATS_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -81,9 +81,9 @@ class GroupMetrics:
 
     @property
     def saturated(self) -> bool:
-        """Schedule delay p99 above 10 ms: the client, not the server, shaped the latencies."""
+        """Schedule delay p99 above the saturation bound (steps.record_metrics.is_saturated)."""
         p99 = self.latency_ns["schedule_delay"].percentiles[99.0]
-        return p99 is not None and p99 / _NS_PER_MS > SATURATION_DELAY_MS
+        return is_saturated(None if p99 is None else p99 / _NS_PER_MS)
 
     def per_second(self, amount: float) -> float | None:
         """`amount` per second of the stage window (None for an empty window)."""
@@ -132,17 +132,6 @@ def _failure_labels(failed: pd.DataFrame) -> dict[str, tuple[int, dict[str, int]
     return grouped
 
 
-def _achieved_rate(rows: pd.DataFrame, send_window_s: float | None) -> float | None:
-    """Requests sent per second of send window; without run.json (n-1)/(last - first send)."""
-    sent = _values(rows["sent_ns"])
-    if send_window_s:
-        return len(sent) / send_window_s
-    if len(sent) < 2:
-        return None
-    span_s = (float(sent.max()) - float(sent.min())) / _NS_PER_S
-    return (len(sent) - 1) / span_s if span_s > 0 else None
-
-
 def measure_group(
     rows: pd.DataFrame, itl_ns: Distribution, window: Window, stage: int | None
 ) -> GroupMetrics:
@@ -150,9 +139,11 @@ def measure_group(
     status = rows["status"]
     ok = rows[status == "ok"]
     counts = {"total": len(rows)} | {name: int((status == name).sum()) for name in STATUSES}
-    latency = {name: describe(_values(ok[name])) for name in LATENCY_METRICS if name != "itl"}
-    # Schedule delay describes the client, whatever the server answered: over every sent row.
-    latency["schedule_delay"] = describe(_values(rows["schedule_delay"]))
+    latency = {
+        name: describe(_values((rows if name in LATENCIES_OVER_SENT else ok)[name]))
+        for name in LATENCY_METRICS
+        if name != "itl"
+    }
     latency["itl"] = itl_ns
     known = rows["output_tokens"].notna() & rows["chunk_token_sum"].notna()
     mismatches = int((rows["output_tokens"][known] != rows["chunk_token_sum"][known]).sum())
@@ -166,7 +157,7 @@ def measure_group(
         window_s=window_s if window_s > 0 else None,
         send_window_s=window.send_window_s,
         requested_rate=window.requested_rate,
-        achieved_rate=_achieved_rate(rows, window.send_window_s),
+        achieved_rate=achieved_rate(rows["sent_ns"].to_numpy(), window.send_window_s),
         prompt_tokens=describe(_values(ok["prompt_tokens"])),
         output_tokens=describe(_values(ok["output_tokens"])),
         prompt_tokens_total=int(ok["prompt_tokens"].sum()),

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from steps.aggregate.metrics import chunk_gaps
 from steps.errors import UsageError
+from steps.record_metrics import as_float, chunk_gaps, latencies_ns, ok_rows, on_time_line
 from steps.records import resolve_records_path
 
 __all__ = ["COLUMNS", "MAX_ITL_REQUESTS", "Samples", "read_samples"]
@@ -32,6 +31,7 @@ COLUMNS = (
     "sent_ns",
     "first_token_ns",
     "last_token_ns",
+    "end_ns",
     "output_tokens",
     "chunk_offsets_us",
 )
@@ -57,11 +57,6 @@ class Samples:
     itl_ms: np.ndarray  # pooled chunk gaps of the strided request subset
 
 
-def _float(array: pa.Array) -> np.ndarray:
-    """int column -> float64 with NaN for nulls."""
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
 def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS) -> Samples:
     """Stream the needed columns of one or more record shards onto one time line (wall clock)."""
     files = []
@@ -82,25 +77,20 @@ def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS
     row_base = 0
     for file in files:
         for batch in file.iter_batches(columns=list(COLUMNS), batch_size=65_536):
-            wall = batch.column("wall_start_ns")
             if anchor_ns is None and len(batch):
-                anchor_ns = int(wall[0].as_py())
-            shift = pc.subtract(wall, pa.scalar(anchor_ns or 0, pa.int64()))
-            sent = _float(batch.column("sent_ns"))
-            sent_s = (_float(pc.add(shift, batch.column("sent_ns")))) / _NS_PER_S
-            ok = np.asarray(pc.equal(batch.column("status"), "ok").to_numpy(zero_copy_only=False))
-            was_sent = ~np.isnan(sent)
-            delay = (sent - _float(batch.column("scheduled_ns"))) / _NS_PER_MS
+                anchor_ns = int(batch.column("wall_start_ns")[0].as_py())
+            times = on_time_line(batch, anchor_ns or 0)
+            latency = latencies_ns(times, as_float(batch.column("output_tokens")))
+            ok = ok_rows(batch.column("status"))
+            sent_s = times["sent_ns"] / _NS_PER_S
+            was_sent = ~np.isnan(sent_s)
             parts["delay_sent_s"].append(sent_s[was_sent])
-            parts["schedule_delay_ms"].append(delay[was_sent])
+            parts["schedule_delay_ms"].append(latency["schedule_delay"][was_sent] / _NS_PER_MS)
             parts["sent_s"].append(sent_s[ok])
-            parts["ttft_ms"].append(
-                ((_float(batch.column("first_token_ns")) - sent) / _NS_PER_MS)[ok]
-            )
-            last = _float(batch.column("last_token_ns"))
-            parts["e2e_ms"].append(((last - sent) / _NS_PER_MS)[ok])
-            parts["done_s"].append((sent_s + (last - sent) / _NS_PER_S)[ok])
-            tokens = np.nan_to_num(_float(batch.column("output_tokens")))
+            parts["ttft_ms"].append(latency["ttft"][ok] / _NS_PER_MS)
+            parts["e2e_ms"].append(latency["e2e"][ok] / _NS_PER_MS)
+            parts["done_s"].append(times["last_token_ns"][ok] / _NS_PER_S)
+            tokens = np.nan_to_num(as_float(batch.column("output_tokens")))
             parts["output_tokens"].append(tokens[ok])
             strided = (np.arange(row_base, row_base + len(batch)) % stride == 0) & ok
             lists = batch.column("chunk_offsets_us").filter(pa.array(strided))
