@@ -18,7 +18,7 @@ from typing import Any
 
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import UsageError
-from steps.load.config import Config, config_from_dict, load_config
+from steps.load.config import Config, config_from_dict, load_config, output_dir
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadSettings, run
 from steps.names import check_run_id, check_scenario_name, new_run_id
@@ -45,7 +45,9 @@ def _opt(kind: type) -> Any:
 
 def _parser() -> argparse.ArgumentParser:
     p = make_parser("steps.load", "Streaming load generator: records.parquet + run.json.")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument(
+        "--out", type=_opt(Path), help="output directory (default: storage.local_storage.path)"
+    )
     p.add_argument(
         "--config", type=_opt(Path), help="inference-perf config.yml (default: packaged scenario)"
     )
@@ -174,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_id = _run_id(args)
         base, scenario = _load_base_config(args)
         config = apply_overrides(base, args)
+        out = output_dir(config, args.out)
         if args.tokenizer_dir is not None:
             if not args.tokenizer_dir.is_dir():
                 raise UsageError(f"--tokenizer-dir {args.tokenizer_dir}: not a directory")
@@ -187,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "no tokenizer: pass --tokenizer-dir or set "
                     "tokenizer.pretrained_model_name_or_path"
                 )
-        settings = LoadSettings(config, args.out, tokenizer, run_id, scenario, args.log_level)
+        settings = LoadSettings(config, out, tokenizer, run_id, scenario, args.log_level)
         result = run(settings)
         print(result.summary_text, file=sys.stderr)
         if result.incomplete_reasons:

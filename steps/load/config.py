@@ -10,6 +10,9 @@ differ, it is on purpose and said in the field's description:
 - Secrets are never config values: `server.api_key_env` and `tokenizer.token_env` name the
   environment variable that holds them (a key in a ConfigMap ends up in `kubectl get -o yaml`).
 - `load.seed`, `warmup_requests`, `request_timeout` and `drain_timeout` are ours.
+- `storage`: the load step writes local files only. `storage.local_storage.path` is its output
+  directory when `--out` is not given; S3 and GCS blocks parse (a whole inference-perf config is
+  read) but the load step refuses them by name: the report step uploads (`output_dir`).
 
 Every model forbids unknown keys, as inference-perf's `StrictBaseModel` does: a misspelt key that
 silently falls back to a default would benchmark something else than the user asked for.
@@ -68,6 +71,7 @@ __all__ = [
     "config_from_dict",
     "format_validation_error",
     "load_config",
+    "output_dir",
 ]
 
 
@@ -280,8 +284,25 @@ class TokenizerConfig(StrictModel):
 
 
 class LocalStorage(StrictModel):
-    path: str = Field(default="reports", description="directory for results")
-    report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
+    path: str = Field(
+        default="reports",
+        min_length=1,
+        description="output directory of the load step when --out is not given",
+    )
+    report_file_prefix: str | None = Field(
+        default=None,
+        description=(
+            "refused by the load step: its file names are fixed (records.parquet, run.json; "
+            "steps/CONTRACTS.md), the steps after it find them by those names"
+        ),
+    )
+
+
+#: Why the load step refuses a remote storage block: uploading is another step's job.
+_UPLOAD_ELSEWHERE = (
+    "the load step writes local files only; results reach S3 through the report step "
+    "(the workflow's bucket and path parameters)"
+)
 
 
 class S3AddressingStyle(StrEnum):
@@ -291,6 +312,8 @@ class S3AddressingStyle(StrEnum):
 
 
 class S3Storage(StrictModel):
+    """inference-perf's S3 block, parsed so its config reads whole; the load step refuses it."""
+
     bucket_name: str = Field(pattern=BUCKET_NAME_PATTERN, description="S3 bucket for results")
     path: str = Field(default="", description="key prefix inside the bucket")
     report_file_prefix: str | None = Field(default=None, description="prefix for report file names")
@@ -304,8 +327,18 @@ class S3Storage(StrictModel):
 
 
 class StorageConfig(StrictModel):
-    local_storage: LocalStorage | None = None
-    simple_storage_service: S3Storage | None = None
+    """Where results go. The load step writes local files only (`output_dir`); S3 and GCS blocks
+    parse, so an inference-perf config is read whole, and are then refused by name."""
+
+    local_storage: LocalStorage | None = Field(
+        default=None, description="the load step's output directory when --out is not given"
+    )
+    simple_storage_service: S3Storage | None = Field(
+        default=None, description=f"refused by the load step: {_UPLOAD_ELSEWHERE}"
+    )
+    google_cloud_storage: dict[str, Any] | None = Field(
+        default=None, description=f"refused by the load step: {_UPLOAD_ELSEWHERE}"
+    )
 
 
 class Config(StrictModel):
@@ -411,3 +444,35 @@ def load_config(path: Path) -> Config:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise UsageError(f"{path}:{where} is not valid YAML") from None
     return config_from_dict(data, str(path))
+
+
+def output_dir(config: Config, out: Path | None) -> Path:
+    """The load step's output directory: `--out`, else `storage.local_storage.path`.
+
+    Honours `storage` as inference-perf reads it where the load step can (a local directory) and
+    refuses the rest by name, so a config never means something else here than there.
+    """
+    storage = config.storage
+    for backend in ("simple_storage_service", "google_cloud_storage"):
+        if getattr(storage, backend) is not None:
+            raise UsageError(f"storage.{backend}: {_UPLOAD_ELSEWHERE}; remove the block")
+    local = storage.local_storage
+    if local is not None and local.report_file_prefix is not None:
+        raise UsageError(
+            "storage.local_storage.report_file_prefix: the load step's file names are fixed "
+            "(records.parquet, run.json); remove the key"
+        )
+    configured = (
+        Path(local.path) if local is not None and "path" in local.model_fields_set else None
+    )
+    if out is None:
+        if local is None:
+            raise UsageError(
+                "no output directory: pass --out DIR or set storage.local_storage.path"
+            )
+        return Path(local.path)
+    if configured is not None and configured.resolve() != out.resolve():
+        raise UsageError(
+            f"--out {out} and storage.local_storage.path {configured} differ; give one of them"
+        )
+    return out

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from steps.load.__main__ import main
 from tests.fixtures.simulator import ROOT, SimulatorHandle
 from tests.helpers.load_run import run_load, ttft_errors_ms
 
@@ -229,3 +231,29 @@ def test_load_sigterm_mid_run_leaves_readable_parquet_with_cancelled(
     assert run["incomplete_reasons"] == ["interrupted by SIGTERM"]
     assert f"load: incomplete run: {len(rows)} of 600 scheduled requests recorded" in text
     assert not (out / "records.parts").exists()
+
+
+def test_load_without_out_writes_to_local_storage_path(
+    simulator: SimulatorHandle,
+    qwen_tokenizer_dir: Path,
+    seed_config_path: Path,
+    tmp_path: Path,
+) -> None:
+    """inference-perf's `storage.local_storage.path` means the results directory here too."""
+    config = yaml.safe_load(seed_config_path.read_text())
+    config["storage"] = {"local_storage": {"path": str(tmp_path / "results")}}
+    config_path = tmp_path / "local.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    code = main(
+        [
+            "--config", str(config_path), "--tokenizer-dir", str(qwen_tokenizer_dir),
+            "--base-url", simulator.base_url, "--model-name", "Qwen/Qwen3-8B",
+            "--input-tokens", "64", "--output-tokens", "8",
+            "--rate", "4", "--duration", "1", "--num-workers", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = pq.read_table(tmp_path / "results" / "records.parquet").to_pylist()
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    run_json = json.loads((tmp_path / "results" / "run.json").read_text())
+    assert run_json["config"]["storage"]["local_storage"]["path"] == str(tmp_path / "results")

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from steps.errors import UsageError
-from steps.load.config import DataType, ServerType, config_from_dict, load_config
+from steps.load.config import (
+    Config,
+    DataType,
+    ServerType,
+    StorageConfig,
+    config_from_dict,
+    load_config,
+    output_dir,
+)
 from steps.shared import APIType, LoadType
 
 
@@ -91,9 +100,81 @@ def test_load_config_invalid_yaml_names_line(tmp_path: Path) -> None:
         load_config(bad)
 
 
-def test_packaged_baseline_scenario_equals_the_seed(seed_config_path: Path) -> None:
+def test_packaged_baseline_scenario_equals_the_seed_without_its_s3_block(
+    seed_config_path: Path,
+) -> None:
+    """The seed's S3 block is what the load step refuses (the report step uploads); its bucket
+    and path are the workflow's defaults (test_params_defaults_match_seed_config)."""
     packaged = Path(__file__).parents[3] / "steps" / "scenarios" / "baseline.yml"
-    assert load_config(packaged) == load_config(seed_config_path)
+    seed = load_config(seed_config_path)
+    assert load_config(packaged) == seed.model_copy(update={"storage": StorageConfig()})
+
+
+def _storage(seed_config_path: Path, storage: dict[str, Any]) -> Config:
+    data = _seed(seed_config_path)
+    data["storage"] = storage
+    return config_from_dict(data, "config.yml")
+
+
+@pytest.mark.parametrize(
+    ("storage", "needle"),
+    [
+        (
+            {"simple_storage_service": {"bucket_name": "results"}},
+            "storage.simple_storage_service: the load step writes local files only; results "
+            "reach S3 through the report step",
+        ),
+        (
+            {"google_cloud_storage": {"bucket_name": "results"}},
+            "storage.google_cloud_storage: the load step writes local files only",
+        ),
+        (
+            {"local_storage": {"path": "x", "report_file_prefix": "run1"}},
+            "storage.local_storage.report_file_prefix: the load step's file names are fixed",
+        ),
+    ],
+)
+def test_output_dir_storage_the_load_step_cannot_honour_refused_by_name(
+    seed_config_path: Path, storage: dict[str, Any], needle: str, tmp_path: Path
+) -> None:
+    config = _storage(seed_config_path, storage)
+    for out in (None, tmp_path):
+        with pytest.raises(UsageError) as err:
+            output_dir(config, out)
+        assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_output_dir_local_storage_path_is_the_default_out(
+    seed_config_path: Path, tmp_path: Path
+) -> None:
+    config = _storage(seed_config_path, {"local_storage": {"path": str(tmp_path / "res")}})
+    assert output_dir(config, None) == tmp_path / "res"
+    assert output_dir(config, tmp_path / "res" / ".." / "res") == tmp_path / "res" / ".." / "res"
+
+
+def test_output_dir_out_differing_from_local_storage_path_refused_naming_both(
+    seed_config_path: Path, tmp_path: Path
+) -> None:
+    config = _storage(seed_config_path, {"local_storage": {"path": "res"}})
+    with pytest.raises(UsageError) as err:
+        output_dir(config, tmp_path / "other")
+    assert str(err.value) == (
+        f"--out {tmp_path / 'other'} and storage.local_storage.path res differ; give one of them"
+    )
+
+
+def test_output_dir_local_storage_without_path_yields_to_out(
+    seed_config_path: Path, tmp_path: Path
+) -> None:
+    config = _storage(seed_config_path, {"local_storage": {}})
+    assert output_dir(config, tmp_path) == tmp_path
+    assert output_dir(config, None) == Path("reports")  # inference-perf's default
+
+
+def test_output_dir_neither_out_nor_local_storage_refused(seed_config_path: Path) -> None:
+    config = _storage(seed_config_path, {})
+    with pytest.raises(UsageError, match=r"^no output directory: pass --out DIR or set storage"):
+        output_dir(config, None)
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,26 @@ def test_main_base_url_with_credentials_exit_2_password_not_echoed(
     assert code == 2
     assert "server.base_url" in err and "credentials" in err
     assert "hunter2" not in err
+
+
+def test_main_config_with_s3_storage_exit_2_one_line(
+    tmp_path: Path, seed_config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The guide's ConfigMap: inference-perf would upload to its bucket; the load step cannot.
+    code = main(["--out", str(tmp_path / "out"), "--config", str(seed_config_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "storage.simple_storage_service: the load step writes local files only" in err
+    assert "bucket and path parameters" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_main_without_out_or_local_storage_exit_2_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["--tokenizer-dir", "/x/y"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no output directory: pass --out DIR or set storage.local_storage.path" in err
+    assert "Traceback" not in err
