@@ -10,23 +10,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from steps.errors import BenchError, UsageError
 from steps.names import echo_input
 
 __all__ = [
     "add_log_level_flag",
+    "add_optional_flags",
     "config_from_flags",
     "configure_logging",
     "make_parser",
     "optional_text",
     "read_input_text",
     "run_main",
+    "run_step",
+    "secret_from_env",
 ]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -86,6 +89,35 @@ def optional_text(text: str) -> str | None:
     return text.strip() or None
 
 
+def add_optional_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], *names: str
+) -> None:
+    """`--<name>` for each named field of `model`, its description as help; "" or absent = the
+    field's default (Argo passes every parameter, `optional_text`)."""
+    fields = model.model_fields
+    for name in names:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=optional_text,
+            default=None,
+            help=fields[name].description,
+        )
+
+
+def secret_from_env(environ: Mapping[str, str], name: str | None, flag: str) -> SecretStr | None:
+    """The secret in the environment variable `name` (None when no name is configured).
+
+    A configured name whose variable is unset or empty is a usage error naming `flag`: running
+    on without the key would only fail later as HTTP 401s. The value never appears in a message.
+    """
+    if not name:
+        return None
+    value = environ.get(name, "")
+    if not value:
+        raise UsageError(f"{flag} {name}: that environment variable is not set")
+    return SecretStr(value)
+
+
 def read_input_text(path: Path, what: str) -> str:
     """The text of a user-given input file (config, SLA, values), or one UsageError line.
 
@@ -117,6 +149,24 @@ def config_from_flags(model: type[ModelT], args: argparse.Namespace) -> ModelT:
         flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
         msg = err["msg"].removeprefix("Value error, ")
         raise UsageError(f"{flag}: {msg}{echo_input(err)}") from None
+
+
+def run_step(
+    step: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    model: type[ModelT],
+    body: Callable[[ModelT], int],
+) -> int:
+    """A step's `main` for flags that map one to one onto `model`: parse `argv`, configure
+    logging, build the typed config and return `body(config)`, all under `run_main`."""
+
+    def parsed() -> int:
+        args = parser.parse_args(argv)
+        configure_logging(step, args.log_level)
+        return body(config_from_flags(model, args))
+
+    return run_main(step, parsed)
 
 
 def run_main(step: str, body: Callable[[], int]) -> int:

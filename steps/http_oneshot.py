@@ -1,8 +1,8 @@
 """One-off HTTP requests to the model server outside the load hot path, with real limits.
 
-Used by readiness (`/health`, `/v1/models`), its warm-up completions and the load step's model
-lookup. Why not plain httpx: its timeout bounds each socket read, not the request, so a server
-that sends one byte per second never times out (a 1-byte/s `/health` still hung at 60 s with
+Used by readiness (`/health`, `/v1/models`) and the load step's model lookup. Why not plain
+httpx: its timeout bounds each socket read, not the request, so a server that sends one byte per
+second never times out (a 1-byte/s `/health` still hung at 60 s with
 `--timeout 10`), and `.content` reads the whole body into memory (an endless `/health` body
 reached 3.9 GB in 22 s). Here the whole exchange (DNS, connect, TLS, head, body) runs under one
 asyncio deadline that cancels it wherever it is, and the body is read in pieces and abandoned
@@ -125,7 +125,6 @@ class OneShotClient:
         path: str,
         *,
         deadline_s: float,
-        json_body: Any = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> Reply:
         """Send one request; raise DeadlineExceeded / BodyTooLarge, or httpx.RequestError for
@@ -135,15 +134,13 @@ class OneShotClient:
         # nor the process at exit (the interpreter joins executor threads).
         loop = _PrivateLoop()
         try:
-            return loop.run_until_complete(
-                self._request(method, path, deadline_s, json_body, max_body_bytes)
-            )
+            return loop.run_until_complete(self._request(method, path, deadline_s, max_body_bytes))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     async def _request(
-        self, method: str, path: str, deadline_s: float, json_body: Any, max_body_bytes: int
+        self, method: str, path: str, deadline_s: float, max_body_bytes: int
     ) -> Reply:
         url = self.base_url.rstrip("/") + path
         headers = {"Accept-Encoding": "identity", **self.headers}
@@ -152,7 +149,7 @@ class OneShotClient:
             async with (
                 asyncio.timeout(deadline_s),
                 httpx.AsyncClient(verify=client_ssl_context(), trust_env=False, timeout=None) as c,
-                c.stream(method, url, headers=headers, json=json_body) as response,
+                c.stream(method, url, headers=headers) as response,
             ):
                 async for piece in response.aiter_raw():
                     body += piece

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "BUCKET_NAME_PATTERN",
+    "ENV_NAME_PATTERN",
     "UnsafeValueError",
     "check_base_url",
     "check_bucket_name",
@@ -32,6 +33,10 @@ __all__ = [
 #: S3 bucket naming rules (3-63 characters: lowercase letters, digits, dots, hyphens; a letter or
 #: digit at both ends). botocore raises a ParamValidationError traceback for anything else.
 BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+
+#: The name of an environment variable that holds a secret (`api_key_env`, `token_env`): POSIX
+#: shell syntax, so the same name works in a pod's `env:` and in `export NAME=...`.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 #: Characters of a request target's path (RFC 3986 `pchar` and `/`); anything else, a space

@@ -5,7 +5,7 @@ system CA store and the host name. It reads that store through OpenSSL's default
 so `SSL_CERT_FILE` / `SSL_CERT_DIR` (a private CA's bundle, mounted by `--ca-bundle-configmap`)
 are honoured. httpx's own default is different (certifi's bundle; `SSL_CERT_FILE` only with
 `trust_env=True`), so every httpx call that reaches the model server is given this context too:
-readiness, warm-up and the load step's model lookup trust exactly what the load client trusts.
+readiness and the load step's model lookup trust exactly what the load client trusts.
 There is deliberately no switch to turn verification off.
 """
 

@@ -1,13 +1,14 @@
-"""`python -m steps.readiness`: wait until the endpoint serves the model, then warm it up and
-check the model pods' zones; write the `served_model`, `zones` and `max_model_len` outputs.
+"""`python -m steps.readiness`: wait until the endpoint serves the model, then check the model
+pods' zones; write the `served_model`, `zones` and `max_model_len` outputs.
 
-Exit 0 ready; 1 not ready by the deadline, warm-up failed, or the Kubernetes check failed;
-2 bad flags. The API key comes from the environment variable named by `--api-key-env` and is
-only ever reported as "set" / "not set".
+Exit 0 ready; 1 not ready by the deadline or the Kubernetes check failed; 2 bad flags. The API
+key comes from the environment variable named by `--api-key-env` and is only ever reported as
+"set" / "not set". No completion is sent: the load step warms the server up itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -19,18 +20,17 @@ from pydantic import Field, SecretStr, field_validator
 
 from steps.cli import (
     add_log_level_flag,
-    config_from_flags,
-    configure_logging,
+    add_optional_flags,
     make_parser,
     optional_text,
-    run_main,
+    run_step,
+    secret_from_env,
 )
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import OneShotClient
-from steps.names import check_base_url, check_model_name
+from steps.names import ENV_NAME_PATTERN, check_base_url, check_model_name
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
-from steps.readiness.warmup import run_warmup
 from steps.readiness.zones import KubeCredentials, check_zones, find_credentials
 from steps.shared import (
     MAX_SECONDS,
@@ -44,8 +44,6 @@ from steps.shared import (
 log = logging.getLogger("steps.readiness")
 
 STEP = "readiness"
-#: A cold first completion can be slow (lazy graph capture), but not unboundedly so.
-_WARMUP_TIMEOUT_S = 120.0
 
 
 class ReadinessConfig(StrictModel):
@@ -62,12 +60,9 @@ class ReadinessConfig(StrictModel):
         le=MAX_SECONDS,
         description="longest seconds between polls (backoff starts at 1/8 of it)",
     )
-    warmup_requests: int = Field(
-        default=0, ge=0, le=1000, description="small unmeasured completions sent once ready"
-    )
     api_key_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=ENV_NAME_PATTERN,
         description="NAME of the environment variable holding the bearer token (never the token)",
     )
     target_labels: dict[str, str] = Field(
@@ -100,7 +95,6 @@ class ReadinessResult:
     served_model: str
     zones: tuple[str, ...]
     max_model_len: int | None
-    warmup_latencies_ms: tuple[float, ...]
 
     def outputs(self) -> dict[str, str]:
         """Output-parameter values as Argo strings ("" = unknown)."""
@@ -132,12 +126,24 @@ def _plan_k8s_check(config: ReadinessConfig, creds: KubeCredentials | None) -> b
     return True
 
 
+def _model_pod_zones(config: ReadinessConfig, creds: KubeCredentials) -> tuple[str, ...]:
+    """The Kubernetes check: zones of the Ready model pods, or a BenchError saying why the load
+    pod could not be scheduled next to them."""
+    log.info(
+        "Kubernetes check: pods %r in namespace %r",
+        format_label_selector(config.target_labels),
+        config.target_namespace,
+    )
+    report = check_zones(creds, config.target_namespace, config.target_labels, config.zone_affinity)
+    return report.zones
+
+
 def run(
     config: ReadinessConfig,
     api_key: SecretStr | None = None,
     kube_credentials: KubeCredentials | None = None,
 ) -> ReadinessResult:
-    """Wait for the endpoint, warm it up, check zones; write the outputs."""
+    """Wait for the endpoint, check zones; write the outputs."""
     run_k8s = _plan_k8s_check(config, kube_credentials)
     headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
     log.info(
@@ -149,87 +155,65 @@ def run(
     )
     client = OneShotClient(config.base_url.rstrip("/"), headers)
     model = wait_ready(client, config.model_name, config.timeout, config.interval)
-    latencies = run_warmup(
-        client,
-        config.model_name,
-        config.warmup_requests,
-        request_timeout_s=min(config.timeout, _WARMUP_TIMEOUT_S),
-    )
     zones: tuple[str, ...] = ()
     if run_k8s:
         assert kube_credentials is not None  # _plan_k8s_check returned True
-        log.info(
-            "Kubernetes check: pods %r in namespace %r",
-            format_label_selector(config.target_labels),
-            config.target_namespace,
-        )
-        zones = check_zones(
-            kube_credentials, config.target_namespace, config.target_labels, config.zone_affinity
-        ).zones
-    result = ReadinessResult(model.id, zones, model.max_model_len, tuple(latencies))
+        zones = _model_pod_zones(config, kube_credentials)
+    result = ReadinessResult(model.id, zones, model.max_model_len)
     if config.outputs_dir is not None:
         write_outputs(config.outputs_dir, result.outputs())
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, read the API key from the environment, run; errors -> one stderr line."""
+def _parser() -> argparse.ArgumentParser:
+    """The flags, one per ReadinessConfig field, its description as help."""
     parser = make_parser(
         "python -m steps.readiness",
-        "Wait until an OpenAI-compatible endpoint serves the model; optional warm-up and "
-        "Kubernetes zone check.",
+        "Wait until an OpenAI-compatible endpoint serves the model; optional Kubernetes zone "
+        "check.",
     )
     fields = ReadinessConfig.model_fields
     parser.add_argument("--base-url", required=True, help=fields["base_url"].description)
     parser.add_argument("--model-name", required=True, help=fields["model_name"].description)
-    for name in ("timeout", "interval", "warmup_requests", "api_key_env", "target_namespace"):
+    add_optional_flags(
+        parser, ReadinessConfig, "timeout", "interval", "api_key_env", "target_namespace"
+    )
+    # A string default goes through `type` too: no flag (or "") is no labels.
+    parser.add_argument(
+        "--target-labels",
+        type=parse_label_selector,
+        default="",
+        help=fields["target_labels"].description,
+    )
+    for name, choices in (("k8s_check", K8sCheck), ("zone_affinity", ZoneAffinity)):
         parser.add_argument(
             f"--{name.replace('_', '-')}",
-            type=optional_text,
-            default=None,
+            default=fields[name].default.value,
+            choices=[m.value for m in choices],
             help=fields[name].description,
         )
-    parser.add_argument("--target-labels", default="", help=fields["target_labels"].description)
-    parser.add_argument(
-        "--k8s-check",
-        default="auto",
-        choices=[m.value for m in K8sCheck],
-        help=fields["k8s_check"].description,
-    )
-    parser.add_argument(
-        "--zone-affinity",
-        default="required",
-        choices=[m.value for m in ZoneAffinity],
-        help=fields["zone_affinity"].description,
-    )
     parser.add_argument(
         "--outputs-dir", type=optional_text, default=None, help=fields["outputs_dir"].description
     )
     add_log_level_flag(parser)
+    return parser
 
-    def body() -> int:
-        args = parser.parse_args(argv)
-        configure_logging(STEP, args.log_level)
-        args.target_labels = parse_label_selector(args.target_labels)
-        config = config_from_flags(ReadinessConfig, args)
-        api_key = None
-        if config.api_key_env:
-            value = os.environ.get(config.api_key_env, "")
-            if not value:
-                raise UsageError(
-                    f"--api-key-env {config.api_key_env}: that environment variable is not set"
-                )
-            api_key = SecretStr(value)
-        creds = find_credentials(os.environ, Path.home())
-        result = run(config, api_key, creds)
-        outputs = result.outputs()
-        print(
-            f"ready: model {result.served_model!r}, zones {outputs['zones'] or 'unknown'}, "
-            f"max_model_len {outputs['max_model_len'] or 'unknown'}"
-        )
-        return 0
 
-    return run_main(STEP, body)
+def _ready(config: ReadinessConfig) -> int:
+    """Read the API key and Kubernetes credentials from the environment, run, print one line."""
+    api_key = secret_from_env(os.environ, config.api_key_env, "--api-key-env")
+    result = run(config, api_key, find_credentials(os.environ, Path.home()))
+    outputs = result.outputs()
+    print(
+        f"ready: model {result.served_model!r}, zones {outputs['zones'] or 'unknown'}, "
+        f"max_model_len {outputs['max_model_len'] or 'unknown'}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, read the API key from the environment, run; errors -> one stderr line."""
+    return run_step(STEP, _parser(), argv, ReadinessConfig, _ready)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Limits of every HTTP call outside the load hot path, against the hostile server fixture.
 
-readiness (`/health`, `/v1/models`), its warm-up and the load step's model lookup must end at
+readiness (`/health`, `/v1/models`) and the load step's model lookup must end at
 their wall-clock deadline however slowly a server drips bytes, and must stop reading a body
 past the size cap however much a server sends. The CLI cases run the real step in a child
 process whose address space is capped, so a body read whole into memory fails the test instead
@@ -23,7 +23,6 @@ from steps.http_oneshot import MAX_BODY_BYTES, OneShotClient
 from steps.load.config import Config, config_from_dict
 from steps.load.model_lookup import resolve_model
 from steps.readiness.probe import check_once, wait_ready
-from steps.readiness.warmup import run_warmup
 from tests.fixtures.hostile import (
     Behaviour,
     HostileServer,
@@ -155,25 +154,6 @@ def test_stuck_dns_lookup_does_not_hold_the_process_at_exit() -> None:
     assert done.stdout.strip() == "no complete answer within 0.5 s", done.stderr[-2000:]
     assert done.returncode == 0, done.stderr[-2000:]
     assert elapsed < 0.5 + _STARTUP_SLACK_S, f"a stuck lookup held the process {elapsed:.1f} s"
-
-
-def test_warmup_dripping_completion_ends_at_its_deadline(hostile_server: StartHostile) -> None:
-    server = hostile_server([drip(_OK_HEAD + b"x" * 100, interval_s=0.5)])
-    start = time.monotonic()
-    with pytest.raises(BenchError, match=r"warm-up request 1/3 .* no complete answer within 2 s"):
-        run_warmup(OneShotClient(server.url), "m", 3, request_timeout_s=2.0)
-    assert time.monotonic() - start < 3.5
-
-
-def test_warmup_error_body_echoing_the_key_is_scrubbed(hostile_server: StartHostile) -> None:
-    key = "sk-test-0123456789abcdefXYZ"
-    server = hostile_server([respond(401, f"bad token Bearer {key}".encode(), reason="No")])
-    client = OneShotClient(server.url, {"Authorization": f"Bearer {key}"})
-    with pytest.raises(BenchError) as err:
-        run_warmup(client, "m", 1, 5.0)
-    assert "HTTP 401" in str(err.value)
-    assert key not in str(err.value)
-    assert server.requests[0].headers["authorization"] == f"Bearer {key}"
 
 
 def _config(base_url: str, model_name: str | None = None, tokens: int = 512) -> Config:

@@ -55,16 +55,14 @@ def test_readiness_slow_start_waits_then_writes_outputs(
     out = tmp_path / "outputs"
     start = time.monotonic()
     argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--timeout", "30",
-            "--interval", "0.5", "--warmup-requests", "2", "--outputs-dir", str(out)]  # fmt: skip
+            "--interval", "0.5", "--outputs-dir", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert time.monotonic() - start >= 1.0  # it really waited for the delayed start
     err = capsys.readouterr().err
     assert "waiting: /health: HTTP 503" in err
     assert "Kubernetes check: skipped (no --target-labels)" in err
-    assert "warm-up done: 2 requests" in err
     assert _outputs(out) == {"max_model_len": "4096", "served_model": "tiny-qwen", "zones": ""}
-    warmups = [r for r in sim.truth() if r["http_status"] == 200]
-    assert len(warmups) == 2
+    assert sim.truth() == []  # readiness sends no completion: the load step warms up itself
 
 
 def test_readiness_wrong_model_fails_listing_served_models(
@@ -98,7 +96,7 @@ def test_readiness_closed_port_fails_after_timeout(capsys: pytest.CaptureFixture
 
 class _HeaderRecorder(BaseHTTPRequestHandler):
     """Records request headers; answers like a healthy vLLM serving model 'm' (header check only:
-    the simulator does not check keys)."""
+    the simulator does not check keys). A POST would be answered 501: readiness sends none."""
 
     seen: ClassVar[list[tuple[str, str | None]]] = []
 
@@ -116,11 +114,6 @@ class _HeaderRecorder(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.seen.append((self.path, self.headers.get("Authorization")))
         self._reply({"data": [{"id": "m"}]} if self.path == "/v1/models" else {})
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.seen.append((self.path, self.headers.get("Authorization")))
-        self._reply({"choices": [{"text": "hi"}]})
 
 
 @pytest.fixture
@@ -144,13 +137,11 @@ def test_readiness_api_key_sent_as_bearer_and_never_printed(
     monkeypatch.setenv("BENCH_API_KEY", API_KEY)
     out = tmp_path / "outputs"
     argv = ["--base-url", header_server, "--model-name", "m", "--api-key-env", "BENCH_API_KEY",
-            "--warmup-requests", "1", "--outputs-dir", str(out),
-            "--log-level", "DEBUG"]  # fmt: skip
+            "--outputs-dir", str(out), "--log-level", "DEBUG"]  # fmt: skip
     assert main(argv) == 0
     assert _HeaderRecorder.seen == [
         ("/health", f"Bearer {API_KEY}"),
         ("/v1/models", f"Bearer {API_KEY}"),
-        ("/v1/completions", f"Bearer {API_KEY}"),
     ]
     captured = capsys.readouterr()
     assert "API key set" in captured.err
@@ -166,7 +157,7 @@ def test_readiness_api_key_with_simulator_never_printed(
     sim = simulator_factory("--model", "tiny-qwen")
     monkeypatch.setenv("BENCH_API_KEY", API_KEY)
     argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--api-key-env",
-            "BENCH_API_KEY", "--warmup-requests", "1", "--log-level", "DEBUG"]  # fmt: skip
+            "BENCH_API_KEY", "--log-level", "DEBUG"]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert API_KEY not in captured.out + captured.err + sim.log_text()

@@ -26,8 +26,6 @@ def test_readiness_served_model_exits_0_with_outputs(
             "60",
             "--k8s-check",
             "off",
-            "--warmup-requests",
-            "1",
             "--outputs-dir",
             str(tmp_path),
         ]
