@@ -36,7 +36,7 @@ from steps.errors import BenchError, UsageError
 from steps.redact import redact_text
 from workflows.argo_version import check_argo_version
 from workflows.params import BaselineParams
-from workflows.template import REPORT_OUTPUTS
+from workflows.step_templates import REPORT_OUTPUTS
 
 __all__ = [
     "ARGO_CALL_DEADLINE_S",

@@ -19,7 +19,8 @@ from workflows.cron import build_cron
 from workflows.graph_lint import lint_run, lint_template
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
-from workflows.template import LOAD_PARTS_ARTIFACT, build_template, build_workflow
+from workflows.step_templates import LOAD_PARTS_ARTIFACT
+from workflows.template import build_template, build_workflow
 from workflows.time_budget import PENDING_ALLOWANCE_S
 
 

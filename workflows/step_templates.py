@@ -1,0 +1,442 @@
+"""One Hera Container template per DAG step: what each step pod runs, reads and writes.
+
+Every step runs `python -m steps.<step>` in its own image with the flags in the README
+(conventions in steps/CONTRACTS.md); each input parameter `x_y` is passed as flag `--x-y`.
+Pieces every step shares (image, working directory, restricted securityContext, time budget,
+retries) come from `_step`; the load pod's zone affinity and resources have their own helpers.
+`workflows.template` wires these templates into the DAG.
+
+Argo facts this relies on (Argo v4.0.5, the schema hera 7.1 is generated from):
+- Template-level `activeDeadlineSeconds`, `timeout`, `retryStrategy.backoff.maxDuration` and
+  container args accept `{{=expr}}` expression tags (the template is substituted with its
+  inputs before use). The limits come from workflows.time_budget, the pod security settings
+  from workflows.pod_security.
+- Required podAffinity without `namespaces` only matches pods in the workflow's own namespace
+  (the benchmark chart's bug), so the load step names the target namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hera.workflows import (
+    Artifact,
+    Container,
+    Env,
+    Gauge,
+    Label,
+    NoneArchiveStrategy,
+    Parameter,
+    Resources,
+    SecretEnv,
+)
+from hera.workflows import models as m
+
+from steps.shared import ZONE_LABEL, ZoneAffinity
+from workflows.options import TemplateOptions
+from workflows.params import BaselineParams
+from workflows.pod_security import container_security_context
+from workflows.time_budget import RETRY_LIMIT, TimeBudget
+
+__all__ = [
+    "AGGREGATE_INPUTS",
+    "API_KEY_ENV",
+    "LOAD_DEADLINE_MARGIN_S",
+    "LOAD_EXIT_CODE",
+    "LOAD_INPUTS",
+    "LOAD_PARTS_ARTIFACT",
+    "METRIC_PARAMETERS",
+    "READINESS_INPUTS",
+    "REPORT_INPUTS",
+    "REPORT_OUTPUTS",
+    "TOKENIZER_INPUTS",
+    "WORK_DIR",
+    "EndpointAccess",
+    "aggregate_template",
+    "endpoint_access",
+    "load_template",
+    "readiness_template",
+    "report_template",
+    "tokenizer_template",
+    "zone_affinity",
+]
+
+#: Every step reads and writes under the container's working directory; relative paths in args
+#: (e.g. `--outputs-dir outputs`) resolve there, and the local runner maps it per task.
+WORK_DIR = "/work"
+OUTPUTS_DIR = "outputs"
+#: Env var (in the pod) that carries the endpoint's bearer token from its Secret.
+API_KEY_ENV = "BENCH_API_KEY"
+#: Where readiness and load find a private CA bundle (TemplateOptions.ca_bundle_configmap).
+CA_BUNDLE_DIR = "/etc/llm-baseline/ca"
+CA_BUNDLE_VOLUME = "ca-bundle"
+HF_TOKEN_ENV = "HF_TOKEN"
+#: The load step's unmerged part files (a directory, tar.gz in the artifact repository).
+LOAD_PARTS_ARTIFACT = "records-parts"
+#: Load pod deadline = duration + this: stage drain (config default 120 s), prompt building,
+#: tokenizer load and worker start-up, with room to spare. Past it Argo kills the pod.
+LOAD_DEADLINE_MARGIN_S = 900
+READINESS_DEADLINE_MARGIN_S = 300
+TOKENIZER_DEADLINE_S = 1800
+AGGREGATE_DEADLINE_S = 1800
+REPORT_DEADLINE_S = 900
+#: Each step's limits (activeDeadlineSeconds, timeout, retry maxDuration) from its deadline.
+#: Retries only where safe: never the load (a second run benchmarks twice), nor aggregate (a
+#: pure function of its inputs: what failed once fails again).
+BUDGETS = {
+    "readiness": TimeBudget(
+        f"asInt(inputs.parameters.readiness_timeout) + {READINESS_DEADLINE_MARGIN_S}",
+        RETRY_LIMIT,
+    ),
+    "tokenizer": TimeBudget(str(TOKENIZER_DEADLINE_S), RETRY_LIMIT),
+    "load": TimeBudget(f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}"),
+    "aggregate": TimeBudget(str(AGGREGATE_DEADLINE_S)),
+    "report": TimeBudget(str(REPORT_DEADLINE_S), RETRY_LIMIT),
+}
+#: Exit 2 is bad usage and 3 an SLA breach: retrying cannot change either.
+_RETRY_UNLESS_USAGE = "asInt(lastRetry.exitCode) != 2"
+_RETRY_STEP_FAILURE_ONLY = "asInt(lastRetry.exitCode) == 1"
+
+# Input parameters, each fed from the workflow parameter of the same name.
+READINESS_INPUTS = (
+    "base_url",
+    "model_name",
+    "readiness_timeout",
+    "target_labels",
+    "target_namespace",
+    "k8s_check",
+)
+TOKENIZER_INPUTS = ("tokenizer",)
+#: Load knobs passed 1:1 as `--<knob>` flags (the load step's overrides).
+LOAD_KNOBS = (
+    "base_url",
+    "model_name",
+    "api_type",
+    "load_type",
+    "rate",
+    "duration",
+    "input_tokens",
+    "output_tokens",
+    "num_workers",
+    "seed",
+    "warmup_requests",
+    "request_timeout",
+)
+LOAD_INPUTS = (*LOAD_KNOBS, "target_namespace")
+AGGREGATE_INPUTS = ("records", "run")
+SLA_KNOBS = (
+    "sla_ttft_p50_ms",
+    "sla_ttft_p99_ms",
+    "sla_itl_p50_ms",
+    "sla_itl_p99_ms",
+    "sla_e2e_p99_ms",
+    "sla_error_rate",
+    "sla_schedule_delay_p99_ms",
+    "regression_tolerance",
+)
+REPORT_INPUTS = ("bucket", "path", "s3_endpoint_url", *SLA_KNOBS, "fail_on_breach")
+#: The report's input that carries the load step's exit code (`--load-exit-code`).
+LOAD_EXIT_CODE = "load_exit_code"
+
+READINESS_OUTPUTS = ("served_model", "zones", "max_model_len")
+REPORT_OUTPUTS = (
+    "verdict",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "error_rate",
+    "report_uri",
+)
+#: Report outputs exported as Prometheus gauges (Argo custom metrics) for nightly dashboards.
+METRIC_PARAMETERS = ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "error_rate")
+_METRIC_PREFIX = "llm_baseline_"
+_METRIC_HELP = {
+    "ttft_p50_ms": "Time to first token, median (ms)",
+    "ttft_p99_ms": "Time to first token, p99 (ms)",
+    "itl_p50_ms": "Inter-token latency, median (ms)",
+    "itl_p99_ms": "Inter-token latency, p99 (ms)",
+    "error_rate": "Fraction of requests that failed",
+}
+_LOAD_RESOURCES = Resources(cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _inp(name: str) -> str:
+    return "{{inputs.parameters." + name + "}}"
+
+
+def _flags(*names: str) -> list[str]:
+    """`--name {{inputs.parameters.name}}` pairs: flag = parameter name with dashes."""
+    args: list[str] = []
+    for name in names:
+        args += ["--" + name.replace("_", "-"), _inp(name)]
+    return args
+
+
+def _outputs_file(name: str, default: str | None = None) -> Parameter:
+    """An output parameter read from `outputs/<name>`; without `default` a missing file fails
+    the step."""
+    return Parameter(
+        name=name,
+        value_from=m.ValueFrom(path=f"{WORK_DIR}/{OUTPUTS_DIR}/{name}", default=default),
+    )
+
+
+def _file_artifact(name: str, path: str, optional: bool | None = None) -> Artifact:
+    """A single-file artifact kept as is (not tarred): readable straight from the repository."""
+    return Artifact(name=name, path=path, archive=NoneArchiveStrategy(), optional=optional)
+
+
+def _step(
+    options: TemplateOptions, step: str, retry_when: str | None = None, **fields: Any
+) -> Container:
+    """One step's container template with its time budget (BUDGETS) and the restricted
+    container securityContext; `retry_when` is the retry expression of a retried step."""
+    budget = BUDGETS[step]
+    return Container(
+        name=step,
+        image=options.image(step),
+        image_pull_policy=options.image_pull_policy,
+        command=["python", "-m", f"steps.{step}"],
+        working_dir=WORK_DIR,
+        security_context=m.SecurityContext(**container_security_context()),
+        active_deadline_seconds=budget.active_deadline_seconds(),
+        timeout=budget.timeout(),
+        retry_strategy=budget.retry_strategy(retry_when) if retry_when else None,
+        **fields,
+    )
+
+
+@dataclass(frozen=True)
+class EndpointAccess:
+    """What the steps that call the endpoint (readiness, load) get: its bearer token from a
+    Secret, and the CA bundle of a private CA mounted from a ConfigMap."""
+
+    env: list[Env | SecretEnv]
+    volume_mounts: list[m.VolumeMount] | None
+    #: The workflow's volumes (the CA bundle's ConfigMap), None when there is none.
+    volumes: list[m.Volume] | None
+    api_key_flag: list[str]
+
+
+def endpoint_access(options: TemplateOptions) -> EndpointAccess:
+    """The endpoint's key and private CA as the install options name them."""
+    env: list[Env | SecretEnv] = []
+    api_key_flag: list[str] = []
+    if options.api_key_secret is not None:
+        env.append(
+            SecretEnv(
+                name=API_KEY_ENV,
+                secret_name=options.api_key_secret,
+                secret_key=options.api_key_key,
+                optional=True,
+            )
+        )
+        api_key_flag = ["--api-key-env", API_KEY_ENV]
+    if options.ca_bundle_configmap is None:
+        return EndpointAccess(env, None, None, api_key_flag)
+    volume = m.Volume(
+        name=CA_BUNDLE_VOLUME,
+        config_map=m.ConfigMapVolumeSource(name=options.ca_bundle_configmap),
+    )
+    mount = m.VolumeMount(name=CA_BUNDLE_VOLUME, mount_path=CA_BUNDLE_DIR, read_only=True)
+    # Honoured by steps.tls.client_ssl_context, the TLS context of every step (load and httpx).
+    env.append(Env(name="SSL_CERT_FILE", value=f"{CA_BUNDLE_DIR}/{options.ca_bundle_key}"))
+    return EndpointAccess(env, [mount], [volume], api_key_flag)
+
+
+def zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | None:
+    """Same-zone placement next to the model pods, in THEIR namespace: required (the guide's
+    rule), preferred (weight 100, the strongest preference) or none (install option)."""
+    if mode is ZoneAffinity.off:
+        return None
+    term = m.PodAffinityTerm(
+        topology_key=ZONE_LABEL,
+        label_selector=m.LabelSelector(match_labels=params.target_match_labels),
+        namespaces=[_inp("target_namespace")],
+    )
+    if mode is ZoneAffinity.preferred:
+        return m.Affinity(
+            pod_affinity=m.PodAffinity(
+                preferred_during_scheduling_ignored_during_execution=[
+                    m.WeightedPodAffinityTerm(weight=100, pod_affinity_term=term)
+                ]
+            )
+        )
+    return m.Affinity(
+        pod_affinity=m.PodAffinity(required_during_scheduling_ignored_during_execution=[term])
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The five steps, in DAG order
+
+
+def readiness_template(options: TemplateOptions, endpoint: EndpointAccess) -> Container:
+    """Waits for /health and the model, checks the model pods' zones (retried unless usage)."""
+    return _step(
+        options,
+        "readiness",
+        inputs=[Parameter(name=n) for n in READINESS_INPUTS],
+        args=[
+            *_flags("base_url", "model_name"),
+            "--timeout",
+            _inp("readiness_timeout"),
+            *_flags("target_labels", "target_namespace", "k8s_check"),
+            # Install-time, like the affinity itself: readiness judges zone-less nodes by it.
+            "--zone-affinity",
+            options.zone_affinity.value,
+            "--outputs-dir",
+            OUTPUTS_DIR,
+            *endpoint.api_key_flag,
+        ],
+        env=endpoint.env,
+        volume_mounts=endpoint.volume_mounts,
+        outputs=[_outputs_file(n) for n in READINESS_OUTPUTS],
+        retry_when=_RETRY_UNLESS_USAGE,
+    )
+
+
+def tokenizer_template(options: TemplateOptions) -> Container:
+    """Fetches the tokenizer once, for the load step (retried unless usage)."""
+    return _step(
+        options,
+        "tokenizer",
+        inputs=[Parameter(name=n) for n in TOKENIZER_INPUTS],
+        args=[*_flags("tokenizer"), "--out", "{{outputs.artifacts.tokenizer.path}}"],
+        env=[
+            SecretEnv(
+                name=HF_TOKEN_ENV,
+                secret_name=options.hf_token_secret,
+                secret_key=options.hf_token_key,
+                optional=True,
+            )
+        ],
+        # A directory: keep Argo's default tar.gz so every artifact repository can hold it.
+        outputs=[Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer")],
+        retry_when=_RETRY_UNLESS_USAGE,
+    )
+
+
+def load_template(
+    params: BaselineParams, options: TemplateOptions, endpoint: EndpointAccess
+) -> Container:
+    """Drives the endpoint and writes its records, next to the model pods; never retried."""
+    return _step(
+        options,
+        "load",
+        inputs=[
+            *(Parameter(name=n) for n in LOAD_INPUTS),
+            Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
+        ],
+        args=[
+            "--out",
+            "results",
+            "--tokenizer-dir",
+            "{{inputs.artifacts.tokenizer.path}}",
+            *_flags(*LOAD_KNOBS),
+            *endpoint.api_key_flag,
+        ],
+        env=endpoint.env,
+        volume_mounts=endpoint.volume_mounts,
+        # All optional: a load that wrote nothing (or was killed) fails on its own exit
+        # alone; a required output it did not write would also fail the wait container
+        # ("no such file or directory", an executor error beside the real cause): Argo
+        # v4.0.5 executor.go saveArtifact skips only an optional missing one.
+        # The file names are steps/records.py's (not imported: it needs pyarrow, which the
+        # workflows extra lacks; test_template keeps them equal).
+        outputs=[
+            _file_artifact("records", f"{WORK_DIR}/results/records.parquet", optional=True),
+            _file_artifact("run", f"{WORK_DIR}/results/run.json", optional=True),
+            # Exists only when the main process died before merging its workers' parts:
+            # downloaded beside run.json, `python -m steps.load merge` recovers the records.
+            Artifact(
+                name=LOAD_PARTS_ARTIFACT, path=f"{WORK_DIR}/results/records.parts", optional=True
+            ),
+        ],
+        affinity=zone_affinity(params, options.zone_affinity),
+        resources=_LOAD_RESOURCES,
+    )
+
+
+def aggregate_template(options: TemplateOptions) -> Container:
+    """Turns the load's records into summary.json; never retried (a pure function)."""
+    return _step(
+        options,
+        "aggregate",
+        # Optional: a load that wrote nothing leaves aggregate to say so in one line
+        # (its records path is missing) rather than Argo's "Unable to resolve" error.
+        inputs=[
+            Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
+            Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
+        ],
+        args=["--records", "load", "--out", "{{outputs.artifacts.summary.path}}"],
+        outputs=[Artifact(name="summary", path=f"{WORK_DIR}/summary")],
+    )
+
+
+def _report_gauges() -> list[Gauge]:
+    """The report's headline figures as Prometheus gauges, labelled by model."""
+    return [
+        Gauge(
+            name=_METRIC_PREFIX + name,
+            help=_METRIC_HELP[name],
+            value="{{outputs.parameters." + name + "}}",
+            # A statistic without data is "" (null): Argo would keep the gauge's
+            # previous value and flag the run MetricsError, so emit nothing instead.
+            # `when` is govaluate after substitution: quote the value.
+            when="'{{outputs.parameters." + name + "}}' != ''",
+            realtime=False,
+            labels=[Label(key="model", value="{{workflow.parameters.model_name}}")],
+        )
+        for name in METRIC_PARAMETERS
+    ]
+
+
+def report_template(options: TemplateOptions) -> Container:
+    """Renders the report, judges SLA and regression, uploads (retried on exit 1 only)."""
+    return _step(
+        options,
+        "report",
+        inputs=[
+            *(Parameter(name=n) for n in REPORT_INPUTS),
+            Parameter(name=LOAD_EXIT_CODE),
+            Artifact(name="summary", path=f"{WORK_DIR}/summary"),
+            Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
+            Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
+        ],
+        args=[
+            "--summary",
+            "{{inputs.artifacts.summary.path}}",
+            "--records",
+            "load",
+            "--out",
+            "report",
+            "--s3-uri",
+            "{{=inputs.parameters.bucket == '' ? '' : "
+            "'s3://' + inputs.parameters.bucket + '/' + inputs.parameters.path}}",
+            *_flags("s3_endpoint_url", *SLA_KNOBS),
+            "{{=inputs.parameters.fail_on_breach == 'true' ? "
+            "'--fail-on-breach' : '--no-fail-on-breach'}}",
+            "--load-exit-code",
+            _inp(LOAD_EXIT_CODE),
+            "--outputs-dir",
+            OUTPUTS_DIR,
+        ],
+        outputs=[
+            # Default "": a report that failed before writing them still gives every
+            # metric's `when` a value to test (a missing one is a MetricsError).
+            *(_outputs_file(n, default="") for n in REPORT_OUTPUTS),
+            _file_artifact("report-html", f"{WORK_DIR}/report/report.html"),
+            _file_artifact("summary-json", f"{WORK_DIR}/summary/summary.json"),
+            Artifact(name="report", path=f"{WORK_DIR}/report"),
+        ],
+        metrics=_report_gauges(),
+        # Retried only on exit 1 (upload or step failure): never on bad input or a breach.
+        retry_when=_RETRY_STEP_FAILURE_ONLY,
+    )
