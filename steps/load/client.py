@@ -164,6 +164,7 @@ class _Stream:
         "payloads",
         "scan",
         "splitter",
+        "stale",
         "status",
         "text_key",
         "usage",
@@ -184,6 +185,7 @@ class _Stream:
         self.error: str | None = None
         self.http_status: int | None = None
         self.done = False
+        self.stale = False
         # A body that is not the stream (an error page, JSON): its first bytes are collected
         # (bounded) and quoted in `error` after `error_head`.
         self.error_body: bytes | None = None
@@ -284,6 +286,11 @@ class _Stream:
         if not self.future.done():
             self.future.set_result(None)
 
+    def on_stale(self) -> None:
+        self.stale = True
+        if not self.future.done():
+            self.future.set_result(None)
+
     def on_error(self, message: str) -> None:
         if self.error_body is not None:  # keep the HTTP status; say the body was cut short
             text = self.error_body.decode("utf-8", "replace")
@@ -309,6 +316,9 @@ async def execute(
     Returns (status, TTFT ns or None). `sent_ns` is taken just before the request is written to
     the socket, so waiting for a connection counts as schedule delay, not as TTFT; it is null
     when the request was never written (connect error, or timeout/cancel while connecting).
+    A pooled connection the server closed before any byte of the response (a stale keep-alive
+    connection, see steps.load.connection) gets the request resent once on a new connection:
+    `sent_ns` is then the resend's, so the lost attempt shows as schedule delay, never as TTFT.
     """
     loop = asyncio.get_running_loop()
     stream = _Stream(loop.create_future(), text_key, spec)
@@ -322,6 +332,11 @@ async def execute(
         async with asyncio.timeout_at(loop.time() + (deadline - start) / 1e9):
             conn, sent = await pool.send(request, stream)
             await stream.future
+            if stream.stale:
+                stream.stale, stream.future = False, loop.create_future()
+                conn, sent = None, None  # a resend that fails to connect was never written
+                conn, sent = await pool.send(request, stream, new=True)
+                await stream.future
     except TimeoutError:
         stream.status = "timeout"
         stream.error = (

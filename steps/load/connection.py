@@ -9,8 +9,17 @@ so the pool holds as many connections as requests were ever in flight at once (t
 `worker_max_concurrency` semaphore is the only cap). A connection goes back to the pool only
 after a complete response that allows keep-alive; a request that ends any other way (timeout,
 cancel, malformed response) closes its connection. A connection the server closes while idle
-is dropped when its EOF arrives; a close racing with a new request on it shows as that
-request's protocol_error (httpx behaves the same).
+is dropped when its EOF arrives.
+
+Stale keep-alive connections: servers close connections idle for a few seconds (uvicorn, hence
+vLLM: 5 s), and that close can cross a new request on the wire. Two defences: the pool never
+hands out a connection idle for `idle_expiry_s` or longer (it closes it instead), and a pooled
+connection that ends before ANY byte of its response (EOF or reset) reports `on_stale`, not
+`on_error`, so the caller may resend the request once on a new connection. RFC 9112 §9.3.1
+allows retrying a request on a reused connection when the request's semantics are idempotent:
+a completion changes nothing on the server. Chromium resends on a reused socket closed before
+any byte, and Go's net/http does the same (`errServerClosedIdle`). A new connection that closes
+without a response is an error as ever: there is no resend loop.
 """
 
 from __future__ import annotations
@@ -58,6 +67,10 @@ class ResponseHandler(Protocol):
     def on_error(self, message: str) -> None:
         """The response is malformed or the connection ended before it did."""
 
+    def on_stale(self) -> None:
+        """A pooled connection ended before any byte of the response: the request may be
+        resent once on a new connection (see the module docstring)."""
+
 
 class Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one request at a time."""
@@ -68,6 +81,10 @@ class Connection(asyncio.Protocol):
         self.handler: ResponseHandler | None = None
         self.parser = ResponseParser()
         self.closed = False
+        #: Came from the pool (served a response before, or pre-opened): a close before any
+        #: byte of the response is then a stale keep-alive connection, not a broken server.
+        self.reused = False
+        self.idle_since_ns = 0  # monotonic; set when the pool takes it back
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not an asyncio.Transport subclass, but has its methods.
@@ -116,7 +133,7 @@ class Connection(asyncio.Protocol):
         if parser.complete:
             self.handler = None
             if parser.keep_alive and not self.closed:
-                self.pool.release(self)
+                self.pool.release(self, now)
             else:
                 self.abort()
             handler.on_end()
@@ -132,6 +149,8 @@ class Connection(asyncio.Protocol):
             return
         if self.parser.eof():
             handler.on_end()
+        elif self.reused and not self.parser.started:
+            handler.on_stale()
         elif exc is not None:
             handler.on_error(f"connection lost mid-response: {type(exc).__name__}: {exc}")
         elif self.parser.started:
@@ -143,7 +162,7 @@ class Connection(asyncio.Protocol):
 class ConnectionPool:
     """A worker's connections to one server (`http://` or `https://` base URL)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, idle_expiry_s: float = 4.0) -> None:
         url = urlsplit(check_base_url(base_url))  # the one URL check (steps.names)
         assert url.hostname is not None  # checked
         self.host = url.hostname
@@ -153,7 +172,11 @@ class ConnectionPool:
         self.prefix = url.path.rstrip("/")
         # TLS verifies the server as every step does (steps.tls: system CAs, SSL_CERT_FILE).
         self.ssl = client_ssl_context() if url.scheme == "https" else None
-        self._idle: list[Connection] = []
+        self._idle: list[Connection] = []  # oldest release first
+        # uvicorn's (hence vLLM's) default keep-alive timeout is 5 s, httpx's keepalive_expiry
+        # 5 s. Our idle clock starts when we processed the response's end, after the server's
+        # clock did (network, a busy loop), hence less than 5 s.
+        self._idle_expiry_ns = round(idle_expiry_s * 1e9)
 
     @property
     def idle(self) -> int:
@@ -161,22 +184,34 @@ class ConnectionPool:
         return len(self._idle)
 
     async def send(
-        self, request: tuple[bytes, bytes], handler: ResponseHandler
+        self, request: tuple[bytes, bytes], handler: ResponseHandler, new: bool = False
     ) -> tuple[Connection, int]:
-        """Write `request` on an idle or new connection; returns it and the send time."""
-        conn = None
-        while self._idle:
-            candidate = self._idle.pop()
-            if not candidate.closed:
-                conn = candidate
-                break
+        """Write `request` on an idle connection, or a new one (always when `new`: a resend
+        after a stale close); returns the connection and the send time (monotonic ns)."""
+        conn = None if new else self._take_idle()
         if conn is None:
             conn = await self._connect()
         return conn, conn.send(request, handler)
 
+    def _take_idle(self) -> Connection | None:
+        """The most recently released open connection, unless it has expired.
+
+        Released in time order: when the newest has been idle too long, all have; they are
+        closed, so the server's idle close cannot cross our request.
+        """
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.closed:
+                continue
+            if monotonic_ns() - conn.idle_since_ns < self._idle_expiry_ns:
+                return conn
+            conn.abort()
+            self.close()
+        return None
+
     async def open_idle(self) -> None:
         """Open one connection into the pool now (pays the first connect before t0)."""
-        self.release(await self._connect())
+        self.release(await self._connect(), monotonic_ns())
 
     async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
@@ -190,8 +225,11 @@ class ConnectionPool:
         conn.transport = transport  # uvloop calls connection_made only on a later loop turn
         return conn
 
-    def release(self, conn: Connection) -> None:
-        """A connection whose response ended with keep-alive: ready for the next request."""
+    def release(self, conn: Connection, now_ns: int) -> None:
+        """A connection whose response ended with keep-alive at `now_ns` (monotonic): ready
+        for the next request until it expires."""
+        conn.reused = True
+        conn.idle_since_ns = now_ns
         self._idle.append(conn)
 
     def discard(self, conn: Connection) -> None:

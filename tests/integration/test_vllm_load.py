@@ -23,7 +23,10 @@ import pytest
 
 from steps.load.__main__ import main
 from tests.fixtures.vllm import (
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
     STREAM_INTERVAL,
+    TOP_RATE,
     HistogramTotals,
     VllmServer,
     scrape_histogram_totals,
@@ -31,8 +34,6 @@ from tests.fixtures.vllm import (
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 
-INPUT_TOKENS = 512
-OUTPUT_TOKENS = 128
 TTFT_METRIC = "vllm:time_to_first_token_seconds"
 E2E_METRIC = "vllm:e2e_request_latency_seconds"
 #: Sums of float seconds from two processes: allow rounding, not a real deficit.
@@ -63,7 +64,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("completion-1qps", "completion", 1, 20),
-    Scenario("completion-8qps", "completion", 8, 10),
+    Scenario(f"completion-{TOP_RATE}qps", "completion", TOP_RATE, 10),
     Scenario("chat-1qps", "chat", 1, 20),
 ]
 

@@ -134,10 +134,13 @@ async def _requests(
     fallback: FallbackCounter,
     buffer: RecordBuffer,
     lengths: tuple[int, int] = (7, 2),
+    pre_open: bool = False,
 ) -> None:
     """Run n requests (input, output `lengths`) one after another on one pool, their records
-    into `buffer` (t0 = 0)."""
+    into `buffer` (t0 = 0); `pre_open` opens an idle connection first, as a worker does."""
     pool = ConnectionPool(url)
+    if pre_open:
+        await pool.open_idle()
     for i in range(n):
         request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
         now = time.monotonic_ns()
@@ -158,12 +161,13 @@ def _execute_all(
     n: int,
     timeout_s: float = 5.0,
     fallback: FallbackCounter = _fallback,
+    pre_open: bool = False,
 ) -> tuple[list[dict[str, Any]], HostileServer]:
     """Run n requests one after another on one pool; returns their records."""
     buffer = RecordBuffer("r", 0, 0, 0)
 
     async def body(server: HostileServer) -> None:
-        await _requests(server.url, n, timeout_s, fallback, buffer)
+        await _requests(server.url, n, timeout_s, fallback, buffer, pre_open=pre_open)
 
     _, server = run_with_server(replies, body)
     return buffer.take_table().to_pylist(), server
@@ -244,6 +248,37 @@ def test_execute_failure_maps_to_status(
     rows, _ = _execute_all([_reply(*pieces, close=close)], 1)
     assert rows[0]["status"] == status
     assert error_part in rows[0]["error"]
+
+
+def test_execute_stale_keep_alive_close_resent_once_on_new_connection_ok() -> None:
+    # Request 2 goes out on the kept-alive connection, which the server closes unanswered
+    # (as uvicorn does when its idle close crosses the request).
+    script = [_reply(*_GOOD), _reply(close=True), _reply(*_GOOD)]
+    rows, server = _execute_all(script, 2)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert [len(c.requests) for c in server.connections] == [2, 1]
+    lost, resent = server.connections[0].requests[1], server.connections[1].requests[0]
+    # sent_ns is the resend's write: after the lost attempt, before the server read it again.
+    assert lost.received_ns < rows[1]["sent_ns"] <= resent.received_ns
+    assert rows[1]["sent_ns"] > rows[1]["scheduled_ns"]
+
+
+def test_execute_pre_opened_connection_closed_unanswered_resent_ok() -> None:
+    rows, server = _execute_all([_reply(close=True), _reply(*_GOOD)], 1, pre_open=True)
+    assert rows[0]["status"] == "ok"
+    assert [len(c.requests) for c in server.connections] == [1, 1]
+
+
+@pytest.mark.parametrize("served_before", [False, True], ids=["new", "reused"])
+def test_execute_server_closing_unanswered_protocol_error_no_resend_loop(
+    served_before: bool,
+) -> None:
+    script = [_reply(*_GOOD), _reply(close=True)] if served_before else [_reply(close=True)]
+    rows, server = _execute_all(script, 2 if served_before else 1)
+    assert rows[-1]["status"] == "protocol_error"
+    assert "without sending a response" in rows[-1]["error"]
+    # A new connection is never resent on; a reused one is resent on once, on a new one.
+    assert [len(c.requests) for c in server.connections] == ([2, 1] if served_before else [1])
 
 
 def test_execute_broken_content_chunk_counted_client_side_protocol_error_row_kept() -> None:

@@ -34,10 +34,13 @@ class _Collect:
     def on_error(self, message: str) -> None:
         self.done.set_result(message)
 
+    def on_stale(self) -> None:
+        self.done.set_result("stale")
 
-async def _request(pool: ConnectionPool) -> str:
+
+async def _request(pool: ConnectionPool, new: bool = False) -> str:
     handler = _Collect()
-    await pool.send(encode_request("GET", "/", pool.host_header, {}), handler)
+    await pool.send(encode_request("GET", "/", pool.host_header, {}), handler, new=new)
     return await handler.done
 
 
@@ -86,6 +89,44 @@ def test_pool_closed_connection_not_reused(reply: Behaviour) -> None:
 
     results, server = run_with_server([reply, _KEEP_OK], body)
     assert results == ["end", "end"]
+    assert len(server.connections) == 2
+
+
+def test_pool_idle_past_expiry_closed_not_reused() -> None:
+    async def body(server: HostileServer) -> list[str]:
+        pool = ConnectionPool(server.url, idle_expiry_s=0.1)
+        results = [await _request(pool), await _request(pool)]  # within the expiry: reused
+        await asyncio.sleep(0.2)
+        results.append(await _request(pool))
+        await asyncio.sleep(0.05)  # our close reaches the server
+        pool.close()
+        return results
+
+    results, server = run_with_server([_KEEP_OK], body)
+    assert results == ["end"] * 3
+    assert [len(c.requests) for c in server.connections] == [2, 1]
+    assert server.connections[0].client_closed_ns is not None  # closed by us, on expiry
+    assert server.connections[0].client_closed_ns < server.connections[1].opened_ns
+
+
+@pytest.mark.parametrize("pre_open", [False, True], ids=["served-before", "pre-opened"])
+def test_pool_pooled_connection_closed_before_any_byte_is_stale_new_one_is_error(
+    pre_open: bool,
+) -> None:
+    async def body(server: HostileServer) -> list[str]:
+        pool = ConnectionPool(server.url)
+        if pre_open:
+            await pool.open_idle()
+        else:
+            assert await _request(pool) == "end"
+        results = [await _request(pool), await _request(pool, new=True)]
+        pool.close()
+        return results
+
+    close_silently = raw()
+    script = [close_silently] if pre_open else [_KEEP_OK, close_silently]
+    results, server = run_with_server(script, body)
+    assert results == ["stale", "server closed the connection without sending a response"]
     assert len(server.connections) == 2
 
 
