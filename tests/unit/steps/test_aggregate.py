@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -11,104 +10,20 @@ import pytest
 
 from steps.aggregate.__main__ import main
 from steps.records import RECORD_SCHEMA
-
-WALL_NS = 1_790_000_000_000_000_000
-MS = 1_000_000
-S = 1_000_000_000
-
-
-def _row(
-    index: int,
-    *,
-    stage: int = 0,
-    scheduled_ns: int | None = None,
-    delay_ms: float = 0.5,
-    ttft_ms: float = 50.0,
-    gaps_ms: tuple[float, ...] = (10.0,),
-    status: str = "ok",
-    output_tokens: int | None = None,
-    chunk_tokens: list[int] | None = None,
-    prompt_tokens: int = 512,
-    http_status: int | None = 200,
-    error: str | None = None,
-    wall_start_ns: int = WALL_NS,
-) -> dict[str, Any]:
-    """One record with RECORD_SCHEMA's columns; chunk offsets from TTFT and the gaps."""
-    scheduled = index * S if scheduled_ns is None else scheduled_ns
-    sent = scheduled + round(delay_ms * MS)
-    offsets_us = [round(ttft_ms * 1000)]
-    for gap in gaps_ms:
-        offsets_us.append(offsets_us[-1] + round(gap * 1000))
-    reached = status == "ok" or bool(gaps_ms)
-    n_out = len(offsets_us) if output_tokens is None else output_tokens
-    return {
-        "run_id": "20261127T000000Z-abcdef",
-        "stage": stage,
-        "worker": index % 4,
-        "request_index": index,
-        "scheduled_ns": scheduled,
-        "sent_ns": sent,
-        "first_token_ns": sent + offsets_us[0] * 1000 if reached else None,
-        "last_token_ns": sent + offsets_us[-1] * 1000 if reached else None,
-        "end_ns": sent + offsets_us[-1] * 1000 + 100_000,
-        "wall_start_ns": wall_start_ns,
-        "requested_input_tokens": 512,
-        "requested_output_tokens": n_out,
-        "prompt_tokens": prompt_tokens,
-        "output_tokens": n_out if status == "ok" else None,
-        "prompt_tokens_source": "server",
-        "output_tokens_source": "server" if status == "ok" else None,
-        "chunk_offsets_us": offsets_us if reached else [],
-        "chunk_tokens": chunk_tokens,
-        "status": status,
-        "http_status": http_status,
-        "error": error,
-    }
-
-
-def _write(
-    directory: Path,
-    rows: list[dict[str, Any]],
-    stages: list[dict[str, Any]] | None = None,
-    wall_start_ns: int = WALL_NS,
-) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), directory / "records.parquet")
-    if stages is not None:
-        run = {
-            "run_id": "20261127T000000Z-abcdef",
-            "scenario": "baseline",
-            "wall_start_ns": wall_start_ns,
-            "stages": stages,
-            "config": {"server": {"base_url": "http://x"}},
-        }
-        (directory / "run.json").write_text(json.dumps(run))
-    return directory
-
-
-def _stage(
-    stage: int, rate: float, start_s: float, send_end_s: float, end_s: float
-) -> dict[str, Any]:
-    return {
-        "stage": stage,
-        "rate": rate,
-        "duration_s": send_end_s - start_s,
-        "start_ns": round(start_s * S),
-        "send_end_ns": round(send_end_s * S),
-        "end_ns": round(end_s * S),
-    }
-
-
-def _aggregate(out: Path, *records: Path) -> dict[str, Any]:
-    assert main(["--records", *map(str, records), "--out", str(out)]) == 0
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    return summary
+from tests.helpers.aggregate_records import (
+    WALL_NS,
+    S,
+    aggregate,
+    record_row,
+    stage_window,
+    write_shard,
+)
 
 
 def test_aggregate_known_values_exact_percentiles(tmp_path: Path) -> None:
     # Request i (1..100): TTFT i ms, one chunk gap of i ms, 2 output tokens, 0.5 ms send delay.
-    rows = [_row(i, ttft_ms=i, gaps_ms=(i,)) for i in range(1, 101)]
-    summary = _aggregate(tmp_path / "out", _write(tmp_path / "r", rows))
+    rows = [record_row(i, ttft_ms=i, gaps_ms=(i,)) for i in range(1, 101)]
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows))
     latency = summary["overall"]["latency_ms"]
     for name in ("ttft", "itl", "tpot", "ntpot"):  # each equals i ms per request
         stats = latency[name]
@@ -129,24 +44,24 @@ def test_aggregate_known_values_exact_percentiles(tmp_path: Path) -> None:
 def test_aggregate_two_shards_equal_their_union(tmp_path: Path, with_run_json: bool) -> None:
     # Shard B's pod started 2 s after shard A's: its times are relative to its own t0.
     shift_ns = 2 * S
-    a = [_row(i, ttft_ms=20 + i % 7, gaps_ms=(5, 6 + i % 3)) for i in range(0, 60, 2)]
-    b = [_row(i, ttft_ms=30 + i % 5, gaps_ms=(7, 9, i % 4)) for i in range(1, 60, 2)]
+    a = [record_row(i, ttft_ms=20 + i % 7, gaps_ms=(5, 6 + i % 3)) for i in range(0, 60, 2)]
+    b = [record_row(i, ttft_ms=30 + i % 5, gaps_ms=(7, 9, i % 4)) for i in range(1, 60, 2)]
     b_shard = [r | {"wall_start_ns": WALL_NS + shift_ns} for r in b]
     for row in b_shard:
         for key in ("scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns", "end_ns"):
             row[key] -= shift_ns
     runs = {
-        "a": [_stage(0, 0.5, 0, 60, 61)],
-        "b": [_stage(0, 0.5, -2, 58, 59)],
-        "u": [_stage(0, 1.0, 0, 60, 61)],
+        "a": [stage_window(0, 0.5, 0, 60, 61)],
+        "b": [stage_window(0, 0.5, -2, 58, 59)],
+        "u": [stage_window(0, 1.0, 0, 60, 61)],
     }
     if not with_run_json:
         runs = {}
-    shard_a = _write(tmp_path / "a", a, runs.get("a"))
-    shard_b = _write(tmp_path / "b", b_shard, runs.get("b"), WALL_NS + shift_ns)
-    union = _write(tmp_path / "u", a + b, runs.get("u"))
-    merged = _aggregate(tmp_path / "out-ab", shard_a, shard_b)
-    single = _aggregate(tmp_path / "out-u", union)
+    shard_a = write_shard(tmp_path / "a", a, runs.get("a"))
+    shard_b = write_shard(tmp_path / "b", b_shard, runs.get("b"), WALL_NS + shift_ns)
+    union = write_shard(tmp_path / "u", a + b, runs.get("u"))
+    merged = aggregate(tmp_path / "out-ab", shard_a, shard_b)
+    single = aggregate(tmp_path / "out-u", union)
     assert merged["run"]["shards"] == 2 and single["run"]["shards"] == 1
     assert "config" not in merged["run"]
     pd.testing.assert_frame_equal(
@@ -159,17 +74,17 @@ def test_aggregate_two_shards_equal_their_union(tmp_path: Path, with_run_json: b
 
 
 def test_aggregate_error_classes_counted_latencies_over_ok_only(tmp_path: Path) -> None:
-    rows = [_row(i, ttft_ms=10) for i in range(6)]
+    rows = [record_row(i, ttft_ms=10) for i in range(6)]
     rows += [
-        _row(6, status="http_error", http_status=500, error="boom", gaps_ms=()),
-        _row(7, status="http_error", http_status=500, error="boom", gaps_ms=()),
-        _row(8, status="timeout", http_status=None, error="read timeout", gaps_ms=(10, 5000)),
-        _row(9, status="connect_error", http_status=None, error="refused", gaps_ms=()),
-        _row(10, status="protocol_error", http_status=200, error="bad json", gaps_ms=(3,)),
-        _row(11, status="cancelled", http_status=None, gaps_ms=()),
+        record_row(6, status="http_error", http_status=500, error="boom", gaps_ms=()),
+        record_row(7, status="http_error", http_status=500, error="boom", gaps_ms=()),
+        record_row(8, status="timeout", http_status=None, error="read timeout", gaps_ms=(10, 5000)),
+        record_row(9, status="connect_error", http_status=None, error="refused", gaps_ms=()),
+        record_row(10, status="protocol_error", http_status=200, error="bad json", gaps_ms=(3,)),
+        record_row(11, status="cancelled", http_status=None, gaps_ms=()),
     ]
     out = tmp_path / "out"
-    overall = _aggregate(out, _write(tmp_path / "r", rows))["overall"]
+    overall = aggregate(out, write_shard(tmp_path / "r", rows))["overall"]
     assert overall["requests"] == {
         "total": 12,
         "ok": 6,
@@ -193,10 +108,14 @@ def test_aggregate_error_classes_counted_latencies_over_ok_only(tmp_path: Path) 
 
 
 def test_aggregate_no_ok_requests_and_empty_stage_give_nulls(tmp_path: Path) -> None:
-    rows = [_row(i, status="connect_error", http_status=None, gaps_ms=()) for i in range(3)]
-    rows.append(_row(3, output_tokens=1, gaps_ms=(), stage=1, scheduled_ns=12 * S))
-    stages = [_stage(0, 1.0, 0, 3, 4), _stage(1, 1.0, 12, 13, 14), _stage(2, 5.0, 20, 21, 22)]
-    summary = _aggregate(tmp_path / "out", _write(tmp_path / "r", rows, stages))
+    rows = [record_row(i, status="connect_error", http_status=None, gaps_ms=()) for i in range(3)]
+    rows.append(record_row(3, output_tokens=1, gaps_ms=(), stage=1, scheduled_ns=12 * S))
+    stages = [
+        stage_window(0, 1.0, 0, 3, 4),
+        stage_window(1, 1.0, 12, 13, 14),
+        stage_window(2, 5.0, 20, 21, 22),
+    ]
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows, stages))
     first, second, empty = summary["stages"]
     assert first["latency_ms"]["ttft"] == {
         "count": 0,
@@ -224,10 +143,12 @@ def test_aggregate_no_ok_requests_and_empty_stage_give_nulls(tmp_path: Path) -> 
 
 
 def test_aggregate_stage_windows_throughput_and_rates(tmp_path: Path) -> None:
-    stage0 = [_row(i, prompt_tokens=100, gaps_ms=(10, 10, 10)) for i in range(10)]  # 0..9 s
-    stage1 = [_row(i, stage=1, scheduled_ns=20 * S + i * S // 2, gaps_ms=(10,)) for i in range(8)]
-    stages = [_stage(0, 1.0, 0, 10, 12.5), _stage(1, 2.0, 20, 24, 25)]
-    summary = _aggregate(tmp_path / "out", _write(tmp_path / "r", stage0 + stage1, stages))
+    stage0 = [record_row(i, prompt_tokens=100, gaps_ms=(10, 10, 10)) for i in range(10)]  # 0..9 s
+    stage1 = [
+        record_row(i, stage=1, scheduled_ns=20 * S + i * S // 2, gaps_ms=(10,)) for i in range(8)
+    ]
+    stages = [stage_window(0, 1.0, 0, 10, 12.5), stage_window(1, 2.0, 20, 24, 25)]
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", stage0 + stage1, stages))
     first, second = summary["stages"]
     assert (first["stage"], first["rate"], first["duration_s"]) == (0, 1.0, 10.0)
     assert first["window_s"] == pytest.approx(12.5)
@@ -243,8 +164,8 @@ def test_aggregate_stage_windows_throughput_and_rates(tmp_path: Path) -> None:
 
 
 def test_aggregate_without_run_json_uses_rows_for_window(tmp_path: Path) -> None:
-    rows = [_row(i, gaps_ms=(10,), delay_ms=0) for i in range(5)]  # sent at 0..4 s
-    summary = _aggregate(tmp_path / "out", _write(tmp_path / "r", rows))
+    rows = [record_row(i, gaps_ms=(10,), delay_ms=0) for i in range(5)]  # sent at 0..4 s
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows))
     overall = summary["overall"]
     assert overall["requested_rate"] is None
     assert overall["achieved_rate"] == pytest.approx(1.0)  # (n - 1) / (last - first send)
@@ -256,20 +177,20 @@ def test_aggregate_without_run_json_uses_rows_for_window(tmp_path: Path) -> None
 def test_aggregate_saturation_flag_follows_schedule_delay_p99(
     tmp_path: Path, delay_ms: float, saturated: bool
 ) -> None:
-    rows = [_row(i, delay_ms=delay_ms if i >= 95 else 0.1) for i in range(100)]
-    overall = _aggregate(tmp_path / "out", _write(tmp_path / "r", rows))["overall"]
+    rows = [record_row(i, delay_ms=delay_ms if i >= 95 else 0.1) for i in range(100)]
+    overall = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows))["overall"]
     assert overall["load_generator_saturated"] is saturated
 
 
 def test_aggregate_token_sources_and_mismatches(tmp_path: Path) -> None:
     rows = [
-        _row(0, gaps_ms=(1, 1), chunk_tokens=[1, 1, 1]),
-        _row(1, gaps_ms=(1, 1), chunk_tokens=[1, 2, 1]),  # 4 != 3 output tokens
-        _row(2, gaps_ms=(1, 1), chunk_tokens=None),  # unknown: not compared
-        _row(3, gaps_ms=(1, 1), chunk_tokens=[1, None, 1]),  # unknown item: not compared
+        record_row(0, gaps_ms=(1, 1), chunk_tokens=[1, 1, 1]),
+        record_row(1, gaps_ms=(1, 1), chunk_tokens=[1, 2, 1]),  # 4 != 3 output tokens
+        record_row(2, gaps_ms=(1, 1), chunk_tokens=None),  # unknown: not compared
+        record_row(3, gaps_ms=(1, 1), chunk_tokens=[1, None, 1]),  # unknown item: not compared
     ]
     rows[0]["output_tokens_source"] = "chunks"
-    overall = _aggregate(tmp_path / "out", _write(tmp_path / "r", rows))["overall"]
+    overall = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows))["overall"]
     tokens = overall["tokens"]
     assert tokens["output_token_mismatches"] == 1
     assert tokens["output_tokens_source"] == {"server": 3, "chunks": 1}
@@ -278,9 +199,9 @@ def test_aggregate_token_sources_and_mismatches(tmp_path: Path) -> None:
 
 
 def test_aggregate_lifecycle_json_has_inference_perf_keys_in_seconds(tmp_path: Path) -> None:
-    rows = [_row(i, ttft_ms=i, gaps_ms=(i,)) for i in range(1, 101)]
+    rows = [record_row(i, ttft_ms=i, gaps_ms=(i,)) for i in range(1, 101)]
     out = tmp_path / "out"
-    _aggregate(out, _write(tmp_path / "r", rows, [_stage(0, 1.0, 0, 100, 101)]))
+    aggregate(out, write_shard(tmp_path / "r", rows, [stage_window(0, 1.0, 0, 100, 101)]))
     for name in ("summary_lifecycle_metrics.json", "stage_0_lifecycle_metrics.json"):
         report = json.loads((out / name).read_text())
         assert set(report) >= {"load_summary", "successes", "failures"}
@@ -309,10 +230,12 @@ def test_aggregate_lifecycle_json_has_inference_perf_keys_in_seconds(tmp_path: P
 
 
 def test_aggregate_main_end_to_end_writes_all_outputs(tmp_path: Path) -> None:
-    rows = [_row(i) for i in range(4)] + [_row(4 + i, stage=1) for i in range(4)]
-    records = _write(tmp_path / "r", rows, [_stage(0, 1.0, 0, 4, 5), _stage(1, 1.0, 4, 8, 9)])
+    rows = [record_row(i) for i in range(4)] + [record_row(4 + i, stage=1) for i in range(4)]
+    records = write_shard(
+        tmp_path / "r", rows, [stage_window(0, 1.0, 0, 4, 5), stage_window(1, 1.0, 4, 8, 9)]
+    )
     out = tmp_path / "out"
-    summary = _aggregate(out, records / "records.parquet")  # a file path works like its dir
+    summary = aggregate(out, records / "records.parquet")  # a file path works like its dir
     assert sorted(p.name for p in out.iterdir()) == [
         "stage_0_lifecycle_metrics.json",
         "stage_1_lifecycle_metrics.json",
@@ -348,7 +271,7 @@ def test_aggregate_missing_path_exits_2_naming_it(
 def test_aggregate_missing_column_exits_2_naming_file_and_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    table = pa.Table.from_pylist([_row(0)], schema=RECORD_SCHEMA).drop_columns(["sent_ns"])
+    table = pa.Table.from_pylist([record_row(0)], schema=RECORD_SCHEMA).drop_columns(["sent_ns"])
     (tmp_path / "r").mkdir()
     pq.write_table(table, tmp_path / "r" / "records.parquet")
     assert main(["--records", str(tmp_path / "r"), "--out", str(tmp_path / "out")]) == 2
@@ -360,7 +283,7 @@ def test_aggregate_missing_column_exits_2_naming_file_and_column(
 def test_aggregate_mistyped_column_exits_2_naming_types(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    table = pa.Table.from_pylist([_row(0)], schema=RECORD_SCHEMA)
+    table = pa.Table.from_pylist([record_row(0)], schema=RECORD_SCHEMA)
     at = table.schema.get_field_index("chunk_offsets_us")
     column = table.column(at).cast(pa.list_(pa.int64()))
     table = table.set_column(at, pa.field("chunk_offsets_us", column.type), column)
@@ -379,7 +302,7 @@ def test_aggregate_not_parquet_and_bad_run_json_exit_2(
     bogus.write_text("not parquet")
     assert main(["--records", str(bogus), "--out", str(tmp_path / "out")]) == 2
     assert "not readable Parquet" in capsys.readouterr().err
-    records = _write(tmp_path / "r", [_row(0)], [_stage(0, 1.0, 0, 1, 2)])
+    records = write_shard(tmp_path / "r", [record_row(0)], [stage_window(0, 1.0, 0, 1, 2)])
     run = json.loads((records / "run.json").read_text())
     del run["stages"][0]["end_ns"]
     (records / "run.json").write_text(json.dumps(run))
@@ -391,7 +314,7 @@ def test_aggregate_not_parquet_and_bad_run_json_exit_2(
 def test_aggregate_run_json_not_utf8_exits_2_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = _write(tmp_path / "r", [_row(0)], [_stage(0, 1.0, 0, 1, 2)])
+    records = write_shard(tmp_path / "r", [record_row(0)], [stage_window(0, 1.0, 0, 1, 2)])
     (records / "run.json").write_bytes(b"\xff\xfe{")
     assert main(["--records", str(records), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
@@ -401,7 +324,7 @@ def test_aggregate_run_json_not_utf8_exits_2_naming_it(
 def test_aggregate_records_damaged_past_the_footer_exits_2_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _write(tmp_path / "r", [_row(i) for i in range(2000)])
+    write_shard(tmp_path / "r", [record_row(i) for i in range(2000)])
     records = tmp_path / "r" / "records.parquet"
     data = bytearray(records.read_bytes())
     # Keep the magic bytes and the footer (the schema check passes); damage the data pages.
