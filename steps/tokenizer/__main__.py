@@ -14,52 +14,40 @@ named by `--token-env` (default HF_TOKEN) and is only ever reported as "set" / "
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from steps.cli import (
-    add_log_level_flag,
-    config_from_flags,
-    configure_logging,
-    make_parser,
-    optional_text,
-    run_main,
-)
+from steps.cli import add_log_level_flag, add_optional_flags, make_parser, run_step
 from steps.errors import BenchError, UsageError
+from steps.names import ENV_NAME_PATTERN
 from steps.qwen_offline import build_qwen_tokenizer
 from steps.shared import StrictModel
 from steps.tokenizer.files import copy_files, remove_tokenizer_files, tokenizer_files
-from steps.tokenizer.hub import download_tokenizer
+from steps.tokenizer.hub import HubAccess, download_tokenizer, hub_access_from_env
 from steps.tokenizer.manifest import MANIFEST_NAME, build_manifest, file_entries, write_manifest
+from steps.tokenizer.source import SourceKind, source_kind
 
 log = logging.getLogger("steps.tokenizer")
 
 STEP = "tokenizer"
-OFFLINE_QWEN = "offline:qwen"
 DEFAULT_TOKEN_ENV = "HF_TOKEN"
-# Hub ids: "name" or "org/name", letters, digits, - _ . (huggingface_hub's validate_repo_id).
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
-class SourceKind(StrEnum):
-    offline = "offline"
-    local = "local"
-    hub = "hub"
+class TokenizerSettings(StrictModel):
+    """The tokenizer step's flags, typed (field = flag with `-` for `_`).
 
-
-class TokenizerStepConfig(StrictModel):
-    """Typed flags of the tokenizer step (field = flag with `-` for `_`)."""
+    Not the load config's `tokenizer:` section (`steps.load.config.TokenizerConfig`, which says
+    how the load step loads a tokenizer): these say where this step gets one and where it puts it.
+    """
 
     tokenizer: str = Field(
         min_length=1, description="Hub repo id, local directory, or offline:qwen"
@@ -70,19 +58,9 @@ class TokenizerStepConfig(StrictModel):
     )
     token_env: str = Field(
         default=DEFAULT_TOKEN_ENV,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=ENV_NAME_PATTERN,
         description="NAME of the environment variable holding the Hub token (never the token)",
     )
-
-
-@dataclass(frozen=True)
-class HubAccess:
-    """How to reach the Hub, read from the environment in `main` (never at import time)."""
-
-    token: SecretStr | None = None
-    cache_dir: Path | None = None
-    offline: bool = False
-    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,46 +69,6 @@ class TokenizerResult:
 
     out: Path
     manifest: dict[str, Any]
-
-
-def source_kind(source: str) -> SourceKind:
-    """Classify `--tokenizer`; UsageError for an unknown offline name or a missing path."""
-    if source.startswith("offline:"):
-        if source != OFFLINE_QWEN:
-            raise UsageError(
-                f"--tokenizer {source!r}: unknown offline source; known: {OFFLINE_QWEN}"
-            )
-        return SourceKind.offline
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return SourceKind.local
-    if path.exists():
-        raise UsageError(f"--tokenizer {source!r} is a file; give the directory that holds it")
-    looks_like_path = source.startswith(("/", "./", "../", "~")) or source.count("/") > 1
-    if looks_like_path or not _REPO_ID_RE.match(source):
-        raise UsageError(
-            f"--tokenizer {source!r}: no such directory and not a Hub repo id (org/name); "
-            f"give a directory, a repo id such as Qwen/Qwen3-8B, or {OFFLINE_QWEN}"
-        )
-    return SourceKind.hub
-
-
-def hub_access_from_env(env: Mapping[str, str], token_env: str) -> HubAccess:
-    """Token from `token_env`; cache dir, offline flag and endpoint as huggingface_hub reads them.
-
-    Read here rather than left to huggingface_hub, whose constants are frozen when it is first
-    imported: the step must honour the environment it is run with.
-    """
-    token = env.get(token_env) or None
-    if env.get("HF_HUB_CACHE"):
-        cache_dir: Path | None = Path(env["HF_HUB_CACHE"])
-    elif env.get("HF_HOME"):
-        cache_dir = Path(env["HF_HOME"]) / "hub"
-    else:
-        cache_dir = None
-    offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-    endpoint = env.get("HF_ENDPOINT") or None
-    return HubAccess(SecretStr(token) if token else None, cache_dir, offline, endpoint)
 
 
 def _load_tokenizer(directory: Path) -> Any:
@@ -146,71 +84,85 @@ def _load_tokenizer(directory: Path) -> Any:
         ) from None
 
 
-def _materialize(config: TokenizerStepConfig, kind: SourceKind, access: HubAccess) -> str | None:
-    """Put the tokenizer files into `config.out`; return the revision to record."""
-    out = config.out
-    if kind is SourceKind.offline:
-        build_qwen_tokenizer(out)
-        return f"qwen-tokenizer=={metadata.version('qwen-tokenizer')}"
-    if kind is SourceKind.local:
-        src = Path(config.tokenizer).expanduser()
-        names = tokenizer_files(src)
-        if not names:
-            raise UsageError(
-                f"--tokenizer {config.tokenizer!r}: directory has no tokenizer files (expected "
-                "tokenizer.json or tokenizer_config.json + vocab files); point it at a "
-                "directory written by save_pretrained, a Hub repo id, or offline:qwen"
-            )
-        if src.resolve() != out.resolve():
-            copy_files(src, out, names)
-        return None
+def _copy_local(config: TokenizerSettings) -> None:
+    """Copy a local directory's tokenizer files into `config.out` (nothing when it is `out`)."""
+    src = Path(config.tokenizer).expanduser()
+    names = tokenizer_files(src)
+    if not names:
+        raise UsageError(
+            f"--tokenizer {config.tokenizer!r}: directory has no tokenizer files (expected "
+            "tokenizer.json or tokenizer_config.json + vocab files); point it at a "
+            "directory written by save_pretrained, a Hub repo id, or offline:qwen"
+        )
+    if src.resolve() != config.out.resolve():
+        copy_files(src, config.out, names)
+
+
+def _fetch_hub(config: TokenizerSettings, access: HubAccess) -> str:
+    """Copy the Hub snapshot's tokenizer files into `config.out`; return its commit."""
     revision = config.revision or "main"
-    snapshot = download_tokenizer(
-        config.tokenizer,
-        revision,
-        access.token,
-        cache_dir=access.cache_dir,
-        offline=access.offline,
-        endpoint=access.endpoint,
-    )
+    snapshot = download_tokenizer(config.tokenizer, revision, access)
     names = tokenizer_files(snapshot.path)
     if not names:
         raise BenchError(
             f"Hub repo {config.tokenizer!r} at {revision!r} has no tokenizer files; "
             "use the repo that ships the model's tokenizer"
         )
-    copy_files(snapshot.path, out, names)
+    copy_files(snapshot.path, config.out, names)
     return snapshot.commit
 
 
-def run(config: TokenizerStepConfig, access: HubAccess | None = None) -> TokenizerResult:
+def _materialize(config: TokenizerSettings, kind: SourceKind, access: HubAccess) -> str | None:
+    """Put the tokenizer files into `config.out`; return the revision to record."""
+    if kind is SourceKind.offline:
+        build_qwen_tokenizer(config.out)
+        return f"qwen-tokenizer=={metadata.version('qwen-tokenizer')}"
+    if kind is SourceKind.local:
+        _copy_local(config)
+        return None
+    return _fetch_hub(config, access)
+
+
+def _clear_out(config: TokenizerSettings, kind: SourceKind) -> None:
+    """Create `--out` and remove what an earlier run left there, so no stale file survives into
+    the manifest; a local source that is `--out` itself is passed through untouched."""
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    if kind is SourceKind.local and Path(config.tokenizer).expanduser().resolve() == out.resolve():
+        return
+    remove_tokenizer_files(out)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+
+
+def _write_checked_manifest(
+    config: TokenizerSettings, kind: SourceKind, revision: str | None
+) -> dict[str, Any]:
+    """Load the tokenizer in `--out` (it must work) and write manifest.json describing it."""
+    tokenizer = _load_tokenizer(config.out)
+    manifest = build_manifest(
+        source=config.tokenizer,
+        kind=kind.value,
+        revision=revision,
+        vocab_size=len(tokenizer),
+        tokenizer_class=type(tokenizer).__name__,
+        files=file_entries(config.out, tokenizer_files(config.out)),
+    )
+    write_manifest(config.out, manifest)
+    return manifest
+
+
+def run(config: TokenizerSettings, access: HubAccess | None = None) -> TokenizerResult:
     """Fetch/build/copy the tokenizer into `config.out`, load it, write manifest.json."""
     access = access or HubAccess()
     kind = source_kind(config.tokenizer)
     if config.revision and kind is not SourceKind.hub:
         log.warning("--revision %r ignored for a %s source", config.revision, kind.value)
     out = config.out
-    passthrough = kind is SourceKind.local and (
-        Path(config.tokenizer).expanduser().resolve() == out.resolve()
-    )
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not passthrough:
-            remove_tokenizer_files(out)
-            (out / MANIFEST_NAME).unlink(missing_ok=True)
+        _clear_out(config, kind)
         log.info("tokenizer source %r (%s) -> %s", config.tokenizer, kind.value, out)
         revision = _materialize(config, kind, access)
-        tokenizer = _load_tokenizer(out)
-        names = tokenizer_files(out)
-        manifest = build_manifest(
-            source=config.tokenizer,
-            kind=kind.value,
-            revision=revision,
-            vocab_size=len(tokenizer),
-            tokenizer_class=type(tokenizer).__name__,
-            files=file_entries(out, names),
-        )
-        write_manifest(out, manifest)
+        manifest = _write_checked_manifest(config, kind, revision)
     except OSError as exc:
         # Files under --out (mkdir, copy, manifest); the Hub's own OSErrors are translated
         # inside download_tokenizer and arrive here as BenchError.
@@ -220,40 +172,38 @@ def run(config: TokenizerStepConfig, access: HubAccess | None = None) -> Tokeniz
         "tokenizer ok: %s, vocab size %d, %d files, revision %s",
         manifest["tokenizer_class"],
         manifest["vocab_size"],
-        len(names),
+        len(manifest["files"]),
         revision,
     )
     return TokenizerResult(out=out, manifest=manifest)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, read the Hub token and cache settings from the environment, run."""
+def _parser() -> argparse.ArgumentParser:
+    """The flags, one per TokenizerSettings field, its description as help."""
     parser = make_parser(
         "python -m steps.tokenizer",
         "Fetch (Hub), copy (local directory) or build (offline:qwen) a tokenizer into --out.",
     )
-    fields = TokenizerStepConfig.model_fields
+    fields = TokenizerSettings.model_fields
     parser.add_argument("--tokenizer", required=True, help=fields["tokenizer"].description)
     parser.add_argument("--out", required=True, help=fields["out"].description)
-    parser.add_argument(
-        "--revision", type=optional_text, default=None, help=fields["revision"].description
-    )
-    parser.add_argument(
-        "--token-env", type=optional_text, default=None, help=fields["token_env"].description
-    )
+    add_optional_flags(parser, TokenizerSettings, "revision", "token_env")
     add_log_level_flag(parser)
+    return parser
 
-    def body() -> int:
-        args = parser.parse_args(argv)
-        configure_logging(STEP, args.log_level)
-        config = config_from_flags(TokenizerStepConfig, args)
-        access = hub_access_from_env(os.environ, config.token_env)
-        log.info("Hub token %s (from $%s)", "set" if access.token else "not set", config.token_env)
-        result = run(config, access)
-        print(f"tokenizer: {result.out} ({result.manifest['vocab_size']} ids)")
-        return 0
 
-    return run_main(STEP, body)
+def _provide(config: TokenizerSettings) -> int:
+    """Read the Hub token and cache settings from the environment, run, print one line."""
+    access = hub_access_from_env(os.environ, config.token_env)
+    log.info("Hub token %s (from $%s)", "set" if access.token else "not set", config.token_env)
+    result = run(config, access)
+    print(f"tokenizer: {result.out} ({result.manifest['vocab_size']} ids)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, read the Hub token and cache settings from the environment, run."""
+    return run_step(STEP, _parser(), argv, TokenizerSettings, _provide)
 
 
 if __name__ == "__main__":

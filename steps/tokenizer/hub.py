@@ -9,6 +9,7 @@ one-line errors that name the fix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,45 @@ from pydantic import SecretStr
 from steps.errors import BenchError
 from steps.tokenizer.files import TOKENIZER_PATTERNS
 
-__all__ = ["HubSnapshot", "download_tokenizer", "translate_hub_error"]
+__all__ = [
+    "HubAccess",
+    "HubSnapshot",
+    "download_tokenizer",
+    "hub_access_from_env",
+    "translate_hub_error",
+]
 
 log = logging.getLogger(__name__)
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class HubAccess:
+    """How to reach the Hub, read from the environment in `main` (never at import time)."""
+
+    token: SecretStr | None = None
+    cache_dir: Path | None = None
+    offline: bool = False
+    endpoint: str | None = None
+
+
+def hub_access_from_env(env: Mapping[str, str], token_env: str) -> HubAccess:
+    """Token from `token_env`; cache dir, offline flag and endpoint as huggingface_hub reads them.
+
+    Read here rather than left to huggingface_hub, whose constants are frozen when it is first
+    imported: the step must honour the environment it is run with.
+    """
+    token = env.get(token_env) or None
+    if env.get("HF_HUB_CACHE"):
+        cache_dir: Path | None = Path(env["HF_HUB_CACHE"])
+    elif env.get("HF_HOME"):
+        cache_dir = Path(env["HF_HOME"]) / "hub"
+    else:
+        cache_dir = None
+    offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    endpoint = env.get("HF_ENDPOINT") or None
+    return HubAccess(SecretStr(token) if token else None, cache_dir, offline, endpoint)
 
 
 @dataclass(frozen=True)
@@ -69,36 +106,29 @@ def translate_hub_error(
     )
 
 
-def download_tokenizer(
-    repo_id: str,
-    revision: str,
-    token: SecretStr | None,
-    *,
-    cache_dir: Path | None,
-    offline: bool,
-    endpoint: str | None = None,
-) -> HubSnapshot:
+def download_tokenizer(repo_id: str, revision: str, access: HubAccess) -> HubSnapshot:
     """Fetch (or find in the cache) the tokenizer files of `repo_id` at `revision`."""
     import httpx2  # huggingface_hub 2.x HTTP client: its transport errors surface unwrapped
     from huggingface_hub import errors, snapshot_download
 
+    token = access.token
     log.info(
         "Hub source %r revision %r (token %s, cache %s%s)",
         repo_id,
         revision,
         "set" if token else "not set",
-        cache_dir or "default",
-        ", offline" if offline else "",
+        access.cache_dir or "default",
+        ", offline" if access.offline else "",
     )
     try:
         path = snapshot_download(
             repo_id,
             revision=revision,
-            cache_dir=cache_dir,
+            cache_dir=access.cache_dir,
             allow_patterns=list(TOKENIZER_PATTERNS),
             token=token.get_secret_value() if token else None,
-            local_files_only=offline,
-            endpoint=endpoint,
+            local_files_only=access.offline,
+            endpoint=access.endpoint,
         )
     except (
         errors.HfHubHTTPError,
@@ -106,6 +136,8 @@ def download_tokenizer(
         httpx2.HTTPError,
         OSError,
     ) as exc:
-        raise translate_hub_error(exc, repo_id, revision, token is not None, offline) from None
+        raise translate_hub_error(
+            exc, repo_id, revision, token is not None, access.offline
+        ) from None
     snapshot = Path(str(path))
     return HubSnapshot(path=snapshot, commit=snapshot.name)
