@@ -155,7 +155,11 @@ class Engine:
         self._timer = self.loop.call_at(self._deadline + TIMER_BIAS_S, self._run_step)
 
     def _run_step(self) -> None:
-        """One decode step: join finished prefills, emit for every sequence due, re-arm."""
+        """One decode step: join finished prefills, emit for every sequence due, re-arm.
+
+        The hot path: with only lock-step streams running and nothing joining, the step calls
+        no helper; the others run only in the steps that have their work to do.
+        """
         self._timer = None
         now = time.monotonic()
         if now < self._deadline:
@@ -164,20 +168,10 @@ class Engine:
         self._in_step = True
         self._steps_run = step = self._steps_run + 1
         prefilling = self._prefilling
-        running = self._running
         lockstep = self._lockstep
         steady = len(lockstep)  # wrote a chunk in the previous step too
-        while prefilling and prefilling[0][0] <= now:
-            seq = heapq.heappop(prefilling)[2]
-            if seq.done:
-                continue
-            seq.join(now)
-            writer = seq.lockstep_writer()
-            if writer is None:
-                running.append(seq)
-            else:
-                lockstep[seq] = writer
-                self._ends.setdefault(step + seq.chunks - 1, []).append(seq)
+        if prefilling and prefilling[0][0] <= now:
+            self._join_prefilled(now, step)
         # Safe without a check per write: a lost connection aborts its stream (connection_lost ->
         # release) before uvloop would refuse a write, and writes after close() are dropped.
         # A copy: nothing should call back into the engine from a write, but a changed dict
@@ -188,9 +182,43 @@ class Engine:
         for seq in self._ends.pop(step, ()):
             if not seq.done:  # else aborted mid-stream (client gone), already released
                 seq.complete()
+        consecutive = (steady + self._emit_running(now)) if self._running else steady
+        if consecutive:
+            self.itl_histogram.observe(now - self._last_step_at, consecutive)
+        self._last_step_at = now
+        self._in_step = False
+        if self._running or lockstep:
+            self._step += 1
+            self._deadline = self._anchor + self._step * self.itl_s
+            self._arm()
+            return
+        self._go_idle()
+
+    def _join_prefilled(self, now: float, step: int) -> None:
+        """Every sequence whose prefill ended by `now` joins the batch in this step: lock-step
+        streams with the step that will write their last chunk, the others to count down."""
+        prefilling = self._prefilling
+        while prefilling and prefilling[0][0] <= now:
+            seq = heapq.heappop(prefilling)[2]
+            if seq.done:
+                continue
+            seq.join(now)
+            writer = seq.lockstep_writer()
+            if writer is None:
+                self._running.append(seq)
+            else:
+                self._lockstep[seq] = writer
+                self._ends.setdefault(step + seq.chunks - 1, []).append(seq)
+
+    def _emit_running(self, now: float) -> int:
+        """Count down the non-lock-step sequences and emit those due; drop the finished ones.
+
+        Returns how many streamed a chunk in the previous step too (their gap is the step
+        interval, observed by the caller in one histogram update); others are observed here.
+        """
         previous = self._last_step_at
-        consecutive = steady
-        for seq in running:
+        consecutive = 0
+        for seq in self._running:
             if seq.done:
                 continue
             seq.countdown -= 1
@@ -204,17 +232,13 @@ class Engine:
                 consecutive += 1
             else:
                 self.itl_histogram.observe(now - last)
-        if consecutive:
-            self.itl_histogram.observe(now - previous, consecutive)
-        self._last_step_at = now
-        self._running = running = [seq for seq in running if not seq.done]
-        self._in_step = False
-        if running or lockstep:
-            self._step += 1
-            self._deadline = self._anchor + self._step * self.itl_s
-            self._arm()
-            return
+        self._running = [seq for seq in self._running if not seq.done]
+        return consecutive
+
+    def _go_idle(self) -> None:
+        """Nothing decoding: no timer until the next live prefill, whose end anchors the grid."""
         self._ends.clear()  # nothing lock-steps: what is left there was aborted mid-stream
+        prefilling = self._prefilling
         while prefilling and prefilling[0][2].done:
             heapq.heappop(prefilling)
         if prefilling:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
-from steps.simulator.http11 import JSON_TYPE, LAST_CHUNK, encode_chunk, response_head
+from steps.simulator.http1 import JSON_TYPE, LAST_CHUNK, encode_chunk, response_head
 from steps.simulator.latency import Fault, output_length
 from steps.simulator.tokens import OutputToken
 from steps.simulator.truth import TruthRecord
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from steps.simulator.server import HttpProtocol, Simulator
 
-__all__ = ["LockstepWriter", "Sequence"]
+__all__ = ["LockstepWriter", "SimSequence"]
 
 _SSE = "text/event-stream; charset=utf-8"
 _DONE = b"data: [DONE]\n\n"
@@ -46,7 +46,7 @@ _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
 
 
-#: (stamp, send, frames) of a lock-step stream: see `Sequence.lockstep_writer`.
+#: (stamp, send, frames) of a lock-step stream: see `SimSequence.lockstep_writer`.
 LockstepWriter = tuple[Callable[[int], None], Callable[[bytes], object], Iterator[bytes]]
 
 
@@ -54,8 +54,11 @@ def _drop(data: bytes) -> None:
     """Where a stream whose connection is already gone writes."""
 
 
-class Sequence:
-    """A request's life: queued, prefilling, decoding in the engine's batch, finished."""
+class SimSequence:
+    """A request's life: queued, prefilling, decoding in the engine's batch, finished.
+
+    A "sequence" as vLLM says it (`--max-num-seqs`); the prefix keeps it apart from
+    `collections.abc.Sequence`, which it is not."""
 
     def __init__(
         self,

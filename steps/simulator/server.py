@@ -1,4 +1,4 @@
-"""The simulator's asyncio server: one Protocol per connection, one Sequence per request.
+"""The simulator's asyncio server: one Protocol per connection, one SimSequence per request.
 
 Why callbacks instead of coroutines: requests are parsed in `data_received` and handed to the
 continuous-batching `Engine`, whose one timer per decode step writes every running stream's next
@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from steps.simulator.config import SimulatorConfig
 from steps.simulator.engine import Engine
-from steps.simulator.http11 import (
+from steps.simulator.http1 import (
     JSON_TYPE,
     MAX_HEAD_BYTES,
     HttpError,
@@ -28,7 +28,7 @@ from steps.simulator.http11 import (
 )
 from steps.simulator.latency import Fault, LatencyModel, pick_fault
 from steps.simulator.metrics import Metrics
-from steps.simulator.sequence import Sequence
+from steps.simulator.sequence import SimSequence
 from steps.simulator.tokens import TokenModel
 from steps.simulator.truth import TruthRecord, TruthStore
 
@@ -95,7 +95,7 @@ class Simulator:
     # -- routes ------------------------------------------------------------------------------
 
     def handle(self, conn: HttpProtocol, head: RequestHead, body: bytes, arrival_ns: int) -> None:
-        """Answer one request; generation requests finish later through their Sequence."""
+        """Answer one request; generation requests finish later through their SimSequence."""
         path, method = head.path, head.method
         if path in ("/v1/completions", "/v1/chat/completions"):
             if method != "POST":
@@ -183,7 +183,7 @@ class Simulator:
             record.fault = fault.value
             conn.respond(status, JSON_TYPE, error_body(status, f"injected fault: {fault.value}"))
             return
-        seq = Sequence(self, conn, record, request, fault, chat)
+        seq = SimSequence(self, conn, record, request, fault, chat)
         conn.sequence = seq
         seq.arrive()
 
@@ -256,7 +256,7 @@ class HttpProtocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.busy = False
         self.keep_alive = True
-        self.sequence: Sequence | None = None
+        self.sequence: SimSequence | None = None
         self._head: RequestHead | None = None
         self._arrival_ns = 0
 

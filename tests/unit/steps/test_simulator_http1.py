@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from steps.simulator.http11 import HttpError, encode_chunk, parse_head, response_head
+from steps.simulator.http1 import HttpError, encode_chunk, parse_head, response_head
 
 
 def test_parse_head_http11_defaults_to_keep_alive() -> None:
