@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.aggregate.lifecycle import lifecycle_json
 from steps.aggregate.metrics import IntHistogram, scan_itl, scan_token_sums
@@ -32,15 +32,18 @@ from steps.aggregate.read import (
 )
 from steps.aggregate.summary import (
     GroupMetrics,
-    group_json,
+    group_model,
     measure_group,
     overall_window,
+    stage_model,
     stage_windows,
     tidy_frame,
 )
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import BenchError, UsageError
 from steps.record_metrics import TIME_COLUMNS, latencies_ns
+from steps.records import RUN_FILE
+from steps.summary_model import RunSection, Summary
 
 __all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
 
@@ -67,11 +70,11 @@ class AggregateConfig(BaseModel):
 class AggregateResult:
     """The summary.json document and the files written."""
 
-    summary: dict[str, Any]
+    summary: Summary
     files: list[Path]
 
 
-def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, Any]:
+def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> RunSection:
     """summary.json "run": the first shard's run.json minus config, plus the shard count.
 
     Completeness is over every shard (one incomplete shard makes the run incomplete); it is
@@ -89,7 +92,13 @@ def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> dict[str, An
             meta[key] = sum(ints) if len(ints) == len(values) else None
         meta["incomplete_reasons"] = [r for m in metas for r in m.get("incomplete_reasons") or []]
         meta["interrupted"] = next((m["interrupted"] for m in metas if m.get("interrupted")), None)
-    return meta | {"shards": len(shards)}
+    try:
+        return RunSection.model_validate(meta | {"shards": len(shards)})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        run_file = shards[0].records_path.parent / RUN_FILE
+        raise UsageError(f"run file '{run_file}': {where}: {error['msg']}") from None
 
 
 def _first_run_id(shards: Sequence[Shard]) -> str | None:
@@ -143,16 +152,16 @@ def run(config: AggregateConfig) -> AggregateResult:
             itl_overall.merge(histogram)
         itl = itl_overall.describe().divided(_US_PER_NS)
         overall = measure_group(requests, itl, overall_window(windows), None)
-    summary = {
-        "run": _run_meta(shards, _first_run_id(shards) if shards[0].run_meta is None else None),
-        "overall": group_json(overall),
-        "stages": [group_json(g) for g in groups],
-    }
+    summary = Summary(
+        run=_run_meta(shards, _first_run_id(shards) if shards[0].run_meta is None else None),
+        overall=group_model(overall),
+        stages=[stage_model(g, s) for g, s in zip(groups, stages, strict=True)],
+    )
     return AggregateResult(summary, _write_outputs(config.out, summary, overall, groups))
 
 
 def _write_outputs(
-    out: Path, summary: dict[str, Any], overall: GroupMetrics, groups: Sequence[GroupMetrics]
+    out: Path, summary: Summary, overall: GroupMetrics, groups: Sequence[GroupMetrics]
 ) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +171,7 @@ def _write_outputs(
             out / "summary_lifecycle_metrics.json",
         ]
         pq.write_table(pa.Table.from_pandas(tidy_frame(summary), preserve_index=False), files[0])
-        _write_json(files[1], summary)
+        files[1].write_text(summary.to_json())
         _write_json(files[2], lifecycle_json(overall))
         for group in groups:
             if group.counts["total"]:
@@ -196,14 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(
                 f"cannot decode the records in {[str(p) for p in args.records]}: {first_line}"
             ) from None
-        overall = result.summary["overall"]
+        overall = result.summary.overall
         _log.info(
             "wrote %d files to %s: %d requests, %d ok, saturated=%s",
             len(result.files),
             args.out,
-            overall["requests"]["total"],
-            overall["requests"]["ok"],
-            overall["load_generator_saturated"],
+            overall.requests.total,
+            overall.requests.ok,
+            overall.load_generator_saturated,
         )
         return 0
 

@@ -1,7 +1,7 @@
 """GROUP building: the numbers of one stage (or of the whole run) from its request rows.
 
 `measure_group` turns rows + pooled ITL + the stage window into a `GroupMetrics` in base units
-(ns, requests, tokens); `group_json` renders the steps/CONTRACTS.md GROUP (ms, 1/s) from it and
+(ns, requests, tokens); `group_model` builds summary.json's typed GROUP (ms, 1/s) from it and
 `lifecycle.py` renders inference-perf's layout (seconds) from the same object, so both files
 always agree.
 """
@@ -21,25 +21,33 @@ from steps.aggregate.metrics import Distribution, describe
 from steps.aggregate.read import Shard
 from steps.record_metrics import LATENCIES_OVER_SENT, achieved_rate, is_saturated
 from steps.records import STATUSES
+from steps.summary_model import (
+    LATENCY_METRICS,
+    Group,
+    LatencyMs,
+    RequestCounts,
+    StageGroup,
+    Stats,
+    Summary,
+    Throughput,
+    Tokens,
+)
 
 __all__ = [
-    "LATENCY_METRICS",
     "OVERALL_STAGE",
     "GroupMetrics",
     "Window",
-    "group_json",
+    "group_model",
     "measure_group",
     "overall_window",
+    "stage_model",
     "stage_windows",
-    "stats_json",
+    "stats_model",
     "tidy_frame",
 ]
 
-#: summary.json latency_ms keys, in order.
-LATENCY_METRICS = ("ttft", "itl", "tpot", "ntpot", "e2e", "scheduled_e2e", "schedule_delay")
 #: `stage` value of the whole-run rows in summary.parquet.
 OVERALL_STAGE = -1
-_STATS_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 _NS_PER_MS = 1e6
 _NS_PER_S = 1e9
 #: inference-perf caps the messages listed per failure label at this many.
@@ -231,59 +239,67 @@ def overall_window(windows: Mapping[int, Window]) -> Window:
     return Window(start, end, send_total, requested, (end - start) / _NS_PER_S)
 
 
-def stats_json(distribution: Distribution) -> dict[str, float | int | None]:
+def stats_model(distribution: Distribution) -> Stats:
     """steps/CONTRACTS.md STATS of a distribution already in the wanted unit."""
-    stats: dict[str, float | int | None] = {
-        "count": distribution.count,
-        "mean": distribution.mean,
-        "min": distribution.min,
-        "max": distribution.max,
-        "std": distribution.std,
-    }
-    for q in _STATS_PERCENTILES:
-        stats[f"p{q:g}"] = distribution.percentiles[q]
-    return stats
+    p = distribution.percentiles
+    return Stats(
+        count=distribution.count,
+        mean=distribution.mean,
+        min=distribution.min,
+        max=distribution.max,
+        std=distribution.std,
+        p50=p[50.0],
+        p90=p[90.0],
+        p95=p[95.0],
+        p99=p[99.0],
+        p99_9=p[99.9],
+    )
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def group_json(group: GroupMetrics) -> dict[str, Any]:
-    """steps/CONTRACTS.md GROUP (ms, 1/s); stage entries add stage, rate and duration_s."""
+def group_model(group: GroupMetrics) -> Group:
+    """steps/CONTRACTS.md GROUP (ms, 1/s) of the whole run or of a stage."""
     total, ok = group.counts["total"], group.counts["ok"]
-    failed = total - ok
-    body: dict[str, Any] = {
-        "requests": dict(group.counts),
-        "success_rate": _ratio(ok, total),
-        "error_rate": _ratio(failed, total),
-        "window_s": group.window_s,
-        "requested_rate": group.requested_rate,
-        "achieved_rate": group.achieved_rate,
-        "throughput": {
-            "requests_per_s": group.per_second(ok),
-            "input_tokens_per_s": group.per_second(group.prompt_tokens_total),
-            "output_tokens_per_s": group.per_second(group.output_tokens_total),
-        },
-        "latency_ms": {
-            name: stats_json(dist.divided(_NS_PER_MS)) for name, dist in group.latency_ns.items()
-        },
-        "tokens": {
-            "prompt_tokens_source": dict(group.prompt_sources),
-            "output_tokens_source": dict(group.output_sources),
-            "output_token_mismatches": group.output_token_mismatches,
-            "prompt_tokens_mean": group.prompt_tokens.mean,
-            "output_tokens_mean": group.output_tokens.mean,
-        },
-        "load_generator_saturated": group.saturated,
-    }
-    if group.stage is None:
-        return body
-    return body | {
-        "stage": group.stage,
-        "rate": group.requested_rate,
-        "duration_s": group.duration_s,
-    }
+    return Group(
+        requests=RequestCounts(**group.counts),
+        success_rate=_ratio(ok, total),
+        error_rate=_ratio(total - ok, total),
+        window_s=group.window_s,
+        requested_rate=group.requested_rate,
+        achieved_rate=group.achieved_rate,
+        throughput=Throughput(
+            requests_per_s=group.per_second(ok),
+            input_tokens_per_s=group.per_second(group.prompt_tokens_total),
+            output_tokens_per_s=group.per_second(group.output_tokens_total),
+        ),
+        latency_ms=LatencyMs(
+            **{
+                name: stats_model(dist.divided(_NS_PER_MS))
+                for name, dist in group.latency_ns.items()
+            }
+        ),
+        tokens=Tokens(
+            prompt_tokens_source=dict(group.prompt_sources),
+            output_tokens_source=dict(group.output_sources),
+            output_token_mismatches=group.output_token_mismatches,
+            prompt_tokens_mean=group.prompt_tokens.mean,
+            output_tokens_mean=group.output_tokens.mean,
+        ),
+        load_generator_saturated=group.saturated,
+    )
+
+
+def stage_model(group: GroupMetrics, stage: int) -> StageGroup:
+    """A stage's GROUP plus its stage number, requested rate and duration."""
+    return StageGroup(
+        **dict(group_model(group)),
+        stage=stage,
+        rate=group.requested_rate,
+        duration_s=group.duration_s,
+    )
 
 
 def _tidy_rows(
@@ -319,10 +335,10 @@ def _tidy_rows(
     return rows
 
 
-def tidy_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+def tidy_frame(summary: Summary) -> pd.DataFrame:
     """summary.json as the tidy table of summary.parquet (stage -1 = overall)."""
-    rows = _tidy_rows(OVERALL_STAGE, summary["overall"])
-    for stage in summary["stages"]:
-        rows += _tidy_rows(int(stage["stage"]), stage)
+    rows = _tidy_rows(OVERALL_STAGE, summary.overall.model_dump(by_alias=True))
+    for stage in summary.stages:
+        rows += _tidy_rows(stage.stage, stage.model_dump(by_alias=True))
     frame = pd.DataFrame(rows, columns=["stage", "metric", "stat", "value", "unit"])
     return frame.astype({"stage": "int16", "value": "float64"})

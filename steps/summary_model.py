@@ -1,0 +1,263 @@
+"""summary.json as a typed model, and the key metrics named once.
+
+Aggregate builds a `Summary` and writes it (`Summary.to_json`); the report, its SLA and
+regression checks and the workflow CLI read typed fields instead of string paths. The layout is
+steps/CONTRACTS.md "summary.json": field names are a public contract (notebooks read the file),
+so they never change; fields may be added. Reading ignores fields it does not know, so a report
+reads summaries written by a newer aggregate, and every field a previous version wrote is here,
+so it reads the history too.
+
+`KEY_METRICS` names the few numbers a run is judged and charted by (`ttft_p99_ms`, ...): the
+SLA file and flags, the regression table, the report's output parameters, the workflow's
+parameters and Prometheus gauges all take their names, and their reading, from here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from steps.errors import UsageError
+
+__all__ = [
+    "KEY_METRICS",
+    "LATENCY_METRICS",
+    "OUTPUT_METRIC_NAMES",
+    "REGRESSION_METRIC_NAMES",
+    "SLA_METRIC_NAMES",
+    "Group",
+    "KeyMetric",
+    "LatencyMs",
+    "RequestCounts",
+    "RunSection",
+    "StageGroup",
+    "Stats",
+    "Summary",
+    "Throughput",
+    "Tokens",
+    "parse_summary",
+]
+
+
+class _Part(BaseModel):
+    """A part of summary.json: unknown fields ignored (newer writers), values frozen."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Stats(_Part):
+    """One latency's STATS in ms; every field but count is null when there was no data."""
+
+    count: int
+    mean: float | None
+    min: float | None
+    max: float | None
+    std: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    # "p99.9" in the file; constructed as p99_9 (a keyword cannot hold a dot).
+    p99_9: float | None = Field(
+        validation_alias=AliasChoices("p99.9", "p99_9"), serialization_alias="p99.9"
+    )
+
+
+class LatencyMs(_Part):
+    """`latency_ms`: each latency's STATS (definitions: steps.record_metrics, README)."""
+
+    ttft: Stats
+    itl: Stats
+    tpot: Stats
+    ntpot: Stats
+    e2e: Stats
+    scheduled_e2e: Stats
+    schedule_delay: Stats
+
+
+#: summary.json `latency_ms` keys, in their order.
+LATENCY_METRICS: tuple[str, ...] = tuple(LatencyMs.model_fields)
+
+
+class RequestCounts(_Part):
+    """`requests`: all rows, then rows per records.STATUSES value."""
+
+    total: int
+    ok: int
+    http_error: int
+    timeout: int
+    connect_error: int
+    protocol_error: int
+    cancelled: int
+
+
+class Throughput(_Part):
+    """`throughput` of ok requests per second of the window."""
+
+    requests_per_s: float | None
+    input_tokens_per_s: float | None
+    output_tokens_per_s: float | None
+
+
+class Tokens(_Part):
+    """`tokens`: where counts came from (records.TOKEN_SOURCES) and how they agree."""
+
+    prompt_tokens_source: dict[str, int]
+    output_tokens_source: dict[str, int]
+    output_token_mismatches: int
+    prompt_tokens_mean: float | None
+    output_tokens_mean: float | None
+
+
+class Group(_Part):
+    """GROUP: the numbers of the whole run (`overall`) or of one stage."""
+
+    requests: RequestCounts
+    success_rate: float | None
+    error_rate: float | None
+    window_s: float | None
+    requested_rate: float | None
+    achieved_rate: float | None
+    throughput: Throughput
+    latency_ms: LatencyMs
+    tokens: Tokens
+    load_generator_saturated: bool
+
+
+class StageGroup(Group):
+    """One stage's GROUP plus what the stage asked for."""
+
+    stage: int
+    rate: float | None
+    duration_s: float | None
+
+
+class RunSection(BaseModel):
+    """`run`: the first shard's run.json minus `config`, the shard count and completeness.
+
+    Every run.json field passes through (extra allowed, in steps/CONTRACTS.md order); the ones
+    readers rely on are typed. All optional: records without run.json give only run_id and
+    shards, and runs before completeness was recorded have no `complete`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    run_id: str | None = None
+    scenario: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_type: str | None = None
+    load_type: str | None = None
+    started_at: str | None = None
+    wall_start_ns: int | None = None
+    num_workers: int | None = None
+    tool_version: str | None = None
+    stages: list[dict[str, Any]] | None = None
+    client_cpu_s: float | None = None
+    setup_cpu_s: float | None = None
+    complete: bool | None = None
+    scheduled_requests: int | None = None
+    recorded_requests: int | None = None
+    missing_requests: int | None = None
+    interrupted: str | None = None
+    lost_workers: list[int] | None = None
+    incomplete_reasons: list[str] | None = None
+    shards: int = 1
+
+
+class Summary(_Part):
+    """summary.json."""
+
+    run: RunSection
+    overall: Group
+    stages: list[StageGroup]
+
+    def to_json(self) -> str:
+        """The file's text: fields never set (run.json keys a run lacks) are left out."""
+        document = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def parse_summary(text: str | bytes, source: str) -> Summary:
+    """summary.json text as a Summary; not JSON or not the layout: one-line UsageError."""
+    try:
+        return Summary.model_validate_json(text)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        raise UsageError(
+            f"{source}: not a summary.json (steps/CONTRACTS.md): {where}: {error['msg']}"
+        ) from None
+
+
+Direction = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class KeyMetric:
+    """A number a run is judged by: its name everywhere, what it reads, which way is better."""
+
+    name: str
+    description: str
+    read: Callable[[Group], float | None]
+    better: Direction = "lower"
+
+
+KEY_METRICS: dict[str, KeyMetric] = {
+    metric.name: metric
+    for metric in (
+        KeyMetric(
+            "ttft_p50_ms", "Time to first token, median (ms)", lambda g: g.latency_ms.ttft.p50
+        ),
+        KeyMetric("ttft_p99_ms", "Time to first token, p99 (ms)", lambda g: g.latency_ms.ttft.p99),
+        KeyMetric("itl_p50_ms", "Inter-token latency, median (ms)", lambda g: g.latency_ms.itl.p50),
+        KeyMetric("itl_p99_ms", "Inter-token latency, p99 (ms)", lambda g: g.latency_ms.itl.p99),
+        KeyMetric("e2e_p50_ms", "End-to-end latency, median (ms)", lambda g: g.latency_ms.e2e.p50),
+        KeyMetric("e2e_p99_ms", "End-to-end latency, p99 (ms)", lambda g: g.latency_ms.e2e.p99),
+        KeyMetric("error_rate", "Fraction of requests that failed", lambda g: g.error_rate),
+        KeyMetric(
+            "schedule_delay_p99_ms",
+            "Send lag behind the schedule, p99 (ms)",
+            lambda g: g.latency_ms.schedule_delay.p99,
+        ),
+        KeyMetric(
+            "output_tokens_per_s",
+            "Output tokens per second of ok requests",
+            lambda g: g.throughput.output_tokens_per_s,
+            better="higher",
+        ),
+    )
+}
+
+#: Metrics an SLA may bound (SLA file keys; flag `--sla-<name>`; workflow parameter `sla_<name>`).
+SLA_METRIC_NAMES: tuple[str, ...] = (
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "e2e_p99_ms",
+    "error_rate",
+    "schedule_delay_p99_ms",
+)
+#: Metrics compared with the previous run (the report's regression table).
+REGRESSION_METRIC_NAMES: tuple[str, ...] = (
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "output_tokens_per_s",
+)
+#: Metrics the report writes as Argo output parameters (and the workflow exports as gauges).
+OUTPUT_METRIC_NAMES: tuple[str, ...] = (
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "error_rate",
+)
