@@ -21,8 +21,8 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,16 +191,28 @@ class _CappedPool:
         )
 
 
-def _bounded(deadline: float, limit_s: float, what: str, call: Callable[[], T]) -> T:
-    """`call()` done by `deadline` (monotonic, `limit_s` after the check began), or a
-    BenchError naming `what`."""
-    done, result = call_within(deadline, call, "k8s-api")
-    if not done:
-        raise BenchError(
-            f"Kubernetes API: no complete answer to {what} within {limit_s:g} s "
-            "(an API server or proxy that accepts and does not answer?)"
-        )
-    return result  # type: ignore[return-value]
+@dataclass(frozen=True)
+class _Budget:
+    """The check's wall-clock budget: `deadline` (monotonic) is `limit_s` after it began."""
+
+    deadline: float
+    limit_s: float
+
+    @property
+    def per_op(self) -> tuple[float, float]:
+        """The client's (connect, read) timeout: per socket operation too, so a call given up
+        on ends by itself."""
+        return (self.limit_s, self.limit_s)
+
+    def call(self, what: str, call: Callable[[], T]) -> T:
+        """`call()` done by the deadline, or a BenchError naming `what`."""
+        done, result = call_within(self.deadline, call, "k8s-api")
+        if not done:
+            raise BenchError(
+                f"Kubernetes API: no complete answer to {what} within {self.limit_s:g} s "
+                "(an API server or proxy that accepts and does not answer?)"
+            )
+        return result  # type: ignore[return-value]
 
 
 def _load_api_client(creds: KubeCredentials, deadline: float) -> Any:
@@ -241,6 +253,57 @@ def _api_error(exc: Exception, what: str) -> BenchError:
     return BenchError(f"Kubernetes API unreachable to {what}: {type(exc).__name__}: {exc}")
 
 
+def _list_pods(core: Any, namespace: str, selector: str, budget: _Budget) -> list[PodState]:
+    """The pods matching `selector` in `namespace` (zones not yet known)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    what = f"list pods in namespace {namespace!r}"
+    try:
+        pod_list = budget.call(
+            what,
+            lambda: core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=budget.per_op
+            ),
+        )
+    except (ApiException, Urllib3Error, LimitExceeded) as exc:
+        raise _api_error(exc, what) from None
+    return pod_states(pod_list)
+
+
+def _node_zones(core: Any, nodes: Iterable[str], budget: _Budget) -> dict[str, str | None]:
+    """Each readable node's zone label (None: the node has none); unreadable nodes are left out."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    zone_of: dict[str, str | None] = {}
+    for node in nodes:
+        what = f"read node {node!r}"
+        try:
+            node_obj = budget.call(
+                what, partial(core.read_node, node, _request_timeout=budget.per_op)
+            )
+        except ApiException as exc:
+            if exc.status not in (401, 403, 404):
+                raise _api_error(exc, what) from None
+            # The pods exist, so the load step can be scheduled: zones are a nice-to-have
+            # (and an unread node is not taken for a zone-less one).
+            log.warning("cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status)
+            continue
+        except (Urllib3Error, LimitExceeded) as exc:
+            raise _api_error(exc, what) from None
+        zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
+    return zone_of
+
+
+def _with_zones(pods: list[PodState], zone_of: Mapping[str, str | None]) -> list[PodState]:
+    """`pods` with their node's zone, and whether that node was read."""
+    return [
+        replace(p, zone=zone_of.get(p.node) if p.node else None, node_read=p.node in zone_of)
+        for p in pods
+    ]
+
+
 def check_zones(
     creds: KubeCredentials,
     namespace: str,
@@ -251,61 +314,14 @@ def check_zones(
     """List the matching pods, read their nodes' zones, and decide (see `zone_report`), all
     within `deadline_s` of wall clock."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3Error
 
     selector = format_label_selector(labels)
-    deadline = time.monotonic() + deadline_s
-    # Per socket operation too, so a call given up on ends by itself.
-    per_op = (deadline_s, deadline_s)
-    with _load_api_client(creds, deadline) as api_client:
+    budget = _Budget(time.monotonic() + deadline_s, deadline_s)
+    with _load_api_client(creds, budget.deadline) as api_client:
         core = client.CoreV1Api(api_client)
-        what = f"list pods in namespace {namespace!r}"
-        try:
-            pod_list = _bounded(
-                deadline,
-                deadline_s,
-                what,
-                lambda: core.list_namespaced_pod(
-                    namespace, label_selector=selector, _request_timeout=per_op
-                ),
-            )
-        except (ApiException, Urllib3Error, LimitExceeded) as exc:
-            raise _api_error(exc, what) from None
-        pods = pod_states(pod_list)
-        zone_of: dict[str, str | None] = {}
-        for node in sorted({p.node for p in pods if p.ready and p.node}):
-            what = f"read node {node!r}"
-            try:
-                node_obj = _bounded(
-                    deadline,
-                    deadline_s,
-                    what,
-                    partial(core.read_node, node, _request_timeout=per_op),
-                )
-            except ApiException as exc:
-                if exc.status not in (401, 403, 404):
-                    raise _api_error(exc, what) from None
-                # The pods exist, so the load step can be scheduled: zones are a nice-to-have
-                # (and an unread node is not taken for a zone-less one).
-                log.warning(
-                    "cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status
-                )
-                continue
-            except (Urllib3Error, LimitExceeded) as exc:
-                raise _api_error(exc, what) from None
-            zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
-    pods = [
-        PodState(
-            p.name,
-            p.phase,
-            p.ready,
-            p.node,
-            zone_of.get(p.node) if p.node else None,
-            node_read=p.node in zone_of,
-        )
-        for p in pods
-    ]
+        pods = _list_pods(core, namespace, selector, budget)
+        ready_nodes = sorted({p.node for p in pods if p.ready and p.node})
+        pods = _with_zones(pods, _node_zones(core, ready_nodes, budget))
     report = zone_report(pods, selector, namespace, affinity)
     not_ready = [p.name for p in pods if not p.ready]
     if not_ready:
