@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.simulator import SimulatorHandle
 
@@ -32,6 +33,17 @@ def _stream_body(sim: SimulatorHandle, max_tokens: int, **fields: Any) -> dict[s
         "stream": True,
         **fields,
     }
+
+
+def _stream(sim: SimulatorHandle, request_id: str, max_tokens: int, delay_s: float = 0.0) -> None:
+    """After `delay_s`, one streamed completion tagged `request_id`, read to its end."""
+    time.sleep(delay_s)
+    httpx.post(
+        f"{sim.base_url}/v1/completions",
+        json=_stream_body(sim, max_tokens),
+        headers={"X-Request-Id": request_id},
+        timeout=30,
+    ).raise_for_status()
 
 
 def _truth_for(sim: SimulatorHandle, request_id: str) -> dict[str, Any]:
@@ -77,9 +89,9 @@ def test_simulator_prefill_adds_per_prompt_token(simulator_factory: Any) -> None
 
 
 def _gauge(metrics: str, name: str) -> float:
-    match = re.search(rf"^{name}\{{[^}}]*\}} (\S+)$", metrics, re.M)
-    assert match, f"{name} missing from /metrics"
-    return float(match.group(1))
+    samples = _parse_prometheus(metrics)
+    assert name in samples, f"{name} missing from /metrics"
+    return samples[name][0][1]
 
 
 def test_simulator_max_num_seqs_queues_fifo_and_ttft_grows(simulator_factory: Any) -> None:
@@ -117,18 +129,13 @@ def test_simulator_max_num_seqs_queues_fifo_and_ttft_grows(simulator_factory: An
     assert ttfts[2] >= 200 * MS
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_]+="[^"]*",?)*\})? (\S+)$')
-
-
-def _parse_prometheus(text: str) -> dict[str, list[tuple[str, float]]]:
-    """Strict enough for exposition format 0.0.4: every line a comment or a sample."""
-    samples: dict[str, list[tuple[str, float]]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
-            continue
-        match = _SAMPLE.match(line)
-        assert match, f"not a Prometheus sample: {line!r}"
-        samples.setdefault(match.group(1), []).append((match.group(2) or "", float(match.group(3))))
+def _parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples by name (`..._bucket`, `..._total`), as prometheus_client's parser reads them: a
+    line that is not valid exposition format raises."""
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
     return samples
 
 
@@ -206,20 +213,12 @@ def test_simulator_concurrent_streams_share_decode_steps(simulator_factory: Any)
     """Continuous batching: a stream that joins mid-flight emits on the running stream's steps."""
     sim = simulator_factory("--ttft-ms", "30", "--itl-ms", "20")
 
-    def send(request_id: str, max_tokens: int) -> None:
-        httpx.post(
-            f"{sim.base_url}/v1/completions",
-            json=_stream_body(sim, max_tokens),
-            headers={"X-Request-Id": request_id},
-            timeout=30,
-        ).raise_for_status()
-
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(send, "a", 40)
+        first = pool.submit(_stream, sim, "a", 40)
         # B arrives half a step off A's grid: on a grid of its own (one timer per stream) its
         # chunks would leave ~10 ms away from A's; in the engine they share A's steps.
         time.sleep(0.110)
-        second = pool.submit(send, "b", 15)
+        second = pool.submit(_stream, sim, "b", 15)
         first.result()
         second.result()
     a, b = _truth_for(sim, "a")["chunk_wall_ns"], _truth_for(sim, "b")
@@ -248,18 +247,9 @@ def test_simulator_prefill_shorter_than_itl_never_pulls_running_streams_early(
     """
     sim = simulator_factory("--ttft-ms", "1", "--itl-ms", "50")
 
-    def send(request_id: str, max_tokens: int, delay_s: float) -> None:
-        time.sleep(delay_s)
-        httpx.post(
-            f"{sim.base_url}/v1/completions",
-            json=_stream_body(sim, max_tokens),
-            headers={"X-Request-Id": request_id},
-            timeout=30,
-        ).raise_for_status()
-
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(send, "long", 12, 0.0)]
-        futures += [pool.submit(send, f"short-{i}", 2, 0.075 + 0.11 * i) for i in range(3)]
+        futures = [pool.submit(_stream, sim, "long", 12)]
+        futures += [pool.submit(_stream, sim, f"short-{i}", 2, 0.075 + 0.11 * i) for i in range(3)]
         for future in futures:
             future.result()
     long_times = _truth_for(sim, "long")["chunk_wall_ns"]
