@@ -37,6 +37,15 @@ def _outputs(directory: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(directory.iterdir())}
 
 
+def _main_with_kube_api(
+    state: FakeKubeAPI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> int:
+    """`main(argv)` with KUBECONFIG naming a fake Kubernetes API that serves `state`."""
+    with fake_kube_api(state) as api:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", api.url)))
+        return main(argv)
+
+
 @pytest.fixture(autouse=True)
 def _no_kube_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`auto` must not find the developer's own cluster: no KUBECONFIG, an empty HOME."""
@@ -188,12 +197,10 @@ def test_readiness_k8s_check_writes_zones_of_model_pods(
         node_zones={"n1": "us-west-2b", "n2": "us-west-2a"},
     )  # fmt: skip
     out = tmp_path / "outputs"
-    with fake_kube_api(state) as api:
-        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", api.url)))
-        argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
-                "app.kubernetes.io/component=qwen3-vllm", "--target-namespace", "models",
-                "--outputs-dir", str(out)]  # fmt: skip
-        assert main(argv) == 0
+    argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
+            "app.kubernetes.io/component=qwen3-vllm", "--target-namespace", "models",
+            "--outputs-dir", str(out)]  # fmt: skip
+    assert _main_with_kube_api(state, monkeypatch, tmp_path, argv) == 0
     assert _outputs(out)["zones"] == "us-west-2a,us-west-2b"
     assert state.requests[0].path == "/api/v1/namespaces/models/pods"
     assert state.requests[0].query["labelSelector"] == ["app.kubernetes.io/component=qwen3-vllm"]
@@ -242,11 +249,9 @@ def test_readiness_k8s_check_no_pods_fails_after_endpoint_ready(
 ) -> None:
     sim = simulator_factory("--model", "tiny-qwen")
     out = tmp_path / "outputs"
-    with fake_kube_api(FakeKubeAPI()) as api:
-        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", api.url)))
-        argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
-                "app=vllm", "--target-namespace", "models", "--outputs-dir", str(out)]  # fmt: skip
-        assert main(argv) == 1
+    argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
+            "app=vllm", "--target-namespace", "models", "--outputs-dir", str(out)]  # fmt: skip
+    assert _main_with_kube_api(FakeKubeAPI(), monkeypatch, tmp_path, argv) == 1
     line = _last_line(capsys.readouterr().err)
     assert line.startswith("readiness: no pods match labels 'app=vllm' in namespace 'models'")
     assert "could never be scheduled" in line
@@ -272,11 +277,9 @@ def test_readiness_k8s_check_zoneless_nodes_fail_only_with_required_affinity(
         node_zones={"kind-worker": None},
     )
     out = tmp_path / "outputs"
-    with fake_kube_api(state) as api:
-        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", api.url)))
-        argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
-                "app=vllm", "--target-namespace", "models", "--outputs-dir", str(out)]  # fmt: skip
-        assert main([*argv, *flags]) == code
+    argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--target-labels",
+            "app=vllm", "--target-namespace", "models", "--outputs-dir", str(out)]  # fmt: skip
+    assert _main_with_kube_api(state, monkeypatch, tmp_path, [*argv, *flags]) == code
     if code:
         line = _last_line(capsys.readouterr().err)
         assert line.startswith("readiness: the nodes of the Ready pods matching labels 'app=vllm'")
