@@ -5,6 +5,8 @@ prompts), `sse` (byte-level Server-Sent Events splitter), `http1` (HTTP/1.1 requ
 incremental response parser), `connection` (keep-alive asyncio Protocol connections, pooled per
 worker), `client` (one streamed request -> one record), `writer` (column buffers -> Parquet
 part files -> records.parquet), `worker` (one process, one event loop, its share of the
-schedule), `progress` (live line and end summary), `run` (processes, stages, drain, signals,
-run.json) and `__main__` (CLI).
+schedule), `plan` (every request's bytes and each worker's share, before t0), `supervisor`
+(worker processes, their messages, signals), `run_file` (run.json), `live_progress` (the line
+shown while running), `end_summary` (the numbers shown at the end, by `steps.record_metrics`),
+`run` (plan, start, drive, finish), `recover` (merge a lost run's parts) and `__main__` (CLI).
 """

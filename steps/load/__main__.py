@@ -19,8 +19,9 @@ from typing import Any
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import UsageError
 from steps.load.config import Config, config_from_dict, load_config, output_dir
+from steps.load.plan import LoadSettings
 from steps.load.recover import main as recover_main
-from steps.load.run import LoadSettings, run
+from steps.load.run import run
 from steps.names import check_run_id, check_scenario_name, new_run_id
 
 __all__ = ["main"]

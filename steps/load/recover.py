@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import UsageError
-from steps.load.run import write_run_file
+from steps.load.run_file import write_run_file
 from steps.load.writer import PART_SUFFIX, merge_parts
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
 

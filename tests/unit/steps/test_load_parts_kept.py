@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from steps.load.run import _keep_unwritten
+from steps.load.run import keep_unwritten as _keep_unwritten
 from steps.load.worker import WorkerSpec, _Worker
 from steps.load.writer import RecordBuffer, write_part
 from tests.unit.steps.test_load_writer import T0, _add

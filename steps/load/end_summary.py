@@ -1,0 +1,142 @@
+"""The one-screen summary printed when a load run ends.
+
+Read from the merged records with `steps.record_metrics`, the definitions aggregate uses, so
+the headline numbers here (TTFT, ITL, schedule delay, achieved rate) are aggregate's numbers
+for the same run; aggregate's summary.json is the full set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from steps.record_metrics import (
+    TIME_COLUMNS,
+    FloatArray,
+    achieved_rate,
+    as_float,
+    chunk_gaps,
+    chunk_token_sums,
+    is_saturated,
+    latencies_ns,
+    ok_rows,
+)
+from steps.records import SATURATION_DELAY_MS, STATUSES
+
+__all__ = ["RunSummary", "format_summary", "summarize"]
+
+Pair = tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Headline numbers of a run (ms unless named otherwise)."""
+
+    counts: dict[str, int]
+    ttft_ms: Pair
+    itl_ms: Pair
+    schedule_delay_ms: Pair
+    requested_rate: list[float]
+    achieved_rate: list[float | None]
+    output_sources: dict[str, int]
+    output_mismatches: int
+    prompt_mismatches: int
+    client_cpu_s: float
+
+    @property
+    def failed(self) -> int:
+        """Requests that did not end `ok`."""
+        return sum(n for s, n in self.counts.items() if s != "ok")
+
+
+def _p50_p99(values_ms: FloatArray) -> Pair:
+    """Median and p99 of the defined values (NaN = not reached); (None, None) without any."""
+    values = values_ms[~np.isnan(values_ms)]
+    if len(values) == 0:
+        return None, None
+    p50, p99 = np.percentile(values, [50, 99])
+    return float(p50), float(p99)
+
+
+def _output_mismatches(table: pa.Table) -> int:
+    """Rows whose usage count differs from the tokens their chunks carried (both known)."""
+    usage = as_float(table.column("output_tokens"))
+    chunks = chunk_token_sums(table.column("chunk_tokens").combine_chunks())
+    known = ~np.isnan(usage) & ~np.isnan(chunks)
+    return int(np.count_nonzero(usage[known] != chunks[known]))
+
+
+def _stage_rates(
+    table: pa.Table, sent_ns: FloatArray, stages: Sequence[dict[str, Any]]
+) -> list[float | None]:
+    """Achieved rate per run.json stage: its sent requests per second of its send window."""
+    stage_col = table.column("stage").to_numpy(zero_copy_only=False)
+    return [
+        achieved_rate(sent_ns[stage_col == st["stage"]], (st["send_end_ns"] - st["start_ns"]) / 1e9)
+        for st in stages
+    ]
+
+
+def summarize(table: pa.Table, stages: Sequence[dict[str, Any]], client_cpu_s: float) -> RunSummary:
+    """Headline numbers from the merged records and run.json's stage windows."""
+    status = table.column("status").to_pylist()
+    ok = ok_rows(table.column("status"))
+    times = {name: as_float(table.column(name)) for name in TIME_COLUMNS}
+    latencies = latencies_ns(times, as_float(table.column("output_tokens")))
+    offsets = table.column("chunk_offsets_us").combine_chunks().filter(pa.array(ok))
+    ok_table = table.filter(pa.array(ok))
+    sources = ok_table.column("output_tokens_source").to_pylist()
+    prompt_diff = pc.not_equal(
+        ok_table.column("prompt_tokens"), ok_table.column("requested_input_tokens")
+    )
+    return RunSummary(
+        counts={s: status.count(s) for s in STATUSES},
+        ttft_ms=_p50_p99(latencies["ttft"][ok] / 1e6),
+        itl_ms=_p50_p99(chunk_gaps(offsets) / 1e3),
+        schedule_delay_ms=_p50_p99(latencies["schedule_delay"] / 1e6),  # NaN: never sent
+        requested_rate=[float(st["rate"]) for st in stages],
+        achieved_rate=_stage_rates(table, times["sent_ns"], stages),
+        output_sources={s: sources.count(s) for s in sorted(set(sources), key=str)},
+        output_mismatches=_output_mismatches(table),
+        prompt_mismatches=int(
+            pc.sum(pc.cast(pc.fill_null(prompt_diff, False), pa.int64())).as_py() or 0
+        ),
+        client_cpu_s=client_cpu_s,
+    )
+
+
+def _ms(pair: Pair) -> str:
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in pair)
+
+
+def format_summary(s: RunSummary) -> str:
+    """The one-screen summary printed at the end of a run."""
+    total = sum(s.counts.values())
+    counts = "  ".join(f"{k} {v}" for k, v in s.counts.items() if v or k == "ok")
+    rates = ", ".join(
+        f"stage {i}: {a:.2f}/{r:g}" if a is not None else f"stage {i}: -/{r:g}"
+        for i, (a, r) in enumerate(zip(s.achieved_rate, s.requested_rate, strict=True))
+    )
+    per_req = f"{s.client_cpu_s / total * 1e3:.2f} ms/request" if total else "-"
+    lines = [
+        f"requests        {total}  ({counts})",
+        f"TTFT p50/p99    {_ms(s.ttft_ms)} ms",
+        f"ITL p50/p99     {_ms(s.itl_ms)} ms",
+        f"sched delay     p50/p99 {_ms(s.schedule_delay_ms)} ms",
+        f"achieved/req'd  {rates} (requests/s sent)",
+        f"output tokens   sources {s.output_sources or '-'}; usage vs chunk token_ids "
+        f"mismatches {s.output_mismatches}; prompt_tokens != requested: {s.prompt_mismatches}",
+        f"client CPU      {s.client_cpu_s:.2f} s ({per_req})",
+    ]
+    if is_saturated(s.schedule_delay_ms[1]):
+        lines.append(
+            f"WARNING         schedule delay p99 > {SATURATION_DELAY_MS:g} ms: the load "
+            "generator could not keep up "
+            "(give it more CPU or workers)"
+        )
+    return "\n".join(lines)

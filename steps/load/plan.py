@@ -1,0 +1,200 @@
+"""The plan of a load run: every request's bytes and every worker's share, decided before t0.
+
+Building prompts at exact token lengths is the expensive part of a run (seconds for thousands of
+prompts), so it happens here, in the main process, before any worker starts the clock: the hot
+loops only send bytes that already exist. Whatever cannot go on the wire (a header with CR/LF, an
+API key ending in a newline) fails here in one line, before a worker process is spawned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.errors import UsageError
+from steps.load.client import RequestSpec
+from steps.load.config import Config, DataType, ServerType
+from steps.load.http1 import encode_request
+from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
+from steps.load.schedule import StagePlan, worker_share
+from steps.load.worker import WorkerSpec
+from steps.shared import APIType
+
+__all__ = [
+    "LoadSettings",
+    "Requests",
+    "build_requests",
+    "check_supported",
+    "request_body",
+    "request_headers",
+    "worker_specs",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """A resolved load run: config with overrides applied, plus where things come from/go."""
+
+    config: Config
+    out_dir: Path
+    tokenizer_source: str
+    run_id: str
+    scenario: str
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Requests:
+    """What the run sends: per stage, its requests in send order; and the warm-up bodies."""
+
+    per_stage: list[list[RequestSpec]]
+    warmup: list[bytes]
+
+    @property
+    def total(self) -> int:
+        """Scheduled requests over every stage (warm-up excluded)."""
+        return sum(len(stage) for stage in self.per_stage)
+
+
+def check_supported(config: Config) -> None:
+    """Refuse config features the load step does not implement (one line each)."""
+    if not config.api.streaming:
+        raise UsageError("api.streaming: false is not supported; TTFT and ITL need streaming")
+    if config.data.type is DataType.shared_prefix:
+        raise UsageError("data.type shared_prefix is not supported by the load step yet")
+
+
+def _secret(env: str | None, what: str) -> str | None:
+    """The value of the environment variable `env` names (None when no name is configured)."""
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise UsageError(f"{what} names ${env}, but it is not set in the environment")
+    return value
+
+
+def request_headers(config: Config) -> dict[str, str]:
+    """The headers of every request, API key included; refuses what cannot go on the wire.
+
+    The base URL was checked where the config was validated (`steps.names.check_base_url`);
+    headers are checked by the encoder the workers use. The key is checked on its own so the
+    message names server.api_key_env, not api.headers, and never quotes it (a secret mounted
+    from a file often ends in a newline).
+    """
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+    headers.update(config.api.headers or {})
+    api_key = _secret(config.server.api_key_env, "server.api_key_env")
+    log.info("API key: %s", "set" if api_key else "not set")
+    try:
+        encode_request("POST", "/", "host", headers)
+    except ValueError as exc:
+        raise UsageError(f"api.headers: {exc}") from None
+    if api_key:
+        authorization = {"Authorization": f"Bearer {api_key}"}
+        try:
+            encode_request("POST", "/", "host", authorization)
+        except ValueError:
+            raise UsageError(
+                "server.api_key_env: the key holds CR, LF, NUL or a non-latin-1 character, "
+                "which cannot go in an HTTP header (a trailing newline?)"
+            ) from None
+        headers.update(authorization)
+    return headers
+
+
+def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> bytes:
+    """The JSON body of one streamed request (built before t0)."""
+    body: dict[str, Any] = {"model": model}
+    if config.api.type is APIType.chat:
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    body["max_tokens"] = max_tokens
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    if config.server.ignore_eos and config.server.type in (ServerType.vllm, ServerType.sglang):
+        body["ignore_eos"] = True
+    if config.server.type is ServerType.vllm:
+        # vLLM coalesces several tokens per chunk at times; token_ids make counts exact.
+        body["return_token_ids"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -> Requests:
+    """Every request's body at exact prompt length (the expensive part, before t0)."""
+    config = settings.config
+    if config.tokenizer.token_env:
+        token = _secret(config.tokenizer.token_env, "tokenizer.token_env")
+    else:
+        token = os.environ.get("HF_TOKEN") or None
+    tokenizer = load_tokenizer(settings.tokenizer_source, token, config.tokenizer.trust_remote_code)
+    total = sum(len(p.offsets_ns) for p in plans)
+    warm = config.load.warmup_requests
+    rng = random.Random(config.load.seed)
+    in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
+    out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
+    started = time.monotonic()
+    builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
+    prompts = builder.build(in_lengths)
+    log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
+    bodies = [request_body(config, model, p, n) for p, n in zip(prompts, out_lengths, strict=True)]
+    per_stage: list[list[RequestSpec]] = []
+    i = warm
+    for plan in plans:
+        stage = []
+        for index, offset in enumerate(plan.offsets_ns):
+            stage.append(
+                RequestSpec(plan.stage, index, offset, bodies[i], in_lengths[i], out_lengths[i])
+            )
+            i += 1
+        per_stage.append(stage)
+    return Requests(per_stage, bodies[:warm])
+
+
+def worker_specs(
+    settings: LoadSettings,
+    headers: dict[str, str],
+    plans: list[StagePlan],
+    requests: Requests,
+    parts_dir: Path,
+) -> list[WorkerSpec]:
+    """One spec per worker: every Nth request of each stage, so its sends stay evenly spaced."""
+    config = settings.config
+    num_workers = config.load.num_workers
+    chat = config.api.type is APIType.chat
+    specs = []
+    for w in range(num_workers):
+        stages = [
+            (plan.duration_s, [stage[i] for i in worker_share(len(stage), num_workers, w)])
+            for plan, stage in zip(plans, requests.per_stage, strict=True)
+        ]
+        specs.append(
+            WorkerSpec(
+                worker=w,
+                run_id=settings.run_id,
+                base_url=config.server.base_url.rstrip("/"),
+                path="/v1/chat/completions" if chat else "/v1/completions",
+                headers=headers,
+                chat=chat,
+                stages=stages,
+                warmup=requests.warmup[w::num_workers],
+                request_timeout_s=config.load.request_timeout,
+                drain_timeout_s=config.load.drain_timeout,
+                max_concurrency=config.load.worker_max_concurrency,
+                parts_dir=str(parts_dir),
+                tokenizer_source=settings.tokenizer_source,
+                tokenizer_token_env=config.tokenizer.token_env or "HF_TOKEN",
+                tokenizer_trust_remote_code=bool(config.tokenizer.trust_remote_code),
+                log_level=settings.log_level,
+            )
+        )
+    return specs
