@@ -5,6 +5,7 @@ See the package docstring for the modules; README for the flags and the truth en
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -12,9 +13,7 @@ import ssl
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
+from steps.cli import add_log_level_flag, make_parser, optional_text, run_step
 from steps.errors import BenchError, UsageError
 from steps.simulator.config import SimulatorConfig
 from steps.simulator.server import HttpProtocol, Simulator
@@ -98,36 +97,27 @@ def run(config: SimulatorConfig) -> int:
     return 0
 
 
-def _parse_config(argv: Sequence[str] | None) -> SimulatorConfig:
-    """Flags mirror SimulatorConfig's fields; pydantic converts and validates the strings.
-
-    An empty value means "unset" (Argo passes unset optional parameters as "", steps/CONTRACTS.md).
-    """
+def _parser() -> argparse.ArgumentParser:
+    """One flag per SimulatorConfig field, its description as help; "" or absent = the default
+    (Argo passes unset optional parameters as "", steps/CONTRACTS.md)."""
     parser = make_parser(
         "python -m steps.simulator", "vLLM-compatible simulated endpoint with ground truth"
     )
     for name, field in SimulatorConfig.model_fields.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
-            dest=name,
-            default="",
+            type=optional_text,
+            default=None,
             metavar=name.upper(),
             help=f"{field.description} (default: {field.default})",
         )
     add_log_level_flag(parser)
-    args = vars(parser.parse_args(argv))
-    configure_logging(STEP, args.pop("log_level"))
-    try:
-        return SimulatorConfig(**{k: v for k, v in args.items() if v != ""})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
-        raise UsageError(f"{flag}={err.get('input')!r}: {err['msg']}") from exc
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, then serve; exit 2 on bad flags, 1 when the port cannot be bound."""
-    return run_main(STEP, lambda: run(_parse_config(argv)))
+    return run_step(STEP, _parser(), argv, SimulatorConfig, run)
 
 
 if __name__ == "__main__":

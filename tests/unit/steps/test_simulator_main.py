@@ -10,9 +10,19 @@ from steps.simulator.__main__ import main
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--port", "abc"], "--port='abc'"),
-        (["--error-rate", "1.5"], "--error-rate='1.5'"),
-        (["--max-num-seqs", "0"], "--max-num-seqs='0'"),
+        (
+            ["--port", "abc"],
+            "--port: Input should be a valid integer, unable to parse string "
+            "as an integer (got 'abc')",
+        ),
+        (
+            ["--error-rate", "1.5"],
+            "--error-rate: Input should be less than or equal to 1 (got '1.5')",
+        ),
+        (
+            ["--max-num-seqs", "0"],
+            "--max-num-seqs: Input should be greater than or equal to 1 (got '0')",
+        ),
         (["--no-such-flag"], "unrecognized arguments"),
         (["--port", "0", "--ssl-keyfile", "key.pem"], "--ssl-keyfile needs --ssl-certfile"),
         (["--port", "0", "--ssl-certfile", "/nonexistent/chain.pem"], "/nonexistent/chain.pem"),
