@@ -44,7 +44,7 @@ class TruthRecord:
         self.fault: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of the contract (plus `chunk_tokens`)."""
+        """The JSON shape of `GET /debug/truth` (steps/CONTRACTS.md, "Simulator ground truth")."""
         return {name: getattr(self, name) for name in self.__slots__}
 
 
