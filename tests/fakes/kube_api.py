@@ -28,6 +28,8 @@ from kubernetes import client
 __all__ = ["FakeKubeAPI", "FakePod", "RecordedRequest", "fake_kube_api", "write_kubeconfig"]
 
 FAKE_TOKEN = "fake-sa-token"
+#: Written out, not imported from steps.shared: the fake serves what a real API serves, so a typo
+#: in the step's constant fails the tests instead of being mirrored here.
 ZONE_LABEL = "topology.kubernetes.io/zone"
 # Query parameters of `list_namespaced_pod` in the Kubernetes API (core/v1 list options).
 _LIST_PARAMS = frozenset(
