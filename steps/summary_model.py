@@ -195,6 +195,7 @@ def parse_summary(text: str | bytes, source: str) -> Summary:
 
 
 Direction = Literal["lower", "higher"]
+Unit = Literal["ms", "ratio", "1/s"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class KeyMetric:
     description: str
     read: Callable[[Group], float | None]
     better: Direction = "lower"
+    unit: Unit = "ms"
 
 
 KEY_METRICS: dict[str, KeyMetric] = {
@@ -218,7 +220,9 @@ KEY_METRICS: dict[str, KeyMetric] = {
         KeyMetric("itl_p99_ms", "Inter-token latency, p99 (ms)", lambda g: g.latency_ms.itl.p99),
         KeyMetric("e2e_p50_ms", "End-to-end latency, median (ms)", lambda g: g.latency_ms.e2e.p50),
         KeyMetric("e2e_p99_ms", "End-to-end latency, p99 (ms)", lambda g: g.latency_ms.e2e.p99),
-        KeyMetric("error_rate", "Fraction of requests that failed", lambda g: g.error_rate),
+        KeyMetric(
+            "error_rate", "Fraction of requests that failed", lambda g: g.error_rate, unit="ratio"
+        ),
         KeyMetric(
             "schedule_delay_p99_ms",
             "Send lag behind the schedule, p99 (ms)",
@@ -229,6 +233,7 @@ KEY_METRICS: dict[str, KeyMetric] = {
             "Output tokens per second of ok requests",
             lambda g: g.throughput.output_tokens_per_s,
             better="higher",
+            unit="1/s",
         ),
     )
 }

@@ -1,14 +1,17 @@
 """Report step: SLA verdict, regression check, report.md/html with plots, upload to S3.
 
     python -m steps.report --summary DIR --records PATH [PATH ...] --out DIR
-        [--s3-uri s3://bucket/prefix] [--s3-endpoint-url URL] [--sla FILE] [--sla-<name> X ...]
-        [--regression-tolerance 0.10] [--history-dir DIR] [--fail-on-breach] [--outputs-dir DIR]
-        [--load-exit-code CODE]
+        [--bucket B [--path P]] [--s3-endpoint-url URL] [--sla FILE] [--sla-<name> X ...]
+        [--regression-tolerance 0.10] [--history-dir DIR] [--fail-on-breach [true|false]]
+        [--outputs-dir DIR] [--load-exit-code CODE]
 
-The verdict fails on an SLA breach, a regression, a load step that failed (`--load-exit-code`)
-or an incomplete run (run.json `complete: false`). Exit codes: 0 pass (or fail without
---fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step failure (S3 upload failed:
-the local copy in --out is complete); 2 bad input (flags, SLA file, summary/records files).
+Every flag takes its Argo parameter unchanged: `--bucket ""` means no upload (then
+`--history-dir` is the history), `--fail-on-breach true|false` (bare: true; also
+`--no-fail-on-breach`). The verdict fails on an SLA breach, a regression, a load step that
+failed (`--load-exit-code`) or an incomplete run (run.json `complete: false`). Exit codes: 0 pass
+(or fail without --fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step failure (S3
+upload failed: the local copy in --out is complete); 2 bad input (flags, SLA file,
+summary/records files).
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from steps.redact import SECRET_ENV_VARS, redact_text
 from steps.report.bundle import (
     bundle_files,
     collect_inputs,
-    read_json,
     read_run_config,
     write_json,
 )
@@ -56,13 +58,11 @@ from steps.report.samples import read_samples
 from steps.report.sla import (
     DEFAULT_ERROR_RATE,
     EMPTY_MEANS_OFF,
-    SLA_METRICS,
     SlaVerdict,
     evaluate_sla,
     merge_thresholds,
     parse_flag_value,
     parse_sla_yaml,
-    summary_value,
 )
 from steps.report.upload import (
     S3History,
@@ -74,10 +74,22 @@ from steps.report.upload import (
     run_key_prefix,
     upload_files,
 )
+from steps.summary_model import (
+    KEY_METRICS,
+    OUTPUT_METRIC_NAMES,
+    SLA_METRIC_NAMES,
+    Group,
+    RunSection,
+    Summary,
+    parse_summary,
+)
 
 log = logging.getLogger("steps.report")
 
 STEP = "report"
+
+#: Decimals of an output parameter by unit: a ratio such as error_rate needs more than ms.
+_OUTPUT_DIGITS = {"ms": 3, "1/s": 3, "ratio": 6}
 
 
 class ReportConfig(BaseModel):
@@ -90,9 +102,8 @@ class ReportConfig(BaseModel):
         description="records.parquet files or directories holding one"
     )
     out: Path = Field(description="result directory: report, plots and copies of every input")
-    s3_uri: str | None = Field(
-        None, description="s3://bucket/prefix to upload to; unset = local only"
-    )
+    bucket: str | None = Field(None, description="S3 bucket to upload to; empty = local only")
+    path: str = Field("", description="key prefix inside the bucket")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, ...)")
     sla: Path | None = Field(None, description="SLA thresholds YAML file")
     sla_flags: dict[str, float | None] = Field(
@@ -100,7 +111,9 @@ class ReportConfig(BaseModel):
     )
     regression_tolerance: float = Field(DEFAULT_TOLERANCE, ge=0)
     history_dir: Path | None = Field(None, description="local run history when there is no S3")
-    fail_on_breach: bool = False
+    fail_on_breach: bool = Field(
+        False, description="exit 3 on a failed verdict (default: report it and exit 0)"
+    )
     outputs_dir: Path | None = Field(None, description="directory for Argo output-parameter files")
     load_exit_code: str | None = Field(
         None,
@@ -119,6 +132,34 @@ class ReportResult:
     regression: RegressionOutcome
     report_uri: str
     breaches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """The names that place a run in the history: S3 keys and --history-dir paths."""
+
+    run_id: str
+    scenario: str
+    model: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """Where the results go (S3, or only --out) and where earlier runs are looked up."""
+
+    location: S3Location | None = None
+    key_prefix: str = ""
+    client: Any = None
+    #: A client that could not be built: raised after the local results are written.
+    client_error: UploadError | None = None
+    history: RunHistory | None = None
+
+    def report_uri(self, out: Path) -> str:
+        """Where the report is read: its S3 URI when uploaded, else the local file."""
+        if self.location is None:
+            return str((out / "report.html").resolve())
+        return self.location.uri(self.key_prefix + "report.html")
 
 
 def _sla_value(verdict: SlaVerdict) -> str:
@@ -140,21 +181,29 @@ def _breaches(
     return found
 
 
-def _run_identity(summary: Any) -> dict[str, str]:
-    """run.{run_id, scenario, model, base_url} from summary.json, validated (UsageError)."""
-    if not isinstance(summary, dict) or not isinstance(summary.get("overall"), dict):
-        raise UsageError("--summary: summary.json has no 'overall' group (see steps/CONTRACTS.md)")
-    run = summary.get("run")
-    if not isinstance(run, dict):
-        raise UsageError("--summary: summary.json has no 'run' object")
-    identity = {}
-    for key in ("run_id", "scenario", "model", "base_url"):
-        value = run.get(key)
-        if not isinstance(value, str) or not value:
+def _read_summary(path: Path) -> Summary:
+    """The summary.json copied into --out, typed (UsageError naming --summary)."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--summary: cannot read {path} ({exc.strerror})") from None
+    return parse_summary(text, f"--summary {path}")
+
+
+def _run_identity(run: RunSection) -> RunIdentity:
+    """run.{run_id, scenario, model, base_url}, present and safe as key segments (UsageError)."""
+    named = (
+        ("run_id", run.run_id),
+        ("scenario", run.scenario),
+        ("model", run.model),
+        ("base_url", run.base_url),
+    )
+    for key, value in named:
+        if not value:
             raise UsageError(f"--summary: summary.json run.{key} is missing or not a string")
-        identity[key] = value
+    identity = RunIdentity(*(value or "" for _, value in named))
     # They become S3 keys and --history-dir paths: no '..', no absolute path, before any work.
-    check_run_names(identity["scenario"], identity["model"], identity["run_id"])
+    check_run_names(identity.scenario, identity.model, identity.run_id)
     return identity
 
 
@@ -169,20 +218,38 @@ def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
     return [value for name in names if (value := os.environ.get(name))]
 
 
+def _open_storage(
+    location: S3Location | None,
+    endpoint_url: str | None,
+    identity: RunIdentity,
+    history_dir: Path | None,
+) -> _Storage:
+    """The S3 client and history for `location`, or the --history-dir history without one."""
+    if location is None:
+        if history_dir is None:
+            return _Storage()
+        return _Storage(history=LocalHistory(history_dir, identity.scenario, identity.model))
+    base = run_key_prefix(location, identity.scenario, identity.model, None)
+    key_prefix = run_key_prefix(location, identity.scenario, identity.model, identity.run_id)
+    try:
+        client = make_s3_client(endpoint_url)
+    except UploadError as exc:
+        return _Storage(location, key_prefix, client_error=exc)
+    return _Storage(location, key_prefix, client, history=S3History(client, location, base))
+
+
 def _regression(
-    history: RunHistory | None,
-    identity: Mapping[str, str],
-    overall: Mapping[str, Any],
-    tolerance: float,
+    history: RunHistory | None, identity: RunIdentity, overall: Group, tolerance: float
 ) -> RegressionOutcome:
+    """The comparison with the previous run; a failed lookup is a note, never a step failure."""
     if history is None:
         return RegressionOutcome(
             tolerance,
-            note="No run history (no --s3-uri or --history-dir): nothing to compare with.",
+            note="No run history (no --bucket or --history-dir): nothing to compare with.",
         )
     try:
-        previous = find_previous_run(history, identity["run_id"], identity["base_url"])
-    except UploadError as exc:
+        previous = find_previous_run(history, identity.run_id, identity.base_url)
+    except (UploadError, UsageError) as exc:
         log.warning("previous-run lookup failed: %s", exc)
         return RegressionOutcome(tolerance, note=f"Previous-run lookup failed ({exc}).")
     if previous is None:
@@ -190,102 +257,133 @@ def _regression(
             tolerance,
             note="First run of this scenario, model and target: nothing to compare with.",
         )
-    deltas = compare_runs(overall, previous.summary.get("overall", {}), tolerance)
+    deltas = compare_runs(overall, previous.summary.overall, tolerance)
     log.info("compared with previous run %s", previous.run_id)
     return RegressionOutcome(tolerance, previous, tuple(deltas))
 
 
-def _output_values(overall: Mapping[str, Any], verdict: str, report_uri: str) -> dict[str, str]:
+def _output_values(overall: Group, verdict: str, report_uri: str) -> dict[str, str]:
+    """The Argo output parameters: verdict, the key metrics, report_uri."""
     values = {"verdict": verdict}
-    for name in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms"):
-        values[name] = format_number(summary_value(overall, SLA_METRICS[name]))
-    values["error_rate"] = format_number(summary_value(overall, SLA_METRICS["error_rate"]), 6)
+    for name in OUTPUT_METRIC_NAMES:
+        metric = KEY_METRICS[name]
+        values[name] = format_number(metric.read(overall), _OUTPUT_DIGITS[metric.unit])
     values["report_uri"] = report_uri
     return values
 
 
-def run(config: ReportConfig) -> ReportResult:
-    """Judge, render and upload one run; raises BreachError only with fail_on_breach."""
-    records = [resolve_records_path(p) for p in config.records]
+def _verdict_json(result: ReportResult, run_id: str) -> dict[str, Any]:
+    """verdict.json (steps/CONTRACTS.md "Report verdict")."""
+    regression = result.regression
+    return {
+        "verdict": result.verdict,
+        "run_id": run_id,
+        "breaches": list(result.breaches),
+        "checks": [c.__dict__ for c in result.checks],
+        "sla": [v.__dict__ for v in result.sla],
+        "regression": {
+            "tolerance": regression.tolerance,
+            "previous_run_id": regression.previous.run_id if regression.previous else None,
+            "note": regression.note,
+            "deltas": [d.__dict__ for d in regression.deltas],
+        },
+        "report_uri": result.report_uri,
+    }
+
+
+def _judge(
+    config: ReportConfig,
+    summary: Summary,
+    identity: RunIdentity,
+    thresholds: Mapping[str, float | None],
+    storage: _Storage,
+) -> ReportResult:
+    """Run checks, SLA thresholds and the regression check into one verdict."""
+    checks = check_run(config.load_exit_code, summary.run)
+    sla = evaluate_sla(thresholds, summary.overall)
+    regression = _regression(
+        storage.history, identity, summary.overall, config.regression_tolerance
+    )
+    breaches = _breaches(checks, sla, regression)
+    return ReportResult(
+        verdict="fail" if breaches else "pass",
+        checks=tuple(checks),
+        sla=tuple(sla),
+        regression=regression,
+        report_uri=storage.report_uri(config.out),
+        breaches=tuple(breaches),
+    )
+
+
+def _write_local(
+    config: ReportConfig,
+    summary: Summary,
+    records: Sequence[Path],
+    result: ReportResult,
+    secrets: Sequence[str],
+) -> None:
+    """Plots, report.md/html and verdict.json into --out; output parameters (local URI)."""
+    out = config.out
+    plots = render_plots(read_samples(records), out)
+    blocks = build_blocks(
+        summary, result.verdict, result.checks, result.sla, result.regression, plots
+    )
+    (out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
+    (out / "report.html").write_text(redact_text(render_html(blocks, out), secrets))
+    write_json(out / "verdict.json", _verdict_json(result, summary.run.run_id or ""))
+    if config.outputs_dir is not None:
+        local_uri = _Storage().report_uri(out)
+        write_outputs(
+            config.outputs_dir, _output_values(summary.overall, result.verdict, local_uri)
+        )
+    log.info("verdict %s (%d breaches); report in %s", result.verdict, len(result.breaches), out)
+
+
+def _upload(config: ReportConfig, storage: _Storage) -> None:
+    """Upload --out under the run's key prefix; then report_uri names the S3 copy."""
+    if storage.location is None:
+        return
+    try:
+        if storage.client_error is not None:
+            raise storage.client_error
+        files = bundle_files(config.out)
+        upload_files(storage.client, storage.location, storage.key_prefix, files, config.out)
+    except UploadError as exc:
+        raise UploadError(f"{exc}; local results are complete in {config.out}") from None
+    if config.outputs_dir is not None:
+        write_outputs(config.outputs_dir, {"report_uri": storage.report_uri(config.out)})
+
+
+def _thresholds(config: ReportConfig) -> dict[str, float | None]:
+    """Defaults, overridden by the --sla file, overridden by --sla-* flags."""
     from_file = {}
     if config.sla is not None:
         text = read_input_text(config.sla, "--sla")
         from_file = parse_sla_yaml(text, f"--sla {config.sla}")
-    thresholds = merge_thresholds(from_file, config.sla_flags)
-    location = S3Location.parse(config.s3_uri) if config.s3_uri else None
-    endpoint_url = check_endpoint(config.s3_endpoint_url)
+    return merge_thresholds(from_file, config.sla_flags)
 
+
+def run(config: ReportConfig) -> ReportResult:
+    """Judge, render and upload one run; raises BreachError only with fail_on_breach.
+
+    Every input is checked before anything is written; the local results in --out are
+    complete before any upload, so an S3 failure (exit 1) leaves them for a human.
+    """
+    records = [resolve_records_path(p) for p in config.records]
+    thresholds = _thresholds(config)
+    location = S3Location.of(config.bucket, config.path) if config.bucket else None
+    endpoint_url = check_endpoint(config.s3_endpoint_url)
     # Env values are read only to scrub them; the run's config names further secret variables.
     secrets = _secret_values(read_run_config(records))
     collect_inputs(config.summary, records, config.out, secrets)
-    summary = read_json(config.out / "summary.json", "--summary")
-    identity = _run_identity(summary)
-    overall = summary["overall"]
-
-    checks = check_run(config.load_exit_code, summary["run"])
-    sla = evaluate_sla(thresholds, overall)
-    history: RunHistory | None = None
-    client: Any = None
-    client_error: UploadError | None = None  # raised after the local results are written
-    key_prefix = ""
-    if location is not None:
-        base = run_key_prefix(location, identity["scenario"], identity["model"], None)
-        key_prefix = run_key_prefix(
-            location, identity["scenario"], identity["model"], identity["run_id"]
-        )
-        try:
-            client = make_s3_client(endpoint_url)
-            history = S3History(client, location, base)
-        except UploadError as exc:
-            client_error = exc
-    elif config.history_dir is not None:
-        history = LocalHistory(config.history_dir, identity["scenario"], identity["model"])
-    regression = _regression(history, identity, overall, config.regression_tolerance)
-
-    breaches = _breaches(checks, sla, regression)
-    verdict = "fail" if breaches else "pass"
-    local_uri = str((config.out / "report.html").resolve())
-    report_uri = location.uri(key_prefix + "report.html") if location else local_uri
-
-    plots = render_plots(read_samples(records), config.out)
-    blocks = build_blocks(summary, verdict, checks, sla, regression, plots)
-    (config.out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
-    (config.out / "report.html").write_text(redact_text(render_html(blocks, config.out), secrets))
-    write_json(
-        config.out / "verdict.json",
-        {
-            "verdict": verdict,
-            "run_id": identity["run_id"],
-            "breaches": breaches,
-            "checks": [c.__dict__ for c in checks],
-            "sla": [v.__dict__ for v in sla],
-            "regression": {
-                "tolerance": regression.tolerance,
-                "previous_run_id": regression.previous.run_id if regression.previous else None,
-                "note": regression.note,
-                "deltas": [d.__dict__ for d in regression.deltas],
-            },
-            "report_uri": report_uri,
-        },
-    )
-    if config.outputs_dir is not None:
-        write_outputs(config.outputs_dir, _output_values(overall, verdict, local_uri))
-    log.info("verdict %s (%d breaches); report in %s", verdict, len(breaches), config.out)
-
-    if location is not None:
-        try:
-            if client_error is not None:
-                raise client_error
-            upload_files(client, location, key_prefix, bundle_files(config.out), config.out)
-        except UploadError as exc:
-            raise UploadError(f"{exc}; local results are complete in {config.out}") from None
-        if config.outputs_dir is not None:
-            write_outputs(config.outputs_dir, {"report_uri": report_uri})
-    result = ReportResult(
-        verdict, tuple(checks), tuple(sla), regression, report_uri, tuple(breaches)
-    )
-    if breaches and config.fail_on_breach:
-        raise BreachError(f"breach: {'; '.join(breaches)}; report: {report_uri}")
+    summary = _read_summary(config.out / "summary.json")
+    identity = _run_identity(summary.run)
+    storage = _open_storage(location, endpoint_url, identity, config.history_dir)
+    result = _judge(config, summary, identity, thresholds, storage)
+    _write_local(config, summary, records, result, secrets)
+    _upload(config, storage)
+    if result.breaches and config.fail_on_breach:
+        raise BreachError(f"breach: {'; '.join(result.breaches)}; report: {result.report_uri}")
     return result
 
 
@@ -295,10 +393,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary", required=True, help=fields["summary"].description)
     parser.add_argument("--records", nargs="+", required=True, help=fields["records"].description)
     parser.add_argument("--out", required=True, help=fields["out"].description)
-    parser.add_argument("--s3-uri", default="", help=fields["s3_uri"].description)
+    parser.add_argument("--bucket", default="", help=fields["bucket"].description)
+    parser.add_argument("--path", default="", help=fields["path"].description)
     parser.add_argument("--s3-endpoint-url", default="", help=fields["s3_endpoint_url"].description)
     parser.add_argument("--sla", default="", help=fields["sla"].description)
-    for name in SLA_METRICS:
+    for name in SLA_METRIC_NAMES:
         default = {"schedule_delay_p99_ms": " (default 10)"}.get(name, "")
         empty = "'' = not given"
         if name in EMPTY_MEANS_OFF:
@@ -315,12 +414,21 @@ def _parser() -> argparse.ArgumentParser:
         help=f"relative change that counts as a regression (default {DEFAULT_TOLERANCE})",
     )
     parser.add_argument("--history-dir", default="", help=fields["history_dir"].description)
+    # A word, so the template passes the Argo parameter through unchanged; bare = true.
     parser.add_argument(
         "--fail-on-breach",
-        # --no-fail-on-breach too: an Argo parameter can switch it without a conditional arg.
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="exit 3 on an SLA or regression breach (default: report it and exit 0)",
+        nargs="?",
+        const="true",
+        default="false",
+        metavar="true|false",
+        help=fields["fail_on_breach"].description,
+    )
+    parser.add_argument(
+        "--no-fail-on-breach",
+        dest="fail_on_breach",
+        action="store_const",
+        const="false",
+        help="same as --fail-on-breach false",
     )
     parser.add_argument("--outputs-dir", default="", help=fields["outputs_dir"].description)
     parser.add_argument("--load-exit-code", default="", help=fields["load_exit_code"].description)
@@ -328,9 +436,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from_args(args: argparse.Namespace) -> ReportConfig:
+def _true_or_false(flag: str, raw: str) -> bool:
+    """`true` or `false` (any case; "" = false, Argo's unset); any other word is a UsageError,
+    never silently false."""
+    word = raw.strip().lower()
+    if word in ("true", "false", ""):
+        return word == "true"
+    raise UsageError(f"{flag}: expected true or false, got {raw!r}")
+
+
+def _sla_flags(args: argparse.Namespace) -> dict[str, float | None]:
+    """Thresholds given as --sla-* flags: absent = not given, "" = not given (or off), words."""
     sla_flags: dict[str, float | None] = {}
-    for name in SLA_METRICS:
+    for name in SLA_METRIC_NAMES:
         raw = getattr(args, "sla_" + name)
         if raw is None:  # flag absent: the SLA file's value or the default
             continue
@@ -338,30 +456,37 @@ def _config_from_args(args: argparse.Namespace) -> ReportConfig:
             sla_flags[name] = parse_flag_value(name, raw)
         elif name in EMPTY_MEANS_OFF:
             sla_flags[name] = None
-    tolerance = DEFAULT_TOLERANCE
-    if args.regression_tolerance.strip():
-        try:
-            tolerance = float(args.regression_tolerance)
-        except ValueError:
-            raise UsageError(
-                "--regression-tolerance: expected a number like 0.10, "
-                f"got {args.regression_tolerance!r}"
-            ) from None
-        if not tolerance >= 0:
-            raise UsageError(
-                f"--regression-tolerance: must be >= 0, got {args.regression_tolerance!r}"
-            )
+    return sla_flags
+
+
+def _tolerance(raw: str) -> float:
+    """--regression-tolerance: "" = the default; else a number >= 0 (UsageError)."""
+    if not raw.strip():
+        return DEFAULT_TOLERANCE
+    try:
+        tolerance = float(raw)
+    except ValueError:
+        raise UsageError(
+            f"--regression-tolerance: expected a number like 0.10, got {raw!r}"
+        ) from None
+    if not tolerance >= 0:
+        raise UsageError(f"--regression-tolerance: must be >= 0, got {raw!r}")
+    return tolerance
+
+
+def _config_from_args(args: argparse.Namespace) -> ReportConfig:
     return ReportConfig(
         summary=Path(args.summary),
         records=tuple(Path(p) for p in args.records),
         out=Path(args.out),
-        s3_uri=args.s3_uri or None,
+        bucket=args.bucket.strip() or None,
+        path=args.path,
         s3_endpoint_url=args.s3_endpoint_url or None,
         sla=Path(args.sla) if args.sla else None,
-        sla_flags=sla_flags,
-        regression_tolerance=tolerance,
+        sla_flags=_sla_flags(args),
+        regression_tolerance=_tolerance(args.regression_tolerance),
         history_dir=Path(args.history_dir) if args.history_dir else None,
-        fail_on_breach=args.fail_on_breach,
+        fail_on_breach=_true_or_false("--fail-on-breach", args.fail_on_breach),
         outputs_dir=Path(args.outputs_dir) if args.outputs_dir else None,
         load_exit_code=args.load_exit_code.strip() or None,
     )

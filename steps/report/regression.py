@@ -4,22 +4,22 @@ Comparison is pure (`compare_runs`). Finding the previous run goes through `RunH
 S3 (`steps.report.upload.S3History`) and a local directory (`LocalHistory`) both implement with
 the same layout, `{root}/{scenario}/{model}/{run_id}/summary.json`: run ids sort by time
 (`YYYYMMDDTHHMMSSZ-<hex>`), so "previous" is the greatest run id below the current one whose
-summary names the same base_url (one prefix may hold runs against several endpoints).
+summary names the same base_url (one prefix may hold runs against several endpoints). A stored
+summary that is not JSON (a half-written upload) is skipped; one that is JSON but not the
+summary.json layout stops the lookup with one line (`steps.summary_model.parse_summary`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from steps.report.sla import summary_value
+from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, Group, Summary, parse_summary
 
 __all__ = [
     "DEFAULT_TOLERANCE",
-    "REGRESSION_METRICS",
     "LocalHistory",
     "MetricDelta",
     "PreviousRun",
@@ -34,19 +34,7 @@ DEFAULT_TOLERANCE = 0.10
 #: the S3 requests when a prefix holds many runs against other endpoints.
 MAX_CANDIDATES = 50
 
-Direction = Literal["lower", "higher"]
 Status = Literal["regression", "improvement", "unchanged", "n/a"]
-
-#: Metric name -> (path in the summary's `overall` group, which direction is better).
-REGRESSION_METRICS: dict[str, tuple[tuple[str, ...], Direction]] = {
-    "ttft_p50_ms": (("latency_ms", "ttft", "p50"), "lower"),
-    "ttft_p99_ms": (("latency_ms", "ttft", "p99"), "lower"),
-    "itl_p50_ms": (("latency_ms", "itl", "p50"), "lower"),
-    "itl_p99_ms": (("latency_ms", "itl", "p99"), "lower"),
-    "e2e_p50_ms": (("latency_ms", "e2e", "p50"), "lower"),
-    "e2e_p99_ms": (("latency_ms", "e2e", "p99"), "lower"),
-    "output_tokens_per_s": (("throughput", "output_tokens_per_s"), "higher"),
-}
 
 
 @dataclass(frozen=True)
@@ -66,7 +54,7 @@ class PreviousRun:
 
     run_id: str
     location: str
-    summary: Mapping[str, Any]
+    summary: Summary
 
 
 class RunHistory(Protocol):
@@ -76,8 +64,8 @@ class RunHistory(Protocol):
         """Ids of the runs stored for this scenario and model (any order)."""
         ...
 
-    def read_summary(self, run_id: str) -> Mapping[str, Any] | None:
-        """That run's summary.json, or None when it has none or it is unreadable."""
+    def read_summary(self, run_id: str) -> bytes | None:
+        """That run's summary.json text, or None when it has none or it is unreadable."""
         ...
 
     def location(self, run_id: str) -> str:
@@ -85,8 +73,8 @@ class RunHistory(Protocol):
         ...
 
 
-def _status(change: float, direction: Direction, tolerance: float) -> Status:
-    worse = change if direction == "lower" else -change
+def _status(change: float, lower_is_better: bool, tolerance: float) -> Status:
+    worse = change if lower_is_better else -change
     if worse > tolerance:
         return "regression"
     if worse < -tolerance:
@@ -94,35 +82,46 @@ def _status(change: float, direction: Direction, tolerance: float) -> Status:
     return "unchanged"
 
 
-def compare_runs(
-    current: Mapping[str, Any], previous: Mapping[str, Any], tolerance: float
-) -> list[MetricDelta]:
+def compare_runs(current: Group, previous: Group, tolerance: float) -> list[MetricDelta]:
     """Key-metric deltas between two summaries' `overall` groups (tolerance 0.10 = 10 %)."""
     deltas = []
-    for name, (path, direction) in REGRESSION_METRICS.items():
-        now = summary_value(current, path)
-        before = summary_value(previous, path)
+    for name in REGRESSION_METRIC_NAMES:
+        metric = KEY_METRICS[name]
+        now, before = metric.read(current), metric.read(previous)
         if now is None or before is None or before == 0:
             deltas.append(MetricDelta(name, before, now, None, "n/a"))
             continue
         change = (now - before) / before
-        deltas.append(MetricDelta(name, before, now, change, _status(change, direction, tolerance)))
+        status = _status(change, metric.better == "lower", tolerance)
+        deltas.append(MetricDelta(name, before, now, change, status))
     return deltas
 
 
 def find_previous_run(
     history: RunHistory, run_id: str, base_url: str, max_candidates: int = MAX_CANDIDATES
 ) -> PreviousRun | None:
-    """The newest stored run older than `run_id` whose summary has the same base_url."""
+    """The newest stored run older than `run_id` whose summary has the same base_url.
+
+    Raises UsageError (one line) for a stored summary that is JSON but not a summary.json.
+    """
     older = sorted((rid for rid in history.run_ids() if rid < run_id), reverse=True)
     for candidate in older[:max_candidates]:
-        summary = history.read_summary(candidate)
-        if summary is None:
+        text = history.read_summary(candidate)
+        if text is None or not _is_json(text):
             continue
-        run = summary.get("run")
-        if isinstance(run, Mapping) and run.get("base_url") == base_url:
+        summary = parse_summary(text, f"{history.location(candidate)} summary.json")
+        if summary.run.base_url == base_url:
             return PreviousRun(candidate, history.location(candidate), summary)
     return None
+
+
+def _is_json(text: bytes) -> bool:
+    """False for a half-written upload or a truncated file: skipped, not an error."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 class LocalHistory:
@@ -137,13 +136,12 @@ class LocalHistory:
             return []
         return [p.name for p in self._base.iterdir() if (p / "summary.json").is_file()]
 
-    def read_summary(self, run_id: str) -> Mapping[str, Any] | None:
-        """Parsed summary.json, None when it is not JSON (a half-written run is skipped)."""
+    def read_summary(self, run_id: str) -> bytes | None:
+        """summary.json's bytes, None when it cannot be read."""
         try:
-            data = json.loads((self._base / run_id / "summary.json").read_text())
-        except (OSError, ValueError):
+            return (self._base / run_id / "summary.json").read_bytes()
+        except OSError:
             return None
-        return data if isinstance(data, dict) else None
 
     def location(self, run_id: str) -> str:
         """The run's directory."""

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.aggregate.summary import LATENCY_METRICS
 from steps.records import SATURATION_DELAY_MS
 from steps.report.plots import Plot
 from steps.report.regression import MetricDelta, PreviousRun
 from steps.report.run_checks import RunCheck
 from steps.report.sla import SlaVerdict
+from steps.summary_model import LATENCY_METRICS, Group, StageGroup, Summary
 
 __all__ = [
     "Heading",
@@ -127,22 +127,21 @@ def _regression_blocks(outcome: RegressionOutcome) -> list[Block]:
     return blocks
 
 
-def _summary_blocks(overall: Mapping[str, Any]) -> list[Block]:
-    requests = overall.get("requests", {})
-    throughput = overall.get("throughput", {})
-    counts = ", ".join(f"{k} {v}" for k, v in requests.items())
+def _summary_blocks(overall: Group) -> list[Block]:
+    throughput = overall.throughput
+    counts = ", ".join(f"{k} {v}" for k, v in overall.requests.model_dump().items())
     blocks: list[Block] = [
         Heading(2, "Summary (all stages)"),
         Paragraph(
-            f"Requests: {counts}. Error rate {fmt(overall.get('error_rate'), 4)}. "
-            f"Requested rate {fmt(overall.get('requested_rate'))}/s, achieved "
-            f"{fmt(overall.get('achieved_rate'))}/s over {fmt(overall.get('window_s'))} s. "
-            f"Throughput {fmt(throughput.get('requests_per_s'))} requests/s, "
-            f"{fmt(throughput.get('input_tokens_per_s'))} input tokens/s, "
-            f"{fmt(throughput.get('output_tokens_per_s'))} output tokens/s."
+            f"Requests: {counts}. Error rate {fmt(overall.error_rate, 4)}. "
+            f"Requested rate {fmt(overall.requested_rate)}/s, achieved "
+            f"{fmt(overall.achieved_rate)}/s over {fmt(overall.window_s)} s. "
+            f"Throughput {fmt(throughput.requests_per_s)} requests/s, "
+            f"{fmt(throughput.input_tokens_per_s)} input tokens/s, "
+            f"{fmt(throughput.output_tokens_per_s)} output tokens/s."
         ),
     ]
-    if overall.get("load_generator_saturated"):
+    if overall.load_generator_saturated:
         blocks.append(
             Paragraph(
                 f"WARNING: schedule delay p99 > {SATURATION_DELAY_MS:g} ms: the load generator "
@@ -150,31 +149,26 @@ def _summary_blocks(overall: Mapping[str, Any]) -> list[Block]:
                 "(give the load pod more CPU); latencies include client-side queueing."
             )
         )
-    latency = overall.get("latency_ms", {})
+    latency = overall.latency_ms.model_dump(by_alias=True)
     rows = tuple(
-        (name, *(fmt(latency.get(name, {}).get(stat)) for stat in STAT_COLUMNS))
-        for name in LATENCY_METRICS
-        if name in latency
+        (name, *(fmt(latency[name][stat]) for stat in STAT_COLUMNS)) for name in LATENCY_METRICS
     )
     blocks.append(Table(("latency (ms)", *STAT_COLUMNS), rows))
     return blocks
 
 
-def _stage_blocks(stages: Sequence[Mapping[str, Any]]) -> list[Block]:
-    def stat(stage: Mapping[str, Any], metric: str, name: str) -> str:
-        return fmt(stage.get("latency_ms", {}).get(metric, {}).get(name))
-
+def _stage_blocks(stages: Sequence[StageGroup]) -> list[Block]:
     rows = tuple(
         (
-            fmt(s.get("stage")),
-            fmt(s.get("rate")),
-            fmt(s.get("achieved_rate")),
-            f"{s.get('requests', {}).get('ok', '-')}/{s.get('requests', {}).get('total', '-')}",
-            stat(s, "ttft", "p50"),
-            stat(s, "ttft", "p99"),
-            stat(s, "itl", "p50"),
-            stat(s, "itl", "p99"),
-            stat(s, "e2e", "p99"),
+            fmt(s.stage),
+            fmt(s.rate),
+            fmt(s.achieved_rate),
+            f"{s.requests.ok}/{s.requests.total}",
+            fmt(s.latency_ms.ttft.p50),
+            fmt(s.latency_ms.ttft.p99),
+            fmt(s.latency_ms.itl.p50),
+            fmt(s.latency_ms.itl.p99),
+            fmt(s.latency_ms.e2e.p99),
         )
         for s in stages
     )
@@ -184,7 +178,7 @@ def _stage_blocks(stages: Sequence[Mapping[str, Any]]) -> list[Block]:
 
 
 def build_blocks(
-    summary: Mapping[str, Any],
+    summary: Summary,
     verdict: str,
     checks: Sequence[RunCheck],
     sla: Sequence[SlaVerdict],
@@ -192,29 +186,29 @@ def build_blocks(
     plots: Sequence[Plot],
 ) -> list[Block]:
     """The report's content, top to bottom."""
-    run = summary.get("run", {})
+    run = summary.run
     facts = (
-        ("run id", run.get("run_id")),
-        ("scenario", run.get("scenario")),
-        ("model", run.get("model")),
-        ("target", run.get("base_url")),
-        ("api type", run.get("api_type")),
-        ("load type", run.get("load_type")),
-        ("started at", run.get("started_at")),
-        ("workers", run.get("num_workers")),
-        ("shards", run.get("shards", 1)),
-        ("tool version", run.get("tool_version")),
+        ("run id", run.run_id),
+        ("scenario", run.scenario),
+        ("model", run.model),
+        ("target", run.base_url),
+        ("api type", run.api_type),
+        ("load type", run.load_type),
+        ("started at", run.started_at),
+        ("workers", run.num_workers),
+        ("shards", run.shards),
+        ("tool version", run.tool_version),
     )
     blocks: list[Block] = [
-        Heading(1, f"Benchmark report: {run.get('scenario')} / {run.get('model')}"),
+        Heading(1, f"Benchmark report: {run.scenario} / {run.model}"),
         Paragraph(f"Verdict: {verdict.upper()}"),
         Table(("run", "value"), tuple((k, fmt(v)) for k, v in facts)),
     ]
     blocks += _check_blocks(checks)
     blocks += _sla_blocks(sla)
     blocks += _regression_blocks(regression)
-    blocks += _summary_blocks(summary.get("overall", {}))
-    blocks += _stage_blocks(summary.get("stages", []))
+    blocks += _summary_blocks(summary.overall)
+    blocks += _stage_blocks(summary.stages)
     blocks.append(Heading(2, "Plots"))
     blocks += [Image(p.file, p.title) for p in plots]
     return blocks

@@ -9,9 +9,9 @@ summary.json's `run` section; see steps/CONTRACTS.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from steps.summary_model import RunSection
 
 __all__ = ["RunCheck", "check_run"]
 
@@ -25,17 +25,15 @@ class RunCheck:
     detail: str
 
 
-def _completeness(run: Mapping[str, Any]) -> str:
+def _completeness(run: RunSection) -> str:
     """'recorded R of S scheduled requests (reasons)' from the run section, for failure lines."""
-    recorded, scheduled = run.get("recorded_requests"), run.get("scheduled_requests")
-    text = f"recorded {recorded} of {scheduled} scheduled requests"
-    reasons = run.get("incomplete_reasons")
-    if isinstance(reasons, list) and reasons:
-        text += f" ({'; '.join(str(r) for r in reasons)})"
+    text = f"recorded {run.recorded_requests} of {run.scheduled_requests} scheduled requests"
+    if run.incomplete_reasons:
+        text += f" ({'; '.join(run.incomplete_reasons)})"
     return text
 
 
-def _load_check(exit_code: str, complete: object, run: Mapping[str, Any]) -> RunCheck:
+def _load_check(exit_code: str, complete: bool | None, run: RunSection) -> RunCheck:
     if exit_code == "0":
         return RunCheck("load", True, "load step exited 0")
     if exit_code == "1":
@@ -53,18 +51,18 @@ def _load_check(exit_code: str, complete: object, run: Mapping[str, Any]) -> Run
     )
 
 
-def check_run(load_exit_code: str | None, run: Mapping[str, Any]) -> list[RunCheck]:
+def check_run(load_exit_code: str | None, run: RunSection) -> list[RunCheck]:
     """The load step's outcome (when known) and the run's completeness (when recorded).
 
     `load_exit_code` None = unknown (run outside Argo): no load check. Exit 1 passes only for a
     complete run: the load step exits 1 when some requests failed, and those are rows the
     error-rate limit judges; any other code (>= 2, or Argo's text for a killed pod) fails.
     """
-    complete = run.get("complete")
+    complete = run.complete
     checks = []
     if load_exit_code is not None:
         checks.append(_load_check(load_exit_code, complete, run))
-    if isinstance(complete, bool):
+    if complete is not None:
         detail = "every scheduled request is a record" if complete else _completeness(run)
         checks.append(RunCheck("complete", complete, detail))
     return checks

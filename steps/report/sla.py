@@ -1,51 +1,39 @@
 """SLA thresholds (from a YAML file and/or flags) and the verdict per threshold. Pure functions.
 
 A threshold is an upper bound: the run passes it when `value <= limit`. Every threshold reads one
-number of the summary's `overall` group, so the SLA file, the flags, the Argo parameters and the
-output files all use the same names (`ttft_p99_ms` in the file = `--sla-ttft-p99-ms` flag).
+key metric of the summary's `overall` group (`steps.summary_model.KEY_METRICS`), so the SLA file,
+the flags, the Argo parameters and the output files all use the same names (`ttft_p99_ms` in the
+file = `--sla-ttft-p99-ms` flag).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
 from steps.errors import UsageError
 from steps.records import SATURATION_DELAY_MS
+from steps.summary_model import KEY_METRICS, SLA_METRIC_NAMES, Group
 
 __all__ = [
     "DEFAULT_ERROR_RATE",
     "DEFAULT_THRESHOLDS",
     "EMPTY_MEANS_OFF",
-    "SLA_METRICS",
     "SlaVerdict",
     "evaluate_sla",
     "merge_thresholds",
     "parse_flag_value",
     "parse_sla_yaml",
-    "summary_value",
 ]
-
-#: Threshold name -> path of the value in the summary's `overall` group.
-SLA_METRICS: dict[str, tuple[str, ...]] = {
-    "ttft_p50_ms": ("latency_ms", "ttft", "p50"),
-    "ttft_p99_ms": ("latency_ms", "ttft", "p99"),
-    "itl_p50_ms": ("latency_ms", "itl", "p50"),
-    "itl_p99_ms": ("latency_ms", "itl", "p99"),
-    "e2e_p99_ms": ("latency_ms", "e2e", "p99"),
-    "error_rate": ("error_rate",),
-    "schedule_delay_p99_ms": ("latency_ms", "schedule_delay", "p99"),
-}
 
 #: A nightly run where more than 1 % of the requests failed is not green, even with no SLA given.
 DEFAULT_ERROR_RATE = 0.01
 
 #: A load generator whose sends lag their schedule by more than 10 ms at p99 measured itself,
 #: not the server (DESIGN.md "saturated" flag), so this bound is on unless switched off.
-DEFAULT_THRESHOLDS: dict[str, float | None] = {name: None for name in SLA_METRICS} | {
+DEFAULT_THRESHOLDS: dict[str, float | None] = dict.fromkeys(SLA_METRIC_NAMES) | {
     "error_rate": DEFAULT_ERROR_RATE,
     "schedule_delay_p99_ms": SATURATION_DELAY_MS,
 }
@@ -89,10 +77,10 @@ def parse_sla_yaml(text: str, source: str) -> dict[str, float | None]:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{source}: expected a mapping of threshold names to numbers")
-    known = ", ".join(SLA_METRICS)
+    known = ", ".join(SLA_METRIC_NAMES)
     thresholds: dict[str, float | None] = {}
     for key, raw in data.items():
-        if key not in SLA_METRICS:
+        if key not in SLA_METRIC_NAMES:
             raise UsageError(f"{source}: unknown SLA key {key!r} (known: {known})")
         thresholds[key] = _as_limit(raw, f"{source}: {key}")
     return thresholds
@@ -117,27 +105,13 @@ def merge_thresholds(
     return {**DEFAULT_THRESHOLDS, **from_file, **from_flags}
 
 
-def summary_value(overall: Mapping[str, Any], path: tuple[str, ...]) -> float | None:
-    """The number at `path` in a summary group, or None when absent/null (no ok requests)."""
-    node: Any = overall
-    for part in path:
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    if node is None or isinstance(node, bool) or not isinstance(node, int | float):
-        return None
-    return float(node)
-
-
-def evaluate_sla(
-    thresholds: Mapping[str, float | None], overall: Mapping[str, Any]
-) -> list[SlaVerdict]:
-    """One verdict per set threshold, in `SLA_METRICS` order; missing data fails the threshold."""
+def evaluate_sla(thresholds: Mapping[str, float | None], overall: Group) -> list[SlaVerdict]:
+    """One verdict per set threshold, in `SLA_METRIC_NAMES` order; missing data fails it."""
     verdicts = []
-    for name, path in SLA_METRICS.items():
+    for name in SLA_METRIC_NAMES:
         limit = thresholds.get(name)
         if limit is None:
             continue
-        value = summary_value(overall, path)
+        value = KEY_METRICS[name].read(overall)
         verdicts.append(SlaVerdict(name, value, limit, value is not None and value <= limit))
     return verdicts

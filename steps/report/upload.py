@@ -20,10 +20,9 @@ endpoint costs the regression comparison, never the report. Each wait is logged 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,24 +93,19 @@ class UploadError(BenchError):
 
 @dataclass(frozen=True)
 class S3Location:
-    """`s3://bucket/prefix` split; prefix has no leading or trailing slash (may be empty)."""
+    """Where runs are stored: a bucket and a key prefix without leading or trailing slash."""
 
     bucket: str
     prefix: str
 
     @classmethod
-    def parse(cls, uri: str) -> S3Location:
-        """Parse `--s3-uri`; a bad URI is a UsageError naming the flag."""
-        if not uri.startswith("s3://"):
-            raise UsageError(f"--s3-uri: expected s3://bucket[/prefix], got {uri!r}")
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        if not bucket:
-            raise UsageError(f"--s3-uri: no bucket in {uri!r}; expected s3://bucket[/prefix]")
+    def of(cls, bucket: str, path: str) -> S3Location:
+        """`--bucket` and `--path` checked; a bad bucket name is a UsageError naming the flag."""
         try:
             check_bucket_name(bucket)
         except ValueError as exc:
-            raise UsageError(f"--s3-uri: {exc}") from None
-        return cls(bucket, prefix.strip("/"))
+            raise UsageError(f"--bucket: {exc}") from None
+        return cls(bucket, path.strip("/"))
 
     def uri(self, key: str) -> str:
         """`s3://bucket/key`."""
@@ -199,7 +193,7 @@ def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]
         if code == "NoSuchBucket":
             raise UploadError(
                 f"{action}: bucket {bucket!r} does not exist at {_endpoint(client)}; "
-                "create it or fix --s3-uri"
+                "create it or fix --bucket"
             ) from None
         if code in _AUTH_CODES:
             raise UploadError(
@@ -336,8 +330,8 @@ class S3History:
 
         return self._bounded(f"the listing of {self._location.uri(self._base)}", listing)
 
-    def read_summary(self, run_id: str) -> Mapping[str, Any] | None:
-        """The run's summary.json; None when it is not valid JSON."""
+    def read_summary(self, run_id: str) -> bytes | None:
+        """The run's summary.json bytes (a missing object is an UploadError)."""
         key = f"{self._base}{run_id}/summary.json"
 
         def read() -> bytes:
@@ -345,12 +339,7 @@ class S3History:
                 response = self._client.get_object(Bucket=self._location.bucket, Key=key)
                 return bytes(response["Body"].read())
 
-        body = self._bounded(self._location.uri(key), read)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        return self._bounded(self._location.uri(key), read)
 
     def location(self, run_id: str) -> str:
         """`s3://bucket/.../{run_id}/`."""

@@ -38,8 +38,10 @@ def _report(server: S3Server, run: Any, out: Path, prefix: str, *extra: str) -> 
             str(run.records_dir),
             "--out",
             str(out),
-            "--s3-uri",
-            server.uri(prefix),
+            "--bucket",
+            server.bucket,
+            "--path",
+            prefix,
             "--s3-endpoint-url",
             server.endpoint_url,
             *extra,
@@ -111,14 +113,14 @@ def test_report_s3_missing_bucket_exits_1_local_copy_intact(
     code = main(
         [
             *("--summary", str(run.summary_dir), "--records", str(run.records_dir)),
-            *("--out", str(out), "--s3-uri", "s3://no-such-bucket/x"),
+            *("--out", str(out), "--bucket", "no-such-bucket", "--path", "x"),
             *("--s3-endpoint-url", s3_env.endpoint_url),
         ]
     )
     assert code == 1
     assert _last_line(capsys) == (
         f"report: upload of config.json: bucket 'no-such-bucket' does not exist at "
-        f"{s3_env.endpoint_url}; create it or fix --s3-uri; local results are complete in {out}"
+        f"{s3_env.endpoint_url}; create it or fix --bucket; local results are complete in {out}"
     )
     assert (out / "records.parquet").stat().st_size == (
         run.records_dir / "records.parquet"
@@ -281,7 +283,7 @@ def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
     run = build_run(tmp_path, RUN_1)
     out = tmp_path / "out"
     argv = ["--summary", str(run.summary_dir), "--records", str(run.records_dir),
-            "--out", str(out), "--s3-uri", f"s3://{s3_env.bucket}/x",
+            "--out", str(out), "--bucket", s3_env.bucket, "--path", "x",
             "--s3-endpoint-url", silent_endpoint]  # fmt: skip
     start = time.monotonic()
     assert main(argv) == 1
@@ -302,7 +304,7 @@ def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
     ("flags", "message"),
     [
         (["--s3-endpoint-url", "not a url"], "report: --s3-endpoint-url: S3 endpoint must be an"),
-        (["--s3-uri", "s3://Not_A_Bucket/x"], "report: --s3-uri: bucket 'Not_A_Bucket': S3 bucket"),
+        (["--bucket", "Not_A_Bucket"], "report: --bucket: bucket 'Not_A_Bucket': S3 bucket"),
     ],
 )
 def test_report_bad_s3_flags_exit_2_before_any_work(
@@ -312,7 +314,7 @@ def test_report_bad_s3_flags_exit_2_before_any_work(
     capsys.readouterr()  # the aggregate step's log
     out = tmp_path / "out"
     argv = ["--summary", str(run.summary_dir), "--records", str(run.records_dir), "--out",
-            str(out), "--s3-uri", "s3://bucket/x", *flags]  # fmt: skip
+            str(out), "--bucket", "bucket", "--path", "x", *flags]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err, err

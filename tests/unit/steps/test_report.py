@@ -62,6 +62,25 @@ def test_report_main_breach_with_fail_on_breach_exits_3(
     assert '"verdict": "fail"' in (tmp_path / "out" / "verdict.json").read_text()
 
 
+@pytest.mark.parametrize(
+    ("flags", "code"),
+    [
+        (["--fail-on-breach", "true"], 3),
+        (["--fail-on-breach", "TRUE"], 3),
+        (["--fail-on-breach", "false"], 0),
+        (["--fail-on-breach", ""], 0),
+        (["--fail-on-breach", "--no-fail-on-breach"], 0),
+        (["--fail-on-breach", "false", "--fail-on-breach"], 3),
+    ],
+)
+def test_report_main_fail_on_breach_takes_the_argo_word(
+    tmp_path: Path, flags: list[str], code: int
+) -> None:
+    run = build_run(tmp_path, RUN_1, ttft_ms=200.0)
+    args = _args(run.summary_dir, run.records_dir, tmp_path / "out", "--sla-ttft-p99-ms", "150")
+    assert main([*args, *flags]) == code
+
+
 def test_report_main_sla_file_unknown_key_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,7 +111,8 @@ def test_report_main_sla_file_and_flag_flag_wins(tmp_path: Path) -> None:
     [
         ("--sla-itl-p99-ms", "fast", "report: --sla-itl-p99-ms: expected a number, '' or 'off'"),
         ("--regression-tolerance", "ten", "report: --regression-tolerance: expected a number"),
-        ("--s3-uri", "bucket/prefix", "report: --s3-uri: expected s3://bucket[/prefix]"),
+        ("--bucket", "s3://bucket", "report: --bucket: bucket 's3://bucket': S3 bucket"),
+        ("--fail-on-breach", "yes", "report: --fail-on-breach: expected true or false, got 'yes'"),
     ],
 )
 def test_report_main_bad_flag_exits_2(
@@ -115,7 +135,18 @@ def test_report_main_missing_summary_exits_2(
 
 def test_report_main_empty_flags_mean_unset(tmp_path: Path) -> None:
     run = build_run(tmp_path, RUN_1)
-    empty = ["--s3-uri", "", "--sla", "", "--sla-ttft-p99-ms", "", "--outputs-dir", ""]
+    empty = [
+        "--bucket",
+        "",
+        "--path",
+        "p",
+        "--sla",
+        "",
+        "--sla-ttft-p99-ms",
+        "",
+        "--outputs-dir",
+        "",
+    ]
     args = _args(run.summary_dir, run.records_dir, tmp_path / "out", *empty)
     assert main([*args, "--regression-tolerance", "", "--fail-on-breach"]) == 0
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from steps.errors import UsageError
 from steps.report.regression import LocalHistory, compare_runs, find_previous_run
+from steps.summary_model import Group
+from tests.helpers.summaries import group, stats, summary_json
 
 
-def _overall(ttft_p50: float, ttft_p99: float, tokens_per_s: float = 100.0) -> dict[str, object]:
-    return {
-        "latency_ms": {"ttft": {"p50": ttft_p50, "p99": ttft_p99}},
-        "throughput": {"output_tokens_per_s": tokens_per_s},
-    }
+def _overall(ttft_p50: float, ttft_p99: float, tokens_per_s: float = 100.0) -> Group:
+    return group(ttft=stats(ttft_p50, ttft_p99), output_tokens_per_s=tokens_per_s)
 
 
 def _status(deltas: list, name: str) -> str:  # type: ignore[type-arg]
@@ -54,8 +53,8 @@ def test_compare_runs_missing_metric_is_not_applicable() -> None:
 def _store(root: Path, run_id: str, base_url: str, model: str = "Qwen/Qwen3-8B") -> None:
     run_dir = root / "baseline" / model / run_id
     run_dir.mkdir(parents=True)
-    summary = {"run": {"run_id": run_id, "base_url": base_url}, "overall": {}}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    run = {"run_id": run_id, "base_url": base_url}
+    (run_dir / "summary.json").write_text(summary_json(run, group()))
 
 
 def test_find_previous_run_picks_newest_older_same_target(tmp_path: Path) -> None:
@@ -85,3 +84,16 @@ def test_find_previous_run_skips_unreadable_summary(tmp_path: Path) -> None:
     history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
     previous = find_previous_run(history, "20261104T020000Z-000004", "http://a")
     assert previous is not None and previous.run_id == "20261101T020000Z-000001"
+
+
+def test_find_previous_run_json_that_is_no_summary_stops_with_one_line(tmp_path: Path) -> None:
+    _store(tmp_path, "20261101T020000Z-000001", "http://a")
+    other = tmp_path / "baseline" / "Qwen/Qwen3-8B" / "20261102T020000Z-000002"
+    other.mkdir(parents=True)
+    (other / "summary.json").write_text('{"run": {"base_url": "http://a"}, "overall": {}}')
+    history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
+    with pytest.raises(UsageError) as caught:
+        find_previous_run(history, "20261104T020000Z-000004", "http://a")
+    message = str(caught.value)
+    assert message.startswith(f"{other} summary.json: not a summary.json (steps/CONTRACTS.md): ")
+    assert "overall.requests: Field required" in message and "\n" not in message

@@ -11,18 +11,17 @@ from steps.report.sla import (
     parse_flag_value,
     parse_sla_yaml,
 )
+from steps.summary_model import Group
+from tests.helpers.summaries import group, stats
 
 
-def _overall(ttft_p99: float | None = 120.0, error_rate: float = 0.0) -> dict[str, object]:
-    stats = {"p50": 50.0, "p99": ttft_p99}
-    return {
-        "error_rate": error_rate,
-        "latency_ms": {
-            "ttft": stats,
-            "itl": {"p50": 9.0, "p99": 14.0},
-            "schedule_delay": {"p99": 2.0},
-        },
-    }
+def _overall(ttft_p99: float | None = 120.0, error_rate: float = 0.0) -> Group:
+    return group(
+        error_rate=error_rate,
+        ttft=stats(50.0, ttft_p99),
+        itl=stats(9.0, 14.0),
+        schedule_delay=stats(None, 2.0),
+    )
 
 
 def test_parse_sla_yaml_known_keys_returns_limits() -> None:
