@@ -1,4 +1,5 @@
-"""Hub error translation with huggingface_hub's real exception classes.
+"""Hub access read from the environment, and Hub error translation with huggingface_hub's real
+exception classes.
 
 Gated and private repos need the real Hub (and an account) to reproduce, so these build the
 exceptions huggingface_hub raises for them, with real httpx2 responses, and check the message.
@@ -6,11 +7,13 @@ exceptions huggingface_hub raises for them, with real httpx2 responses, and chec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx2
 import pytest
 from huggingface_hub import errors
 
-from steps.tokenizer.hub import translate_hub_error
+from steps.tokenizer.hub import HubAccess, hub_access_from_env, translate_hub_error
 
 _REQ = httpx2.Request("GET", "https://huggingface.co/api/models/Org/Name/revision/main")
 
@@ -72,3 +75,21 @@ def test_tokenizer_extra_declares_the_hub_generation_hub_py_imports() -> None:
     assert not hub.contains("1.33.0"), "huggingface_hub 1.x has no httpx2"
     assert hub.contains("2.0.0") and hub.contains("2.4.0")
     assert "httpx2" in reqs, "hub.py imports httpx2 directly"
+
+
+def test_hub_access_from_env_reads_what_huggingface_hub_reads() -> None:
+    env = {
+        "MY_TOKEN": "hf_x",
+        "HF_HOME": "/h",
+        "HF_HUB_OFFLINE": " Yes ",
+        "HF_ENDPOINT": "http://m",
+    }
+    access = hub_access_from_env(env, "MY_TOKEN")
+    assert access.token is not None and access.token.get_secret_value() == "hf_x"
+    assert (access.cache_dir, access.offline, access.endpoint) == (Path("/h/hub"), True, "http://m")
+    # HF_HUB_CACHE wins over HF_HOME, as in huggingface_hub.
+    assert hub_access_from_env(env | {"HF_HUB_CACHE": "/c"}, "MY_TOKEN").cache_dir == Path("/c")
+
+
+def test_hub_access_from_env_nothing_set_is_anonymous_online_default_cache() -> None:
+    assert hub_access_from_env({"HF_TOKEN": "hf_x", "HF_HUB_OFFLINE": "0"}, "OTHER") == HubAccess()
