@@ -50,11 +50,16 @@ def test_compare_runs_missing_metric_is_not_applicable() -> None:
     assert _status(deltas, "itl_p99_ms") == "n/a"
 
 
-def _store(root: Path, run_id: str, base_url: str, model: str = "Qwen/Qwen3-8B") -> None:
-    run_dir = root / "baseline" / model / run_id
+def _store_text(root: Path, run_id: str, text: str) -> Path:
+    """`text` as the summary.json of `run_id` in a local history; the run's directory."""
+    run_dir = root / "baseline" / "Qwen/Qwen3-8B" / run_id
     run_dir.mkdir(parents=True)
-    run = {"run_id": run_id, "base_url": base_url}
-    (run_dir / "summary.json").write_text(summary_json(run, group()))
+    (run_dir / "summary.json").write_text(text)
+    return run_dir
+
+
+def _store(root: Path, run_id: str, base_url: str) -> None:
+    _store_text(root, run_id, summary_json({"run_id": run_id, "base_url": base_url}, group()))
 
 
 def test_find_previous_run_picks_newest_older_same_target(tmp_path: Path) -> None:
@@ -78,9 +83,7 @@ def test_find_previous_run_first_run_returns_none(tmp_path: Path) -> None:
 
 def test_find_previous_run_skips_unreadable_summary(tmp_path: Path) -> None:
     _store(tmp_path, "20261101T020000Z-000001", "http://a")
-    broken = tmp_path / "baseline" / "Qwen/Qwen3-8B" / "20261102T020000Z-000002"
-    broken.mkdir(parents=True)
-    (broken / "summary.json").write_text("{not json")
+    _store_text(tmp_path, "20261102T020000Z-000002", "{not json")
     history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
     previous = find_previous_run(history, "20261104T020000Z-000004", "http://a")
     assert previous is not None and previous.run_id == "20261101T020000Z-000001"
@@ -88,9 +91,8 @@ def test_find_previous_run_skips_unreadable_summary(tmp_path: Path) -> None:
 
 def test_find_previous_run_json_that_is_no_summary_stops_with_one_line(tmp_path: Path) -> None:
     _store(tmp_path, "20261101T020000Z-000001", "http://a")
-    other = tmp_path / "baseline" / "Qwen/Qwen3-8B" / "20261102T020000Z-000002"
-    other.mkdir(parents=True)
-    (other / "summary.json").write_text('{"run": {"base_url": "http://a"}, "overall": {}}')
+    no_summary = '{"run": {"base_url": "http://a"}, "overall": {}}'
+    other = _store_text(tmp_path, "20261102T020000Z-000002", no_summary)
     history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
     with pytest.raises(UsageError) as caught:
         find_previous_run(history, "20261104T020000Z-000004", "http://a")
