@@ -21,12 +21,10 @@ from steps.errors import UsageError
 from steps.load.config import Config, config_from_dict, load_config, output_dir
 from steps.load.plan import LoadSettings
 from steps.load.recover import main as recover_main
-from steps.load.run import run
+from steps.load.run import LoadResult, run
 from steps.names import check_run_id, check_scenario_name, new_run_id
 
 __all__ = ["main"]
-
-log = logging.getLogger(__name__)
 
 
 def _opt(kind: type) -> Any:
@@ -161,6 +159,46 @@ def _load_base_config(args: argparse.Namespace) -> tuple[Config, str]:
         return load_config(path), scenario
 
 
+def _tokenizer_source(args: argparse.Namespace, config: Config) -> str:
+    """--tokenizer-dir (a local directory), else the config's tokenizer or served model name."""
+    if args.tokenizer_dir is not None:
+        if not args.tokenizer_dir.is_dir():
+            raise UsageError(f"--tokenizer-dir {args.tokenizer_dir}: not a directory")
+        return str(args.tokenizer_dir)
+    source = config.tokenizer.pretrained_model_name_or_path or config.server.model_name or ""
+    if not source:
+        raise UsageError(
+            "no tokenizer: pass --tokenizer-dir or set tokenizer.pretrained_model_name_or_path"
+        )
+    return source
+
+
+def _settings(args: argparse.Namespace) -> LoadSettings:
+    """Everything `run` needs, checked in the order a user fixes it: names, config, paths."""
+    run_id = _run_id(args)
+    base, scenario = _load_base_config(args)
+    config = apply_overrides(base, args)
+    out = output_dir(config, args.out)
+    tokenizer = _tokenizer_source(args, config)
+    return LoadSettings(config, out, tokenizer, run_id, scenario, args.log_level)
+
+
+def _exit_code(result: LoadResult) -> int:
+    """Print the summary and the verdict line; 0 only when complete and every request ok."""
+    print(result.summary_text, file=sys.stderr)
+    if result.incomplete_reasons:
+        print(
+            f"load: incomplete run: {result.records} of {result.scheduled} scheduled requests "
+            f"recorded ({'; '.join(result.incomplete_reasons)}); run.json says so",
+            file=sys.stderr,
+        )
+        return 1
+    if result.failed:
+        print(f"load: {result.failed} of {result.records} requests failed", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage).
 
@@ -173,38 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = _parser().parse_args(argv)
         configure_logging("load", args.log_level)
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        run_id = _run_id(args)
-        base, scenario = _load_base_config(args)
-        config = apply_overrides(base, args)
-        out = output_dir(config, args.out)
-        if args.tokenizer_dir is not None:
-            if not args.tokenizer_dir.is_dir():
-                raise UsageError(f"--tokenizer-dir {args.tokenizer_dir}: not a directory")
-            tokenizer = str(args.tokenizer_dir)
-        else:
-            tokenizer = (
-                config.tokenizer.pretrained_model_name_or_path or config.server.model_name or ""
-            )
-            if not tokenizer:
-                raise UsageError(
-                    "no tokenizer: pass --tokenizer-dir or set "
-                    "tokenizer.pretrained_model_name_or_path"
-                )
-        settings = LoadSettings(config, out, tokenizer, run_id, scenario, args.log_level)
-        result = run(settings)
-        print(result.summary_text, file=sys.stderr)
-        if result.incomplete_reasons:
-            print(
-                f"load: incomplete run: {result.records} of {result.scheduled} scheduled requests "
-                f"recorded ({'; '.join(result.incomplete_reasons)}); run.json says so",
-                file=sys.stderr,
-            )
-            return 1
-        if result.failed:
-            print(f"load: {result.failed} of {result.records} requests failed", file=sys.stderr)
-            return 1
-        return 0
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # model_lookup logs the lookup
+        return _exit_code(run(_settings(args)))
 
     return run_main("load", body)
 

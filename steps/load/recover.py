@@ -79,8 +79,9 @@ def _close_stages(stages: list[Any], records: Path) -> None:
         row["end_ns"] = max(last or 0, row["send_end_ns"])
 
 
-def recover(out_dir: Path) -> tuple[int, int | None]:
-    """Merge `out_dir`'s orphaned parts; returns (records, scheduled requests or None)."""
+def _check_recoverable(out_dir: Path) -> Path:
+    """`out_dir`'s parts directory, refused when there is nothing to merge or a merge would
+    count records twice."""
     parts_dir = out_dir / PARTS_DIR
     if not any(parts_dir.glob(f"*{PART_SUFFIX}")):
         raise UsageError(f"--out {out_dir}: no part files in {PARTS_DIR}/ to merge")
@@ -89,24 +90,35 @@ def recover(out_dir: Path) -> tuple[int, int | None]:
             f"--out {out_dir}: {RECORDS_FILE} exists beside {PARTS_DIR}/; move one of them away "
             "(merging both could count records twice)"
         )
+    return parts_dir
+
+
+def _reasons(found: dict[str, Any] | None, out_dir: Path) -> list[str]:
+    """Why the recovered run is incomplete, from the run.json found (None: there was none)."""
+    if found is None:
+        reasons = [_NO_RUN_FILE]
+    elif found.get("recorded_requests") is None:  # run.json as written mid-run: nobody saw the end
+        reasons = ["the load step's main process was lost before it merged the part files"]
+    else:  # the step ended but could not merge (a full disk): its reasons stand
+        reasons = list(found.get("incomplete_reasons") or [])
+    reasons.append(f"part files merged afterwards by `{merge_command(out_dir)}`")
+    return reasons
+
+
+def recover(out_dir: Path) -> tuple[int, int | None]:
+    """Merge `out_dir`'s orphaned parts; returns (records, scheduled requests or None)."""
+    parts_dir = _check_recoverable(out_dir)
     found = _read_run(out_dir)
     rows = merge_parts(parts_dir, out_dir / RECORDS_FILE)
     parts_dir.rmdir()
     doc = found if found is not None else _run_from_records(out_dir / RECORDS_FILE)
     _close_stages(doc["stages"], out_dir / RECORDS_FILE)
     scheduled = doc.get("scheduled_requests")
-    missing = scheduled - rows if isinstance(scheduled, int) else None
-    if found is None:
-        reasons = [_NO_RUN_FILE]
-    elif doc.get("recorded_requests") is None:  # run.json as written mid-run: nobody saw the end
-        reasons = ["the load step's main process was lost before it merged the part files"]
-    else:  # the step ended but could not merge (a full disk): its reasons stand
-        reasons = list(doc.get("incomplete_reasons") or [])
-    reasons.append(f"part files merged afterwards by `{merge_command(out_dir)}`")
+    reasons = _reasons(found, out_dir)  # before the update: `found` is `doc`
     doc.update(
         complete=False,
         recorded_requests=rows,
-        missing_requests=missing,
+        missing_requests=scheduled - rows if isinstance(scheduled, int) else None,
         incomplete_reasons=reasons,
     )
     write_run_file(out_dir, doc)
