@@ -37,6 +37,7 @@ from steps.cli import read_input_text
 from steps.errors import UsageError
 from steps.names import (
     BUCKET_NAME_PATTERN,
+    ENV_NAME_PATTERN,
     check_base_url,
     check_model_name,
     echo_input,
@@ -75,8 +76,14 @@ __all__ = [
 ]
 
 
-#: An environment variable name (the config names where a secret is, never the secret).
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+def _secret_env(secret: str) -> Any:
+    """A field naming the environment variable that holds `secret` (the config never holds it:
+    a key in a ConfigMap ends up in `kubectl get -o yaml`)."""
+    return Field(
+        default=None,
+        pattern=ENV_NAME_PATTERN,
+        description=f"NAME of the environment variable holding {secret} (never the value)",
+    )
 
 
 def _reject_inline_secret(data: Any, key: str, fix: str) -> Any:
@@ -246,11 +253,7 @@ class ServerConfig(StrictModel):
     ignore_eos: bool = Field(
         default=True, description="ask the server to generate exactly max_tokens (vLLM extension)"
     )
-    api_key_env: str | None = Field(
-        default=None,
-        pattern=_ENV_NAME,
-        description="NAME of the environment variable holding the bearer token (never the token)",
-    )
+    api_key_env: str | None = _secret_env("the bearer token")
 
     @model_validator(mode="before")
     @classmethod
@@ -271,11 +274,7 @@ class TokenizerConfig(StrictModel):
         description="Hugging Face repo id or local directory; unset = server.model_name",
     )
     trust_remote_code: bool | None = Field(default=None, description="passed to AutoTokenizer")
-    token_env: str | None = Field(
-        default=None,
-        pattern=_ENV_NAME,
-        description="NAME of the environment variable holding the Hugging Face token",
-    )
+    token_env: str | None = _secret_env("the Hugging Face token")
 
     @model_validator(mode="before")
     @classmethod
