@@ -41,19 +41,21 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable, Iterator
 from time import time_ns
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from steps.simulator.latency import AdmissionQueue
 from steps.simulator.metrics import Histogram
 
-if TYPE_CHECKING:
-    from steps.simulator.sequence import LockstepWriter
-
-__all__ = ["TIMER_BIAS_S", "Engine", "EngineSequence"]
+__all__ = ["TIMER_BIAS_S", "Engine", "EngineSequence", "LockstepWriter"]
 
 #: Arm timers this much after the deadline: uvloop can fire up to 0.5 ms early (see above).
 TIMER_BIAS_S = 0.0005
+
+#: (stamp, send, frames) of a lock-step stream: per step the engine calls `stamp(time_ns())`
+#: and `send(next(frames))`, nothing else (see `EngineSequence.lockstep_writer`).
+LockstepWriter = tuple[Callable[[int], None], Callable[[bytes], object], Iterator[bytes]]
 
 
 class EngineSequence(Protocol):

@@ -15,25 +15,59 @@ would be wrong by the time the step takes to write every stream (~10 us per writ
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
+import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from steps.simulator.config import SimulatorConfig
+from steps.simulator.engine import Engine, LockstepWriter
 from steps.simulator.http1 import JSON_TYPE, LAST_CHUNK, encode_chunk, response_head
-from steps.simulator.latency import Fault, output_length
-from steps.simulator.tokens import OutputToken
+from steps.simulator.latency import Fault, LatencyModel, output_length
+from steps.simulator.metrics import Metrics
+from steps.simulator.tokens import OutputToken, TokenModel
 from steps.simulator.truth import TruthRecord
 
-if TYPE_CHECKING:
-    import asyncio
+__all__ = ["Connection", "SequenceHost", "SimSequence"]
 
-    from steps.simulator.server import HttpProtocol, Simulator
 
-__all__ = ["LockstepWriter", "SimSequence"]
+class SequenceHost(Protocol):
+    """What a sequence reads of the simulator's shared state (`server.Simulator`), typed here
+    because the server creates sequences: importing it back would close an import circle."""
+
+    config: SimulatorConfig
+    tokens: TokenModel
+    loop: asyncio.AbstractEventLoop
+    latency: LatencyModel
+    metrics: Metrics
+    engine: Engine
+    rng: random.Random
+    model_json: bytes
+
+
+class Connection(Protocol):
+    """What a sequence does with its client connection (`server.HttpProtocol`)."""
+
+    keep_alive: bool
+    transport: asyncio.Transport | None
+
+    def write(self, data: bytes) -> None:
+        """Write if still connected."""
+
+    def respond(self, status: int, content_type: str, body: bytes) -> None:
+        """A complete response with Content-Length."""
+
+    def response_done(self) -> None:
+        """The current response is complete."""
+
+    def close(self) -> None:
+        """Close after flushing what was written."""
+
 
 _SSE = "text/event-stream; charset=utf-8"
 _DONE = b"data: [DONE]\n\n"
@@ -44,10 +78,6 @@ _EVENT_END = b"}]}\n\n"
 #: counter, which costs nothing per request (uuid4 reads the OS entropy pool every time).
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
-
-
-#: (stamp, send, frames) of a lock-step stream: see `SimSequence.lockstep_writer`.
-LockstepWriter = tuple[Callable[[int], None], Callable[[bytes], object], Iterator[bytes]]
 
 
 def _drop(data: bytes) -> None:
@@ -62,8 +92,8 @@ class SimSequence:
 
     def __init__(
         self,
-        sim: Simulator,
-        conn: HttpProtocol,
+        sim: SequenceHost,
+        conn: Connection,
         record: TruthRecord,
         request: dict[str, Any],
         fault: Fault | None,
