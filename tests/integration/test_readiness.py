@@ -311,20 +311,3 @@ def test_readiness_k8s_check_auto_without_credentials_says_skipped(
         capsys.readouterr().err
     )
     assert (tmp_path / "o" / "zones").read_text() == ""
-
-
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        (["--timeout", "-1"], "--timeout: Input should be greater than 0 (got '-1')"),
-        (["--k8s-check", "maybe"], "argument --k8s-check: invalid choice: 'maybe'"),
-        (["--target-labels", "app"], "--target-labels: 'app' is not key=value"),
-        (["--base-url", "localhost:8000"], "--base-url: base_url must be http(s)://host[:port]"),
-    ],
-)
-def test_readiness_bad_flags_exit_2(
-    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["--base-url", "http://127.0.0.1:9", "--model-name", "m", *flags]
-    assert main(argv) == 2
-    assert expected in _last_line(capsys.readouterr().err)

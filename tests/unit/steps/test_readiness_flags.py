@@ -17,6 +17,10 @@ from steps.readiness.__main__ import main
         (["--model-name", "../../etc"], "readiness: --model-name: model name '../../etc' must"),
         (["--base-url", "http://h:8000/?api_key=SECRET-1"], "readiness: --base-url: base_url must"),
         (["--base-url", "http://h:8000/a b"], "readiness: --base-url: base_url must not contain"),
+        (["--base-url", "localhost:8000"], "readiness: --base-url: base_url must be http(s)://"),
+        (["--timeout", "-1"], "readiness: --timeout: Input should be greater than 0 (got '-1')"),
+        (["--k8s-check", "maybe"], "readiness: argument --k8s-check: invalid choice: 'maybe'"),
+        (["--target-labels", "app"], "readiness: --target-labels: 'app' is not key=value"),
     ],
 )
 def test_readiness_bad_flag_exit_2_one_line(
