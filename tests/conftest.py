@@ -13,7 +13,7 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.s3",
     "tests.fixtures.vllm",
-    "tests.fixtures.hostile",
+    "tests.fakes.hostile",
 ]
 
 DATA_DIR = Path(__file__).parent / "data"

@@ -160,7 +160,8 @@ class Connection(asyncio.Protocol):
 
 
 class ConnectionPool:
-    """A worker's connections to one server (`http://` or `https://` base URL)."""
+    """A worker's connections to one server (`http://` or `https://` base URL); an idle
+    connection is reused for less than `idle_expiry_s` (see the module docstring)."""
 
     def __init__(self, base_url: str, idle_expiry_s: float = 4.0) -> None:
         url = urlsplit(check_base_url(base_url))  # the one URL check (steps.names)

@@ -61,9 +61,9 @@ class ResponseParser:
 
     `feed(data)` returns the body bytes that `data` carried (b"" when none: head only, framing
     only, or a partial chunk-size line); `status` (and `reason`, `headers`) is set once the head
-    is complete and
-    `complete` once the body ended. `eof()` tells whether the connection closing now ends the
-    response properly (only for a close-delimited body). Malformed input raises ProtocolError.
+    is complete and `complete` once the body ended. `eof()` tells whether the connection closing
+    now ends the response properly (only for a close-delimited body). Malformed input raises
+    ProtocolError.
     One parser per response: a keep-alive connection makes a new one per request.
     """
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import UsageError
-from steps.load.client import RequestSpec
 from steps.load.config import Config, DataType, ServerType
 from steps.load.http1 import encode_request
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, worker_share
+from steps.load.stream_request import RequestSpec
 from steps.load.worker import WorkerSpec
 from steps.shared import APIType
 

@@ -40,10 +40,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from steps.load.client import RequestSpec, execute
 from steps.load.connection import ConnectError, ConnectionPool
 from steps.load.http1 import encode_request
+from steps.load.stream_request import (
+    RequestOutcome,
+    RequestSpec,
+    StreamSettings,
+    stream_request,
+)
 from steps.load.writer import RecordBuffer, prime_parquet, write_part
+from steps.record_metrics import ttft_ns
 
 __all__ = ["WorkerSpec", "process_cpu_s", "sleep_until", "text_of_chunk", "worker_main"]
 
@@ -125,7 +131,12 @@ class _Worker:
         self.write_error: str | None = None
         self.records = 0  # records in part files written by this worker
         self.tokenizer: Any = None
-        self.text_key = b'"content"' if spec.chat else b'"text"'
+        self.settings = StreamSettings(
+            pool=ConnectionPool(spec.base_url),  # no proxy: it would be measured as the server
+            request_timeout_ns=round(spec.request_timeout_s * 1e9),
+            text_key=b'"content"' if spec.chat else b'"text"',
+            count_fallback=self._count_fallback,
+        )
         self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
         # Per stage, aligned with its share: each request's encoded (head, body).
         self.requests: list[list[tuple[bytes, bytes]]] = []
@@ -223,45 +234,30 @@ class _Worker:
 
     # -- requests -------------------------------------------------------------------------
     async def _one(
-        self,
-        pool: ConnectionPool,
-        request: tuple[bytes, bytes],
-        rspec: RequestSpec,
-        scheduled: int,
-        drain_deadline: int,
+        self, request: tuple[bytes, bytes], rspec: RequestSpec, scheduled: int, drain_deadline: int
     ) -> None:
         assert self.buffer is not None
         self.sent += 1
         try:
-            status, ttft = await execute(
-                pool,
-                request,
-                rspec,
-                scheduled,
-                drain_deadline,
-                round(self.spec.request_timeout_s * 1e9),
-                self.text_key,
-                self.buffer,
-                self._count_fallback,
-            )
+            outcome = await stream_request(self.settings, request, rspec, scheduled, drain_deadline)
         finally:
             if self.sem is not None:
                 self.sem.release()
+        self.buffer.add(outcome)
         self.done += 1
-        if status != "ok":
+        if outcome.status != "ok":
             self.errors += 1
-        elif ttft is not None:
-            self.ttfts_ms.append(ttft / 1e6)
+        elif outcome.chunk_ns and outcome.sent_ns is not None:
+            self.ttfts_ms.append(ttft_ns(outcome.sent_ns, outcome.chunk_ns[0]) / 1e6)
 
-    def _encode(self, pool: ConnectionPool, request_id: str, body: bytes) -> tuple[bytes, bytes]:
+    def _encode(self, request_id: str, body: bytes) -> tuple[bytes, bytes]:
         """A request's complete bytes (head + JSON body), built before t0."""
+        pool = self.settings.pool
         headers = dict(self.spec.headers)
         headers["X-Request-Id"] = request_id
         return encode_request("POST", pool.prefix + self.spec.path, pool.host_header, headers, body)
 
-    async def _dispatch(
-        self, pool: ConnectionPool, stage: int, start: int, drain_deadline: int
-    ) -> None:
+    async def _dispatch(self, stage: int, start: int, drain_deadline: int) -> None:
         loop = asyncio.get_running_loop()
         duration_s, share = self.spec.stages[stage]
         for rspec, request in zip(share, self.requests[stage], strict=True):
@@ -269,16 +265,16 @@ class _Worker:
             await sleep_until(scheduled)
             if self.sem is not None:
                 await self.sem.acquire()  # a cap delays sends; schedule_delay shows it
-            task = loop.create_task(self._one(pool, request, rspec, scheduled, drain_deadline))
+            task = loop.create_task(self._one(request, rspec, scheduled, drain_deadline))
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
         await sleep_until(start + round(duration_s * 1e9))
 
-    async def _run_stage(self, pool: ConnectionPool, stage: int, start: int) -> int:
+    async def _run_stage(self, stage: int, start: int) -> int:
         duration_s, _ = self.spec.stages[stage]
         drain_deadline = start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
         self.dispatcher = asyncio.get_running_loop().create_task(
-            self._dispatch(pool, stage, start, drain_deadline)
+            self._dispatch(stage, start, drain_deadline)
         )
         try:
             await self.dispatcher
@@ -289,24 +285,20 @@ class _Worker:
             await asyncio.wait(list(self.inflight))
         return time.monotonic_ns()
 
-    async def _warmup(self, pool: ConnectionPool) -> int:
-        """Warm-up requests on the measuring path itself; their records are dropped."""
-        scratch = RecordBuffer(self.spec.run_id, self.spec.worker, 0, 0)
+    async def _warmup(self) -> int:
+        """Warm-up requests on the measuring path itself; their outcomes are dropped."""
         no_drain = sys.maxsize  # warm-up has no send window: only request_timeout applies
-        timeout_ns = round(self.spec.request_timeout_s * 1e9)
 
         async def one(i: int, body: bytes) -> bool:
-            request_id = f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}"
-            status, _ = await execute(
-                pool, self._encode(pool, request_id, body), RequestSpec(-1, i, 0, body, 0, 0),
-                0, no_drain, timeout_ns, self.text_key, scratch, self._count_fallback,
-            )  # fmt: skip
-            return status == "ok"
+            request = self._encode(f"{self.spec.run_id}-warmup-{self.spec.worker}-{i}", body)
+            spec = RequestSpec(-1, i, 0, body, 0, 0)  # lengths unknown: see stream_limits
+            outcome = await stream_request(self.settings, request, spec, 0, no_drain)
+            return outcome.status == "ok"
 
         results = await asyncio.gather(*(one(i, b) for i, b in enumerate(self.spec.warmup)))
         return sum(1 for ok in results if not ok)
 
-    async def _prime(self, pool: ConnectionPool) -> None:
+    async def _prime(self) -> None:
         """Pay every first-use cost before t0, not on the first measured requests.
 
         Measured without this: the first Parquet part (pyarrow's lazy codec and writer setup,
@@ -316,29 +308,30 @@ class _Worker:
         """
         buffer = RecordBuffer(self.spec.run_id, self.spec.worker, 0, 0)
         buffer.add(
-            stage=0, request_index=0, scheduled_ns=0, sent_ns=0, end_ns=0, chunk_ns=[1],
-            chunk_tokens=[1], requested_input_tokens=1, requested_output_tokens=1,
-            prompt_tokens=1, prompt_tokens_source="client", output_tokens=1,
-            output_tokens_source="chunks", mismatch=False, status="ok", http_status=200,
-            error=None,
+            RequestOutcome(
+                spec=RequestSpec(0, 0, 0, b"", 1, 1), scheduled_ns=0, sent_ns=0, end_ns=0,
+                chunk_ns=[1], chunk_tokens=[1], prompt_tokens=1, prompt_tokens_source="client",
+                output_tokens=1, output_tokens_source="chunks", mismatch=False, status="ok",
+                http_status=200, error=None,
+            )
         )  # fmt: skip
         table = buffer.take_table()
         await asyncio.get_running_loop().run_in_executor(self.writer, prime_parquet, table)
         with contextlib.suppress(ConnectError):
-            await pool.open_idle()
+            await self.settings.pool.open_idle()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._on_readable)
         loop.add_signal_handler(signal.SIGTERM, self.stop)
-        pool = ConnectionPool(self.spec.base_url)  # no proxy: it would be measured as the server
+        pool = self.settings.pool
         self.requests = [
-            [self._encode(pool, f"{self.spec.run_id}-{r.stage}-{r.index}", r.body) for r in share]
+            [self._encode(f"{self.spec.run_id}-{r.stage}-{r.index}", r.body) for r in share]
             for _, share in self.spec.stages
         ]
         try:
-            await self._prime(pool)
-            warmup_errors = await self._warmup(pool) if self.spec.warmup else 0
+            await self._prime()
+            warmup_errors = await self._warmup() if self.spec.warmup else 0
             # Everything allocated so far lives for the whole run: keep the GC off it.
             gc.collect()
             gc.freeze()
@@ -363,7 +356,7 @@ class _Worker:
                             secrets=_header_secrets(self.spec.headers),
                         )
                         flusher = loop.create_task(self._flush_loop(finish))
-                    end = await self._run_stage(pool, stage, start)
+                    end = await self._run_stage(stage, start)
                     if not self.stopping:
                         self.conn.send(("stage_done", stage, end))
             finally:

@@ -17,12 +17,14 @@ import logging
 import os
 from array import array
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.errors import BenchError
+from steps.load.stream_request import RequestOutcome
 from steps.records import RECORD_SCHEMA, merge_command, out_of_range
 from steps.redact import redact_text
 
@@ -92,82 +94,37 @@ class RecordBuffer:
     def __len__(self) -> int:
         return len(self.status)
 
-    def add(
-        self,
-        *,
-        stage: int,
-        request_index: int,
-        scheduled_ns: int,
-        sent_ns: int | None,
-        end_ns: int | None,
-        chunk_ns: Sequence[int],
-        chunk_tokens: Sequence[int] | None,
-        requested_input_tokens: int,
-        requested_output_tokens: int,
-        prompt_tokens: int | None,
-        prompt_tokens_source: str | None,
-        output_tokens: int | None,
-        output_tokens_source: str | None,
-        mismatch: bool | None,
-        status: str,
-        http_status: int | None,
-        error: str | None,
-    ) -> None:
-        """Append one request; times are absolute `time.monotonic_ns()` values (stored - t0).
-
-        A value that does not fit its column (the server's usage counts, HTTP status and
-        per-chunk tokens are whatever it sent) makes this request a `protocol_error` with the
-        value nulled: stored as is, it would fail the Arrow conversion of the whole part.
-        """
+    def add(self, outcome: RequestOutcome) -> None:
+        """Append one request's record; its times are absolute monotonic ns (stored - t0)."""
+        o = _fit_columns(outcome)
+        spec, sent_ns, chunk_ns, chunk_tokens = o.spec, o.sent_ns, o.chunk_ns, o.chunk_tokens
         has_chunks = bool(chunk_ns) and sent_ns is not None
-        checks = [("prompt_tokens", prompt_tokens), ("output_tokens", output_tokens)]
-        checks += [("http_status", http_status)]
-        if has_chunks:
-            assert sent_ns is not None
-            checks.append(("chunk_offsets_us", (chunk_ns[-1] - sent_ns) // 1000))
-        if chunk_tokens:
-            checks += [("chunk_tokens", min(chunk_tokens)), ("chunk_tokens", max(chunk_tokens))]
-        bad = {
-            name: why
-            for name, value in checks
-            if value is not None and (why := out_of_range(name, value))
-        }
-        if bad:
-            status = "protocol_error"
-            error = "; ".join([*bad.values(), *([error] if error else [])])
-            mismatch = None
-            prompt_tokens = None if "prompt_tokens" in bad else prompt_tokens
-            output_tokens = None if "output_tokens" in bad else output_tokens
-            http_status = None if "http_status" in bad else http_status
-            has_chunks = has_chunks and "chunk_offsets_us" not in bad
-            chunk_tokens = chunk_tokens if has_chunks and "chunk_tokens" not in bad else None
         t0 = self.t0_ns
-        self.stage.append(stage)
-        self.request_index.append(request_index)
-        self.scheduled_ns.append(scheduled_ns - t0)
+        self.stage.append(spec.stage)
+        self.request_index.append(spec.index)
+        self.scheduled_ns.append(o.scheduled_ns - t0)
         self.sent_ns.append(None if sent_ns is None else sent_ns - t0)
         self.first_token_ns.append(chunk_ns[0] - t0 if has_chunks else None)
         self.last_token_ns.append(chunk_ns[-1] - t0 if has_chunks else None)
-        self.end_ns.append(None if end_ns is None else end_ns - t0)
-        self.requested_input_tokens.append(requested_input_tokens)
-        self.requested_output_tokens.append(requested_output_tokens)
-        self.prompt_tokens.append(prompt_tokens)
-        self.prompt_tokens_source.append(prompt_tokens_source)
-        self.output_tokens.append(output_tokens)
-        self.output_tokens_source.append(output_tokens_source)
-        self.mismatch.append(mismatch)
-        self.status.append(status)
-        self.http_status.append(http_status)
-        self.error.append(None if error is None else redact_text(error, self.secrets))
+        self.end_ns.append(o.end_ns - t0)
+        self.requested_input_tokens.append(spec.input_tokens)
+        self.requested_output_tokens.append(spec.output_tokens)
+        self.prompt_tokens.append(o.prompt_tokens)
+        self.prompt_tokens_source.append(o.prompt_tokens_source)
+        self.output_tokens.append(o.output_tokens)
+        self.output_tokens_source.append(o.output_tokens_source)
+        self.mismatch.append(o.mismatch)
+        self.status.append(o.status)
+        self.http_status.append(o.http_status)
+        self.error.append(None if o.error is None else redact_text(o.error, self.secrets))
         if has_chunks:
             assert sent_ns is not None
             self._offsets_us.extend([(t - sent_ns) // 1000 for t in chunk_ns])
         self._offsets_pos.append(len(self._offsets_us))
-        valid = chunk_tokens is not None
         if chunk_tokens is not None:
             self._tokens.extend(chunk_tokens)
         self._tokens_pos.append(len(self._tokens))
-        self._tokens_valid.append(valid)
+        self._tokens_valid.append(chunk_tokens is not None)
 
     def take_table(self) -> pa.Table:
         """The buffered records as a table in SCHEMA; the buffer is empty afterwards."""
@@ -206,6 +163,37 @@ class RecordBuffer:
         }
         self._reset()
         return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def _fit_columns(o: RequestOutcome) -> RequestOutcome:
+    """`o`, or a copy that is a `protocol_error` with each value that does not fit its column
+    nulled: the server's usage counts, HTTP status and per-chunk tokens are whatever it sent,
+    and stored as is, one of them would fail the Arrow conversion of the whole part."""
+    checks = [("prompt_tokens", o.prompt_tokens), ("output_tokens", o.output_tokens)]
+    checks += [("http_status", o.http_status)]
+    if o.chunk_ns and o.sent_ns is not None:
+        checks.append(("chunk_offsets_us", (o.chunk_ns[-1] - o.sent_ns) // 1000))
+    if o.chunk_tokens:
+        checks += [("chunk_tokens", min(o.chunk_tokens)), ("chunk_tokens", max(o.chunk_tokens))]
+    bad = {
+        name: why
+        for name, value in checks
+        if value is not None and (why := out_of_range(name, value))
+    }
+    if not bad:
+        return o
+    chunks_fit = "chunk_offsets_us" not in bad
+    return replace(
+        o,
+        status="protocol_error",
+        error="; ".join([*bad.values(), *([o.error] if o.error else [])]),
+        mismatch=None,
+        prompt_tokens=None if "prompt_tokens" in bad else o.prompt_tokens,
+        output_tokens=None if "output_tokens" in bad else o.output_tokens,
+        http_status=None if "http_status" in bad else o.http_status,
+        chunk_ns=o.chunk_ns if chunks_fit else [],
+        chunk_tokens=o.chunk_tokens if chunks_fit and "chunk_tokens" not in bad else None,
+    )
 
 
 def write_part(

@@ -23,7 +23,7 @@ from steps.http_oneshot import MAX_BODY_BYTES, OneShotClient
 from steps.load.config import Config, config_from_dict
 from steps.load.model_lookup import resolve_model
 from steps.readiness.probe import check_once, wait_ready
-from tests.fixtures.hostile import (
+from tests.fakes.hostile import (
     Behaviour,
     HostileServer,
     SeenRequest,

@@ -1,5 +1,5 @@
 """The load step against servers that misbehave: the real simulator's ground truth for what a
-timed-out stream costs the server, and the hostile server (tests/fixtures/hostile.py) for
+timed-out stream costs the server, and the hostile server (tests/fakes/hostile.py) for
 protocol abuse. Every limit here is checked on the wall clock, from the server's side."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.hostile import (
+from tests.fakes.hostile import (
     Behaviour,
     HostileServer,
     SeenRequest,

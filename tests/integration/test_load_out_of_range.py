@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.fixtures.hostile import (
+from tests.fakes.hostile import (
     Behaviour,
     HostileServer,
     SeenRequest,

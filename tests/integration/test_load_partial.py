@@ -23,7 +23,7 @@ from steps.aggregate.__main__ import main as aggregate_main
 from steps.load.__main__ import main as load_main
 from steps.records import PARTS_DIR
 from steps.report.__main__ import main as report_main
-from tests.fixtures.hostile import HostileServer, drip
+from tests.fakes.hostile import HostileServer, drip
 from tests.fixtures.simulator import ROOT
 
 StartSimulator = Any

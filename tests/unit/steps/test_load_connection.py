@@ -8,7 +8,7 @@ import pytest
 
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
-from tests.fixtures.hostile import Behaviour, HostileServer, raw, run_with_server
+from tests.fakes.hostile import Behaviour, HostileServer, raw, run_with_server
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 _CLOSE = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"

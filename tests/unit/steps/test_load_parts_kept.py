@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from steps.load.run import keep_unwritten as _keep_unwritten
 from steps.load.worker import WorkerSpec, _Worker
 from steps.load.writer import RecordBuffer, write_part
-from tests.unit.steps.test_load_writer import T0, _add
+from tests.helpers.load_records import T0, add_record
 
 
 def _worker(parts_dir: Path) -> tuple[_Worker, object]:
@@ -42,9 +42,9 @@ def test_failed_part_write_keeps_records_until_a_later_flush_writes_them(tmp_pat
     worker, _ = _worker(parts)
     assert worker.buffer is not None
     for i in range(3):
-        _add(worker.buffer, i, [1, 1])
+        add_record(worker.buffer, i, [1, 1])
     asyncio.run(worker._flush())
-    _add(worker.buffer, 3, [1, 1])
+    add_record(worker.buffer, 3, [1, 1])
     asyncio.run(worker._flush())
     assert worker.records == 0 and sum(t.num_rows for t in worker.unwritten) == 4
     assert worker.write_error is not None and "No such file or directory" in worker.write_error
@@ -60,7 +60,7 @@ def test_records_no_part_took_are_handed_over_and_written_by_the_main_process(
     worker, main_end = _worker(tmp_path / "missing")
     assert worker.buffer is not None
     for i in range(2):
-        _add(worker.buffer, i, [1, 1])
+        add_record(worker.buffer, i, [1, 1])
     asyncio.run(worker._flush())
     assert worker._hand_over_unwritten() == 2 and not worker.unwritten
     kind, table, error = main_end.recv()  # type: ignore[attr-defined]
@@ -68,7 +68,7 @@ def test_records_no_part_took_are_handed_over_and_written_by_the_main_process(
     parts = tmp_path / "parts"
     parts.mkdir()
     own = RecordBuffer("run", 1, T0, 1)
-    _add(own, 7, [1, 1])
+    add_record(own, 7, [1, 1])
     write_part(own.take_table(), parts, 1, 1)  # the worker's own first part, before it failed
     assert _keep_unwritten([(1, table, error)], parts) == []
     assert _records(parts) == [0, 1, 7]  # the main process's part took no worker part's name

@@ -13,7 +13,8 @@ from steps.aggregate.__main__ import main as aggregate_main
 from steps.load.__main__ import main
 from steps.load.writer import RecordBuffer, write_part
 from steps.records import PARTS_DIR
-from tests.unit.steps.test_load_writer import T0, _add
+from tests.helpers.load_records import T0
+from tests.helpers.load_records import add_record as _add
 
 
 def _orphaned_part(out: Path) -> None:

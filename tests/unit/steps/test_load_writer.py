@@ -10,36 +10,12 @@ from annotated_types import Le
 from steps.load.config import LoadConfig
 from steps.load.writer import SCHEMA, RecordBuffer, merge_parts, write_part
 from steps.records import RECORD_SCHEMA
-
-T0 = 10_000_000_000
-
-
-def _add(buf: RecordBuffer, index: int, tokens: list[int] | None, status: str = "ok") -> None:
-    sent = T0 + 1_000_000 * index + 500
-    buf.add(
-        stage=0,
-        request_index=index,
-        scheduled_ns=T0 + 1_000_000 * index,
-        sent_ns=sent,
-        end_ns=sent + 9_000_000,
-        chunk_ns=[sent + 50_000_000, sent + 60_000_000] if status == "ok" else [],
-        chunk_tokens=tokens,
-        requested_input_tokens=512,
-        requested_output_tokens=128,
-        prompt_tokens=512,
-        prompt_tokens_source="server",
-        output_tokens=2 if status == "ok" else None,
-        output_tokens_source="server" if status == "ok" else None,
-        mismatch=None,
-        status=status,
-        http_status=200 if status == "ok" else 503,
-        error=None if status == "ok" else "HTTP 503: busy",
-    )
+from tests.helpers.load_records import T0, add_record
 
 
 def test_record_buffer_table_times_relative_to_t0_and_offsets_in_us() -> None:
     buf = RecordBuffer("run", 3, T0, 1_700_000_000_000_000_000)
-    _add(buf, 2, [1, 1])
+    add_record(buf, 2, [1, 1])
     row = buf.take_table().to_pylist()[0]
     assert row["scheduled_ns"] == 2_000_000
     assert row["sent_ns"] == 2_000_500
@@ -52,8 +28,8 @@ def test_record_buffer_table_times_relative_to_t0_and_offsets_in_us() -> None:
 
 def test_record_buffer_unknown_chunk_tokens_null_and_error_rows_kept() -> None:
     buf = RecordBuffer("run", 0, T0, 1)
-    _add(buf, 0, None)
-    _add(buf, 1, None, status="http_error")
+    add_record(buf, 0, None)
+    add_record(buf, 1, None, status="http_error")
     rows = buf.take_table().to_pylist()
     assert rows[0]["chunk_tokens"] is None
     assert rows[1]["status"] == "http_error"
@@ -65,7 +41,7 @@ def test_merge_parts_sorted_schema_superset_parts_removed(tmp_path: Path) -> Non
     for worker, indices in ((0, [4, 0]), (1, [3, 1])):
         buf = RecordBuffer("run", worker, T0, 1)
         for i in indices:
-            _add(buf, i, [1, 1])
+            add_record(buf, i, [1, 1])
         write_part(buf.take_table(), tmp_path, worker, 1)
     out = tmp_path / "records.parquet"
     assert merge_parts(tmp_path, out) == 4
@@ -81,7 +57,7 @@ def test_merge_parts_unfinished_part_of_killed_worker_removed(tmp_path: Path) ->
     parts = tmp_path / "records.parts"
     parts.mkdir()
     buf = RecordBuffer("run", 0, T0, 1)
-    _add(buf, 0, [1, 1])
+    add_record(buf, 0, [1, 1])
     write_part(buf.take_table(), parts, 0, 1)
     (parts / "w001-000002.part.tmp").write_bytes(b"PAR1 cut short")  # no footer: unreadable
     assert merge_parts(parts, tmp_path / "records.parquet") == 1
@@ -97,7 +73,7 @@ def test_merge_parts_no_parts_writes_empty_file(tmp_path: Path) -> None:
 def test_merge_parts_offsets_delta_encoded_without_dictionary(tmp_path: Path) -> None:
     buf = RecordBuffer("run", 0, T0, 1)
     for i in range(3):
-        _add(buf, i, [1, 1])
+        add_record(buf, i, [1, 1])
     write_part(buf.take_table(), tmp_path, 0, 1)
     out = tmp_path / "records.parquet"
     merge_parts(tmp_path, out)
@@ -113,26 +89,11 @@ def test_merge_parts_offsets_delta_encoded_without_dictionary(tmp_path: Path) ->
 def test_record_buffer_error_text_scrubbed_of_secrets() -> None:
     key = "my-endpoint-key-0123456789"
     buf = RecordBuffer("run", 0, T0, 1, secrets=(key,))
-    _add(buf, 0, None, status="http_error")
-    buf.add(
-        stage=0,
-        request_index=1,
-        scheduled_ns=T0,
-        sent_ns=T0 + 1,
-        end_ns=T0 + 2,
-        chunk_ns=[],
-        chunk_tokens=None,
-        requested_input_tokens=512,
-        requested_output_tokens=128,
-        prompt_tokens=512,
-        prompt_tokens_source="client",
-        output_tokens=None,
-        output_tokens_source=None,
-        mismatch=None,
-        status="http_error",
-        http_status=401,
+    add_record(buf, 0, None, status="http_error")
+    add_record(
+        buf, 1, None, status="http_error", http_status=401,
         error=f"HTTP 401: bad key {key} (hf_abcdefghijklmnopqrstuvwx)",
-    )
+    )  # fmt: skip
     errors = buf.take_table().column("error").to_pylist()
     assert errors[0] == "HTTP 503: busy"
     assert key not in errors[1] and "hf_abc" not in errors[1]
@@ -141,30 +102,10 @@ def test_record_buffer_error_text_scrubbed_of_secrets() -> None:
 
 def _add_from_server(buf: RecordBuffer, index: int, **server: object) -> None:
     """One ok request whose server-controlled values are overridden by `server`."""
-    sent = T0 + 1_000_000 * index
-    values: dict[str, object] = {
-        "prompt_tokens": 512,
-        "output_tokens": 2,
-        "http_status": 200,
-        "chunk_tokens": [1, 1],
-    }
+    values: dict[str, object] = {"prompt_tokens": 512, "output_tokens": 2, "http_status": 200}
     values.update(server)
-    buf.add(
-        stage=0,
-        request_index=index,
-        scheduled_ns=sent,
-        sent_ns=sent,
-        end_ns=sent + 9_000_000,
-        chunk_ns=[sent + 50_000_000, sent + 60_000_000],
-        requested_input_tokens=512,
-        requested_output_tokens=2,
-        prompt_tokens_source="server",
-        output_tokens_source="server",
-        mismatch=False,
-        status="ok",
-        error=None,
-        **values,  # type: ignore[arg-type]
-    )
+    tokens = values.pop("chunk_tokens", [1, 1])
+    add_record(buf, index, tokens, mismatch=False, **values)  # type: ignore[arg-type]
 
 
 def test_out_of_range_server_values_fail_their_own_request_only(tmp_path: Path) -> None:
@@ -205,25 +146,11 @@ def test_longest_allowed_request_fits_chunk_offsets(tmp_path: Path) -> None:
     sent = T0
     late_timer_ns = 40 * 1_000_000_000
     _add_from_server(buf, 0)
-    buf.add(
-        stage=0,
-        request_index=1,
-        scheduled_ns=sent,
-        sent_ns=sent,
+    add_record(
+        buf, 1, [1, 1], mismatch=False, scheduled_ns=sent, sent_ns=sent,
         end_ns=sent + longest_ns + late_timer_ns,
         chunk_ns=[sent + 50_000_000, sent + longest_ns + late_timer_ns],
-        chunk_tokens=[1, 1],
-        requested_input_tokens=512,
-        requested_output_tokens=2,
-        prompt_tokens=512,
-        prompt_tokens_source="server",
-        output_tokens=2,
-        output_tokens_source="server",
-        mismatch=False,
-        status="ok",
-        http_status=200,
-        error=None,
-    )
+    )  # fmt: skip
     write_part(buf.take_table(), tmp_path, 0, 1)
     row = pq.read_table(tmp_path / "w000-000001.part.parquet").to_pylist()[1]
     assert row["status"] == "ok", row["error"]

@@ -1,4 +1,4 @@
-"""One streamed request -> one record.
+"""One streamed request -> one outcome (the fields of its record).
 
 The hot path of the load generator. Per network read: take `time.monotonic_ns()` first, then
 split SSE events, then look at each event with a few `bytes.find` calls (C speed, no
@@ -9,15 +9,16 @@ many `token_ids` does it carry (commas between brackets), does it carry a non-nu
 All of that runs in the connection's read callback (`_Stream`), not in a coroutine: the
 request's task sleeps on one future from the write until the response ends.
 
-Errors become the record's status instead of exceptions (see steps.records.STATUSES), the same
-mapping as with httpx before: refused/unreachable/TLS failure -> connect_error; request_timeout
+Errors become the outcome's status instead of exceptions (see steps.records.STATUSES):
+refused/unreachable/TLS failure -> connect_error; request_timeout
 or drain_timeout -> timeout; status != 200 -> http_error (first bytes of the error body in
 `error`, a redirect's target too: it is never followed); malformed HTTP or SSE, an in-stream
 error event, a disconnect mid-response, a stream without `[DONE]`, a 200 that is not an event
 stream (compressed, or JSON from a server that ignored `stream`), negative `usage` counts, or
 a stream past its size limits (`stream_limits`) -> protocol_error; run stopped -> cancelled. A
 timeout, a cancel or a limit closes the connection at once: that is how the server learns to
-stop generating.
+stop generating. The worker records the outcome (steps.load.writer.RecordBuffer.add); this module
+writes nothing.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ from time import monotonic_ns
 
 from steps.load.connection import AbortResponse, ConnectError, Connection, ConnectionPool
 from steps.load.sse import EventTooLarge, SseSplitter
-from steps.load.writer import RecordBuffer
 from steps.redact import redact_url
 
-__all__ = ["ChunkScan", "RequestSpec", "execute", "scan_chunk", "stream_limits"]
+__all__ = [
+    "ChunkScan",
+    "FallbackCounter",
+    "RequestOutcome",
+    "RequestSpec",
+    "StreamSettings",
+    "scan_chunk",
+    "stream_limits",
+    "stream_request",
+]
 
 _DONE = b"[DONE]"
 _ERROR_BODY_BYTES = 300
@@ -58,6 +67,43 @@ class RequestSpec:
     body: bytes
     input_tokens: int
     output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """What every request of one worker shares: its connection pool, the request timeout (ns),
+    the JSON key of the generated text (`b'"text"'`, or `b'"content"'` for chat) and the
+    client-side output token counter."""
+
+    pool: ConnectionPool
+    request_timeout_ns: int
+    text_key: bytes
+    count_fallback: FallbackCounter
+
+
+@dataclass(slots=True)
+class RequestOutcome:
+    """What one request produced: its record's fields, times in absolute monotonic ns (the
+    writer stores them relative to t0; see steps.records for each column's meaning).
+
+    `sent_ns` is None when the request was never written; `chunk_ns` holds one arrival time per
+    content chunk, and `chunk_tokens` their token counts when every chunk carried `token_ids`.
+    """
+
+    spec: RequestSpec
+    scheduled_ns: int
+    sent_ns: int | None
+    end_ns: int
+    chunk_ns: list[int]
+    chunk_tokens: list[int] | None
+    prompt_tokens: int | None
+    prompt_tokens_source: str | None
+    output_tokens: int | None
+    output_tokens_source: str | None
+    mismatch: bool | None
+    status: str
+    http_status: int | None
+    error: str | None
 
 
 @dataclass(slots=True)
@@ -200,8 +246,9 @@ class _Stream:
         """
         return self.future.done() and not self.future.cancelled()
 
-    def _fail(self, status: str, error: str) -> None:
-        if self.status == "ok":  # the first failure is the cause; later ones follow from it
+    def fail(self, status: str, error: str) -> None:
+        """Set the status, unless an earlier failure (the cause) already did."""
+        if self.status == "ok":
             self.status, self.error = status, error
 
     def _quote_body(self, error_head: str) -> None:
@@ -217,7 +264,7 @@ class _Stream:
                 if location is None
                 else f"HTTP {status} redirect to {redact_url(location)} (not followed)"
             )
-            self._fail("http_error", f"HTTP {status} {reason}".rstrip())
+            self.fail("http_error", f"HTTP {status} {reason}".rstrip())
             return
         coding = headers.get("content-encoding", "identity")
         if coding.lower() not in ("identity", ""):
@@ -231,7 +278,7 @@ class _Stream:
                 f"HTTP 200 with Content-Type {content_type[:60]}, not text/event-stream: "
                 'the server ignored "stream": true'
             )
-            self._fail("protocol_error", self.error_head)
+            self.fail("protocol_error", self.error_head)
 
     def on_body(self, data: bytes, now_ns: int) -> None:
         if self.error_body is not None:
@@ -264,15 +311,15 @@ class _Stream:
                     try:
                         usage = json.loads(payload).get("usage")
                     except (ValueError, AttributeError) as exc:
-                        self._fail("protocol_error", f"usage chunk is not JSON: {exc}")
+                        self.fail("protocol_error", f"usage chunk is not JSON: {exc}")
                     else:
                         self.usage = usage if isinstance(usage, dict) else None
                 elif not scan.content and b'"error"' in payload:
-                    self._fail("protocol_error", _stream_error(payload))
+                    self.fail("protocol_error", _stream_error(payload))
             elif payload == _DONE:
                 self.done = True
             else:
-                self._fail(
+                self.fail(
                     "protocol_error",
                     "malformed SSE data: " + payload[:80].decode("utf-8", "replace"),
                 )
@@ -282,7 +329,7 @@ class _Stream:
             text = self.error_body.decode("utf-8", "replace")
             self.error = f"{self.error_head}: {text}"
         elif not self.done:
-            self._fail("protocol_error", "stream ended without data: [DONE]")
+            self.fail("protocol_error", "stream ended without data: [DONE]")
         if not self.future.done():
             self.future.set_result(None)
 
@@ -295,37 +342,34 @@ class _Stream:
         if self.error_body is not None:  # keep the HTTP status; say the body was cut short
             text = self.error_body.decode("utf-8", "replace")
             self.error = f"{self.error_head} ({message}): {text}"
-        self._fail("protocol_error", message)
+        self.fail("protocol_error", message)
         if not self.future.done():
             self.future.set_result(None)
 
 
-async def execute(
-    pool: ConnectionPool,
+async def stream_request(
+    settings: StreamSettings,
     request: tuple[bytes, bytes],
     spec: RequestSpec,
     scheduled_ns: int,
     drain_deadline_ns: int,
-    request_timeout_ns: int,
-    text_key: bytes,
-    buffer: RecordBuffer,
-    count_fallback: FallbackCounter,
-) -> tuple[str, int | None]:
-    """Send one request (`request` = its encoded head and body), stream it, append its record.
+) -> RequestOutcome:
+    """Send one request (`request` = its encoded head and body), stream it, return its outcome.
 
-    Returns (status, TTFT ns or None). `sent_ns` is taken just before the request is written to
-    the socket, so waiting for a connection counts as schedule delay, not as TTFT; it is null
-    when the request was never written (connect error, or timeout/cancel while connecting).
-    A pooled connection the server closed before any byte of the response (a stale keep-alive
-    connection, see steps.load.connection) gets the request resent once on a new connection:
-    `sent_ns` is then the resend's, so the lost attempt shows as schedule delay, never as TTFT.
+    `sent_ns` is taken just before the request is written to the socket, so waiting for a
+    connection counts as schedule delay, not as TTFT; it is None when the request was never
+    written (connect error, or timeout/cancel while connecting). A pooled connection the server
+    closed before any byte of the response (a stale keep-alive connection, see
+    steps.load.connection) gets the request resent once on a new connection: `sent_ns` is then
+    the resend's, so the lost attempt shows as schedule delay, never as TTFT.
     """
     loop = asyncio.get_running_loop()
-    stream = _Stream(loop.create_future(), text_key, spec)
+    stream = _Stream(loop.create_future(), settings.text_key, spec)
     start = monotonic_ns()
-    limit_ns = start + request_timeout_ns
+    limit_ns = start + settings.request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
     deadline = drain_deadline_ns if drain_hit else limit_ns
+    pool = settings.pool
     conn: Connection | None = None
     sent: int | None = None
     try:
@@ -342,7 +386,7 @@ async def execute(
         stream.error = (
             "drain_timeout exceeded after the stage's send window"
             if drain_hit
-            else f"request_timeout {request_timeout_ns / 1e9:g}s exceeded"
+            else f"request_timeout {settings.request_timeout_ns / 1e9:g}s exceeded"
         )
     except ConnectError as exc:
         stream.status, stream.error = "connect_error", str(exc)
@@ -353,7 +397,23 @@ async def execute(
         # Timeout or cancel: closing is the only way to tell the server to stop generating
         # (and free its slot); the connection could never be reused anyway.
         conn.abort()
+    return _outcome(stream, spec, scheduled_ns, sent, end, settings.count_fallback)
 
+
+def _outcome(
+    stream: _Stream,
+    spec: RequestSpec,
+    scheduled_ns: int,
+    sent_ns: int | None,
+    end_ns: int,
+    count_fallback: FallbackCounter,
+) -> RequestOutcome:
+    """The outcome of an ended stream: token counts from the best source there is.
+
+    Prompt tokens: the server's usage, else the requested length. Output tokens: the server's
+    usage, else the summed `token_ids` of the chunks, else the client tokenizer's count
+    (only then are content chunks decoded). `mismatch`: usage and summed token_ids disagree.
+    """
     chunk_ns, chunk_tokens, usage = stream.chunk_ns, stream.chunk_tokens, stream.usage
     prompt_tokens, prompt_src = spec.input_tokens, "client"
     output_tokens: int | None = None
@@ -375,17 +435,14 @@ async def execute(
         try:
             output_tokens, output_src = count_fallback(stream.payloads), "client"
         except ValueError as exc:  # only now are content chunks decoded: a broken one shows
-            stream._fail("protocol_error", f"content chunk is not a completion chunk: {exc}")
-    buffer.add(
-        stage=spec.stage,
-        request_index=spec.index,
+            stream.fail("protocol_error", f"content chunk is not a completion chunk: {exc}")
+    return RequestOutcome(
+        spec=spec,
         scheduled_ns=scheduled_ns,
-        sent_ns=sent,
-        end_ns=end,
+        sent_ns=sent_ns,
+        end_ns=end_ns,
         chunk_ns=chunk_ns,
         chunk_tokens=chunk_tokens if tokens_known else None,
-        requested_input_tokens=spec.input_tokens,
-        requested_output_tokens=spec.output_tokens,
         prompt_tokens=prompt_tokens,
         prompt_tokens_source=prompt_src,
         output_tokens=output_tokens,
@@ -395,7 +452,6 @@ async def execute(
         http_status=stream.http_status,
         error=stream.error,
     )
-    return stream.status, (chunk_ns[0] - sent if chunk_ns and sent is not None else None)
 
 
 def _usage_count(usage: dict[str, object], key: str, stream: _Stream) -> int | None:
@@ -405,7 +461,7 @@ def _usage_count(usage: dict[str, object], key: str, stream: _Stream) -> int | N
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     if value < 0:
-        stream._fail("protocol_error", f"usage.{key} is negative: {value}")
+        stream.fail("protocol_error", f"usage.{key} is negative: {value}")
         return None
     return value
 

@@ -1,6 +1,7 @@
-"""steps.load.client: cheap chunk classification on real vLLM/OpenAI shapes, and `execute`'s
-status mapping over a real socket, against a scripted hostile peer (tests/fixtures/hostile.py):
-exact wire conditions the simulator cannot produce on demand."""
+"""steps.load.stream_request: cheap chunk classification on real vLLM/OpenAI shapes, and
+`stream_request`'s status mapping over a real socket, against a scripted hostile peer
+(tests/fakes/hostile.py): exact wire conditions the simulator cannot produce on demand. The
+outcomes are recorded through the worker's RecordBuffer, so each test reads the row as stored."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from typing import Any
 import pytest
 import uvloop
 
-from steps.load.client import ChunkScan, FallbackCounter, RequestSpec, execute, scan_chunk
 from steps.load.connection import ConnectionPool
 from steps.load.http1 import encode_request
+from steps.load.stream_request import (
+    ChunkScan,
+    FallbackCounter,
+    RequestSpec,
+    StreamSettings,
+    scan_chunk,
+    stream_request,
+)
 from steps.load.worker import text_of_chunk
 from steps.load.writer import RecordBuffer
-from tests.fixtures.hostile import (
+from tests.fakes.hostile import (
     Behaviour,
     HostileServer,
     content_chunk,
@@ -102,7 +110,7 @@ def test_scan_chunk_model_named_text_does_not_fool_completion_check() -> None:
     assert not _scan(payload).content
 
 
-# -- execute: one request over a real socket, every outcome mapped to its status ----------
+# -- stream_request: one request over a real socket, every outcome mapped to its status ----------
 
 _OK_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -139,15 +147,14 @@ async def _requests(
     """Run n requests (input, output `lengths`) one after another on one pool, their records
     into `buffer` (t0 = 0); `pre_open` opens an idle connection first, as a worker does."""
     pool = ConnectionPool(url)
+    settings = StreamSettings(pool, round(timeout_s * 1e9), b'"text"', fallback)
     if pre_open:
         await pool.open_idle()
     for i in range(n):
         request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
         now = time.monotonic_ns()
-        await execute(
-            pool, request, RequestSpec(0, i, 0, b"{}", *lengths), now, now + 10**12,
-            round(timeout_s * 1e9), b'"text"', buffer, fallback,
-        )  # fmt: skip
+        spec = RequestSpec(0, i, 0, b"{}", *lengths)
+        buffer.add(await stream_request(settings, request, spec, now, now + 10**12))
     pool.close()
 
 
@@ -156,7 +163,7 @@ def _reply(*pieces: bytes, close: bool = False, pause_s: float = 0.005) -> Behav
     return raw(*pieces, pause_s=pause_s, keep_alive=not close)
 
 
-def _execute_all(
+def _stream_all(
     replies: list[Behaviour],
     n: int,
     timeout_s: float = 5.0,
@@ -185,7 +192,7 @@ def _drop_leftovers(server: HostileServer) -> None:
     time.sleep(0.05)
 
 
-def _execute_hostile(
+def _stream_hostile(
     server: HostileServer,
     timeout_s: float = 5.0,
     hold_s: float = 0.0,
@@ -207,8 +214,8 @@ def _execute_hostile(
     return row
 
 
-def test_execute_complete_stream_ok_with_server_counts() -> None:
-    rows, _ = _execute_all([_reply(*_GOOD)], 1)
+def test_stream_request_complete_stream_ok_with_server_counts() -> None:
+    rows, _ = _stream_all([_reply(*_GOOD)], 1)
     (row,) = rows
     assert (row["status"], row["http_status"], row["error"]) == ("ok", 200, None)
     assert (row["prompt_tokens"], row["prompt_tokens_source"]) == (7, "server")
@@ -218,8 +225,8 @@ def test_execute_complete_stream_ok_with_server_counts() -> None:
     assert row["chunk_offsets_us"][1] - row["chunk_offsets_us"][0] > 2000
 
 
-def test_execute_events_in_one_read_share_its_timestamp() -> None:
-    rows, _ = _execute_all([_reply(b"".join(_GOOD))], 1)
+def test_stream_request_events_in_one_read_share_its_timestamp() -> None:
+    rows, _ = _stream_all([_reply(b"".join(_GOOD))], 1)
     offsets = rows[0]["chunk_offsets_us"]
     assert rows[0]["status"] == "ok" and len(offsets) == 2 and offsets[0] == offsets[1]
 
@@ -242,19 +249,19 @@ def test_execute_events_in_one_read_share_its_timestamp() -> None:
          "protocol_error", "malformed HTTP response"),
     ],
 )  # fmt: skip
-def test_execute_failure_maps_to_status(
+def test_stream_request_failure_maps_to_status(
     pieces: list[bytes], close: bool, status: str, error_part: str
 ) -> None:
-    rows, _ = _execute_all([_reply(*pieces, close=close)], 1)
+    rows, _ = _stream_all([_reply(*pieces, close=close)], 1)
     assert rows[0]["status"] == status
     assert error_part in rows[0]["error"]
 
 
-def test_execute_stale_keep_alive_close_resent_once_on_new_connection_ok() -> None:
+def test_stream_request_stale_keep_alive_close_resent_once_on_new_connection_ok() -> None:
     # Request 2 goes out on the kept-alive connection, which the server closes unanswered
     # (as uvicorn does when its idle close crosses the request).
     script = [_reply(*_GOOD), _reply(close=True), _reply(*_GOOD)]
-    rows, server = _execute_all(script, 2)
+    rows, server = _stream_all(script, 2)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert [len(c.requests) for c in server.connections] == [2, 1]
     lost, resent = server.connections[0].requests[1], server.connections[1].requests[0]
@@ -263,25 +270,25 @@ def test_execute_stale_keep_alive_close_resent_once_on_new_connection_ok() -> No
     assert rows[1]["sent_ns"] > rows[1]["scheduled_ns"]
 
 
-def test_execute_pre_opened_connection_closed_unanswered_resent_ok() -> None:
-    rows, server = _execute_all([_reply(close=True), _reply(*_GOOD)], 1, pre_open=True)
+def test_stream_request_pre_opened_connection_closed_unanswered_resent_ok() -> None:
+    rows, server = _stream_all([_reply(close=True), _reply(*_GOOD)], 1, pre_open=True)
     assert rows[0]["status"] == "ok"
     assert [len(c.requests) for c in server.connections] == [1, 1]
 
 
 @pytest.mark.parametrize("served_before", [False, True], ids=["new", "reused"])
-def test_execute_server_closing_unanswered_protocol_error_no_resend_loop(
+def test_stream_request_server_closing_unanswered_protocol_error_no_resend_loop(
     served_before: bool,
 ) -> None:
     script = [_reply(*_GOOD), _reply(close=True)] if served_before else [_reply(close=True)]
-    rows, server = _execute_all(script, 2 if served_before else 1)
+    rows, server = _stream_all(script, 2 if served_before else 1)
     assert rows[-1]["status"] == "protocol_error"
     assert "without sending a response" in rows[-1]["error"]
     # A new connection is never resent on; a reused one is resent on once, on a new one.
     assert [len(c.requests) for c in server.connections] == ([2, 1] if served_before else [1])
 
 
-def test_execute_broken_content_chunk_counted_client_side_protocol_error_row_kept() -> None:
+def test_stream_request_broken_content_chunk_counted_client_side_protocol_error_row_kept() -> None:
     # No usage, no token_ids: the client counts tokens itself and only then parses the chunk.
     broken = b'{"choices":[{"index":0,"text":" the"}]}}'
     reply = _reply(_OK_HEAD, _sse(broken), _sse(b"[DONE]") + _END)
@@ -289,22 +296,22 @@ def test_execute_broken_content_chunk_counted_client_side_protocol_error_row_kep
     def count(payloads: list[bytes]) -> int:
         return sum(len(text_of_chunk(p).split()) for p in payloads)
 
-    rows, _ = _execute_all([reply], 1, fallback=count)
+    rows, _ = _stream_all([reply], 1, fallback=count)
     (row,) = rows
     assert row["status"] == "protocol_error"
     assert "content chunk is not a completion chunk" in row["error"]
     assert row["output_tokens"] is None
 
 
-def test_execute_slow_server_timeout_status_and_connection_dropped() -> None:
+def test_stream_request_slow_server_timeout_status_and_connection_dropped() -> None:
     slow = _reply(_OK_HEAD, _sse(_CHUNK), _sse(_CHUNK), pause_s=0.3)
-    rows, server = _execute_all([slow, _reply(*_GOOD)], 2, timeout_s=0.2)
+    rows, server = _stream_all([slow, _reply(*_GOOD)], 2, timeout_s=0.2)
     assert rows[0]["status"] == "timeout" and "request_timeout 0.2s" in rows[0]["error"]
     assert rows[1]["status"] == "ok"
     assert len(server.connections) == 2  # the timed-out connection was not reused
 
 
-def test_execute_refused_connect_error_not_sent() -> None:
+def test_stream_request_refused_connect_error_not_sent() -> None:
     with socket.socket() as s:  # a port nobody listens on: bound, never listening
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
@@ -321,20 +328,20 @@ def test_execute_refused_connect_error_not_sent() -> None:
     [hang(), sse([_CHUNK] * 100, pause_s=0.05), drip(b"".join(_GOOD), interval_s=0.05)],
     ids=["silent", "slow", "drip"],
 )
-def test_execute_timeout_closes_connection_at_once(
+def test_stream_request_timeout_closes_connection_at_once(
     hostile_server: Callable[..., HostileServer], behaviour: Behaviour
 ) -> None:
     # Closing is how the server learns to stop generating: it must happen at the timeout,
     # not when the worker's loop ends (the loop stays up 1.5 s longer here).
     server = hostile_server([behaviour])
-    row = _execute_hostile(server, timeout_s=0.3, hold_s=1.5)
+    row = _stream_hostile(server, timeout_s=0.3, hold_s=1.5)
     assert row["status"] == "timeout"
     (conn,) = server.connections
     assert conn.client_closed_ns is not None
     assert conn.client_closed_ns - row["end_ns"] < _CLOSE_SEEN_NS
 
 
-def test_execute_cancel_closes_connection_at_once(
+def test_stream_request_cancel_closes_connection_at_once(
     hostile_server: Callable[..., HostileServer],
 ) -> None:
     server = hostile_server([sse([_CHUNK] * 100, pause_s=0.05)])
@@ -378,14 +385,14 @@ _BAD_200 = ("protocol_error", 200)
     ],
     ids=["endless-line", "endless-content", "endless-empty", "endless-page", "endless-502"],
 )  # fmt: skip
-def test_execute_response_past_its_limits_error_row_connection_closed(
+def test_stream_request_response_past_its_limits_error_row_connection_closed(
     hostile_server: Callable[..., HostileServer],
     behaviour: Behaviour,
     outcome: tuple[str, int],
     error_part: str,
 ) -> None:
     server = hostile_server([behaviour])
-    row = _execute_hostile(server, timeout_s=30.0, hold_s=0.6)
+    row = _stream_hostile(server, timeout_s=30.0, hold_s=0.6)
     assert (row["status"], row["http_status"]) == outcome
     assert error_part in row["error"]
     assert row["end_ns"] - row["sent_ns"] < 10e9  # the limit ended it, not the timeout
@@ -413,7 +420,7 @@ def test_execute_response_past_its_limits_error_row_connection_closed(
     ids=["gzip", "json-200", "redirect", "negative-usage", "head+bad-framing",
          "503+bad-framing"],
 )  # fmt: skip
-def test_execute_misbehaving_server_named_cause_status_kept(
+def test_stream_request_misbehaving_server_named_cause_status_kept(
     hostile_server: Callable[..., HostileServer],
     behaviour: Behaviour,
     status: str,
@@ -421,7 +428,7 @@ def test_execute_misbehaving_server_named_cause_status_kept(
     error_parts: list[str],
 ) -> None:
     server = hostile_server([behaviour])
-    row = _execute_hostile(server)
+    row = _stream_hostile(server)
     assert (row["status"], row["http_status"]) == (status, http_status)
     for part in error_parts:
         assert part in row["error"]
@@ -430,12 +437,12 @@ def test_execute_misbehaving_server_named_cause_status_kept(
     assert (row["output_tokens"] or 0) >= 0  # never a negative count (negative throughput)
 
 
-def test_execute_unknown_lengths_warmup_long_real_stream_ok(
+def test_stream_request_unknown_lengths_warmup_long_real_stream_ok(
     hostile_server: Callable[..., HostileServer],
 ) -> None:
     # Warm-up requests carry no lengths (0, 0): their limits must not cut a real stream.
     first = content_chunk(" a", [1]).replace(b'"index"', b'"prompt_token_ids":%b,"index"' % (
         str(list(range(100_000, 250_000))).encode()))  # fmt: skip
     server = hostile_server([sse([first] + [_CHUNK] * 999 + [usage_chunk(150_000, 1000)])])
-    row = _execute_hostile(server, lengths=(0, 0))
+    row = _stream_hostile(server, lengths=(0, 0))
     assert (row["status"], row["output_tokens"], row["error"]) == ("ok", 1000, None)
