@@ -16,9 +16,10 @@ import json
 import re
 from typing import Any
 
+from steps.errors import BenchError
 from workflows.argo_expr import ExprError, depends_results, depends_tasks
 
-__all__ = ["lint_run", "lint_template"]
+__all__ = ["lint_run", "lint_template", "require_clean"]
 
 _WF_PARAM_RE = re.compile(r"workflow\.parameters\.([A-Za-z0-9_-]+)")
 _TEMPLATE_VAR_RE = re.compile(r"(inputs|outputs)\.(parameters|artifacts)\.([A-Za-z0-9_-]+)")
@@ -218,3 +219,10 @@ def lint_run(run_spec: dict[str, Any], template: dict[str, Any]) -> list[str]:
         f"parameter '{n}' is not declared by the template" for n in sorted(given - declared)
     ]
     return problems
+
+
+def require_clean(template: dict[str, Any], *runs: dict[str, Any]) -> None:
+    """Refuse to emit a manifest the lint rejects (a bug here, not a user error): BenchError."""
+    problems = lint_template(template) + [p for run in runs for p in lint_run(run, template)]
+    if problems:
+        raise BenchError(f"manifest lint: {'; '.join(problems)}")

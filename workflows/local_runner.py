@@ -8,59 +8,40 @@ are read from their files, and artifacts are handed between tasks through a run 
     <run_dir>/tasks/<task>/       the container's workingDir (every declared path lives under it)
     <run_dir>/artifacts/<task>/<artifact>   what Argo would store in the artifact repository
 
-It supports exactly the subset the project's templates use and refuses anything else by name
-(`UnsupportedFeature`), so a manifest change that the local run cannot mirror fails loudly
-instead of running something different. Independent tasks run one after another; retries with
-backoff and `backoff.maxDuration`, activeDeadlineSeconds, `depends` and `when` expressions,
-`{{tasks.X.exitCode}}`/`{{tasks.X.status}}`, optional artifacts, output-parameter defaults,
-the workflow phase from the DAG's leaves, and the workflow mutex (a file lock) behave as in
-Argo v4.0.5. A task argument or `when` that names a `tasks.*` value the run does not have is an
-error here: Argo would requeue that task until the workflow deadline.
-
-Fields a cluster acts on but this machine cannot (images, resources, affinity, security
-contexts, `podSpecPatch`, template `timeout`, which only bounds a Pending pod, service account,
-pod GC, TTL, artifact repository, Prometheus export of metrics) are accepted and have no local
-effect; `cluster_only_fields` names those a manifest uses, and `run_template` says so in one
-line before it starts, so a green local run is never mistaken for a cluster run.
+Which manifest fields it emulates, which it accepts without local effect and the refusal of
+the rest by name live in one list, `workflows.local_subset.SUBSET`. Independent tasks run one
+after another; retries with backoff and `backoff.maxDuration`, activeDeadlineSeconds,
+`depends` and `when` expressions, `{{tasks.X.exitCode}}`/`{{tasks.X.status}}`, optional
+artifacts, output-parameter defaults, the workflow phase from the DAG's leaves, and the
+workflow mutex (a file lock) behave as in Argo v4.0.5. A task argument or `when` that names a
+`tasks.*` value the run does not have is an error here: Argo would requeue that task until the
+workflow deadline. The cluster-only fields a manifest uses (images, resources, affinity,
+security contexts, `podSpecPatch`, the Pending `timeout`, service account, pod GC, TTL, artifact
+repository, Prometheus export) are named in one line before the run starts, so a green local
+run is never mistaken for a cluster run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
-import shutil
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from steps.errors import UsageError
 from workflows.argo_expr import ExprError, depends_tasks, evaluate, evaluate_depends, substitute
+from workflows.local_process import copy_path, hold_mutexes, run_process
+from workflows.local_subset import (
+    UnsupportedFeature,
+    check_supported,
+    cluster_only_fields,
+    templates_by_name,
+)
 
-__all__ = [
-    "RunResult",
-    "RunnerEnv",
-    "TaskResult",
-    "UnsupportedFeature",
-    "check_supported",
-    "cluster_only_fields",
-    "default_lock_dir",
-    "run_template",
-]
+__all__ = ["RunResult", "RunnerEnv", "TaskResult", "run_template"]
 
 Manifest = dict[str, Any]
-
-#: Heartbeat after this many seconds without output from a running step.
-_QUIET_HEARTBEAT_S = 15.0
-
-
-class UnsupportedFeature(UsageError):
-    """The manifest uses an Argo feature the local runner does not implement."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +56,8 @@ class RunnerEnv:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """One DAG task's end, as Argo's node would show it."""
+
     name: str
     phase: str  # Succeeded | Failed | Skipped (`when` false) | Omitted (`depends` false)
     exit_code: int | None
@@ -85,175 +68,12 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class RunResult:
+    """The workflow's phase, its tasks and the gauges its metrics would export."""
+
     phase: str  # Succeeded | Failed
     tasks: dict[str, TaskResult]
     metrics: dict[str, float]
     run_dir: Path
-
-
-# ---------------------------------------------------------------------------------------------
-# Supported subset: key -> nested spec (a dict), True (supported leaf) or None (accepted,
-# cluster-only: no local effect, reported by `cluster_only_fields`).
-
-_PARAM = {"name": True, "value": True, "default": True, "description": True, "enum": True}
-_SUBSET: dict[str, Any] = {
-    "apiVersion": True,
-    "kind": True,
-    "metadata": True,  # the object's own name and labels: nothing to run
-    "spec": {
-        "entrypoint": True,
-        "arguments": {"parameters": _PARAM},
-        "activeDeadlineSeconds": True,
-        "synchronization": {"mutexes": {"name": True}},
-        "serviceAccountName": None,
-        "podGC": None,
-        "ttlStrategy": None,
-        "artifactRepositoryRef": None,
-        "podMetadata": None,
-        "securityContext": None,
-        "podSpecPatch": None,
-        "templates": {
-            "name": True,
-            "inputs": {
-                "parameters": _PARAM,
-                "artifacts": {"name": True, "path": True, "optional": True},
-            },
-            "outputs": {
-                "parameters": {"name": True, "valueFrom": {"path": True, "default": True}},
-                "artifacts": {
-                    "name": True,
-                    "path": True,
-                    "optional": True,
-                    "archive": {"none": True},
-                },
-            },
-            "container": {
-                "command": True,
-                "args": True,
-                "workingDir": True,
-                "env": {
-                    "name": True,
-                    "value": True,
-                    "valueFrom": {"secretKeyRef": {"name": True, "key": True, "optional": True}},
-                },
-                "image": None,
-                "imagePullPolicy": None,
-                "resources": None,
-                "securityContext": None,
-            },
-            "dag": {
-                "tasks": {
-                    "name": True,
-                    "template": True,
-                    "depends": True,
-                    "when": True,
-                    "arguments": {
-                        "parameters": {"name": True, "value": True},
-                        "artifacts": {"name": True, "from": True, "optional": True},
-                    },
-                }
-            },
-            "retryStrategy": {
-                "limit": True,
-                "retryPolicy": True,
-                "expression": True,
-                "backoff": {"duration": True, "factor": True, "maxDuration": True},
-            },
-            "activeDeadlineSeconds": True,
-            "timeout": None,
-            "metrics": {
-                "prometheus": {
-                    "name": True,
-                    "help": True,
-                    "when": True,
-                    "labels": {"key": True, "value": True},
-                    "gauge": {"value": True, "realtime": True},
-                }
-            },
-            "affinity": None,
-            "serviceAccountName": None,
-            "metadata": None,
-        },
-    },
-}
-
-
-#: What a cluster-only field means for a local run, where it is not obvious.
-_CLUSTER_ONLY_NOTES = {
-    "timeout": "timeout (no Pending phase here)",
-    "securityContext": "securityContext (steps run as this user)",
-    "metadata": "pod metadata",
-}
-
-
-def _check(node: Any, spec: Any, where: str, cluster_only: set[str] | None = None) -> None:
-    if spec is True:
-        return
-    if spec is None:
-        if cluster_only is not None:
-            cluster_only.add(where.rpartition(".")[2])
-        return
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            _check(item, spec, f"{where}[{i}]", cluster_only)
-        return
-    if not isinstance(node, dict):
-        raise UnsupportedFeature(f"local runner: {where} is not a mapping")
-    for key, value in node.items():
-        if key not in spec:
-            raise UnsupportedFeature(
-                f"local runner: '{key}' at {where or '(root)'} is not supported "
-                f"(supported there: {', '.join(sorted(spec))})"
-            )
-        _check(value, spec[key], f"{where}.{key}" if where else key, cluster_only)
-
-
-def cluster_only_fields(manifest: Manifest) -> list[str]:
-    """The fields of `manifest` a cluster acts on and the local runner does not (sorted)."""
-    found: set[str] = set()
-    _check(manifest, _SUBSET, "", found)
-    fields = [_CLUSTER_ONLY_NOTES.get(name, name) for name in sorted(found)]
-    if any("metrics" in t for t in manifest["spec"].get("templates", [])):
-        fields.append("metrics export (gauges are computed here, never sent to Prometheus)")
-    return fields
-
-
-def check_supported(manifest: Manifest) -> None:
-    """Raise `UnsupportedFeature` naming the first field outside the supported subset."""
-    _check(manifest, _SUBSET, "")
-    spec = manifest["spec"]
-    for template in spec.get("templates", []):
-        name = template.get("name", "?")
-        kinds = [k for k in ("container", "dag") if k in template]
-        if len(kinds) != 1:
-            raise UnsupportedFeature(
-                f"local runner: template '{name}' must be a container or a dag"
-            )
-        container = template.get("container")
-        if container is not None and (container.get("command") or [None])[0] != "python":
-            raise UnsupportedFeature(
-                f"local runner: template '{name}' command must start with 'python' "
-                "(steps run as python -m steps.<name>)"
-            )
-        policy = template.get("retryStrategy", {}).get("retryPolicy", "Always")
-        if policy not in ("Always", "OnFailure", "OnError"):
-            raise UnsupportedFeature(
-                f"local runner: template '{name}' retryPolicy '{policy}' is not supported"
-            )
-    entry = _templates(manifest).get(spec.get("entrypoint", ""))
-    if entry is None or "dag" not in entry:
-        raise UnsupportedFeature("local runner: the entrypoint must name a dag template")
-    for task in entry["dag"]["tasks"]:
-        target = _templates(manifest).get(task["template"])
-        if target is None or "container" not in target:
-            raise UnsupportedFeature(
-                f"local runner: task '{task['name']}' must call a container template "
-                "(nested dags are not supported)"
-            )
-
-
-def _templates(manifest: Manifest) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in manifest["spec"].get("templates", [])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,52 +128,56 @@ def _effective_phases(tasks: list[dict[str, Any]], results: Mapping[str, TaskRes
     return "Failed" if any(effective[leaf] == "Failed" for leaf in leaves) else "Succeeded"
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A template's retryStrategy as the controller applies it (none: one attempt)."""
+
+    limit: int
+    delay_s: float
+    factor: float
+    max_duration_s: float
+    expression: str | None
+
+    @classmethod
+    def of(cls, template: dict[str, Any], resolve: Callable[[str], str]) -> _Retry:
+        retry = template.get("retryStrategy") or {}
+        backoff = retry.get("backoff", {})
+        return cls(
+            limit=int(retry.get("limit", 0)),
+            delay_s=_duration_s(backoff.get("duration", "0s")),
+            factor=float(backoff.get("factor", 1)),
+            max_duration_s=_duration_s(resolve(backoff.get("maxDuration", "inf"))),
+            expression=retry.get("expression"),
+        )
+
+    def wanted(self, exit_code: int) -> bool:
+        """Whether the retry expression asks for another attempt after `exit_code`."""
+        if self.expression is None:
+            return True
+        variables = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": "Failed"}
+        return evaluate(self.expression, variables) is True
+
+
+@dataclass(frozen=True)
+class _Workdir:
+    """A task's container workingDir mapped onto its directory on this machine."""
+
+    template: str
+    working_dir: PurePosixPath
+    host_dir: Path
+
+    def host(self, path: str) -> Path:
+        pure = PurePosixPath(path)
+        if not pure.is_relative_to(self.working_dir):
+            raise UnsupportedFeature(
+                f"local runner: template '{self.template}' path {path} is outside its "
+                f"workingDir {self.working_dir}"
+            )
+        return self.host_dir / pure.relative_to(self.working_dir)
+
+
 # ---------------------------------------------------------------------------------------------
-# I/O: locks, processes, files
-
-
-@contextlib.contextmanager
-def _mutexes(names: list[str], env: RunnerEnv) -> Iterator[None]:
-    """Hold a file lock per Argo mutex name for the whole run, as the controller would."""
-    env.lock_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            path = env.lock_dir / (hashlib.sha256(name.encode()).hexdigest()[:24] + ".lock")
-            handle = stack.enter_context(path.open("w"))
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                env.echo(f"waiting for mutex {name!r}: another run uses this target")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _stream(proc: subprocess.Popen[str], prefix: str, env: RunnerEnv) -> None:
-    """Echo a step's output line by line; say it is alive when it is quiet for a while."""
-    last = [time.monotonic()]
-    started = time.monotonic()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            last[0] = time.monotonic()
-            env.echo(f"{prefix} {line.rstrip()}")
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    while reader.is_alive():
-        reader.join(timeout=1.0)
-        if time.monotonic() - last[0] >= _QUIET_HEARTBEAT_S:
-            env.echo(f"{prefix} still running ({time.monotonic() - started:.0f} s)")
-            last[0] = time.monotonic()
-
-
-def _copy(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        shutil.copytree(source, dest, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, dest)
+# One execution of a manifest
 
 
 class _Run:
@@ -362,7 +186,7 @@ class _Run:
     def __init__(
         self, manifest: Manifest, params: dict[str, str], run_dir: Path, env: RunnerEnv
     ) -> None:
-        self.templates = _templates(manifest)
+        self.templates = templates_by_name(manifest)
         self.params = params
         self.run_dir = run_dir
         self.env = env
@@ -409,26 +233,41 @@ class _Run:
         dest = self.run_dir / "artifacts" / task / name
         if source.is_file():
             dest = dest / source.name
-        _copy(source, dest)
+        copy_path(source, dest)
         self.stored[(task, name)] = dest
 
     def run_task(self, task: dict[str, Any]) -> TaskResult:
+        """Run one task's container template to its end (with its retries)."""
         name: str = task["name"]
         template = self.templates[task["template"]]
         container = template["container"]
-        workdir = self.run_dir / "tasks" / name
-        workdir.mkdir(parents=True, exist_ok=True)
-        working_dir = PurePosixPath(container.get("workingDir", "/"))
+        workdir = _Workdir(
+            template["name"],
+            PurePosixPath(container.get("workingDir", "/")),
+            self.run_dir / "tasks" / name,
+        )
+        workdir.host_dir.mkdir(parents=True, exist_ok=True)
+        scope = self._task_scope(task, template, workdir)
+        argv = [self.env.python_executable] + [
+            substitute(a, scope) for a in [*container["command"][1:], *container.get("args", [])]
+        ]
+        step_env = self._step_env(name, container, scope)
+        if "timeout" in template:  # not enforced (no Pending here), but it must resolve
+            _duration_s(substitute(template["timeout"], scope))
+        exit_code, message, attempts = self._attempts(
+            name, template, scope, argv, step_env, workdir.host_dir
+        )
+        values, exit_code, message = self._outputs(name, template, workdir, exit_code, message)
+        self._record_metrics(template, scope, values)
+        phase = "Succeeded" if exit_code == 0 else "Failed"
+        return TaskResult(name, phase, exit_code, attempts, values, message)
 
-        def host(path: str) -> Path:
-            pure = PurePosixPath(path)
-            if not pure.is_relative_to(working_dir):
-                raise UnsupportedFeature(
-                    f"local runner: template '{template['name']}' path {path} is outside its "
-                    f"workingDir {working_dir}"
-                )
-            return workdir / pure.relative_to(working_dir)
-
+    def _task_scope(
+        self, task: dict[str, Any], template: dict[str, Any], workdir: _Workdir
+    ) -> dict[str, str]:
+        """The DAG scope plus the template's inputs (input artifacts copied in place) and its
+        output artifact paths."""
+        name = task["name"]
         outer = self.global_scope()
         scope = dict(outer)
         arguments = task.get("arguments", {})
@@ -456,66 +295,82 @@ class _Run:
                     f"local runner: task '{name}' input artifact '{artifact['name']}' from "
                     f"{ref or '(nothing)'} does not exist"
                 )
-            _copy(stored, host(artifact["path"]))
-            scope[f"inputs.artifacts.{artifact['name']}.path"] = str(host(artifact["path"]))
-        outputs = template.get("outputs", {})
-        for artifact in outputs.get("artifacts", []):
-            scope[f"outputs.artifacts.{artifact['name']}.path"] = str(host(artifact["path"]))
+            copy_path(stored, workdir.host(artifact["path"]))
+            scope[f"inputs.artifacts.{artifact['name']}.path"] = str(workdir.host(artifact["path"]))
+        for artifact in template.get("outputs", {}).get("artifacts", []):
+            scope[f"outputs.artifacts.{artifact['name']}.path"] = str(
+                workdir.host(artifact["path"])
+            )
+        return scope
 
-        command = [substitute(c, scope) for c in container["command"]]
-        command[0] = self.env.python_executable
-        argv = command + [substitute(a, scope) for a in container.get("args", [])]
+    def _step_env(
+        self, task: str, container: dict[str, Any], scope: Mapping[str, str]
+    ) -> dict[str, str]:
+        """This environment plus the container's `env`; a Secret's stand-in is the
+        same-named variable here, and an optional Secret that is absent leaves it unset."""
         step_env = dict(self.env.environ)
         for var in container.get("env", []):
             if "value" in var:
                 step_env[var["name"]] = substitute(var["value"], scope)
                 continue
             ref = var["valueFrom"]["secretKeyRef"]
-            # The local stand-in for a Kubernetes Secret is the same-named variable in this
-            # environment; an optional Secret that is absent leaves the variable unset.
             if var["name"] not in self.env.environ and not ref.get("optional", False):
                 raise UsageError(
-                    f"local runner: task '{name}' needs Secret {ref['name']}/{ref['key']}: "
+                    f"local runner: task '{task}' needs Secret {ref['name']}/{ref['key']}: "
                     f"set ${var['name']} in the environment"
                 )
+        return step_env
+
+    def _attempts(
+        self,
+        name: str,
+        template: dict[str, Any],
+        scope: Mapping[str, str],
+        argv: list[str],
+        step_env: dict[str, str],
+        workdir: Path,
+    ) -> tuple[int, str, int]:
+        """Attempts as the controller makes them: maxDuration counts from the first attempt's
+        start; no retry whose backoff would end past it, and retry attempts get only what
+        is left of it as their deadline. Returns (exit code, message, attempts)."""
         deadline_text = template.get("activeDeadlineSeconds")
         step_deadline = (
             float(substitute(str(deadline_text), scope)) if deadline_text is not None else None
         )
-        if "timeout" in template:  # not enforced (no Pending here), but it must resolve
-            _duration_s(substitute(template["timeout"], scope))
-
-        retry = template.get("retryStrategy")
-        limit = int(retry.get("limit", 0)) if retry else 0
-        backoff = (retry or {}).get("backoff", {})
-        delay = _duration_s(backoff.get("duration", "0s"))
-        factor = float(backoff.get("factor", 1))
-        # Argo: counted from the first attempt's start; no retry whose backoff would end
-        # past it, and retry attempts get only what is left of it as their deadline.
-        max_duration = _duration_s(substitute(backoff.get("maxDuration", "inf"), scope))
+        retry = _Retry.of(template, lambda text: substitute(text, scope))
+        delay = retry.delay_s
         first_start = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            left = max_duration - (time.monotonic() - first_start)
+            left = retry.max_duration_s - (time.monotonic() - first_start)
             deadline = step_deadline if attempt == 1 else min(step_deadline or left, left)
-            exit_code, message = self._attempt(name, argv, step_env, workdir, deadline)
-            if exit_code == 0 or attempt > limit:
-                break
-            if retry and "expression" in retry:
-                variables = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": "Failed"}
-                if not evaluate(retry["expression"], variables):
-                    break
-            if time.monotonic() - first_start + delay > max_duration:
-                message += f"; no retry: backoff would exceed maxDuration ({max_duration:.0f} s)"
-                break
-            self.env.echo(f"[{name}] exit {exit_code}; retry {attempt}/{limit} in {delay:.0f} s")
+            budget = min(deadline or float("inf"), self.deadline - time.monotonic())
+            exit_code, message = run_process(
+                argv, step_env, workdir, budget, f"[{name}]", self.env.echo
+            )
+            if exit_code == 0 or attempt > retry.limit or not retry.wanted(exit_code):
+                return exit_code, message, attempt
+            if time.monotonic() - first_start + delay > retry.max_duration_s:
+                message += (
+                    f"; no retry: backoff would exceed maxDuration ({retry.max_duration_s:.0f} s)"
+                )
+                return exit_code, message, attempt
+            self.env.echo(
+                f"[{name}] exit {exit_code}; retry {attempt}/{retry.limit} in {delay:.0f} s"
+            )
             time.sleep(delay)
-            delay *= factor
+            delay *= retry.factor
 
+    def _outputs(
+        self, name: str, template: dict[str, Any], workdir: _Workdir, exit_code: int, message: str
+    ) -> tuple[dict[str, str], int, str]:
+        """Output parameters from their files (or defaults) and artifacts into the store, as
+        the wait container saves them; a missing required one fails the task."""
+        outputs = template.get("outputs", {})
         values: dict[str, str] = {}
         for param in outputs.get("parameters", []):
-            path = host(param["valueFrom"]["path"])
+            path = workdir.host(param["valueFrom"]["path"])
             if path.is_file():
                 values[param["name"]] = path.read_text()
             elif "default" in param["valueFrom"]:
@@ -523,7 +378,7 @@ class _Run:
             elif exit_code == 0:
                 exit_code, message = 1, f"output parameter file {path} was not written"
         for artifact in outputs.get("artifacts", []):
-            path = host(artifact["path"])
+            path = workdir.host(artifact["path"])
             if path.exists():
                 self.store_artifact(name, artifact["name"], path)
             elif not artifact.get("optional"):
@@ -534,45 +389,7 @@ class _Run:
                 self.env.echo(f"[{name}] wait: {missing}")
                 if exit_code == 0:
                     exit_code, message = 1, missing
-        phase = "Succeeded" if exit_code == 0 else "Failed"
-        result = TaskResult(name, phase, exit_code, attempt, values, message)
-        self._record_metrics(template, scope, values)
-        return result
-
-    def _attempt(
-        self,
-        name: str,
-        argv: list[str],
-        step_env: dict[str, str],
-        workdir: Path,
-        step_deadline: float | None,
-    ) -> tuple[int, str]:
-        started = time.monotonic()
-        budget = min(step_deadline or float("inf"), self.deadline - started)
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=step_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        timer = threading.Timer(budget, proc.kill) if budget != float("inf") else None
-        if timer is not None:
-            timer.start()
-        try:
-            _stream(proc, f"[{name}]", self.env)
-            exit_code = proc.wait()
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        elapsed = time.monotonic() - started
-        if exit_code < 0 and elapsed >= budget - 1:
-            return 1, f"killed after activeDeadlineSeconds ({budget:.0f} s)"
-        return exit_code, f"exit code {exit_code}" if exit_code else ""
+        return values, exit_code, message
 
     def _record_metrics(
         self, template: dict[str, Any], scope: dict[str, str], values: dict[str, str]
@@ -588,6 +405,27 @@ class _Run:
             except (ExprError, ValueError):
                 continue  # Argo emits no value then either (it flags a MetricsError).
             self.metrics[metric["name"]] = value
+
+    def run_dag(self, tasks: list[dict[str, Any]]) -> None:
+        """Every task in dependency order: omitted by `depends`, skipped by `when`, or run."""
+        for task in _topological(tasks):
+            name = task["name"]
+            depends = task.get("depends")
+            phases = {k: r.phase for k, r in self.results.items()}
+            if depends and not evaluate_depends(depends, phases):
+                self.results[name] = TaskResult(name, "Omitted", None, 0)
+                self.env.echo(f"[{name}] omitted (depends: {depends})")
+                continue
+            if self.skipped_by_when(task):
+                self.results[name] = TaskResult(name, "Skipped", None, 0)
+                self.env.echo(f"[{name}] skipped (when: {task['when']})")
+                continue
+            self.env.echo(f"[{name}] started")
+            started = time.monotonic()
+            result = self.run_task(task)
+            self.results[name] = result
+            note = f" ({result.message})" if result.message else ""
+            self.env.echo(f"[{name}] {result.phase} in {time.monotonic() - started:.1f} s{note}")
 
 
 def _workflow_params(manifest: Manifest, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -621,29 +459,7 @@ def run_template(
         substitute(m["name"], run.global_scope())
         for m in spec.get("synchronization", {}).get("mutexes", [])
     ]
-    with _mutexes(mutexes, env):
+    with hold_mutexes(mutexes, env.lock_dir, env.echo):
         run.deadline = time.monotonic() + float(spec.get("activeDeadlineSeconds", float("inf")))
-        for task in _topological(tasks):
-            name = task["name"]
-            depends = task.get("depends")
-            phases = {k: r.phase for k, r in run.results.items()}
-            if depends and not evaluate_depends(depends, phases):
-                run.results[name] = TaskResult(name, "Omitted", None, 0)
-                env.echo(f"[{name}] omitted (depends: {depends})")
-                continue
-            if run.skipped_by_when(task):
-                run.results[name] = TaskResult(name, "Skipped", None, 0)
-                env.echo(f"[{name}] skipped (when: {task['when']})")
-                continue
-            env.echo(f"[{name}] started")
-            started = time.monotonic()
-            result = run.run_task(task)
-            run.results[name] = result
-            note = f" ({result.message})" if result.message else ""
-            env.echo(f"[{name}] {result.phase} in {time.monotonic() - started:.1f} s{note}")
+        run.run_dag(tasks)
     return RunResult(_effective_phases(tasks, run.results), run.results, run.metrics, run_dir)
-
-
-def default_lock_dir() -> Path:
-    """Per-user directory for the local stand-in of Argo mutexes."""
-    return Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / "llm-baseline-bench-locks"

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.fakes.argo import FakeArgoSession
-from workflows.baseline import _stop, main
+from workflows.baseline import main
+from workflows.local_process import stop_process
 
 
 def test_render_all_writes_every_appliable_kind(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_stop_process_ignoring_sigterm_is_killed() -> None:
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    _stop(proc, grace_s=0.2)
+    stop_process(proc, grace_s=0.2)
     assert proc.returncode == -9
     proc.stdout.close()
 

@@ -10,13 +10,8 @@ from typing import Any
 import pytest
 
 from steps.errors import UsageError
-from workflows.local_runner import (
-    RunnerEnv,
-    UnsupportedFeature,
-    check_supported,
-    cluster_only_fields,
-    run_template,
-)
+from workflows.local_runner import RunnerEnv, run_template
+from workflows.local_subset import UnsupportedFeature, check_supported, cluster_only_fields
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template
@@ -175,6 +170,11 @@ def test_run_template_unknown_parameter_is_usage_error(tmp_path: Path) -> None:
                 retryStrategy={"retryPolicy": "OnTransientError"}
             ),
             "'OnTransientError'",
+        ),
+        (
+            # Here every failure is a step's exit: OnError would retry none of them.
+            lambda m: m["spec"]["templates"][0].update(retryStrategy={"retryPolicy": "OnError"}),
+            "retryStrategy.retryPolicy 'OnError' is not supported",
         ),
     ],
 )
