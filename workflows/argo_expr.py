@@ -1,11 +1,13 @@
 """The subset of Argo's template language the project's manifests use, evaluated locally.
 
 Argo substitutes `{{name}}` tags by simple lookup and evaluates `{{=expr}}` tags, retry
-`expression`s and DAG `depends` with expr-lang (github.com/expr-lang/expr). The local runner needs
-the same results without Go, so this module implements a small, closed subset: literals (numbers,
-'strings', true/false), dotted variable names, `asInt()` / `asFloat()`, `* + -` (numbers) and `+`
-(string concatenation), comparisons, `! && ||`, parentheses and `cond ? a : b`. Anything else is
-refused with an `ExprError` naming the construct, never guessed.
+`expression`s and DAG `depends` with expr-lang (github.com/expr-lang/expr). The local runner and
+the graph lint need the same results without Go, so this module implements the small, closed
+subset the project's manifests use: literals (numbers, 'strings', true/false), dotted variable
+names, `asInt()`, `*` and `+` over numbers (the time budgets), comparisons (retry expressions,
+metric and task `when`s), `! && ||` and parentheses (`depends`). Anything else is refused with
+an `ExprError` naming the construct, never guessed: step arguments carry parameters unchanged,
+so no conditional or string expression is needed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class ExprError(ValueError):
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+*<>!?:(),]))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[+*<>!()]))"
 )
 _TAG_RE = re.compile(r"\{\{(.*?)\}\}")
 _FUNCTIONS: dict[str, Callable[[Value], Value]] = {}
@@ -53,14 +55,7 @@ def _as_int(value: Value) -> Value:
         raise ExprError(f"asInt: {value!r} is not an integer") from None
 
 
-def _as_float(value: Value) -> Value:
-    try:
-        return float(str(value))
-    except ValueError:
-        raise ExprError(f"asFloat: {value!r} is not a number") from None
-
-
-_FUNCTIONS.update({"asInt": _as_int, "asFloat": _as_float})
+_FUNCTIONS.update({"asInt": _as_int})
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -99,20 +94,10 @@ class _Parser:
         return token
 
     def parse(self) -> Value:
-        value = self._ternary()
+        value = self._or()
         if self.pos != len(self.tokens):
             raise ExprError(f"unexpected {self.tokens[self.pos].text!r} in {self.text!r}")
         return value
-
-    def _ternary(self) -> Value:
-        cond = self._or()
-        if self._peek() != "?":
-            return cond
-        self._take("?")
-        when_true = self._ternary()
-        self._take(":")
-        when_false = self._ternary()
-        return when_true if _truth(cond) else when_false
 
     def _or(self) -> Value:
         value = self._and()
@@ -154,35 +139,23 @@ class _Parser:
 
     def _sum(self) -> Value:
         value = self._product()
-        while self._peek() in ("+", "-"):
-            op = self._take().text
+        while self._peek() == "+":
+            self._take()
             right = self._product()
-            if isinstance(value, str) and isinstance(right, str) and op == "+":
-                value = value + right
-            elif _is_number(value) and _is_number(right):
-                value = value + right if op == "+" else value - right  # type: ignore[operator]
-            else:
-                raise ExprError(f"cannot apply {op} to {value!r} and {right!r} in {self.text!r}")
+            if not (_is_number(value) and _is_number(right)):
+                raise ExprError(f"cannot apply + to {value!r} and {right!r} in {self.text!r}")
+            value = value + right  # type: ignore[operator]
         return value
 
     def _product(self) -> Value:
-        value = self._unary()
+        value = self._atom()
         while self._peek() == "*":
             self._take()
-            right = self._unary()
+            right = self._atom()
             if not (_is_number(value) and _is_number(right)):
                 raise ExprError(f"cannot multiply {value!r} by {right!r} in {self.text!r}")
             value = value * right  # type: ignore[operator]
         return value
-
-    def _unary(self) -> Value:
-        if self._peek() == "-":
-            self._take()
-            value = self._unary()
-            if not _is_number(value):
-                raise ExprError(f"cannot negate {value!r} in {self.text!r}")
-            return -value  # type: ignore[operator]
-        return self._atom()
 
     def _atom(self) -> Value:
         token = self._take()
@@ -191,7 +164,7 @@ class _Parser:
         if token.kind == "str":
             return token.text[1:-1]
         if token.text == "(":
-            value = self._ternary()
+            value = self._or()
             self._take(")")
             return value
         if token.kind != "name":
@@ -205,7 +178,7 @@ class _Parser:
                     f"function {token.text!r} is not supported (supported: {sorted(_FUNCTIONS)})"
                 )
             self._take("(")
-            argument = self._ternary()
+            argument = self._or()
             self._take(")")
             return function(argument)
         if token.text not in self.variables:

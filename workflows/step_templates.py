@@ -1,16 +1,18 @@
 """One Hera Container template per DAG step: what each step pod runs, reads and writes.
 
 Every step runs `python -m steps.<step>` in its own image with the flags in the README
-(conventions in steps/CONTRACTS.md); each input parameter `x_y` is passed as flag `--x-y`.
+(conventions in steps/CONTRACTS.md); each input parameter `x_y` is passed unchanged as flag
+`--x-y` (no expressions in args: the steps read Argo's strings, e.g. `--bucket ""` = no upload,
+`--fail-on-breach true|false`).
 Pieces every step shares (image, working directory, restricted securityContext, time budget,
 retries) come from `_step`; the load pod's zone affinity and resources have their own helpers.
 `workflows.template` wires these templates into the DAG.
 
 Argo facts this relies on (Argo v4.0.5, the schema hera 7.1 is generated from):
-- Template-level `activeDeadlineSeconds`, `timeout`, `retryStrategy.backoff.maxDuration` and
-  container args accept `{{=expr}}` expression tags (the template is substituted with its
-  inputs before use). The limits come from workflows.time_budget, the pod security settings
-  from workflows.pod_security.
+- Template-level `activeDeadlineSeconds`, `timeout` and `retryStrategy.backoff.maxDuration`
+  accept `{{=expr}}` expression tags (the template is substituted with its inputs before use):
+  a limit that depends on a parameter is one. The limits come from workflows.time_budget,
+  the pod security settings from workflows.pod_security.
 - Required podAffinity without `namespaces` only matches pods in the workflow's own namespace
   (the benchmark chart's bug), so the load step names the target namespace.
 """
@@ -34,6 +36,7 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from steps.shared import ZONE_LABEL, ZoneAffinity
+from steps.summary_model import KEY_METRICS, OUTPUT_METRIC_NAMES, SLA_METRIC_NAMES
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
@@ -125,40 +128,17 @@ LOAD_KNOBS = (
 )
 LOAD_INPUTS = (*LOAD_KNOBS, "target_namespace")
 AGGREGATE_INPUTS = ("records", "run")
-SLA_KNOBS = (
-    "sla_ttft_p50_ms",
-    "sla_ttft_p99_ms",
-    "sla_itl_p50_ms",
-    "sla_itl_p99_ms",
-    "sla_e2e_p99_ms",
-    "sla_error_rate",
-    "sla_schedule_delay_p99_ms",
-    "regression_tolerance",
-)
+#: The report's SLA limits (`sla_<metric>`) and its regression tolerance.
+SLA_KNOBS = (*(f"sla_{name}" for name in SLA_METRIC_NAMES), "regression_tolerance")
 REPORT_INPUTS = ("bucket", "path", "s3_endpoint_url", *SLA_KNOBS, "fail_on_breach")
 #: The report's input that carries the load step's exit code (`--load-exit-code`).
 LOAD_EXIT_CODE = "load_exit_code"
 
 READINESS_OUTPUTS = ("served_model", "zones", "max_model_len")
-REPORT_OUTPUTS = (
-    "verdict",
-    "ttft_p50_ms",
-    "ttft_p99_ms",
-    "itl_p50_ms",
-    "itl_p99_ms",
-    "error_rate",
-    "report_uri",
-)
 #: Report outputs exported as Prometheus gauges (Argo custom metrics) for nightly dashboards.
-METRIC_PARAMETERS = ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "error_rate")
+METRIC_PARAMETERS = OUTPUT_METRIC_NAMES
+REPORT_OUTPUTS = ("verdict", *METRIC_PARAMETERS, "report_uri")
 _METRIC_PREFIX = "llm_baseline_"
-_METRIC_HELP = {
-    "ttft_p50_ms": "Time to first token, median (ms)",
-    "ttft_p99_ms": "Time to first token, p99 (ms)",
-    "itl_p50_ms": "Inter-token latency, median (ms)",
-    "itl_p99_ms": "Inter-token latency, p99 (ms)",
-    "error_rate": "Fraction of requests that failed",
-}
 _LOAD_RESOURCES = Resources(cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi")
 
 
@@ -385,7 +365,7 @@ def _report_gauges() -> list[Gauge]:
     return [
         Gauge(
             name=_METRIC_PREFIX + name,
-            help=_METRIC_HELP[name],
+            help=KEY_METRICS[name].description,
             value="{{outputs.parameters." + name + "}}",
             # A statistic without data is "" (null): Argo would keep the gauge's
             # previous value and flag the run MetricsError, so emit nothing instead.
@@ -417,12 +397,7 @@ def report_template(options: TemplateOptions) -> Container:
             "load",
             "--out",
             "report",
-            "--s3-uri",
-            "{{=inputs.parameters.bucket == '' ? '' : "
-            "'s3://' + inputs.parameters.bucket + '/' + inputs.parameters.path}}",
-            *_flags("s3_endpoint_url", *SLA_KNOBS),
-            "{{=inputs.parameters.fail_on_breach == 'true' ? "
-            "'--fail-on-breach' : '--no-fail-on-breach'}}",
+            *_flags(*REPORT_INPUTS),
             "--load-exit-code",
             _inp(LOAD_EXIT_CODE),
             "--outputs-dir",

@@ -15,8 +15,7 @@ SCOPE = {"inputs.parameters.bucket": "b", "inputs.parameters.path": "p", "x.n": 
         ("{{inputs.parameters.bucket}}/{{ inputs.parameters.path }}", "b/p"),
         ("{{=asInt(x.n) + 900}}", "1200"),
         ("{{=3 * (asInt(x.n) + 600) + 45}}s", "2745s"),
-        ("{{=inputs.parameters.bucket == '' ? '' : 's3://' + inputs.parameters.bucket}}", "s3://b"),
-        ("{{=!(asFloat(x.n) > 10) || false}}", "false"),
+        ("{{=!(asInt(x.n) > 10) || false}}", "false"),
         ("plain", "plain"),
     ],
 )
@@ -33,6 +32,11 @@ def test_substitute_known_forms(text: str, expected: str) -> None:
         ("{{=x.n % 2}}", "unsupported syntax"),
         ("{{=x.n * 2}}", "cannot multiply"),
         ("{{=x.n + 1}}", "cannot apply"),
+        # No conditional or string expressions: step arguments carry parameters unchanged.
+        ("{{=inputs.parameters.bucket == '' ? '' : 's3://'}}", r"unsupported syntax at \" \? "),
+        ("{{='s3://' + inputs.parameters.bucket}}", "cannot apply"),
+        ("{{=asFloat(x.n)}}", "function 'asFloat' is not supported"),
+        ("{{=asInt(x.n) - 1}}", "unsupported syntax at ' - 1'"),
     ],
 )
 def test_substitute_outside_subset_raises(text: str, message: str) -> None:
