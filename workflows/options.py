@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from steps.errors import UsageError
 from steps.shared import ZoneAffinity
 
-__all__ = ["PLACEHOLDER_IMAGE_REGISTRY", "STEPS", "TemplateOptions"]
+__all__ = ["K8S_NAME_PATTERN", "PLACEHOLDER_IMAGE_REGISTRY", "STEPS", "TemplateOptions"]
 
 # DAG task = template = step module = image build target, in DAG order.
 STEPS = ("readiness", "tokenizer", "load", "aggregate", "report")
 
-_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: A Kubernetes object name or namespace (RFC 1123 label): what the API server accepts.
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 #: The default image registry names no real registry: fine for reading rendered YAML, never
 #: for a template a cluster runs (every pod would fail to pull). `make images` publishes them.
 PLACEHOLDER_IMAGE_REGISTRY = "llm-baseline-bench"
@@ -28,10 +29,10 @@ class TemplateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(
-        default="llm-baseline", pattern=_K8S_NAME, description="WorkflowTemplate name"
+        default="llm-baseline", pattern=K8S_NAME_PATTERN, description="WorkflowTemplate name"
     )
     namespace: str = Field(
-        default="benchmarking", pattern=_K8S_NAME, description="namespace of the workflows"
+        default="benchmarking", pattern=K8S_NAME_PATTERN, description="namespace of the workflows"
     )
     image_registry: str = Field(
         default=PLACEHOLDER_IMAGE_REGISTRY,
@@ -42,30 +43,32 @@ class TemplateOptions(BaseModel):
     image_pull_policy: str = Field(default="IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$")
     service_account: str = Field(
         default="inference-perf-sa",
-        pattern=_K8S_NAME,
+        pattern=K8S_NAME_PATTERN,
         description="pod service account (Argo executor RBAC; S3 access via IRSA/Pod Identity)",
     )
     artifact_repository_configmap: str | None = Field(
         default=None,
-        pattern=_K8S_NAME,
+        pattern=K8S_NAME_PATTERN,
         description="ConfigMap of the artifact repository; unset = the controller's default",
     )
     artifact_repository_key: str | None = Field(
         default=None, description="key inside that ConfigMap; unset = its default-v1 annotation"
     )
     hf_token_secret: str = Field(
-        default="hf-token", pattern=_K8S_NAME, description="Secret holding the Hugging Face token"
+        default="hf-token",
+        pattern=K8S_NAME_PATTERN,
+        description="Secret holding the Hugging Face token",
     )
     hf_token_key: str = Field(default="token", min_length=1, description="key in that Secret")
     api_key_secret: str | None = Field(
         default=None,
-        pattern=_K8S_NAME,
+        pattern=K8S_NAME_PATTERN,
         description="Secret holding the endpoint's bearer token; unset = no API key",
     )
     api_key_key: str = Field(default="api-key", min_length=1, description="key in that Secret")
     ca_bundle_configmap: str | None = Field(
         default=None,
-        pattern=_K8S_NAME,
+        pattern=K8S_NAME_PATTERN,
         description="ConfigMap holding the CA bundle that signed an https endpoint's certificate "
         "(a private CA); unset = the image's system CAs",
     )

@@ -33,6 +33,7 @@ from steps.shared import (
     check_load_size,
     parse_label_selector,
 )
+from workflows.options import K8S_NAME_PATTERN
 
 __all__ = [
     "BaselineParams",
@@ -103,7 +104,7 @@ class BaselineParams(StrictModel):
     )
     target_namespace: str = Field(
         default="default",
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        pattern=K8S_NAME_PATTERN,
         description="namespace of the model pods (affinity namespaces, readiness check)",
     )
     bucket: str = Field(

@@ -29,6 +29,8 @@ SIMULATOR_NAME = "llm-simulator"
 SIMULATOR_PORT = 8000
 _NAME_LABEL = "app.kubernetes.io/name"
 _TOKENIZER_DIR = "/tokenizer"
+#: What the Service selects on: the simulator's own name label, never the model server's.
+_SELECTOR = {_NAME_LABEL: SIMULATOR_NAME}
 
 
 def _container(options: TemplateOptions, step: str, args: list[str]) -> dict[str, Any]:
@@ -42,29 +44,25 @@ def _container(options: TemplateOptions, step: str, args: list[str]) -> dict[str
     }
 
 
-def build_simulator_target(
-    params: BaselineParams, options: TemplateOptions
-) -> list[dict[str, Any]]:
-    """Deployment + Service in `params.target_namespace`, serving `params.model_name`."""
-    selector = {_NAME_LABEL: SIMULATOR_NAME}
+def _pod_labels(params: BaselineParams) -> dict[str, str]:
+    """The model pods' labels (what readiness and the load's affinity select) plus the
+    Service's own name label, which the target labels must leave to it."""
     target = params.target_match_labels
     if target.get(_NAME_LABEL, SIMULATOR_NAME) != SIMULATOR_NAME:
         raise UsageError(
             f"target_labels sets {_NAME_LABEL}={target[_NAME_LABEL]}, the label the simulator "
             "target's Service selects on; select the model pods by another label"
         )
-    pod_labels = {**target, **selector}
+    return {**target, **_SELECTOR}
 
-    def metadata() -> dict[str, Any]:  # fresh dicts: no YAML anchors in the rendered text
-        return {
-            "name": SIMULATOR_NAME,
-            "namespace": params.target_namespace,
-            "labels": {**selector},
-        }
 
-    tokenizer = _container(
-        options, "tokenizer", ["--tokenizer", "offline:qwen", "--out", f"{_TOKENIZER_DIR}/qwen"]
-    )
+def _metadata(params: BaselineParams) -> dict[str, Any]:
+    """Fresh dicts on every call: no YAML anchors in the rendered text."""
+    return {"name": SIMULATOR_NAME, "namespace": params.target_namespace, "labels": {**_SELECTOR}}
+
+
+def _simulator_container(params: BaselineParams, options: TemplateOptions) -> dict[str, Any]:
+    """The simulator on SIMULATOR_PORT, `make run`'s latency model, /health as readiness."""
     simulator = _container(
         options,
         "simulator",
@@ -84,19 +82,29 @@ def build_simulator_target(
         "requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
+    return simulator
+
+
+def build_simulator_target(
+    params: BaselineParams, options: TemplateOptions
+) -> list[dict[str, Any]]:
+    """Deployment + Service in `params.target_namespace`, serving `params.model_name`."""
+    tokenizer = _container(
+        options, "tokenizer", ["--tokenizer", "offline:qwen", "--out", f"{_TOKENIZER_DIR}/qwen"]
+    )
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(),
+        "metadata": _metadata(params),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {**selector}},
+            "selector": {"matchLabels": {**_SELECTOR}},
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": {"labels": _pod_labels(params)},
                 "spec": {
                     "securityContext": pod_security_context(),
                     "initContainers": [tokenizer],
-                    "containers": [simulator],
+                    "containers": [_simulator_container(params, options)],
                     "volumes": [{"name": "tokenizer", "emptyDir": {}}],
                 },
             },
@@ -105,9 +113,9 @@ def build_simulator_target(
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(),
+        "metadata": _metadata(params),
         "spec": {
-            "selector": {**selector},
+            "selector": {**_SELECTOR},
             "ports": [{"name": "http", "port": SIMULATOR_PORT, "targetPort": "http"}],
         },
     }

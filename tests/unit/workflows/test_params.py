@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from steps.errors import UsageError
+from steps.summary_model import SLA_METRIC_NAMES
 from workflows.params import BaselineParams, params_from_mapping
 
 
@@ -65,3 +66,10 @@ def test_params_argo_strings_still_parse() -> None:
     assert (params.rate, params.duration, params.input_tokens) == (2.5, 60, 1024)
     assert params.fail_on_breach is True
     assert BaselineParams().to_arguments()["rate"] == "1"
+
+
+def test_sla_knobs_are_the_reports_sla_metrics() -> None:
+    """One `sla_<metric>` knob per metric an SLA may bound (steps.summary_model names them once):
+    a metric added there without a knob here (or a knob the report has no flag for) fails."""
+    knobs = [name for name in BaselineParams.model_fields if name.startswith("sla_")]
+    assert knobs == [f"sla_{name}" for name in SLA_METRIC_NAMES]
