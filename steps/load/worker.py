@@ -115,6 +115,10 @@ def text_of_chunk(payload: bytes) -> str:
 
 
 class _Worker:
+    """One worker process: its pipe to the main process, its requests in flight, its record
+    buffer and part files. `run` is its whole life: prime, warm up, run each stage the main
+    process starts, then flush and report (see the module docstring's protocol)."""
+
     def __init__(self, spec: WorkerSpec, conn: Connection) -> None:
         self.spec = spec
         self.conn = conn
