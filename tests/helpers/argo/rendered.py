@@ -1,4 +1,5 @@
-"""Every object `python -m workflows.baseline render` emits, by kind, read back from its YAML."""
+"""The rendered manifests as tests read them: every object `render` emits (read back from its
+YAML), the default template and runs, a template by name, a rendered time limit in seconds."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ from typing import Any
 
 import yaml
 
+from workflows.argo_expr import substitute
 from workflows.baseline import main
+from workflows.cron import build_cron
+from workflows.options import TemplateOptions
+from workflows.params import BaselineParams
+from workflows.template import build_template, build_workflow
 
-__all__ = ["RENDER_KINDS", "rendered_objects"]
+__all__ = [
+    "RENDER_KINDS",
+    "default_manifests",
+    "default_template",
+    "limit_seconds",
+    "rendered_objects",
+    "template_named",
+]
 
 #: The render kinds whose union is everything the CLI can emit.
 RENDER_KINDS = ("all", "workflow", "simulator")
@@ -24,3 +37,30 @@ def rendered_objects(out_dir: Path, *extra: str) -> list[dict[str, Any]]:
         for path in sorted(target.glob("*.yaml")):
             objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     return objects
+
+
+def default_template(**knobs: Any) -> dict[str, Any]:
+    """The WorkflowTemplate dict with default install options and `knobs` set."""
+    return build_template(BaselineParams(**knobs), TemplateOptions()).to_dict()
+
+
+def default_manifests() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Name -> (kind, dict) of the template, the nightly cron and a submitted Workflow."""
+    params, options = BaselineParams(), TemplateOptions()
+    return {
+        "template": ("WorkflowTemplate", build_template(params, options).to_dict()),
+        "cron": ("CronWorkflow", build_cron(params, options, "0 3 * * *").to_dict()),
+        "workflow": ("Workflow", build_workflow(params, options).to_dict()),
+    }
+
+
+def template_named(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    """The manifest's template called `name` (a step's container, or the DAG)."""
+    return next(t for t in manifest["spec"]["templates"] if t["name"] == name)
+
+
+def limit_seconds(text: str | int, scope: dict[str, str]) -> float:
+    """A rendered limit (number, `{{=expr}}`, Go duration with s/m/h) in seconds."""
+    value = substitute(str(text), scope)
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ import yaml
 
 from tests.fakes.argo import FakeArgoSession
 from workflows.baseline import main
-from workflows.local_process import stop_process
 
 
 def test_render_all_writes_every_appliable_kind(tmp_path: Path) -> None:
@@ -100,18 +97,6 @@ def test_render_bad_input_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
-
-
-def test_stop_process_ignoring_sigterm_is_killed() -> None:
-    code = (
-        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    stop_process(proc, grace_s=0.2)
-    assert proc.returncode == -9
-    proc.stdout.close()
 
 
 def test_run_bad_knob_exits_2_before_starting_anything(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,9 @@ from typing import Any
 import pytest
 
 from steps.errors import UsageError
+from tests.helpers.argo.manifests import container_template, dag_manifest, pipeline_manifest
 from workflows.local_runner import RunnerEnv, run_template
-from workflows.local_subset import UnsupportedFeature, check_supported, cluster_only_fields
+from workflows.local_subset import cluster_only_fields
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template
@@ -21,73 +21,10 @@ def _env(tmp_path: Path, lines: list[str]) -> RunnerEnv:
     return RunnerEnv(sys.executable, {"PATH": "/usr/bin:/bin"}, lines.append, tmp_path / "locks")
 
 
-def _container(name: str, code: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "container": {"image": "x", "command": ["python", "-c", code], "workingDir": "/work"},
-        **extra,
-    }
-
-
-def _manifest(templates: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "WorkflowTemplate",
-        "metadata": {"name": "t"},
-        "spec": {
-            "entrypoint": "main",
-            "arguments": {"parameters": [{"name": "n", "value": "3"}]},
-            "synchronization": {"mutexes": [{"name": "m-{{workflow.parameters.n}}"}]},
-            "templates": [*templates, {"name": "main", "dag": {"tasks": tasks}}],
-        },
-    }
-
-
-PRODUCE = (
-    "import sys, pathlib; n = int(sys.argv[1]); "
-    "pathlib.Path('out').mkdir(exist_ok=True); pathlib.Path('out/n').write_text(str(n * 2)); "
-    "pathlib.Path('data.txt').write_text('x' * n); sys.exit(int(sys.argv[2]))"
-)
-CONSUME = "import sys, pathlib; print('got', len(pathlib.Path(sys.argv[1]).read_text()))"
-
-
-def _pipeline(exit_code: str, depends: str) -> dict[str, Any]:
-    produce = _container(
-        "produce",
-        PRODUCE,
-        inputs={"parameters": [{"name": "n"}]},
-        outputs={
-            "parameters": [{"name": "double", "valueFrom": {"path": "/work/out/n"}}],
-            "artifacts": [{"name": "data", "path": "/work/data.txt", "archive": {"none": {}}}],
-        },
-    )
-    produce["container"]["args"] = ["{{inputs.parameters.n}}", exit_code]
-    consume = _container(
-        "consume", CONSUME, inputs={"artifacts": [{"name": "d", "path": "/work/in/d.txt"}]}
-    )
-    consume["container"]["args"] = ["{{inputs.artifacts.d.path}}"]
-    tasks = [
-        {
-            "name": "produce",
-            "template": "produce",
-            "arguments": {"parameters": [{"name": "n", "value": "{{workflow.parameters.n}}"}]},
-        },
-        {
-            "name": "consume",
-            "template": "consume",
-            "depends": depends,
-            "arguments": {
-                "artifacts": [{"name": "d", "from": "{{tasks.produce.outputs.artifacts.data}}"}]
-            },
-        },
-    ]
-    return _manifest([produce, consume], tasks)
-
-
 def test_run_template_passes_parameters_outputs_and_artifacts(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_template(
-        _pipeline("0", "produce"), {"n": "5"}, tmp_path / "run", _env(tmp_path, lines)
+        pipeline_manifest("0", "produce"), {"n": "5"}, tmp_path / "run", _env(tmp_path, lines)
     )
     assert result.phase == "Succeeded"
     assert result.tasks["produce"].outputs == {"double": "10"}
@@ -96,7 +33,7 @@ def test_run_template_passes_parameters_outputs_and_artifacts(tmp_path: Path) ->
 
 
 def test_run_template_failed_task_handled_by_depends_succeeds(tmp_path: Path) -> None:
-    manifest = _pipeline("1", "produce.Succeeded || produce.Failed")
+    manifest = pipeline_manifest("1", "produce.Succeeded || produce.Failed")
     result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, []))
     assert result.tasks["produce"].phase == "Failed"
     assert result.tasks["consume"].phase == "Succeeded"
@@ -104,13 +41,15 @@ def test_run_template_failed_task_handled_by_depends_succeeds(tmp_path: Path) ->
 
 
 def test_run_template_failed_dependency_omits_task_and_fails(tmp_path: Path) -> None:
-    result = run_template(_pipeline("1", "produce"), {}, tmp_path / "run", _env(tmp_path, []))
+    result = run_template(
+        pipeline_manifest("1", "produce"), {}, tmp_path / "run", _env(tmp_path, [])
+    )
     assert result.tasks["consume"].phase == "Omitted"
     assert result.phase == "Failed"
 
 
 def test_run_template_retry_expression_stops_on_usage_exit(tmp_path: Path) -> None:
-    manifest = _pipeline("2", "produce")
+    manifest = pipeline_manifest("2", "produce")
     manifest["spec"]["templates"][0]["retryStrategy"] = {
         "limit": "2",
         "retryPolicy": "Always",
@@ -127,8 +66,12 @@ def test_run_template_retry_expression_stops_on_usage_exit(tmp_path: Path) -> No
 
 
 def test_run_template_deadline_kills_step(tmp_path: Path) -> None:
-    manifest = _manifest(
-        [_container("sleep", "import time; time.sleep(30)", activeDeadlineSeconds="{{=1 + 0}}")],
+    manifest = dag_manifest(
+        [
+            container_template(
+                "sleep", "import time; time.sleep(30)", activeDeadlineSeconds="{{=1 + 0}}"
+            )
+        ],
         [{"name": "sleep", "template": "sleep"}],
     )
     result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, []))
@@ -138,55 +81,7 @@ def test_run_template_deadline_kills_step(tmp_path: Path) -> None:
 
 def test_run_template_unknown_parameter_is_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown workflow parameter 'rate'"):
-        run_template(_pipeline("0", "produce"), {"rate": "1"}, tmp_path, _env(tmp_path, []))
-
-
-@pytest.mark.parametrize(
-    ("mutate", "name"),
-    [
-        (lambda m: m["spec"].update(onExit="cleanup"), "'onExit'"),
-        (lambda m: m["spec"]["templates"][0].update(script={"source": "x"}), "'script'"),
-        (lambda m: m["spec"]["templates"][0].update(sidecars=[]), "'sidecars'"),
-        (
-            lambda m: m["spec"]["templates"][-1]["dag"]["tasks"][0].update(withItems=[1]),
-            "'withItems'",
-        ),
-        (
-            lambda m: m["spec"]["templates"][-1]["dag"]["tasks"][0].update(continueOn={}),
-            "'continueOn'",
-        ),
-        (
-            lambda m: m["spec"]["templates"][0]["outputs"]["artifacts"][0].update(
-                archive={"tar": {}}
-            ),
-            "'tar'",
-        ),
-        (
-            lambda m: m["spec"]["templates"][0]["container"].update(command=["sh", "-c", "x"]),
-            "must start with 'python'",
-        ),
-        (
-            lambda m: m["spec"]["templates"][0].update(
-                retryStrategy={"retryPolicy": "OnTransientError"}
-            ),
-            "'OnTransientError'",
-        ),
-        (
-            # Here every failure is a step's exit: OnError would retry none of them.
-            lambda m: m["spec"]["templates"][0].update(retryStrategy={"retryPolicy": "OnError"}),
-            "retryStrategy.retryPolicy 'OnError' is not supported",
-        ),
-    ],
-)
-def test_check_supported_refuses_feature_by_name(mutate: Any, name: str) -> None:
-    manifest = copy.deepcopy(_pipeline("0", "produce"))
-    mutate(manifest)
-    with pytest.raises(UnsupportedFeature, match=name):
-        check_supported(manifest)
-
-
-def test_check_supported_accepts_project_template() -> None:
-    check_supported(build_template(BaselineParams(), TemplateOptions()).to_dict())
+        run_template(pipeline_manifest("0", "produce"), {"rate": "1"}, tmp_path, _env(tmp_path, []))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +96,7 @@ def test_when_gates_a_task_and_a_skipped_task_keeps_its_parents_failure(
 ) -> None:
     """`when` sees `{{tasks.X.exitCode}}`; a task it skips is not "completed", so it inherits
     the failed parent's phase and the run fails (dag.go assessDAGPhase)."""
-    manifest = _pipeline(exit_code, "produce.Succeeded || produce.Failed")
+    manifest = pipeline_manifest(exit_code, "produce.Succeeded || produce.Failed")
     manifest["spec"]["templates"][-1]["dag"]["tasks"][1]["when"] = "{{tasks.produce.exitCode}} < 2"
     lines: list[str] = []
     result = run_template(manifest, {}, tmp_path / "run", _env(tmp_path, lines))
@@ -211,8 +106,8 @@ def test_when_gates_a_task_and_a_skipped_task_keeps_its_parents_failure(
 
 def _reporter(depends: str, value: str) -> dict[str, Any]:
     """The pipeline plus a task that prints `value` after `depends`."""
-    manifest = _pipeline("1", "produce")
-    report = _container(
+    manifest = pipeline_manifest("1", "produce")
+    report = container_template(
         "report", "import sys; print('seen', sys.argv[1])", inputs={"parameters": [{"name": "v"}]}
     )
     report["container"]["args"] = ["{{inputs.parameters.v}}"]
@@ -243,7 +138,7 @@ def test_missing_exit_code_is_refused_as_the_hang_it_is_on_argo(tmp_path: Path) 
 
 
 def test_max_duration_stops_retries_whose_backoff_would_end_past_it(tmp_path: Path) -> None:
-    manifest = _pipeline("1", "produce")
+    manifest = pipeline_manifest("1", "produce")
     strategy = {
         "limit": "5",
         "retryPolicy": "Always",
@@ -260,7 +155,7 @@ def test_max_duration_stops_retries_whose_backoff_would_end_past_it(tmp_path: Pa
 def test_output_parameter_default_and_metric_when(tmp_path: Path) -> None:
     """A missing output file takes the parameter's default; a gauge whose `when` is false
     is not emitted (the template's guard against empty values)."""
-    manifest = _pipeline("0", "produce")
+    manifest = pipeline_manifest("0", "produce")
     produce = manifest["spec"]["templates"][0]
     produce["outputs"]["parameters"] += [
         {"name": "missing", "valueFrom": {"path": "/work/out/none", "default": ""}}
@@ -282,7 +177,7 @@ def test_output_parameter_default_and_metric_when(tmp_path: Path) -> None:
 
 
 def test_run_says_first_what_it_does_not_emulate(tmp_path: Path) -> None:
-    manifest = _pipeline("0", "produce")
+    manifest = pipeline_manifest("0", "produce")
     manifest["spec"]["templates"][0]["timeout"] = "{{=60 + 0}}s"
     manifest["spec"]["podSpecPatch"] = "{}"
     lines: list[str] = []
@@ -299,8 +194,8 @@ def test_run_says_first_what_it_does_not_emulate(tmp_path: Path) -> None:
 
 def _writer(outputs: list[dict[str, Any]], code: str) -> dict[str, Any]:
     """A one-task manifest whose step runs `code` and declares `outputs` as artifacts."""
-    step = _container("step", code, outputs={"artifacts": outputs})
-    return _manifest([step], [{"name": "step", "template": "step"}])
+    step = container_template("step", code, outputs={"artifacts": outputs})
+    return dag_manifest([step], [{"name": "step", "template": "step"}])
 
 
 @pytest.mark.parametrize(("optional", "wait_fails"), [(False, True), (True, False)])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from steps.errors import UsageError
+from steps.load.config import load_config
 from steps.summary_model import SLA_METRIC_NAMES
 from workflows.params import BaselineParams, params_from_mapping
 
@@ -73,3 +75,21 @@ def test_sla_knobs_are_the_reports_sla_metrics() -> None:
     a metric added there without a knob here (or a knob the report has no flag for) fails."""
     knobs = [name for name in BaselineParams.model_fields if name.startswith("sla_")]
     assert knobs == [f"sla_{name}" for name in SLA_METRIC_NAMES]
+
+
+def test_params_defaults_match_seed_config(seed_config_path: Path) -> None:
+    seed = load_config(seed_config_path)
+    params = BaselineParams()
+    storage = seed.storage.simple_storage_service
+    assert storage is not None
+    assert (params.base_url, params.model_name) == (seed.server.base_url, seed.server.model_name)
+    assert params.tokenizer == seed.tokenizer.pretrained_model_name_or_path
+    assert (params.rate, params.duration) == (
+        seed.load.stages[0].rate,
+        seed.load.stages[0].duration,
+    )
+    assert params.input_tokens == seed.data.input_distribution.mean
+    assert params.output_tokens == seed.data.output_distribution.mean
+    assert params.num_workers == seed.load.num_workers
+    assert params.load_type.value == seed.load.type.value
+    assert (params.bucket, params.path) == (storage.bucket_name, storage.path)

@@ -1,0 +1,109 @@
+"""Each step's Container template: module and image, load placement and outputs, retries,
+gauges, secrets by name and the private CA."""
+
+from __future__ import annotations
+
+import pytest
+
+from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE
+from tests.helpers.argo.rendered import default_template, template_named
+from tests.helpers.argo.schema import schema_errors
+from workflows.argo_expr import evaluate, substitute
+from workflows.options import STEPS, TemplateOptions
+from workflows.params import BaselineParams
+from workflows.step_templates import LOAD_PARTS_ARTIFACT
+from workflows.template import build_template
+
+
+def test_template_steps_run_their_module_in_their_image() -> None:
+    manifest = build_template(
+        BaselineParams(), TemplateOptions(image_registry="r.example/x", image_tag="9")
+    ).to_dict()
+    for step in STEPS:
+        container = template_named(manifest, step)["container"]
+        assert container["command"] == ["python", "-m", f"steps.{step}"]
+        assert container["image"] == f"r.example/x/{step}:9"
+
+
+def test_load_template_affinity_resources_and_deadline() -> None:
+    manifest = default_template(target_labels="app=m,tier=gpu")
+    load = template_named(manifest, "load")
+    term = load["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term == {
+        "topologyKey": "topology.kubernetes.io/zone",
+        "namespaces": ["{{inputs.parameters.target_namespace}}"],
+        "labelSelector": {"matchLabels": {"app": "m", "tier": "gpu"}},
+    }
+    assert load["container"]["resources"] == {
+        "limits": {"cpu": "4", "memory": "8Gi"},
+        "requests": {"cpu": "2", "memory": "4Gi"},
+    }
+    assert "retryStrategy" not in load
+    assert load["activeDeadlineSeconds"] == "{{=asInt(inputs.parameters.duration) + 900}}"
+    targets = {p["name"]: p for p in manifest["spec"]["arguments"]["parameters"]}
+    assert targets["target_labels"]["enum"] == ["app=m,tier=gpu"]
+
+
+def test_template_retries_only_readiness_tokenizer_report() -> None:
+    manifest = default_template()
+    retried = {t["name"] for t in manifest["spec"]["templates"] if "retryStrategy" in t}
+    assert retried == {"readiness", "tokenizer", "report"}
+
+
+def test_load_outputs_are_optional_and_name_the_load_steps_files() -> None:
+    """A load that wrote nothing must not also fail Argo's wait container on a required
+    output; the unmerged parts of a killed load are exported for `steps.load merge`."""
+    outputs = template_named(default_template(), "load")["outputs"]["artifacts"]
+    assert all(a["optional"] for a in outputs)
+    paths = {a["name"]: a["path"] for a in outputs}
+    assert paths == {
+        "records": f"/work/results/{RECORDS_FILE}",
+        "run": f"/work/results/{RUN_FILE}",
+        LOAD_PARTS_ARTIFACT: f"/work/results/{PARTS_DIR}",
+    }
+
+
+@pytest.mark.parametrize(("value", "emitted"), [("12.500", True), ("0.000", True), ("", False)])
+def test_gauge_skips_an_empty_value(value: str, emitted: bool) -> None:
+    """Argo keeps a gauge's previous value and flags MetricsError for an empty one; the metric's
+    `when` (govaluate over the substituted text) must skip it."""
+    report = template_named(default_template(), "report")
+    outputs = {p["name"]: p for p in report["outputs"]["parameters"]}
+    for metric in report["metrics"]["prometheus"]:
+        name = metric["gauge"]["value"].removeprefix("{{outputs.parameters.").removesuffix("}}")
+        # A report that failed before writing the file still yields "" for the `when`.
+        assert outputs[name]["valueFrom"]["default"] == ""
+        when = substitute(metric["when"], {f"outputs.parameters.{name}": value})
+        assert evaluate(when, {}) is emitted
+
+
+def test_template_secrets_by_name_only() -> None:
+    options = TemplateOptions(api_key_secret="vllm-key")
+    manifest = build_template(BaselineParams(), options).to_dict()
+    load = template_named(manifest, "load")["container"]
+    assert load["env"] == [
+        {
+            "name": "BENCH_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "vllm-key", "key": "api-key", "optional": True}},
+        }
+    ]
+    assert load["args"][-2:] == ["--api-key-env", "BENCH_API_KEY"]
+
+
+def test_private_ca_bundle_mounted_for_the_endpoint_steps_only() -> None:
+    options = TemplateOptions(ca_bundle_configmap="corp-ca", ca_bundle_key="bundle.pem")
+    manifest = build_template(BaselineParams(), options).to_dict()
+    assert schema_errors(manifest, "WorkflowTemplate") == []
+    assert manifest["spec"]["volumes"] == [{"name": "ca-bundle", "configMap": {"name": "corp-ca"}}]
+    for step in STEPS:
+        container = template_named(manifest, step)["container"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if step in ("readiness", "load"):
+            assert env["SSL_CERT_FILE"] == "/etc/llm-baseline/ca/bundle.pem"
+            assert container["volumeMounts"] == [
+                {"name": "ca-bundle", "mountPath": "/etc/llm-baseline/ca", "readOnly": True}
+            ]
+        else:
+            assert "SSL_CERT_FILE" not in env
+            assert "volumeMounts" not in container
+    assert "volumes" not in default_template()["spec"]
