@@ -2,8 +2,8 @@
 refusal of everything else by name.
 
 `SUBSET` is the one list: each key maps to a nested spec (a mapping), True (emulated) or None
-(accepted, cluster-only: no local effect). `emulated_fields()` and `cluster_only_fields()` read
-it, the README quotes it and a test keeps the two equal. A manifest field outside it raises
+(accepted, cluster-only: no local effect). `emulated_summary()` and `cluster_only_fields()` read
+it; the README quotes the summary and a test keeps the two equal. A manifest field outside it raises
 `UnsupportedFeature` naming the field and its place, so a manifest change the local run cannot
 mirror fails loudly instead of running something different.
 """
@@ -19,7 +19,7 @@ __all__ = [
     "UnsupportedFeature",
     "check_supported",
     "cluster_only_fields",
-    "emulated_fields",
+    "emulated_summary",
     "templates_by_name",
 ]
 
@@ -145,20 +145,24 @@ def _walk(node: Any, spec: Any, where: str, cluster_only: set[str] | None = None
         _walk(value, spec[key], f"{where}.{key}" if where else key, cluster_only)
 
 
-def _paths(spec: dict[str, Any], prefix: str, wanted: bool | None) -> list[str]:
-    out: list[str] = []
+def _fully_emulated(spec: Any) -> bool:
+    return spec is True or (isinstance(spec, dict) and all(map(_fully_emulated, spec.values())))
+
+
+def _summary(spec: dict[str, Any]) -> str:
+    parts: list[str] = []
     for key, value in spec.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            out += _paths(value, path, wanted)
-        elif value is wanted:
-            out.append(path)
-    return out
+        if _fully_emulated(value):
+            parts.append(key)
+        elif isinstance(value, dict):
+            parts.append(f"{key}{{{_summary(value)}}}")
+    return ", ".join(parts)
 
 
-def emulated_fields() -> list[str]:
-    """Every manifest field the local runner acts on, as dotted paths (lists left implicit)."""
-    return _paths(SUBSET, "", True)
+def emulated_summary() -> str:
+    """The fields the local runner acts on, one line: `a{b, c}` = of `a` only `b` and `c`; a
+    name alone = all of it (in the forms SUBSET lists). The README quotes it."""
+    return _summary(SUBSET)
 
 
 def cluster_only_fields(manifest: Manifest) -> list[str]:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tests.helpers.argo.manifests import pipeline_manifest
-from workflows.local_subset import UnsupportedFeature, check_supported
+from tests.helpers.dockerfile_targets import REPO
+from workflows.local_subset import UnsupportedFeature, check_supported, emulated_summary
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.template import build_template
@@ -60,3 +61,9 @@ def test_check_supported_refuses_feature_by_name(mutate: Any, name: str) -> None
 
 def test_check_supported_accepts_project_template() -> None:
     check_supported(build_template(BaselineParams(), TemplateOptions()).to_dict())
+
+
+def test_readme_quotes_the_emulated_fields() -> None:
+    """The README's list of what `run` emulates is the subset itself, not a copy that drifts."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert emulated_summary() in readme
