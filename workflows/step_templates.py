@@ -329,7 +329,7 @@ def load_template(
         # ("no such file or directory", an executor error beside the real cause): Argo
         # v4.0.5 executor.go saveArtifact skips only an optional missing one.
         # The file names are steps/records.py's (not imported: it needs pyarrow, which the
-        # workflows extra lacks; test_template keeps them equal).
+        # workflows extra lacks; test_step_templates keeps them equal).
         outputs=[
             _file_artifact("records", f"{WORK_DIR}/results/records.parquet", optional=True),
             _file_artifact("run", f"{WORK_DIR}/results/run.json", optional=True),
