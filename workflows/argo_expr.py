@@ -12,9 +12,11 @@ so no conditional or string expression is needed.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ExprError",
@@ -99,21 +101,21 @@ class _Parser:
             raise ExprError(f"unexpected {self.tokens[self.pos].text!r} in {self.text!r}")
         return value
 
-    def _or(self) -> Value:
-        value = self._and()
-        while self._peek() == "||":
+    def _left_assoc(
+        self, op: str, operand: Callable[[], Value], combine: Callable[[Value, Value], Value]
+    ) -> Value:
+        """`operand (op operand)*`, combined left to right."""
+        value = operand()
+        while self._peek() == op:
             self._take()
-            right = self._and()
-            value = _truth(value) or _truth(right)
+            value = combine(value, operand())
         return value
 
+    def _or(self) -> Value:
+        return self._left_assoc("||", self._and, lambda a, b: _truth(a) or _truth(b))
+
     def _and(self) -> Value:
-        value = self._not()
-        while self._peek() == "&&":
-            self._take()
-            right = self._not()
-            value = _truth(value) and _truth(right)
-        return value
+        return self._left_assoc("&&", self._not, lambda a, b: _truth(a) and _truth(b))
 
     def _not(self) -> Value:
         if self._peek() == "!":
@@ -138,24 +140,25 @@ class _Parser:
         return ordered[op]
 
     def _sum(self) -> Value:
-        value = self._product()
-        while self._peek() == "+":
-            self._take()
-            right = self._product()
-            if not (_is_number(value) and _is_number(right)):
-                raise ExprError(f"cannot apply + to {value!r} and {right!r} in {self.text!r}")
-            value = value + right  # type: ignore[operator]
-        return value
+        refusal = "cannot apply + to {} and {}"
+        return self._left_assoc("+", self._product, self._numbers(operator.add, refusal))
 
     def _product(self) -> Value:
-        value = self._atom()
-        while self._peek() == "*":
-            self._take()
-            right = self._atom()
-            if not (_is_number(value) and _is_number(right)):
-                raise ExprError(f"cannot multiply {value!r} by {right!r} in {self.text!r}")
-            value = value * right  # type: ignore[operator]
-        return value
+        refusal = "cannot multiply {} by {}"
+        return self._left_assoc("*", self._atom, self._numbers(operator.mul, refusal))
+
+    def _numbers(
+        self, apply: Callable[[Any, Any], Any], refusal: str
+    ) -> Callable[[Value, Value], Value]:
+        """`apply` over two numbers; anything else refused with `refusal` (two `{}` slots)."""
+
+        def combine(left: Value, right: Value) -> Value:
+            if not (_is_number(left) and _is_number(right)):
+                raise ExprError(f"{refusal.format(repr(left), repr(right))} in {self.text!r}")
+            result: Value = apply(left, right)
+            return result
+
+        return combine
 
     def _atom(self) -> Value:
         token = self._take()
