@@ -69,28 +69,39 @@ def _lint_dag(template: dict[str, Any], templates: dict[str, Any]) -> list[str]:
             f"{where}: argument '{n}' is not an input of '{target['name']}'"
             for n in given_params - _io_names(target, "inputs", "parameters")
         ]
-        given_artifacts = {a["name"]: a for a in arguments.get("artifacts", [])}
-        for artifact in target.get("inputs", {}).get("artifacts", []):
-            if artifact["name"] not in given_artifacts and not artifact.get("optional"):
-                problems.append(f"{where}: input artifact '{artifact['name']}' is not supplied")
-        for name, artifact in given_artifacts.items():
-            match = _FROM_RE.match(artifact.get("from", ""))
-            if match is None:
-                problems.append(
-                    f"{where}: artifact '{name}' needs from: {{{{tasks.T.outputs...}}}}"
-                )
-                continue
-            producer, output = match.groups()
-            source = templates.get(by_name.get(producer, {}).get("template", ""))
-            if source is None:
-                problems.append(f"{where}: artifact '{name}' comes from unknown task '{producer}'")
-            elif output not in _io_names(source, "outputs", "artifacts"):
-                problems.append(
-                    f"{where}: artifact '{name}' from task '{producer}', which declares no "
-                    f"output artifact '{output}'"
-                )
-            elif producer not in _ancestors(task["name"], by_name):
-                problems.append(f"{where}: artifact '{name}' from '{producer}', not an ancestor")
+        problems += _lint_artifact_arguments(task, target, templates, by_name)
+    return problems
+
+
+def _lint_artifact_arguments(
+    task: dict[str, Any],
+    target: dict[str, Any],
+    templates: dict[str, Any],
+    by_name: dict[str, dict[str, Any]],
+) -> list[str]:
+    """Required input artifacts supplied; each `from` names an output an ancestor declares."""
+    where = f"task '{task['name']}'"
+    problems: list[str] = []
+    given_artifacts = {a["name"]: a for a in task.get("arguments", {}).get("artifacts", [])}
+    for artifact in target.get("inputs", {}).get("artifacts", []):
+        if artifact["name"] not in given_artifacts and not artifact.get("optional"):
+            problems.append(f"{where}: input artifact '{artifact['name']}' is not supplied")
+    for name, artifact in given_artifacts.items():
+        match = _FROM_RE.match(artifact.get("from", ""))
+        if match is None:
+            problems.append(f"{where}: artifact '{name}' needs from: {{{{tasks.T.outputs...}}}}")
+            continue
+        producer, output = match.groups()
+        source = templates.get(by_name.get(producer, {}).get("template", ""))
+        if source is None:
+            problems.append(f"{where}: artifact '{name}' comes from unknown task '{producer}'")
+        elif output not in _io_names(source, "outputs", "artifacts"):
+            problems.append(
+                f"{where}: artifact '{name}' from task '{producer}', which declares no "
+                f"output artifact '{output}'"
+            )
+        elif producer not in _ancestors(task["name"], by_name):
+            problems.append(f"{where}: artifact '{name}' from '{producer}', not an ancestor")
     return problems
 
 
