@@ -12,12 +12,16 @@ Arrow/numpy columns so a 10^6-row run costs array operations, never a Python loo
 - the time line (`on_time_line`): each shard's times are ns since its own t0, `wall_start_ns`
   puts them on one line whose origin the caller picks (the earliest shard's t0);
 - the achieved rate (`achieved_rate`): requests *sent* per second of the send window;
+- per-request SLOs (`Slo`, `slo_met`): a request meets them when it is ok and each bound that is
+  set holds; `goodput` is such requests per second of the same send window, `slo_attainment`
+  their fraction of all requests (vLLM bench, aiperf and inference-perf use the same knobs);
 - saturation (`is_saturated`): the load generator, not the server, shaped the latencies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias, overload
 
 import numpy as np
@@ -31,14 +35,18 @@ __all__ = [
     "LATENCIES_OVER_SENT",
     "TIME_COLUMNS",
     "FloatArray",
+    "Slo",
     "achieved_rate",
     "as_float",
     "chunk_gaps",
     "chunk_token_sums",
+    "goodput",
     "is_saturated",
     "latencies_ns",
     "ok_rows",
     "on_time_line",
+    "slo_attainment",
+    "slo_met",
     "ttft_ns",
 ]
 
@@ -176,6 +184,18 @@ def chunk_token_sums(piece: pa.ListArray) -> FloatArray:
     return sums
 
 
+def _per_send_window(count: int, sent_ns: FloatArray, send_window_s: float | None) -> float | None:
+    """`count` per second of the send window; without one, scaled to the span of the sends."""
+    sent = np.count_nonzero(~np.isnan(sent_ns))
+    if send_window_s:
+        return count / send_window_s
+    if sent < 2:
+        return None
+    span_s = (float(np.nanmax(sent_ns)) - float(np.nanmin(sent_ns))) / _NS_PER_S
+    # (sent - 1) intervals span the sends: the rate of sends, and `count` in proportion.
+    return (sent - 1) / span_s * (count / sent) if span_s > 0 else None
+
+
 def achieved_rate(sent_ns: FloatArray, send_window_s: float | None) -> float | None:
     """Requests sent per second of the send window (1/s); None when it cannot be known.
 
@@ -186,13 +206,51 @@ def achieved_rate(sent_ns: FloatArray, send_window_s: float | None) -> float | N
     (run.json `start_ns` .. `send_end_ns`); without one (no run.json), (n - 1) / (last send -
     first send), the rate the sends themselves span.
     """
-    sent = np.count_nonzero(~np.isnan(sent_ns))
-    if send_window_s:
-        return sent / send_window_s
-    if sent < 2:
-        return None
-    span_s = (float(np.nanmax(sent_ns)) - float(np.nanmin(sent_ns))) / _NS_PER_S
-    return (sent - 1) / span_s if span_s > 0 else None
+    return _per_send_window(int(np.count_nonzero(~np.isnan(sent_ns))), sent_ns, send_window_s)
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Per-request service-level objectives in ms; None = that bound is not part of the SLO."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2e_ms: float | None = None
+
+    @property
+    def is_set(self) -> bool:
+        """At least one bound: without any, goodput is not defined (null, as vLLM bench)."""
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
+
+
+def slo_met(
+    latencies: Mapping[str, FloatArray], ok: npt.NDArray[np.bool_], slo: Slo
+) -> npt.NDArray[np.bool_]:
+    """Mask of the requests that are ok and within every set bound (`latencies` in ns).
+
+    A failed request never meets the SLO. TPOT is NaN for a one-token answer: it has no
+    inter-token time, so it cannot break a TPOT bound (vLLM bench counts it as 0).
+    """
+    met = ok.copy()
+    for name, bound_ms in (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2e", slo.e2e_ms)):
+        if bound_ms is None:
+            continue
+        values = latencies[name]
+        within = values <= bound_ms * 1e6
+        met &= within | (np.isnan(values) if name == "tpot" else False)
+    return met
+
+
+def goodput(
+    met: npt.NDArray[np.bool_], sent_ns: FloatArray, send_window_s: float | None
+) -> float | None:
+    """Requests meeting the SLO per second of the send window (1/s), as `achieved_rate` counts."""
+    return _per_send_window(int(np.count_nonzero(met)), sent_ns, send_window_s)
+
+
+def slo_attainment(met: npt.NDArray[np.bool_]) -> float | None:
+    """Fraction of all requests (failed ones included) that met the SLO; None without rows."""
+    return float(np.count_nonzero(met)) / len(met) if len(met) else None
 
 
 def is_saturated(schedule_delay_p99_ms: float | None) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "LatencyMs",
     "RequestCounts",
     "RunSection",
+    "SloSection",
     "StageGroup",
     "Stats",
     "Summary",
@@ -126,6 +127,10 @@ class Group(_Part):
     latency_ms: LatencyMs
     tokens: Tokens
     load_generator_saturated: bool
+    # Null when no SLO was given (and in summaries written before SLOs existed): goodput is
+    # only defined against an SLO. steps.record_metrics defines both.
+    goodput: float | None = None
+    slo_attainment: float | None = None
 
 
 class StageGroup(Group):
@@ -169,12 +174,22 @@ class RunSection(BaseModel):
     shards: int = 1
 
 
+class SloSection(_Part):
+    """`slo`: the per-request bounds (ms) goodput was counted against; null = not a bound."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2e_ms: float | None = None
+
+
 class Summary(_Part):
     """summary.json."""
 
     run: RunSection
     overall: Group
     stages: list[StageGroup]
+    # Absent in summaries written before SLOs existed; all-null when none was given.
+    slo: SloSection | None = None
 
     def to_json(self) -> str:
         """The file's text: fields never set (run.json keys a run lacks) are left out."""
@@ -218,6 +233,12 @@ KEY_METRICS: dict[str, KeyMetric] = {
         KeyMetric("ttft_p99_ms", "Time to first token, p99 (ms)", lambda g: g.latency_ms.ttft.p99),
         KeyMetric("itl_p50_ms", "Inter-token latency, median (ms)", lambda g: g.latency_ms.itl.p50),
         KeyMetric("itl_p99_ms", "Inter-token latency, p99 (ms)", lambda g: g.latency_ms.itl.p99),
+        KeyMetric(
+            "tpot_p50_ms", "Time per output token, median (ms)", lambda g: g.latency_ms.tpot.p50
+        ),
+        KeyMetric(
+            "tpot_p99_ms", "Time per output token, p99 (ms)", lambda g: g.latency_ms.tpot.p99
+        ),
         KeyMetric("e2e_p50_ms", "End-to-end latency, median (ms)", lambda g: g.latency_ms.e2e.p50),
         KeyMetric("e2e_p99_ms", "End-to-end latency, p99 (ms)", lambda g: g.latency_ms.e2e.p99),
         KeyMetric(
@@ -235,10 +256,25 @@ KEY_METRICS: dict[str, KeyMetric] = {
             better="higher",
             unit="1/s",
         ),
+        KeyMetric(
+            "goodput_rps",
+            "Requests per second meeting every SLO bound",
+            lambda g: g.goodput,
+            better="higher",
+            unit="1/s",
+        ),
+        KeyMetric(
+            "slo_attainment",
+            "Fraction of requests meeting every SLO bound",
+            lambda g: g.slo_attainment,
+            better="higher",
+            unit="ratio",
+        ),
     )
 }
 
-#: Metrics an SLA may bound (SLA file keys; flag `--sla-<name>`; workflow parameter `sla_<name>`).
+#: Metrics an SLA may bound (SLA file keys; flag `--sla-<name>`; workflow parameter `sla_<name>`):
+#: an upper bound, or a lower bound for a metric where higher is better (goodput).
 SLA_METRIC_NAMES: tuple[str, ...] = (
     "ttft_p50_ms",
     "ttft_p99_ms",
@@ -247,16 +283,23 @@ SLA_METRIC_NAMES: tuple[str, ...] = (
     "e2e_p99_ms",
     "error_rate",
     "schedule_delay_p99_ms",
+    "goodput_rps",
+    "slo_attainment",
 )
-#: Metrics compared with the previous run (the report's regression table).
+#: Metrics judged against the run history (the report's regression verdict and trend).
 REGRESSION_METRIC_NAMES: tuple[str, ...] = (
     "ttft_p50_ms",
     "ttft_p99_ms",
     "itl_p50_ms",
     "itl_p99_ms",
+    "tpot_p50_ms",
+    "tpot_p99_ms",
     "e2e_p50_ms",
     "e2e_p99_ms",
     "output_tokens_per_s",
+    "error_rate",
+    "goodput_rps",
+    "slo_attainment",
 )
 #: Metrics the report writes as Argo output parameters (and the workflow exports as gauges).
 OUTPUT_METRIC_NAMES: tuple[str, ...] = (

@@ -1,5 +1,8 @@
 """`python -m steps.aggregate --records PATH [PATH ...] --out DIR`: records -> summary files.
 
+    [--slo-ttft-ms X] [--slo-tpot-ms Y] [--slo-e2e-ms Z]: per-request SLO bounds ("" or absent =
+    not a bound); with any of them, each GROUP gets `goodput` and `slo_attainment`.
+
 Writes summary.parquet (tidy), summary.json (steps/CONTRACTS.md layout, ms), and inference-perf's
 summary_lifecycle_metrics.json + stage_N_lifecycle_metrics.json (seconds). Exit 0 when the
 summary was written (failed requests are data, not a step failure), 2 on bad input.
@@ -7,6 +10,7 @@ summary was written (failed requests are data, not a step failure), 2 on bad inp
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -41,15 +45,16 @@ from steps.aggregate.summary import (
 )
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import BenchError, UsageError
-from steps.record_metrics import TIME_COLUMNS, latencies_ns
+from steps.record_metrics import TIME_COLUMNS, Slo, latencies_ns
 from steps.records import RUN_FILE
-from steps.summary_model import RunSection, Summary
+from steps.summary_model import RunSection, SloSection, Summary
 
 __all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
 
 _log = logging.getLogger(__name__)
 _STEP = "aggregate"
 _ITL_COLUMNS = ("stage", "status", "chunk_offsets_us")
+_SLO_FIELDS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
 #: Distribution.divided() divisor from µs to ns.
 _US_PER_NS = 1e-3
 
@@ -64,6 +69,20 @@ class AggregateConfig(BaseModel):
         description="records.parquet files or directories holding one (+ run.json); shards merge",
     )
     out: Path = Field(description="output directory for summary.* and *_lifecycle_metrics.json")
+    slo_ttft_ms: float | None = Field(
+        None, gt=0, description="SLO: time to first token at most this (ms); empty = no bound"
+    )
+    slo_tpot_ms: float | None = Field(
+        None, gt=0, description="SLO: time per output token at most this (ms); empty = no bound"
+    )
+    slo_e2e_ms: float | None = Field(
+        None, gt=0, description="SLO: end-to-end latency at most this (ms); empty = no bound"
+    )
+
+    @property
+    def slo(self) -> Slo:
+        """The per-request SLO the goodput is counted against."""
+        return Slo(self.slo_ttft_ms, self.slo_tpot_ms, self.slo_e2e_ms)
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ def run(config: AggregateConfig) -> AggregateResult:
     """Aggregate every shard into the four summary outputs under `config.out`."""
     shards = load_shards(config.records)
     check_one_run(shards)
+    slo = config.slo
     origin_ns = min(shard.wall_start_ns for shard in shards)
     # The two list columns hold ~10^8 items each: decode and reduce them on two threads
     # (Arrow and numpy release the GIL), streaming, while this thread derives the latencies.
@@ -140,7 +160,7 @@ def run(config: AggregateConfig) -> AggregateResult:
 
     windows = stage_windows(shards, requests, origin_ns, stages)
     groups: list[GroupMetrics] = [
-        measure_group(requests[requests["stage"] == s], itl_by_stage[s], windows[s], s)
+        measure_group(requests[requests["stage"] == s], itl_by_stage[s], windows[s], s, slo)
         for s in stages
     ]
     if len(groups) == 1 and groups[0].counts["total"] == len(requests):
@@ -151,11 +171,12 @@ def run(config: AggregateConfig) -> AggregateResult:
         for histogram in itl_us.values():
             itl_overall.merge(histogram)
         itl = itl_overall.describe().divided(_US_PER_NS)
-        overall = measure_group(requests, itl, overall_window(windows), None)
+        overall = measure_group(requests, itl, overall_window(windows), None, slo)
     summary = Summary(
         run=_run_meta(shards, _first_run_id(shards) if shards[0].run_meta is None else None),
         overall=group_model(overall),
         stages=[stage_model(g, s) for g, s in zip(groups, stages, strict=True)],
+        slo=SloSection(ttft_ms=slo.ttft_ms, tpot_ms=slo.tpot_ms, e2e_ms=slo.e2e_ms),
     )
     return AggregateResult(summary, _write_outputs(config.out, summary, overall, groups))
 
@@ -182,6 +203,22 @@ def _write_outputs(
     return files
 
 
+def _slo_flags(args: argparse.Namespace) -> dict[str, float | None]:
+    """--slo-* values: "" (Argo's unset) = no bound; else a number > 0 (UsageError, one line)."""
+    values: dict[str, float | None] = {}
+    for name in _SLO_FIELDS:
+        raw = str(getattr(args, name)).strip()
+        flag = "--" + name.replace("_", "-")
+        try:
+            value = float(raw) if raw else None
+        except ValueError:
+            raise UsageError(f"{flag}: expected a number of ms or '', got {raw!r}") from None
+        if value is not None and not value > 0:
+            raise UsageError(f"{flag}: must be > 0 ms, got {raw!r}")
+        values[name] = value
+    return values
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     parser = make_parser(f"python -m steps.{_STEP}", __doc__.splitlines()[0] if __doc__ else None)
@@ -190,13 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--records", nargs="+", type=Path, required=True, help=fields["records"].description
     )
     parser.add_argument("--out", type=Path, required=True, help=fields["out"].description)
+    for name in _SLO_FIELDS:
+        parser.add_argument(
+            "--" + name.replace("_", "-"), default="", help=fields[name].description
+        )
     add_log_level_flag(parser)
 
     def body() -> int:
         args = parser.parse_args(argv)
         configure_logging(_STEP, args.log_level)
+        config = AggregateConfig(records=args.records, out=args.out, **_slo_flags(args))
         try:
-            result = run(AggregateConfig(records=args.records, out=args.out))
+            result = run(config)
         except (pa.ArrowException, OSError) as exc:
             # The schema check reads only the footer; a file damaged past it fails while
             # decoding pages (Arrow raises plain OSError for e.g. corrupt snappy data, and does

@@ -19,7 +19,15 @@ import pandas as pd
 
 from steps.aggregate.metrics import Distribution, describe
 from steps.aggregate.read import Shard
-from steps.record_metrics import LATENCIES_OVER_SENT, achieved_rate, is_saturated
+from steps.record_metrics import (
+    LATENCIES_OVER_SENT,
+    Slo,
+    achieved_rate,
+    goodput,
+    is_saturated,
+    slo_attainment,
+    slo_met,
+)
 from steps.records import STATUSES
 from steps.summary_model import (
     LATENCY_METRICS,
@@ -86,6 +94,8 @@ class GroupMetrics:
     output_sources: Mapping[str, int]
     output_token_mismatches: int
     failures_by_label: Mapping[str, tuple[int, Mapping[str, int]]]
+    goodput: float | None = None  # None: no SLO given
+    slo_attainment: float | None = None
 
     @property
     def saturated(self) -> bool:
@@ -140,8 +150,21 @@ def _failure_labels(failed: pd.DataFrame) -> dict[str, tuple[int, dict[str, int]
     return grouped
 
 
+def _slo_figures(rows: pd.DataFrame, window: Window, slo: Slo) -> dict[str, float | None]:
+    """goodput and slo_attainment of the rows (None without an SLO: goodput needs one)."""
+    if not slo.is_set:
+        return {"goodput": None, "slo_attainment": None}
+    latencies = {name: rows[name].to_numpy(dtype=np.float64) for name in ("ttft", "tpot", "e2e")}
+    met = slo_met(latencies, (rows["status"] == "ok").to_numpy(dtype=bool), slo)
+    sent_ns = rows["sent_ns"].to_numpy(dtype=np.float64)
+    return {
+        "goodput": goodput(met, sent_ns, window.send_window_s),
+        "slo_attainment": slo_attainment(met),
+    }
+
+
 def measure_group(
-    rows: pd.DataFrame, itl_ns: Distribution, window: Window, stage: int | None
+    rows: pd.DataFrame, itl_ns: Distribution, window: Window, stage: int | None, slo: Slo
 ) -> GroupMetrics:
     """Metrics of one group. Counts over all rows, latencies over ok rows (see module docs)."""
     status = rows["status"]
@@ -174,6 +197,7 @@ def measure_group(
         output_sources=_sources(rows["output_tokens_source"]),
         output_token_mismatches=mismatches,
         failures_by_label=_failure_labels(rows[status != "ok"]),
+        **_slo_figures(rows, window, slo),
     )
 
 
@@ -289,6 +313,8 @@ def group_model(group: GroupMetrics) -> Group:
             output_tokens_mean=group.output_tokens.mean,
         ),
         load_generator_saturated=group.saturated,
+        goodput=group.goodput,
+        slo_attainment=group.slo_attainment,
     )
 
 
@@ -332,6 +358,8 @@ def _tidy_rows(
     add("prompt_tokens", "mean", tokens["prompt_tokens_mean"], "count")
     add("output_tokens", "mean", tokens["output_tokens_mean"], "count")
     add("load_generator_saturated", "value", float(group["load_generator_saturated"]), "ratio")
+    add("goodput", "value", group.get("goodput"), "1/s")
+    add("slo_attainment", "value", group.get("slo_attainment"), "ratio")
     return rows
 
 

@@ -88,6 +88,12 @@ log = logging.getLogger("steps.report")
 
 STEP = "report"
 
+#: --sla-* help: the bound a threshold is, by the metric's better direction.
+_BOUND_WORD = {"lower": "upper", "higher": "lower"}
+
+#: How a breach line reads for an upper ("<=") and a lower (">=") bound.
+_BROKEN = {"<=": ">", ">=": "<"}
+
 #: Decimals of an output parameter by unit: a ratio such as error_rate needs more than ms.
 _OUTPUT_DIGITS = {"ms": 3, "1/s": 3, "ratio": 6}
 
@@ -172,7 +178,11 @@ def _breaches(
 ) -> list[str]:
     """One short phrase per failed check, threshold or regressed metric, for logs and exit line."""
     found = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
-    found += [f"{v.name} {_sla_value(v)} > {format_number(v.limit)}" for v in sla if not v.passed]
+    found += [
+        f"{v.name} {_sla_value(v)} {_BROKEN[v.bound]} {format_number(v.limit)}"
+        for v in sla
+        if not v.passed
+    ]
     found += [
         f"{d.name} {d.change:+.1%} vs {regression.previous.run_id}"
         for d in regression.deltas
@@ -406,7 +416,8 @@ def _parser() -> argparse.ArgumentParser:
             "--sla-" + name.replace("_", "-"),
             dest="sla_" + name,
             default=None,
-            help=f"upper bound for {name}{default}; {empty}, 'off' = no bound",
+            help=f"{_BOUND_WORD[KEY_METRICS[name].better]} bound for {name}{default}; "
+            f"{empty}, 'off' = no bound",
         )
     parser.add_argument(
         "--regression-tolerance",

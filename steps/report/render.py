@@ -95,7 +95,7 @@ def _sla_blocks(verdicts: Sequence[SlaVerdict]) -> list[Block]:
     if not verdicts:
         return [Heading(2, "SLA"), Paragraph("No SLA thresholds set.")]
     rows = tuple(
-        (v.name, fmt(v.value, 4), f"<= {fmt(v.limit, 4)}", "pass" if v.passed else "FAIL")
+        (v.name, fmt(v.value, 4), f"{v.bound} {fmt(v.limit, 4)}", "pass" if v.passed else "FAIL")
         for v in verdicts
     )
     return [Heading(2, "SLA"), Table(("threshold", "value", "limit", "result"), rows)]

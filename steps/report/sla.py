@@ -1,6 +1,7 @@
 """SLA thresholds (from a YAML file and/or flags) and the verdict per threshold. Pure functions.
 
-A threshold is an upper bound: the run passes it when `value <= limit`. Every threshold reads one
+A threshold is an upper bound (`value <= limit`), or a lower bound (`value >= limit`) for a
+metric where higher is better (goodput, SLO attainment). Every threshold reads one
 key metric of the summary's `overall` group (`steps.summary_model.KEY_METRICS`), so the SLA file,
 the flags, the Argo parameters and the output files all use the same names (`ttft_p99_ms` in the
 file = `--sla-ttft-p99-ms` flag).
@@ -48,12 +49,16 @@ OFF_WORDS = frozenset({"off", "none", "null"})
 
 @dataclass(frozen=True)
 class SlaVerdict:
-    """One threshold's outcome; `value` is None when the run has no data for it (counts as fail)."""
+    """One threshold's outcome; `value` is None when the run has no data for it (counts as fail).
+
+    `bound` is "<=" for an upper bound, ">=" for a lower one (KEY_METRICS' `better`).
+    """
 
     name: str
     value: float | None
     limit: float
     passed: bool
+    bound: str = "<="
 
 
 def _as_limit(raw: object, where: str) -> float | None:
@@ -112,6 +117,11 @@ def evaluate_sla(thresholds: Mapping[str, float | None], overall: Group) -> list
         limit = thresholds.get(name)
         if limit is None:
             continue
-        value = KEY_METRICS[name].read(overall)
-        verdicts.append(SlaVerdict(name, value, limit, value is not None and value <= limit))
+        metric = KEY_METRICS[name]
+        value = metric.read(overall)
+        if metric.better == "higher":
+            passed, bound = value is not None and value >= limit, ">="
+        else:
+            passed, bound = value is not None and value <= limit, "<="
+        verdicts.append(SlaVerdict(name, value, limit, passed, bound))
     return verdicts

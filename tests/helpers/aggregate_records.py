@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,8 @@ def stage_window(
     }
 
 
-def aggregate(out: Path, *records: Path) -> dict[str, Any]:
+def aggregate(out: Path, *records: Path, flags: Sequence[str] = ()) -> dict[str, Any]:
     """Run the aggregate CLI on `records` into `out` (it must exit 0); its summary.json."""
-    assert main(["--records", *map(str, records), "--out", str(out)]) == 0
+    assert main(["--records", *map(str, records), "--out", str(out), *flags]) == 0
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary

@@ -39,6 +39,7 @@ def group(
     *,
     error_rate: float | None = 0.0,
     output_tokens_per_s: float | None = None,
+    goodput: float | None = None,
     **latency: Stats,
 ) -> Group:
     """An `overall` GROUP: the named latencies (`ttft=stats(50, 120)`), the others empty."""
@@ -66,6 +67,7 @@ def group(
             output_tokens_mean=None,
         ),
         load_generator_saturated=False,
+        goodput=goodput,
     )
 
 

@@ -335,3 +335,36 @@ def test_aggregate_records_damaged_past_the_footer_exits_2_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("aggregate: cannot decode the records in ")
     assert str(records) in err[-1]
+
+
+def test_aggregate_slo_goodput_counts_ok_requests_within_every_bound(tmp_path: Path) -> None:
+    rows = [record_row(i, ttft_ms=50.0 if i < 6 else 150.0, gaps_ms=(10, 10)) for i in range(9)]
+    rows.append(record_row(9, status="http_error", http_status=503, gaps_ms=()))
+    stages = [stage_window(0, 1.0, 0, 10, 12)]
+    flags = ["--slo-ttft-ms", "100", "--slo-tpot-ms", "10", "--slo-e2e-ms", ""]
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", rows, stages), flags=flags)
+    assert summary["slo"] == {"ttft_ms": 100.0, "tpot_ms": 10.0, "e2e_ms": None}
+    overall = summary["overall"]
+    assert overall["goodput"] == pytest.approx(6 / 10)  # over the 10 s send window
+    assert overall["slo_attainment"] == pytest.approx(6 / 10)  # the failed row counts, unmet
+    tight = aggregate(
+        tmp_path / "tight", tmp_path / "r", flags=["--slo-tpot-ms", "9.9"]
+    )  # every request's TPOT is 10 ms
+    assert tight["overall"]["goodput"] == 0.0
+
+
+def test_aggregate_without_slo_goodput_is_null(tmp_path: Path) -> None:
+    summary = aggregate(tmp_path / "out", write_shard(tmp_path / "r", [record_row(0)]))
+    assert summary["slo"] == {"ttft_ms": None, "tpot_ms": None, "e2e_ms": None}
+    assert (summary["overall"]["goodput"], summary["overall"]["slo_attainment"]) == (None, None)
+
+
+@pytest.mark.parametrize(("raw", "message"), [("abc", "expected a number"), ("0", "must be > 0")])
+def test_aggregate_bad_slo_flag_exits_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: str, message: str
+) -> None:
+    shard = write_shard(tmp_path / "r", [record_row(0)])
+    code = main(["--records", str(shard), "--out", str(tmp_path / "o"), "--slo-ttft-ms", raw])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"aggregate: --slo-ttft-ms: {message}")

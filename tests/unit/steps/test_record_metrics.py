@@ -11,14 +11,18 @@ import pytest
 from steps.record_metrics import (
     LATENCIES_OVER_SENT,
     TIME_COLUMNS,
+    Slo,
     achieved_rate,
     as_float,
     chunk_gaps,
     chunk_token_sums,
+    goodput,
     is_saturated,
     latencies_ns,
     ok_rows,
     on_time_line,
+    slo_attainment,
+    slo_met,
     ttft_ns,
 )
 from steps.records import SATURATION_DELAY_MS
@@ -139,3 +143,27 @@ def test_is_saturated_above_the_bound_only() -> None:
 @pytest.mark.parametrize("window", [0.0, None])
 def test_achieved_rate_empty_window_falls_back_to_sends(window: float | None) -> None:
     assert achieved_rate(np.array([0.0, 4e9]), window) == pytest.approx(0.25)
+
+
+def test_slo_met_needs_ok_and_every_set_bound() -> None:
+    ms = 1e6
+    latencies = {
+        "ttft": np.array([50, 50, 150, 50, 50]) * ms,
+        "tpot": np.array([10, 30, 10, NAN, 10]) * ms,  # NaN: a one-token answer
+        "e2e": np.array([900, 900, 900, 900, 900]) * ms,
+    }
+    ok = np.array([True, True, True, True, False])
+    met = slo_met(latencies, ok, Slo(ttft_ms=100, tpot_ms=20))
+    assert met.tolist() == [True, False, False, True, False]
+    assert slo_met(latencies, ok, Slo(e2e_ms=899)).tolist() == [False] * 5
+    assert slo_attainment(met) == pytest.approx(2 / 5)
+    assert slo_attainment(met[:0]) is None
+    assert not Slo().is_set and Slo(e2e_ms=1).is_set
+
+
+def test_goodput_counts_met_requests_over_the_send_window() -> None:
+    sent = np.array([0.0, 1e9, 2e9, NAN])
+    met = np.array([True, False, True, False])
+    assert goodput(met, sent, 4.0) == pytest.approx(0.5)
+    # No window: the sends' rate ((3 - 1) / 2 s), two thirds of them met.
+    assert goodput(met, sent, None) == pytest.approx(1.0 * 2 / 3)

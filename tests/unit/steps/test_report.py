@@ -91,7 +91,8 @@ def test_report_main_sla_file_unknown_key_exits_2(
     assert code == 2
     assert _last_line(capsys) == (
         f"report: --sla {sla}: unknown SLA key 'ttft_p42_ms' (known: ttft_p50_ms, ttft_p99_ms, "
-        "itl_p50_ms, itl_p99_ms, e2e_p99_ms, error_rate, schedule_delay_p99_ms)"
+        "itl_p50_ms, itl_p99_ms, e2e_p99_ms, error_rate, schedule_delay_p99_ms, goodput_rps, "
+        "slo_attainment)"
     )
 
 

@@ -96,3 +96,11 @@ def test_evaluate_sla_missing_value_fails() -> None:
 def test_evaluate_sla_unset_threshold_is_not_judged() -> None:
     verdicts = evaluate_sla({"ttft_p99_ms": None, "error_rate": 0.01}, _overall(error_rate=0.02))
     assert [(v.name, v.passed) for v in verdicts] == [("error_rate", False)]
+
+
+def test_evaluate_sla_goodput_is_a_lower_bound() -> None:
+    thresholds = {"goodput_rps": 2.0}
+    low = evaluate_sla(thresholds, group(goodput=1.5))
+    assert [(v.name, v.passed, v.bound) for v in low] == [("goodput_rps", False, ">=")]
+    assert evaluate_sla(thresholds, group(goodput=2.0))[0].passed
+    assert not evaluate_sla(thresholds, group(goodput=None))[0].passed  # no SLO set: no data
