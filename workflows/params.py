@@ -143,6 +143,17 @@ class BaselineParams(StrictModel):
         gt=0,
         description="schedule delay p99 limit (ms): above it the load generator lagged",
     )
+    sla_goodput_rps: float | None = Field(
+        default=None,
+        gt=0,
+        description="lowest goodput (requests/s meeting every SLO bound); empty = none",
+    )
+    sla_slo_attainment: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="lowest fraction of requests meeting every SLO bound; empty = none",
+    )
     regression_tolerance: float = Field(
         default=0.10, ge=0, description="allowed relative slowdown against the previous run"
     )
@@ -184,6 +195,8 @@ class BaselineParams(StrictModel):
         "sla_itl_p99_ms",
         "sla_e2e_p99_ms",
         "sla_error_rate",
+        "sla_goodput_rps",
+        "sla_slo_attainment",
         mode="before",
     )
     @classmethod

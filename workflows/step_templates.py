@@ -62,7 +62,6 @@ __all__ = [
     "readiness_template",
     "report_template",
     "tokenizer_template",
-    "zone_affinity",
 ]
 
 #: Every step reads and writes under the container's working directory; relative paths in args
@@ -230,7 +229,7 @@ def endpoint_access(options: TemplateOptions) -> EndpointAccess:
     return EndpointAccess(env, [mount], [volume], api_key_flag)
 
 
-def zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | None:
+def _zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | None:
     """Same-zone placement next to the model pods, in THEIR namespace: required (the guide's
     rule), preferred (weight 100, the strongest preference) or none (install option)."""
     if mode is ZoneAffinity.off:
@@ -339,7 +338,7 @@ def load_template(
                 name=LOAD_PARTS_ARTIFACT, path=f"{WORK_DIR}/results/records.parts", optional=True
             ),
         ],
-        affinity=zone_affinity(params, options.zone_affinity),
+        affinity=_zone_affinity(params, options.zone_affinity),
         resources=_LOAD_RESOURCES,
     )
 

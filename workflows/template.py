@@ -40,6 +40,7 @@ from workflows.step_templates import (
     READINESS_INPUTS,
     REPORT_INPUTS,
     TOKENIZER_INPUTS,
+    EndpointAccess,
     aggregate_template,
     endpoint_access,
     load_template,
@@ -66,8 +67,10 @@ def workflow_arguments(params: BaselineParams) -> list[Parameter]:
     ]
 
 
-def _workflow_template(params: BaselineParams, options: TemplateOptions) -> WorkflowTemplate:
-    """The workflow-wide settings: parameters, pod defaults, mutex, deadlines, GC."""
+def _workflow_template(
+    params: BaselineParams, options: TemplateOptions, endpoint: EndpointAccess
+) -> WorkflowTemplate:
+    """The workflow-wide settings: parameters, pod defaults, mutex, deadlines, GC, volumes."""
     return WorkflowTemplate(
         name=options.name,
         namespace=options.namespace,
@@ -92,14 +95,14 @@ def _workflow_template(params: BaselineParams, options: TemplateOptions) -> Work
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/component": "benchmark"}),
         security_context=m.PodSecurityContext(**pod_security_context()),
         pod_spec_patch=executor_pod_spec_patch(),
-        volumes=endpoint_access(options).volumes,
+        volumes=endpoint.volumes,
     )
 
 
 def build_template(params: BaselineParams, options: TemplateOptions) -> WorkflowTemplate:
     """The WorkflowTemplate: defaults = `params`, cluster settings = `options`."""
     endpoint = endpoint_access(options)
-    with _workflow_template(params, options) as template:
+    with _workflow_template(params, options, endpoint) as template:
         readiness = readiness_template(options, endpoint)
         tokenizer = tokenizer_template(options)
         load = load_template(params, options, endpoint)
