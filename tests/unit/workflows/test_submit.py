@@ -417,3 +417,12 @@ def test_readme_states_the_argo_call_limits() -> None:
         f"ends within {ARGO_CALL_DEADLINE_S:g} s of wall\n  clock and reads at most "
         f"{ARGO_MAX_BODY_BYTES >> 20} MiB"
     ) in readme
+
+
+def test_install_bad_cron_refused_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeArgoSession(lambda request: (500, {}))
+    argv = ["install", "--image-registry", "r.example/x", "--cron", "0 3 * * MON-FRI"]
+    assert main(argv, {"ARGO_SERVER": "127.0.0.1:2746"}, session) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'0 3 * * MON-FRI'" in err and "1-5" in err
+    assert session.requests == []

@@ -1,4 +1,4 @@
-"""workflows.baseline: an output path that cannot be a directory is one line, exit 2."""
+"""Output paths (render -o, run --out) that cannot be a directory: one line, exit 2."""
 
 from __future__ import annotations
 
