@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from steps.errors import UsageError
-from workflows.step_templates import METRIC_PARAMETERS
+from steps.summary_model import OUTPUT_METRIC_NAMES
 
 __all__ = ["echo", "make_output_dir", "print_verdict", "write_output"]
 
@@ -47,7 +47,7 @@ def print_verdict(phase: str, report: Mapping[str, str], message: str = "") -> N
         print("verdict: none (the report step did not finish)")
         return
     print(f"verdict: {report.get('verdict', '')}")
-    for key in METRIC_PARAMETERS:  # the headline figures, as the dashboards' gauges
+    for key in OUTPUT_METRIC_NAMES:  # the headline figures, as the dashboards' gauges
         print(f"  {key}: {report.get(key, '')}")
     if report.get("report_uri"):
         print(f"report: {report['report_uri']}")

@@ -49,7 +49,6 @@ __all__ = [
     "LOAD_EXIT_CODE",
     "LOAD_INPUTS",
     "LOAD_PARTS_ARTIFACT",
-    "METRIC_PARAMETERS",
     "READINESS_INPUTS",
     "REPORT_INPUTS",
     "REPORT_OUTPUTS",
@@ -134,9 +133,9 @@ REPORT_INPUTS = ("bucket", "path", "s3_endpoint_url", *SLA_KNOBS, "fail_on_breac
 LOAD_EXIT_CODE = "load_exit_code"
 
 READINESS_OUTPUTS = ("served_model", "zones", "max_model_len")
-#: Report outputs exported as Prometheus gauges (Argo custom metrics) for nightly dashboards.
-METRIC_PARAMETERS = OUTPUT_METRIC_NAMES
-REPORT_OUTPUTS = ("verdict", *METRIC_PARAMETERS, "report_uri")
+#: The report's output parameters; its key metrics (OUTPUT_METRIC_NAMES) are also exported as
+#: Prometheus gauges (Argo custom metrics) for nightly dashboards.
+REPORT_OUTPUTS = ("verdict", *OUTPUT_METRIC_NAMES, "report_uri")
 _METRIC_PREFIX = "llm_baseline_"
 _LOAD_RESOURCES = Resources(cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi")
 
@@ -373,7 +372,7 @@ def _report_gauges() -> list[Gauge]:
             realtime=False,
             labels=[Label(key="model", value="{{workflow.parameters.model_name}}")],
         )
-        for name in METRIC_PARAMETERS
+        for name in OUTPUT_METRIC_NAMES
     ]
 
 
