@@ -2,15 +2,17 @@
 
     python -m steps.report --summary DIR --records PATH [PATH ...] --out DIR
         [--bucket B [--path P]] [--s3-endpoint-url URL] [--sla FILE] [--sla-<name> X ...]
-        [--regression-tolerance 0.10] [--history-dir DIR] [--fail-on-breach [true|false]]
-        [--outputs-dir DIR] [--load-exit-code CODE]
+        [--regression-tolerance X] [--regression-tolerance-<metric> X ...] [--history-window K]
+        [--history-dir DIR] [--fail-on-breach [true|false]] [--outputs-dir DIR]
+        [--load-exit-code CODE]
 
 Every flag takes its Argo parameter unchanged: `--bucket ""` means no upload (then
 `--history-dir` is the history), `--fail-on-breach true|false` (bare: true; also
-`--no-fail-on-breach`). The verdict fails on an SLA breach, a regression, a load step that
-failed (`--load-exit-code`) or an incomplete run (run.json `complete: false`). Exit codes: 0 pass
-(or fail without --fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step failure (S3
-upload failed: the local copy in --out is complete); 2 bad input (flags, SLA file,
+`--no-fail-on-breach`). The verdict fails on an SLA breach, a regression (judged against the
+last K runs of the history: steps.report.regression; `inconclusive` never fails), a load step
+that failed (`--load-exit-code`) or an incomplete run (run.json `complete: false`). Exit codes:
+0 pass (or fail without --fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step
+failure (S3 upload failed: the local copy in --out is complete); 2 bad input (flags, SLA file,
 summary/records files).
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from steps.cli import (
@@ -44,15 +47,20 @@ from steps.report.bundle import (
     read_run_config,
     write_json,
 )
-from steps.report.plots import render_plots
-from steps.report.regression import (
-    DEFAULT_TOLERANCE,
+from steps.report.evidence import DEFAULT_TOLERANCES, ROW_COLUMNS
+from steps.report.history import (
+    DEFAULT_WINDOW,
+    MAX_ROWS_PER_RUN,
+    HistoryError,
     LocalHistory,
     RunHistory,
-    compare_runs,
-    find_previous_run,
+    S3History,
+    load_history,
+    read_rows,
 )
-from steps.report.render import RegressionOutcome, build_blocks, render_html, render_markdown
+from steps.report.plots import render_plots, render_trend
+from steps.report.regression import CurrentRun, RegressionOutcome, check_regression
+from steps.report.render import build_blocks, render_html, render_markdown
 from steps.report.run_checks import RunCheck, check_run
 from steps.report.samples import read_samples
 from steps.report.sla import (
@@ -65,7 +73,6 @@ from steps.report.sla import (
     parse_sla_yaml,
 )
 from steps.report.upload import (
-    S3History,
     S3Location,
     UploadError,
     check_endpoint,
@@ -77,6 +84,7 @@ from steps.report.upload import (
 from steps.summary_model import (
     KEY_METRICS,
     OUTPUT_METRIC_NAMES,
+    REGRESSION_METRIC_NAMES,
     SLA_METRIC_NAMES,
     Group,
     RunSection,
@@ -115,7 +123,18 @@ class ReportConfig(BaseModel):
     sla_flags: dict[str, float | None] = Field(
         default_factory=dict, description="thresholds given as --sla-* flags (None = off)"
     )
-    regression_tolerance: float = Field(DEFAULT_TOLERANCE, ge=0)
+    regression_tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="practical threshold for every relative metric (0.05 = 5 %%); "
+        "empty = each metric's default (latency medians and rates 0.05, p99s 0.15)",
+    )
+    regression_tolerances: dict[str, float] = Field(
+        default_factory=dict, description="per-metric thresholds (--regression-tolerance-<metric>)"
+    )
+    history_window: int = Field(
+        DEFAULT_WINDOW, ge=1, description=f"earlier runs in the baseline (default {DEFAULT_WINDOW})"
+    )
     history_dir: Path | None = Field(None, description="local run history when there is no S3")
     fail_on_breach: bool = Field(
         False, description="exit 3 on a failed verdict (default: report it and exit 0)"
@@ -167,6 +186,12 @@ class _Storage:
             return str((out / "report.html").resolve())
         return self.location.uri(self.key_prefix + "report.html")
 
+    def run_location(self, out: Path) -> str:
+        """Where this run's results are: its S3 prefix when uploaded, else --out."""
+        if self.location is None:
+            return str(out.resolve())
+        return self.location.uri(self.key_prefix)
+
 
 def _sla_value(verdict: SlaVerdict) -> str:
     """The measured value for a breach line; a run with no data for it says so, not a blank."""
@@ -183,11 +208,7 @@ def _breaches(
         for v in sla
         if not v.passed
     ]
-    found += [
-        f"{d.name} {d.change:+.1%} vs {regression.previous.run_id}"
-        for d in regression.deltas
-        if d.status == "regression" and d.change is not None and regression.previous
-    ]
+    found += [f"{v.name} regressed: {v.reason}" for v in regression.regressions]
     return found
 
 
@@ -248,28 +269,54 @@ def _open_storage(
     return _Storage(location, key_prefix, client, history=S3History(client, location, base))
 
 
+def _current_rows(records: Sequence[Path]) -> pa.Table:
+    """The current run's rows (every shard, bounded like a history run's; HistoryError)."""
+    tables = [
+        read_rows(path, ROW_COLUMNS, MAX_ROWS_PER_RUN, f"--records {path}") for path in records
+    ]
+    return pa.concat_tables(tables)
+
+
 def _regression(
-    history: RunHistory | None, identity: RunIdentity, overall: Group, tolerance: float
+    config: ReportConfig,
+    storage: _Storage,
+    identity: RunIdentity,
+    summary: Summary,
+    records: Sequence[Path],
 ) -> RegressionOutcome:
-    """The comparison with the previous run; a failed lookup is a note, never a step failure."""
-    if history is None:
-        return RegressionOutcome(
-            tolerance,
-            note="No run history (no --bucket or --history-dir): nothing to compare with.",
-        )
+    """The check against the run history; a failed lookup is a note, never a step failure."""
+    tolerances = _tolerances(config)
+    window = config.history_window
+    if storage.history is None:
+        note = "No run history (no --bucket or --history-dir): nothing to compare with."
+        return RegressionOutcome(tolerances, window, notes=(note,))
+    history = load_history(storage.history, identity.run_id, identity.base_url, window, ROW_COLUMNS)
+    if not history.runs:
+        first = "First run of this scenario, model and target: nothing to compare with."
+        return RegressionOutcome(tolerances, window, notes=(*history.notes, first))
     try:
-        previous = find_previous_run(history, identity.run_id, identity.base_url)
-    except (UploadError, UsageError) as exc:
-        log.warning("previous-run lookup failed: %s", exc)
-        return RegressionOutcome(tolerance, note=f"Previous-run lookup failed ({exc}).")
-    if previous is None:
-        return RegressionOutcome(
-            tolerance,
-            note="First run of this scenario, model and target: nothing to compare with.",
-        )
-    deltas = compare_runs(overall, previous.summary.overall, tolerance)
-    log.info("compared with previous run %s", previous.run_id)
-    return RegressionOutcome(tolerance, previous, tuple(deltas))
+        rows = _current_rows(records)
+    except HistoryError as exc:
+        return RegressionOutcome(tolerances, window, notes=(*history.notes, f"no verdict: {exc}"))
+    location = storage.run_location(config.out)
+    current = CurrentRun(identity.run_id, location, summary, rows)
+    outcome = check_regression(current, history, tolerances, window)
+    log.info(
+        "judged against %d earlier runs: %d regressions",
+        len(outcome.baseline_runs),
+        len(outcome.regressions),
+    )
+    return outcome
+
+
+def _tolerances(config: ReportConfig) -> dict[str, float]:
+    """Per-metric defaults, then --regression-tolerance for the relative ones, then per metric."""
+    tolerances = dict(DEFAULT_TOLERANCES)
+    if config.regression_tolerance is not None:
+        for name in tolerances:
+            if KEY_METRICS[name].unit != "ratio":
+                tolerances[name] = config.regression_tolerance
+    return tolerances | config.regression_tolerances
 
 
 def _output_values(overall: Group, verdict: str, report_uri: str) -> dict[str, str]:
@@ -292,10 +339,12 @@ def _verdict_json(result: ReportResult, run_id: str) -> dict[str, Any]:
         "checks": [c.__dict__ for c in result.checks],
         "sla": [v.__dict__ for v in result.sla],
         "regression": {
-            "tolerance": regression.tolerance,
-            "previous_run_id": regression.previous.run_id if regression.previous else None,
-            "note": regression.note,
-            "deltas": [d.__dict__ for d in regression.deltas],
+            "window": regression.window,
+            "tolerances": dict(regression.tolerances),
+            "baseline_run_ids": list(regression.baseline_runs),
+            "notes": list(regression.notes),
+            "metrics": [v.__dict__ for v in regression.verdicts],
+            "change_points": {t.name: list(t.change_points) for t in regression.trends},
         },
         "report_uri": result.report_uri,
     }
@@ -307,13 +356,12 @@ def _judge(
     identity: RunIdentity,
     thresholds: Mapping[str, float | None],
     storage: _Storage,
+    records: Sequence[Path],
 ) -> ReportResult:
     """Run checks, SLA thresholds and the regression check into one verdict."""
     checks = check_run(config.load_exit_code, summary.run)
     sla = evaluate_sla(thresholds, summary.overall)
-    regression = _regression(
-        storage.history, identity, summary.overall, config.regression_tolerance
-    )
+    regression = _regression(config, storage, identity, summary, records)
     breaches = _breaches(checks, sla, regression)
     return ReportResult(
         verdict="fail" if breaches else "pass",
@@ -335,8 +383,9 @@ def _write_local(
     """Plots, report.md/html and verdict.json into --out; output parameters (local URI)."""
     out = config.out
     plots = render_plots(read_samples(records), out)
+    trend_plot = render_trend(result.regression.trends, out)
     blocks = build_blocks(
-        summary, result.verdict, result.checks, result.sla, result.regression, plots
+        summary, result.verdict, result.checks, result.sla, result.regression, plots, trend_plot
     )
     (out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
     (out / "report.html").write_text(redact_text(render_html(blocks, out), secrets))
@@ -389,7 +438,7 @@ def run(config: ReportConfig) -> ReportResult:
     summary = _read_summary(config.out / "summary.json")
     identity = _run_identity(summary.run)
     storage = _open_storage(location, endpoint_url, identity, config.history_dir)
-    result = _judge(config, summary, identity, thresholds, storage)
+    result = _judge(config, summary, identity, thresholds, storage, records)
     _write_local(config, summary, records, result, secrets)
     _upload(config, storage)
     if result.breaches and config.fail_on_breach:
@@ -420,10 +469,17 @@ def _parser() -> argparse.ArgumentParser:
             f"{empty}, 'off' = no bound",
         )
     parser.add_argument(
-        "--regression-tolerance",
-        default="",
-        help=f"relative change that counts as a regression (default {DEFAULT_TOLERANCE})",
+        "--regression-tolerance", default="", help=fields["regression_tolerance"].description
     )
+    for name in REGRESSION_METRIC_NAMES:
+        unit = "points, 0.005 = 0.5 points" if KEY_METRICS[name].unit == "ratio" else "relative"
+        parser.add_argument(
+            "--regression-tolerance-" + name.replace("_", "-"),
+            dest="regression_tolerance_" + name,
+            default="",
+            help=f"threshold for {name} ({unit}; default {DEFAULT_TOLERANCES[name]:g})",
+        )
+    parser.add_argument("--history-window", default="", help=fields["history_window"].description)
     parser.add_argument("--history-dir", default="", help=fields["history_dir"].description)
     # A word, so the template passes the Argo parameter through unchanged; bare = true.
     parser.add_argument(
@@ -470,19 +526,37 @@ def _sla_flags(args: argparse.Namespace) -> dict[str, float | None]:
     return sla_flags
 
 
-def _tolerance(raw: str) -> float:
-    """--regression-tolerance: "" = the default; else a number >= 0 (UsageError)."""
+def _tolerance(flag: str, raw: str) -> float | None:
+    """A tolerance flag: "" = not given; else a number >= 0 (UsageError)."""
     if not raw.strip():
-        return DEFAULT_TOLERANCE
+        return None
     try:
         tolerance = float(raw)
     except ValueError:
-        raise UsageError(
-            f"--regression-tolerance: expected a number like 0.10, got {raw!r}"
-        ) from None
+        raise UsageError(f"{flag}: expected a number like 0.05, got {raw!r}") from None
     if not tolerance >= 0:
-        raise UsageError(f"--regression-tolerance: must be >= 0, got {raw!r}")
+        raise UsageError(f"{flag}: must be >= 0, got {raw!r}")
     return tolerance
+
+
+def _per_metric_tolerances(args: argparse.Namespace) -> dict[str, float]:
+    """--regression-tolerance-<metric> flags that were given."""
+    given = {}
+    for name in REGRESSION_METRIC_NAMES:
+        flag = "--regression-tolerance-" + name.replace("_", "-")
+        value = _tolerance(flag, getattr(args, "regression_tolerance_" + name))
+        if value is not None:
+            given[name] = value
+    return given
+
+
+def _window(raw: str) -> int:
+    """--history-window: "" = the default; else a whole number >= 1 (UsageError)."""
+    if not raw.strip():
+        return DEFAULT_WINDOW
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise UsageError(f"--history-window: expected a whole number >= 1, got {raw!r}")
+    return int(raw)
 
 
 def _config_from_args(args: argparse.Namespace) -> ReportConfig:
@@ -495,7 +569,9 @@ def _config_from_args(args: argparse.Namespace) -> ReportConfig:
         s3_endpoint_url=args.s3_endpoint_url or None,
         sla=Path(args.sla) if args.sla else None,
         sla_flags=_sla_flags(args),
-        regression_tolerance=_tolerance(args.regression_tolerance),
+        regression_tolerance=_tolerance("--regression-tolerance", args.regression_tolerance),
+        regression_tolerances=_per_metric_tolerances(args),
+        history_window=_window(args.history_window),
         history_dir=Path(args.history_dir) if args.history_dir else None,
         fail_on_breach=_true_or_false("--fail-on-breach", args.fail_on_breach),
         outputs_dir=Path(args.outputs_dir) if args.outputs_dir else None,

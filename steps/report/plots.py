@@ -7,6 +7,7 @@ timeline with more than `MAX_SCATTER_POINTS` points becomes p50/p99 lines over a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from steps.records import SATURATION_DELAY_MS
+from steps.report.regression import MetricTrend
 from steps.report.samples import Samples
 
-__all__ = ["CDF_LEVELS", "Plot", "cdf_points", "render_plots", "timeline_bins"]
+__all__ = ["CDF_LEVELS", "Plot", "cdf_points", "render_plots", "render_trend", "timeline_bins"]
 
 #: Quantile levels of a CDF curve: fine steps plus the tail levels a p99.9 reader looks at.
 CDF_LEVELS = np.unique(np.concatenate([np.linspace(0.0, 1.0, 2001), [0.999, 0.9995, 0.9999]]))
@@ -163,3 +165,36 @@ def render_plots(samples: Samples, out_dir: Path) -> list[Plot]:
     _save(fig, out_dir, "throughput_over_time.png")
     plots.append(Plot("throughput_over_time.png", "Throughput over time"))
     return plots
+
+
+def _trend_axes(ax: Axes, trend: MetricTrend) -> None:
+    """One metric over the runs: the line, this run in red, the band, dashed level shifts."""
+    values = np.array([np.nan if p.value is None else p.value for p in trend.points])
+    x = np.arange(len(values))
+    if trend.band is not None:
+        ax.axhspan(*trend.band, color="tab:blue", alpha=0.15, linewidth=0)
+    ax.plot(x, values, marker="o", markersize=3, linewidth=1)
+    ax.plot(x[-1:], values[-1:], marker="o", markersize=6, color="tab:red", linestyle="none")
+    ids = [p.run_id for p in trend.points]
+    for run_id in trend.change_points:
+        ax.axvline(ids.index(run_id) - 0.5, color="tab:orange", linestyle="--", linewidth=1)
+    ax.set_title(trend.name, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def render_trend(trends: Sequence[MetricTrend], out_dir: Path) -> Plot | None:
+    """trend.png: every regression metric over the history (None with fewer than 2 runs)."""
+    if not trends or len(trends[0].points) < 2:
+        return None
+    columns = 3
+    rows = -(-len(trends) // columns)
+    fig = Figure(figsize=(10, 2.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, trend in zip(axes, trends, strict=False):
+        _trend_axes(ax, trend)
+    for ax in axes[len(trends) :]:
+        ax.set_visible(False)
+    fig.suptitle("Trend: oldest run left, this run in red; band = noise; dashed = level shift")
+    _save(fig, out_dir, "trend.png")
+    return Plot("trend.png", "Key metrics over the run history")

@@ -1,148 +1,184 @@
-"""Regression check against the previous run of the same scenario, model and target.
+"""Regression check against the run history: per-metric verdicts, the trend and its change points.
 
-Comparison is pure (`compare_runs`). Finding the previous run goes through `RunHistory`, which
-S3 (`steps.report.upload.S3History`) and a local directory (`LocalHistory`) both implement with
-the same layout, `{root}/{scenario}/{model}/{run_id}/summary.json`: run ids sort by time
-(`YYYYMMDDTHHMMSSZ-<hex>`), so "previous" is the greatest run id below the current one whose
-summary names the same base_url (one prefix may hold runs against several endpoints). A stored
-summary that is not JSON (a half-written upload) is skipped; one that is JSON but not the
-summary.json layout stops the lookup with one line (`steps.summary_model.parse_summary`).
+The history (`steps.report.history`) gives the last `window` runs of the same scenario, model and
+target; the ones whose rows could be read form the baseline, every one of them is in the trend.
+Each metric is judged by `steps.report.evidence.judge`. Before that, change points
+(`steps.report.changepoints`) over the baseline series decide what "the baseline" is: once a
+level shift has lasted MIN_BASELINE_RUNS runs, the runs before it no longer describe the server,
+so the baseline starts at the shift (a step is flagged on the nights it is new, then accepted
+and shown once in the trend, at the run where it began).
+
+A trend value is the metric from the run's rows when they were read (the same definition and SLO
+as the verdict), else from its summary.json.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Protocol
 
-from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, Group, Summary, parse_summary
+import pyarrow as pa
+
+from steps.record_metrics import Slo
+from steps.report.changepoints import change_points
+from steps.report.evidence import (
+    MIN_BASELINE_RUNS,
+    Estimate,
+    MetricVerdict,
+    RunScale,
+    judge,
+    run_estimates,
+)
+from steps.report.history import History
+from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, Summary
 
 __all__ = [
-    "DEFAULT_TOLERANCE",
-    "LocalHistory",
-    "MetricDelta",
-    "PreviousRun",
-    "RunHistory",
-    "compare_runs",
-    "find_previous_run",
+    "CurrentRun",
+    "MetricTrend",
+    "RegressionOutcome",
+    "TrendPoint",
+    "check_regression",
+    "slo_of",
 ]
 
-DEFAULT_TOLERANCE = 0.10
-
-#: How many older runs to open looking for one with the same base_url before giving up; bounds
-#: the S3 requests when a prefix holds many runs against other endpoints.
-MAX_CANDIDATES = 50
-
-Status = Literal["regression", "improvement", "unchanged", "n/a"]
-
 
 @dataclass(frozen=True)
-class MetricDelta:
-    """One metric now vs before; `change` is relative ((now - before) / before), None if n/a."""
-
-    name: str
-    previous: float | None
-    current: float | None
-    change: float | None
-    status: Status
-
-
-@dataclass(frozen=True)
-class PreviousRun:
-    """The run compared against: its id, where it was found, and its summary.json."""
+class CurrentRun:
+    """The run being judged: its id, where its results go, its summary and rows."""
 
     run_id: str
     location: str
     summary: Summary
+    rows: pa.Table
 
 
-class RunHistory(Protocol):
-    """Earlier runs of one scenario and model (S3 prefix or local directory)."""
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run's value of a metric in the trend (None: no data)."""
 
-    def run_ids(self) -> list[str]:
-        """Ids of the runs stored for this scenario and model (any order)."""
-        ...
-
-    def read_summary(self, run_id: str) -> bytes | None:
-        """That run's summary.json text, or None when it has none or it is unreadable."""
-        ...
-
-    def location(self, run_id: str) -> str:
-        """Where that run lives (URI or path), for the report."""
-        ...
+    run_id: str
+    location: str
+    value: float | None
 
 
-def _status(change: float, lower_is_better: bool, tolerance: float) -> Status:
-    worse = change if lower_is_better else -change
-    if worse > tolerance:
-        return "regression"
-    if worse < -tolerance:
-        return "improvement"
-    return "unchanged"
+@dataclass(frozen=True)
+class MetricTrend:
+    """A metric over the history and this run (last), its noise band and change points."""
+
+    name: str
+    points: tuple[TrendPoint, ...]
+    band: tuple[float, float] | None
+    change_points: tuple[str, ...]
 
 
-def compare_runs(current: Group, previous: Group, tolerance: float) -> list[MetricDelta]:
-    """Key-metric deltas between two summaries' `overall` groups (tolerance 0.10 = 10 %)."""
-    deltas = []
+@dataclass(frozen=True)
+class RegressionOutcome:
+    """What the regression check found; without a history only `notes` say why not."""
+
+    tolerances: Mapping[str, float]
+    window: int
+    baseline_runs: tuple[str, ...] = ()
+    verdicts: tuple[MetricVerdict, ...] = ()
+    trends: tuple[MetricTrend, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def regressions(self) -> tuple[MetricVerdict, ...]:
+        """The metrics judged `regression` (each fails the verdict)."""
+        return tuple(v for v in self.verdicts if v.status == "regression")
+
+
+def slo_of(summary: Summary) -> Slo:
+    """The SLO the run's goodput was counted against (none for summaries before SLOs)."""
+    if summary.slo is None:
+        return Slo()
+    return Slo(summary.slo.ttft_ms, summary.slo.tpot_ms, summary.slo.e2e_ms)
+
+
+def _since_last_shift(
+    ids: Sequence[str], estimates: Sequence[Estimate], seed: int
+) -> tuple[int, str | None]:
+    """Index where the baseline starts: the last level shift with enough runs after it."""
+    shifts = change_points([e.value for e in estimates], seed=seed)
+    usable = [i for i in shifts if len(estimates) - i >= MIN_BASELINE_RUNS]
+    if not usable:
+        return 0, None
+    return usable[-1], ids[usable[-1]]
+
+
+def _trend(
+    name: str, points: Sequence[TrendPoint], verdict: MetricVerdict, seed: int
+) -> MetricTrend:
+    """The metric's trend with its change points (run ids) and the baseline's noise band."""
+    known = [(p.run_id, p.value) for p in points if p.value is not None]
+    shifts = change_points([value for _, value in known], seed=seed) if len(known) > 1 else []
+    band = None
+    if verdict.baseline is not None and verdict.effect is not None and verdict.high is not None:
+        scale = abs(verdict.baseline) if verdict.relative else 1.0
+        half = (verdict.high - verdict.effect) * scale
+        band = (verdict.baseline - half, verdict.baseline + half)
+    return MetricTrend(name, tuple(points), band, tuple(known[i][0] for i in shifts))
+
+
+def _value(
+    estimates: Mapping[str, Estimate | None] | None, run: Summary, name: str
+) -> float | None:
+    """The trend value: from the rows' estimate when there is one, else from the summary."""
+    estimate = estimates[name] if estimates is not None else None
+    return estimate.value if estimate is not None else KEY_METRICS[name].read(run.overall)
+
+
+_Estimates = Mapping[str, Estimate | None]
+
+
+def _one_metric(
+    name: str,
+    current: CurrentRun,
+    now: _Estimates,
+    history: History,
+    past: Sequence[_Estimates | None],
+    tolerance: float,
+    seed: int,
+) -> tuple[MetricVerdict, MetricTrend, str | None]:
+    """One metric: its baseline (since the last lasting shift), verdict, trend and a note."""
+    ids, baseline = [], []
+    for run, estimates in zip(history.runs, past, strict=True):
+        estimate = estimates[name] if estimates is not None else None
+        if estimate is not None:
+            ids.append(run.run_id)
+            baseline.append(estimate)
+    start, shift = _since_last_shift(ids, baseline, seed)
+    note = None if shift is None else f"{name}: level shift at run {shift}; baseline starts there"
+    verdict = judge(name, now[name], baseline[start:], tolerance)
+    points = [
+        TrendPoint(run.run_id, run.location, _value(estimates, run.summary, name))
+        for run, estimates in zip(history.runs, past, strict=True)
+    ]
+    points.append(TrendPoint(current.run_id, current.location, _value(now, current.summary, name)))
+    return verdict, _trend(name, points, verdict, seed), note
+
+
+def check_regression(
+    current: CurrentRun,
+    history: History,
+    tolerances: Mapping[str, float],
+    window: int,
+    seed: int = 0,
+) -> RegressionOutcome:
+    """Every regression metric of `current` judged against `history` (oldest run first)."""
+    slo = slo_of(current.summary)
+    now = run_estimates(current.rows, RunScale.of(current.summary.overall), slo)
+    past = [
+        None if run.rows is None else run_estimates(run.rows, RunScale.of(run.summary.overall), slo)
+        for run in history.runs
+    ]
+    verdicts, trends, notes = [], [], list(history.notes)
     for name in REGRESSION_METRIC_NAMES:
-        metric = KEY_METRICS[name]
-        now, before = metric.read(current), metric.read(previous)
-        if now is None or before is None or before == 0:
-            deltas.append(MetricDelta(name, before, now, None, "n/a"))
-            continue
-        change = (now - before) / before
-        status = _status(change, metric.better == "lower", tolerance)
-        deltas.append(MetricDelta(name, before, now, change, status))
-    return deltas
-
-
-def find_previous_run(
-    history: RunHistory, run_id: str, base_url: str, max_candidates: int = MAX_CANDIDATES
-) -> PreviousRun | None:
-    """The newest stored run older than `run_id` whose summary has the same base_url.
-
-    Raises UsageError (one line) for a stored summary that is JSON but not a summary.json.
-    """
-    older = sorted((rid for rid in history.run_ids() if rid < run_id), reverse=True)
-    for candidate in older[:max_candidates]:
-        text = history.read_summary(candidate)
-        if text is None or not _is_json(text):
-            continue
-        summary = parse_summary(text, f"{history.location(candidate)} summary.json")
-        if summary.run.base_url == base_url:
-            return PreviousRun(candidate, history.location(candidate), summary)
-    return None
-
-
-def _is_json(text: bytes) -> bool:
-    """False for a half-written upload or a truncated file: skipped, not an error."""
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-class LocalHistory:
-    """Runs kept on a filesystem with the S3 layout (`--history-dir`, or a synced bucket copy)."""
-
-    def __init__(self, root: Path, scenario: str, model: str) -> None:
-        self._base = root / scenario / model
-
-    def run_ids(self) -> list[str]:
-        """Subdirectories holding a summary.json."""
-        if not self._base.is_dir():
-            return []
-        return [p.name for p in self._base.iterdir() if (p / "summary.json").is_file()]
-
-    def read_summary(self, run_id: str) -> bytes | None:
-        """summary.json's bytes, None when it cannot be read."""
-        try:
-            return (self._base / run_id / "summary.json").read_bytes()
-        except OSError:
-            return None
-
-    def location(self, run_id: str) -> str:
-        """The run's directory."""
-        return str(self._base / run_id)
+        verdict, trend, note = _one_metric(
+            name, current, now, history, past, tolerances[name], seed
+        )
+        verdicts.append(verdict)
+        trends.append(trend)
+        notes += [note] if note else []
+    used = tuple(run.run_id for run in history.runs if run.rows is not None)
+    return RegressionOutcome(tolerances, window, used, tuple(verdicts), tuple(trends), tuple(notes))

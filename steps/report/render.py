@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from steps.records import SATURATION_DELAY_MS
+from steps.report.evidence import MetricVerdict
 from steps.report.plots import Plot
-from steps.report.regression import MetricDelta, PreviousRun
+from steps.report.regression import MetricTrend, RegressionOutcome
 from steps.report.run_checks import RunCheck
 from steps.report.sla import SlaVerdict
 from steps.summary_model import LATENCY_METRICS, Group, StageGroup, Summary
@@ -25,7 +26,6 @@ __all__ = [
     "Heading",
     "Image",
     "Paragraph",
-    "RegressionOutcome",
     "Table",
     "build_blocks",
     "render_html",
@@ -61,16 +61,6 @@ class Image:
 Block = Heading | Paragraph | Table | Image
 
 
-@dataclass(frozen=True)
-class RegressionOutcome:
-    """What the regression check found: a comparison, nothing to compare with, or a lookup error."""
-
-    tolerance: float
-    previous: PreviousRun | None = None
-    deltas: tuple[MetricDelta, ...] = ()
-    note: str = ""
-
-
 def fmt(value: Any, digits: int = 2) -> str:
     """A number for a table cell; "-" for null."""
     if value is None:
@@ -101,29 +91,86 @@ def _sla_blocks(verdicts: Sequence[SlaVerdict]) -> list[Block]:
     return [Heading(2, "SLA"), Table(("threshold", "value", "limit", "result"), rows)]
 
 
+def _effect(verdict: MetricVerdict, value: float | None) -> str:
+    """A change (or a bound of its interval): +x.x % relative, +x.xx pt for fractions."""
+    if value is None:
+        return "-"
+    return f"{value:+.1%}" if verdict.relative else f"{value * 100:+.2f} pt"
+
+
+def _verdict_row(verdict: MetricVerdict) -> tuple[str, ...]:
+    status = verdict.status.upper() if verdict.status == "regression" else verdict.status
+    interval = (
+        "-"
+        if verdict.low is None
+        else f"{_effect(verdict, verdict.low)} .. {_effect(verdict, verdict.high)}"
+    )
+    tolerance = (
+        f"{verdict.tolerance:.0%}" if verdict.relative else f"{verdict.tolerance * 100:g} pt"
+    )
+    return (
+        verdict.name,
+        fmt(verdict.current, 3),
+        fmt(verdict.baseline, 3),
+        _effect(verdict, verdict.effect),
+        interval,
+        tolerance,
+        status,
+    )
+
+
 def _regression_blocks(outcome: RegressionOutcome) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Regression vs previous run")]
-    if outcome.previous is None:
-        blocks.append(Paragraph(outcome.note or "No previous run: nothing to compare with."))
+    blocks: list[Block] = [Heading(2, "Regression vs run history")]
+    blocks += [Paragraph(note) for note in outcome.notes]
+    if not outcome.verdicts:
         return blocks
-    tol = f"{outcome.tolerance:.0%}"
+    runs = len(outcome.baseline_runs)
     blocks.append(
         Paragraph(
-            f"Compared with run {outcome.previous.run_id} ({outcome.previous.location}); "
-            f"tolerance {tol}. Change = (now - before) / before."
+            f"Judged against {runs} earlier run{'s' * (runs != 1)} of the last {outcome.window} "
+            "(listed in the trend). Change = against the mean of the baseline runs, relative or "
+            "in points (pt); the interval is where one more unchanged night would fall "
+            "(run-to-run and within-run noise). A regression needs the change beyond both that "
+            "interval and the tolerance; inconclusive never fails the run."
         )
     )
-    rows = tuple(
-        (
-            d.name,
-            fmt(d.previous),
-            fmt(d.current),
-            "-" if d.change is None else f"{d.change:+.1%}",
-            d.status.upper() if d.status == "regression" else d.status,
-        )
-        for d in outcome.deltas
+    headers = ("metric", "current", "baseline", "change", "interval", "tolerance", "status")
+    blocks.append(Table(headers, tuple(_verdict_row(v) for v in outcome.verdicts)))
+    blocks += [Paragraph(f"{v.name}: {v.status} - {v.reason}") for v in outcome.verdicts]
+    return blocks
+
+
+def _trend_blocks(trends: Sequence[MetricTrend], plot: Plot | None) -> list[Block]:
+    """Each metric over the history (this run last, marked), its band and change points."""
+    if not trends or len(trends[0].points) < 2:
+        return []
+    points = trends[0].points
+    current = points[-1].run_id
+    rows = []
+    for index, point in enumerate(points):
+        cells = []
+        for trend in trends:
+            value = trend.points[index].value
+            shift = " (shift)" if point.run_id in trend.change_points else ""
+            cells.append(fmt(value, 3) + shift)
+        marker = " <- this run" if point.run_id == current else ""
+        rows.append((point.run_id + marker, *cells, point.location))
+    band = tuple(
+        "-" if t.band is None else f"{fmt(t.band[0], 3)} .. {fmt(t.band[1], 3)}" for t in trends
     )
-    blocks.append(Table(("metric", "previous", "current", "change", "status"), rows))
+    rows.append(("noise band", *band, ""))
+    shifts = [f"{t.name} from run {', '.join(t.change_points)}" for t in trends if t.change_points]
+    blocks: list[Block] = [
+        Heading(2, "Trend"),
+        Paragraph(
+            "Level shifts (change points, E-Divisive): "
+            + ("; ".join(shifts) if shifts else "none in this window")
+            + ". The noise band is where an unchanged night falls around the baseline mean."
+        ),
+        Table(("run", *(t.name for t in trends), "location"), tuple(rows)),
+    ]
+    if plot is not None:
+        blocks.append(Image(plot.file, plot.title))
     return blocks
 
 
@@ -184,6 +231,7 @@ def build_blocks(
     sla: Sequence[SlaVerdict],
     regression: RegressionOutcome,
     plots: Sequence[Plot],
+    trend_plot: Plot | None = None,
 ) -> list[Block]:
     """The report's content, top to bottom."""
     run = summary.run
@@ -207,6 +255,7 @@ def build_blocks(
     blocks += _check_blocks(checks)
     blocks += _sla_blocks(sla)
     blocks += _regression_blocks(regression)
+    blocks += _trend_blocks(regression.trends, trend_plot)
     blocks += _summary_blocks(summary.overall)
     blocks += _stage_blocks(summary.stages)
     blocks.append(Heading(2, "Plots"))

@@ -1,6 +1,6 @@
-"""S3: key layout, upload with retries, reading earlier runs, botocore error translation.
+"""S3: key layout, upload with retries, botocore error translation.
 
-Key layout (documented in the README):
+Key layout (documented in the README; earlier runs are read back by steps.report.history):
 
     s3://{bucket}/{prefix}/{scenario}/{model}/{run_id}/{file}
 
@@ -14,8 +14,8 @@ or rejected credentials: those need a human.
 
 Bounds: every request has a connect and a read timeout (an endpoint that accepts TCP and never
 answers kept the report silent for minutes), a read timeout is not retried on top of botocore's
-own attempts, and the previous-run lookup as a whole has a wall-clock deadline: a silent
-endpoint costs the regression comparison, never the report. Each wait is logged first.
+own attempts, and the history lookup as a whole has a wall-clock deadline: a silent endpoint
+costs the regression comparison, never the report. Each wait is logged first.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from steps.bounded_call import call_within
 from steps.errors import BenchError, UsageError
 from steps.names import (
     check_bucket_name,
@@ -39,13 +38,14 @@ from steps.names import (
 )
 
 __all__ = [
-    "S3History",
     "S3Location",
     "UploadError",
     "check_endpoint",
     "check_run_names",
+    "endpoint_name",
     "make_s3_client",
     "run_key_prefix",
+    "translate_s3_errors",
     "upload_files",
 ]
 
@@ -59,8 +59,6 @@ BOTOCORE_MAX_ATTEMPTS = 3
 #: 30 s of silence is no S3 server at work: even a large PUT is answered once its body is sent.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
-#: Wall-clock bound of the whole previous-run lookup (a listing plus a few summary.json reads).
-HISTORY_DEADLINE_S = 60.0
 #: Our attempts per object for connection errors, with backoff 0.5 s, 1 s, 2 s between them.
 UPLOAD_ATTEMPTS = 4
 BACKOFF_BASE_S = 0.5
@@ -171,7 +169,8 @@ def make_s3_client(endpoint_url: str | None) -> Any:
         ) from None
 
 
-def _endpoint(client: Any) -> str:
+def endpoint_name(client: Any) -> str:
+    """The client's endpoint URL, for messages."""
     return str(getattr(client.meta, "endpoint_url", "the S3 endpoint"))
 
 
@@ -192,7 +191,7 @@ def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]
         code = str(exc.response.get("Error", {}).get("Code", "unknown"))
         if code == "NoSuchBucket":
             raise UploadError(
-                f"{action}: bucket {bucket!r} does not exist at {_endpoint(client)}; "
+                f"{action}: bucket {bucket!r} does not exist at {endpoint_name(client)}; "
                 "create it or fix --bucket"
             ) from None
         if code in _AUTH_CODES:
@@ -208,10 +207,10 @@ def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]
             "instance profile)"
         ) from None
     except EndpointConnectionError:
-        raise UploadError(f"{action}: cannot connect to {_endpoint(client)}") from None
+        raise UploadError(f"{action}: cannot connect to {endpoint_name(client)}") from None
     except BotoCoreError as exc:
         raise UploadError(
-            f"{action}: {exc.__class__.__name__} talking to {_endpoint(client)}"
+            f"{action}: {exc.__class__.__name__} talking to {endpoint_name(client)}"
         ) from None
 
 
@@ -259,7 +258,7 @@ def upload_files(
         len(files),
         total / 1e6,
         location.uri(key_prefix),
-        _endpoint(client),
+        endpoint_name(client),
         READ_TIMEOUT_S,
     )
     for path in files:
@@ -278,69 +277,3 @@ def upload_files(
         keys.append(key)
     log.info("uploaded %d files to %s", len(keys), location.uri(key_prefix))
     return keys
-
-
-class S3History:
-    """Earlier runs under `s3://bucket/{prefix}/{scenario}/{model}/` (see `RunHistory`).
-
-    Only botocore's retries here, not `with_backoff`: a failed lookup is noted in the report and
-    the step goes on, and the upload that follows does the patient retrying. The lookup as a
-    whole ends HISTORY_DEADLINE_S after its first request, whatever the endpoint does.
-    """
-
-    def __init__(self, client: Any, location: S3Location, base_prefix: str) -> None:
-        self._client = client
-        self._location = location
-        self._base = base_prefix
-        self._deadline: float | None = None
-
-    def _bounded(self, what: str, call: Callable[[], T]) -> T:
-        if self._deadline is None:
-            self._deadline = time.monotonic() + HISTORY_DEADLINE_S
-            log.info(
-                "looking up previous runs under %s at %s (at most %g s)",
-                self._location.uri(self._base),
-                _endpoint(self._client),
-                HISTORY_DEADLINE_S,
-            )
-        log.debug("previous-run lookup: waiting for %s", what)
-        done, result = call_within(self._deadline, call, "s3-history")
-        if not done:
-            raise UploadError(
-                f"previous-run lookup: no answer from {_endpoint(self._client)} within "
-                f"{HISTORY_DEADLINE_S:g} s (waiting for {what})"
-            )
-        return result  # type: ignore[return-value]
-
-    def run_ids(self) -> list[str]:
-        """Runs with a `{run_id}/summary.json` directly under the base prefix."""
-
-        def listing() -> list[str]:
-            ids = []
-            paginator = self._client.get_paginator("list_objects_v2")
-            with translate_s3_errors(self._client, self._location.bucket, "previous-run lookup"):
-                pages = paginator.paginate(Bucket=self._location.bucket, Prefix=self._base)
-                for page in pages:
-                    for item in page.get("Contents", []):
-                        rest = str(item["Key"])[len(self._base) :]
-                        run_id, _, name = rest.partition("/")
-                        if name == "summary.json":
-                            ids.append(run_id)
-            return ids
-
-        return self._bounded(f"the listing of {self._location.uri(self._base)}", listing)
-
-    def read_summary(self, run_id: str) -> bytes | None:
-        """The run's summary.json bytes (a missing object is an UploadError)."""
-        key = f"{self._base}{run_id}/summary.json"
-
-        def read() -> bytes:
-            with translate_s3_errors(self._client, self._location.bucket, "read"):
-                response = self._client.get_object(Bucket=self._location.bucket, Key=key)
-                return bytes(response["Body"].read())
-
-        return self._bounded(self._location.uri(key), read)
-
-    def location(self, run_id: str) -> str:
-        """`s3://bucket/.../{run_id}/`."""
-        return self._location.uri(f"{self._base}{run_id}/")

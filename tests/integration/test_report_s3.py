@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from steps.report import upload
+from steps.report import history, upload
 from steps.report.__main__ import main
 from steps.report.upload import S3Location, UploadError, make_s3_client, upload_files
-from tests.fixtures.report_runs import MODEL, build_run
+from tests.fixtures.report_runs import MODEL, build_run, run_id_of_night
 from tests.fixtures.s3 import S3Server
 
 pytestmark = pytest.mark.s3
@@ -79,30 +79,72 @@ def test_report_s3_upload_layout_round_trips(s3_env: S3Server, tmp_path: Path) -
     assert "First run of this scenario" in (out / "report.md").read_text()
 
 
-def test_report_s3_second_run_detects_regression_and_improvement(
+def test_report_s3_history_run_detects_regression_and_improvement(
     s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = tmp_path.name
-    first = build_run(tmp_path, RUN_1, ttft_ms=100.0, itl_ms=10.0)
-    assert _report(s3_env, first, tmp_path / "out1", prefix) == 0
-    # Same scenario and model, another endpoint: must not be taken as "previous".
-    other = build_run(tmp_path, RUN_2, ttft_ms=500.0, itl_ms=50.0, base_url="http://other:8000")
-    assert _report(s3_env, other, tmp_path / "out2", prefix) == 0
+    nights = [run_id_of_night(n) for n in range(3)]
+    for run_id, ttft, itl in zip(nights, (100.0, 101.0, 99.0), (10.0, 10.1, 9.9), strict=True):
+        built = build_run(tmp_path, run_id, ttft_ms=ttft, itl_ms=itl)
+        assert _report(s3_env, built, tmp_path / f"out-{run_id}", prefix) == 0
+    # Same scenario and model, another endpoint: must not be taken into the history.
+    other = build_run(
+        tmp_path, run_id_of_night(3), ttft_ms=500.0, itl_ms=50.0, base_url="http://other:8000"
+    )
+    assert _report(s3_env, other, tmp_path / "out-other", prefix) == 0
 
-    third = build_run(tmp_path, RUN_3, ttft_ms=130.0, itl_ms=8.0)
+    now = run_id_of_night(4)
+    third = build_run(tmp_path, now, ttft_ms=130.0, itl_ms=8.0)
     assert _report(s3_env, third, tmp_path / "out3", prefix, "--fail-on-breach") == 3
-    assert _last_line(capsys).startswith(f"report: breach: ttft_p50_ms +30.0% vs {RUN_1}")
+    assert _last_line(capsys).startswith(
+        "report: breach: ttft_p50_ms regressed: +30.0% vs the mean of 3 baseline runs"
+    )
 
-    key = f"{prefix}/baseline/{MODEL}/{RUN_3}/verdict.json"
+    key = f"{prefix}/baseline/{MODEL}/{now}/verdict.json"
     verdict = json.loads(s3_env.client().get_object(Bucket=s3_env.bucket, Key=key)["Body"].read())
     assert verdict["verdict"] == "fail"
-    assert verdict["regression"]["previous_run_id"] == RUN_1
-    status = {d["name"]: d["status"] for d in verdict["regression"]["deltas"]}
+    assert verdict["regression"]["baseline_run_ids"] == nights
+    status = {m["name"]: m["status"] for m in verdict["regression"]["metrics"]}
     assert status["ttft_p50_ms"] == status["ttft_p99_ms"] == "regression"
     assert status["itl_p50_ms"] == status["itl_p99_ms"] == "improvement"
     report = (tmp_path / "out3" / "report.md").read_text()
-    assert "| ttft_p99_ms | 100.00 | 130.00 | +30.0% | REGRESSION |" in report
-    assert "| itl_p99_ms | 10.00 | 8.00 | -20.0% | improvement |" in report
+    assert "| ttft_p99_ms | 130.000 | 100.000 | +30.0% |" in report
+    assert "| itl_p99_ms | 8.000 | 10.000 | -20.0% |" in report
+    for run_id in nights:  # the trend links every compared run's S3 prefix
+        assert f"s3://{s3_env.bucket}/{prefix}/baseline/{MODEL}/{run_id}/ |" in report
+    assert (tmp_path / "out3" / "trend.png").is_file()
+
+
+def test_report_s3_damaged_history_objects_are_one_note_each(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    prefix = tmp_path.name
+    nights = [run_id_of_night(n) for n in range(4)]
+    for run_id in nights:
+        built = build_run(tmp_path, run_id)
+        assert _report(s3_env, built, tmp_path / f"out-{run_id}", prefix) == 0
+    client, base = s3_env.client(), f"{prefix}/baseline/{MODEL}/"
+    client.put_object(Bucket=s3_env.bucket, Key=base + nights[0] + "/summary.json", Body=b"{half")
+    client.put_object(Bucket=s3_env.bucket, Key=base + nights[1] + "/records.parquet", Body=b"x")
+    client.delete_object(Bucket=s3_env.bucket, Key=base + nights[2] + "/records.parquet")
+
+    now = build_run(tmp_path, run_id_of_night(5))
+    assert _report(s3_env, now, tmp_path / "out", prefix, "--fail-on-breach") == 0
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    regression = verdict["regression"]
+    assert regression["baseline_run_ids"] == [nights[3]]
+    uri = f"s3://{s3_env.bucket}/{base}"
+    assert regression["notes"] == [
+        f"run {nights[2]} left out of the baseline: {uri}{nights[2]}/records.parquet: no such "
+        "object (or empty)",
+        f"run {nights[1]} left out of the baseline: {uri}{nights[1]}/ records.parquet: not a "
+        "readable records.parquet (Parquet file size is 1 bytes, smaller than the minimum file "
+        "footer (8 bytes))",
+        f"run {nights[0]} skipped: {uri}{nights[0]}/ summary.json: not JSON (a half-written "
+        "upload?)",
+    ]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert all(note in report for note in regression["notes"])
 
 
 def test_report_s3_missing_bucket_exits_1_local_copy_intact(
@@ -125,7 +167,10 @@ def test_report_s3_missing_bucket_exits_1_local_copy_intact(
     assert (out / "records.parquet").stat().st_size == (
         run.records_dir / "records.parquet"
     ).stat().st_size
-    assert "Previous-run lookup failed" in (out / "report.md").read_text()
+    assert (
+        "History lookup failed (history lookup: bucket 'no-such-bucket'"
+        in (out / "report.md").read_text()
+    )
 
 
 def test_report_s3_wrong_credentials_exits_1_without_leaking(
@@ -279,7 +324,7 @@ def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
     # the wait is the same: the lookup gives up at its deadline, the upload after botocore's
     # attempts, and nothing is retried on top of a read timeout.
     monkeypatch.setattr(upload, "READ_TIMEOUT_S", 1.0, raising=False)
-    monkeypatch.setattr(upload, "HISTORY_DEADLINE_S", 2.0, raising=False)
+    monkeypatch.setattr(history, "HISTORY_DEADLINE_S", 2.0, raising=False)
     run = build_run(tmp_path, RUN_1)
     out = tmp_path / "out"
     argv = ["--summary", str(run.summary_dir), "--records", str(run.records_dir),
@@ -292,9 +337,9 @@ def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
     last = err.strip().splitlines()[-1]
     assert last.startswith("report: upload of ")
     assert last.endswith(f"local results are complete in {out}")
-    assert f"looking up previous runs under s3://{s3_env.bucket}/x/baseline/{MODEL}/" in err
+    assert f"looking up earlier runs under s3://{s3_env.bucket}/x/baseline/{MODEL}/" in err
     assert "uploading 1" in err and "each request waits at most 1 s for an answer" in err
-    note = f"Previous-run lookup failed (previous-run lookup: no answer from {silent_endpoint}"
+    note = f"History lookup failed (history lookup: no answer from {silent_endpoint}"
     assert note in (out / "report.md").read_text()
     # 2 s lookup + 3 botocore attempts x 1 s + rendering; the old bounds took minutes.
     assert elapsed < 30, f"report took {elapsed:.0f} s against a silent endpoint"

@@ -180,11 +180,20 @@ def test_report_main_local_history_detects_regression_and_improvement(
     out_2 = tmp_path / "out2"
     code = main([*_args(second.summary_dir, second.records_dir, out_2), *hist, "--fail-on-breach"])
     assert code == 3
-    assert f"ttft_p50_ms +30.0% vs {RUN_1}" in capsys.readouterr().err
+    assert "ttft_p50_ms regressed: +30.0% vs the mean of 1 baseline run" in capsys.readouterr().err
     report = (out_2 / "report.md").read_text()
-    assert f"Compared with run {RUN_1}" in report
-    assert "| ttft_p50_ms | 100.00 | 130.00 | +30.0% | REGRESSION |" in report
-    assert "| itl_p50_ms | 10.00 | 8.00 | -20.0% | improvement |" in report
+    assert "Judged against 1 earlier run of the last 10" in report
+    assert f"| {RUN_1} | 100.000 |" in report  # the compared run, in the trend
+    assert (
+        "| ttft_p50_ms | 130.000 | 100.000 | +30.0% | +30.0% .. +30.0% | 5% | REGRESSION |"
+        in report
+    )
+    assert (
+        "| itl_p50_ms | 8.000 | 10.000 | -20.0% | -20.0% .. -20.0% | 5% | improvement |" in report
+    )
+    # One baseline run: no run-to-run noise known, only a change past 3 x tolerance counts.
+    assert "| ttft_p99_ms | 130.000 | 100.000 | +30.0% |" in report
+    assert "ttft_p99_ms: inconclusive - " in report
 
 
 def test_report_main_secrets_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

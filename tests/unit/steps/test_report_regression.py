@@ -1,101 +1,80 @@
-"""Regression comparison (pure) and finding the previous run in a local history directory."""
+"""The regression check over a constructed history: verdicts, trend, change points, baseline."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from steps.errors import UsageError
-from steps.report.regression import LocalHistory, compare_runs, find_previous_run
-from steps.summary_model import Group
-from tests.helpers.summaries import group, stats, summary_json
+from steps.report.evidence import DEFAULT_TOLERANCES, ROW_COLUMNS
+from steps.report.history import History, HistoryRun, read_rows
+from steps.report.regression import CurrentRun, RegressionOutcome, check_regression
+from steps.summary_model import parse_summary
+from tests.fixtures.report_runs import build_run, run_id_of_night
 
 
-def _overall(ttft_p50: float, ttft_p99: float, tokens_per_s: float = 100.0) -> Group:
-    return group(ttft=stats(ttft_p50, ttft_p99), output_tokens_per_s=tokens_per_s)
+def _run(root: Path, night: int, ttft_ms: float) -> HistoryRun:
+    """A run whose every request has TTFT `ttft_ms` (so its within-run error is 0)."""
+    built = build_run(root, run_id_of_night(night), ttft_ms=ttft_ms)
+    summary = parse_summary((built.summary_dir / "summary.json").read_bytes(), "test")
+    rows = read_rows(built.records_dir / "records.parquet", ROW_COLUMNS, 1000, "test")
+    return HistoryRun(built.run_id, f"s3://b/{built.run_id}/", summary, rows)
 
 
-def _status(deltas: list, name: str) -> str:  # type: ignore[type-arg]
-    return next(d.status for d in deltas if d.name == name)
+def _check(root: Path, ttfts: Sequence[float], now_ms: float) -> RegressionOutcome:
+    runs = tuple(_run(root, night, ttft) for night, ttft in enumerate(ttfts))
+    now = _run(root, len(ttfts), now_ms)
+    current = CurrentRun(now.run_id, now.location, now.summary, now.rows)
+    return check_regression(current, History(runs), DEFAULT_TOLERANCES, 10)
 
 
-def test_compare_runs_slower_beyond_tolerance_is_regression() -> None:
-    deltas = compare_runs(_overall(115.0, 200.0), _overall(100.0, 200.0), 0.10)
-    ttft = next(d for d in deltas if d.name == "ttft_p50_ms")
-    assert ttft.status == "regression"
-    assert ttft.change == pytest.approx(0.15)
-    assert _status(deltas, "ttft_p99_ms") == "unchanged"
+def _verdict(outcome: RegressionOutcome, name: str) -> str:
+    return next(v.status for v in outcome.verdicts if v.name == name)
 
 
-def test_compare_runs_faster_beyond_tolerance_is_improvement() -> None:
-    deltas = compare_runs(_overall(80.0, 150.0), _overall(100.0, 200.0), 0.10)
-    assert _status(deltas, "ttft_p50_ms") == "improvement"
-    assert _status(deltas, "ttft_p99_ms") == "improvement"
+def test_check_regression_slower_night_beyond_the_spread_is_a_regression(tmp_path: Path) -> None:
+    outcome = _check(tmp_path, [100, 101, 99, 100, 102, 98], 120.0)
+    assert _verdict(outcome, "ttft_p50_ms") == "regression"
+    # Every request is equally slower: p99 too (+20 % > 15 %), e2e p50 +8 % (> 5 %), e2e p99 not.
+    assert [v.name for v in outcome.regressions] == ["ttft_p50_ms", "ttft_p99_ms", "e2e_p50_ms"]
+    assert _verdict(outcome, "itl_p50_ms") == "unchanged"
+    assert outcome.baseline_runs == tuple(run_id_of_night(n) for n in range(6))
+    trend = next(t for t in outcome.trends if t.name == "ttft_p50_ms")
+    assert [p.value for p in trend.points] == pytest.approx([100, 101, 99, 100, 102, 98, 120])
+    assert trend.points[-1].run_id == run_id_of_night(6)
+    assert trend.band is not None and trend.band[0] < 100 < trend.band[1] < 120
+    assert trend.change_points == ()
 
 
-def test_compare_runs_within_tolerance_is_unchanged() -> None:
-    deltas = compare_runs(_overall(109.0, 191.0), _overall(100.0, 200.0), 0.10)
-    assert _status(deltas, "ttft_p50_ms") == "unchanged"
-    assert _status(deltas, "ttft_p99_ms") == "unchanged"
+def test_check_regression_same_level_is_unchanged(tmp_path: Path) -> None:
+    outcome = _check(tmp_path, [100, 101, 99, 100, 102, 98], 101.0)
+    assert outcome.regressions == ()
+    assert _verdict(outcome, "ttft_p50_ms") == "unchanged"
 
 
-def test_compare_runs_throughput_drop_is_regression() -> None:
-    deltas = compare_runs(_overall(100, 200, 80.0), _overall(100, 200, 100.0), 0.10)
-    assert _status(deltas, "output_tokens_per_s") == "regression"
+def test_check_regression_lasting_step_becomes_the_baseline(tmp_path: Path) -> None:
+    ttfts = [100, 101, 99, 100, 130, 131, 129, 130, 131]
+    outcome = _check(tmp_path, ttfts, 130.0)
+    assert _verdict(outcome, "ttft_p50_ms") == "unchanged"
+    assert f"ttft_p50_ms: level shift at run {run_id_of_night(4)}; baseline starts there" in (
+        outcome.notes
+    )
+    trend = next(t for t in outcome.trends if t.name == "ttft_p50_ms")
+    assert trend.change_points == (run_id_of_night(4),)  # once, where it began
 
 
-def test_compare_runs_missing_metric_is_not_applicable() -> None:
-    deltas = compare_runs(_overall(100, 200), _overall(100, 200), 0.10)
-    assert _status(deltas, "itl_p99_ms") == "n/a"
-
-
-def _store_text(root: Path, run_id: str, text: str) -> Path:
-    """`text` as the summary.json of `run_id` in a local history; the run's directory."""
-    run_dir = root / "baseline" / "Qwen/Qwen3-8B" / run_id
-    run_dir.mkdir(parents=True)
-    (run_dir / "summary.json").write_text(text)
-    return run_dir
-
-
-def _store(root: Path, run_id: str, base_url: str) -> None:
-    _store_text(root, run_id, summary_json({"run_id": run_id, "base_url": base_url}, group()))
-
-
-def test_find_previous_run_picks_newest_older_same_target(tmp_path: Path) -> None:
-    _store(tmp_path, "20261101T020000Z-000001", "http://a")
-    _store(tmp_path, "20261102T020000Z-000002", "http://a")
-    _store(tmp_path, "20261103T020000Z-000003", "http://b")
-    _store(tmp_path, "20261105T020000Z-000005", "http://a")  # newer than current: ignored
-    history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
-    previous = find_previous_run(history, "20261104T020000Z-000004", "http://a")
-    assert previous is not None
-    assert previous.run_id == "20261102T020000Z-000002"
-    assert previous.location.endswith("baseline/Qwen/Qwen3-8B/20261102T020000Z-000002")
-
-
-def test_find_previous_run_first_run_returns_none(tmp_path: Path) -> None:
-    _store(tmp_path, "20261101T020000Z-000001", "http://other")
-    history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
-    assert find_previous_run(history, "20261104T020000Z-000004", "http://a") is None
-    assert find_previous_run(LocalHistory(tmp_path, "x", "y"), "2026", "http://a") is None
-
-
-def test_find_previous_run_skips_unreadable_summary(tmp_path: Path) -> None:
-    _store(tmp_path, "20261101T020000Z-000001", "http://a")
-    _store_text(tmp_path, "20261102T020000Z-000002", "{not json")
-    history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
-    previous = find_previous_run(history, "20261104T020000Z-000004", "http://a")
-    assert previous is not None and previous.run_id == "20261101T020000Z-000001"
-
-
-def test_find_previous_run_json_that_is_no_summary_stops_with_one_line(tmp_path: Path) -> None:
-    _store(tmp_path, "20261101T020000Z-000001", "http://a")
-    no_summary = '{"run": {"base_url": "http://a"}, "overall": {}}'
-    other = _store_text(tmp_path, "20261102T020000Z-000002", no_summary)
-    history = LocalHistory(tmp_path, "baseline", "Qwen/Qwen3-8B")
-    with pytest.raises(UsageError) as caught:
-        find_previous_run(history, "20261104T020000Z-000004", "http://a")
-    message = str(caught.value)
-    assert message.startswith(f"{other} summary.json: not a summary.json (steps/CONTRACTS.md): ")
-    assert "overall.requests: Field required" in message and "\n" not in message
+def test_check_regression_run_without_rows_is_in_the_trend_not_the_baseline(
+    tmp_path: Path,
+) -> None:
+    runs = [_run(tmp_path, night, 100.0 + night % 2) for night in range(4)]
+    blind = HistoryRun(runs[1].run_id, runs[1].location, runs[1].summary, None)
+    now = _run(tmp_path, 4, 100.0)
+    history = History((runs[0], blind, runs[2], runs[3]), ("run x left out: damaged",))
+    current = CurrentRun(now.run_id, now.location, now.summary, now.rows)
+    outcome = check_regression(current, history, DEFAULT_TOLERANCES, 10)
+    assert outcome.baseline_runs == (runs[0].run_id, runs[2].run_id, runs[3].run_id)
+    assert outcome.notes[0] == "run x left out: damaged"
+    trend = next(t for t in outcome.trends if t.name == "ttft_p50_ms")
+    assert [p.value for p in trend.points] == pytest.approx([100, 101, 100, 101, 100])
+    assert next(v for v in outcome.verdicts if v.name == "ttft_p50_ms").runs == 3
