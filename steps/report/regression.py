@@ -38,6 +38,7 @@ __all__ = [
     "RegressionOutcome",
     "TrendPoint",
     "check_regression",
+    "judge_against_history",
     "slo_of",
 ]
 
@@ -106,6 +107,21 @@ def _since_last_shift(
     return usable[-1], ids[usable[-1]]
 
 
+def judge_against_history(
+    name: str,
+    current: Estimate | None,
+    ids: Sequence[str],
+    baseline: Sequence[Estimate],
+    tolerance: float,
+    seed: int = 0,
+) -> tuple[MetricVerdict, str | None]:
+    """`name`'s verdict against the runs `ids` (oldest first) since their last lasting level
+    shift, and a note naming that shift (None without one)."""
+    start, shift = _since_last_shift(ids, baseline, seed)
+    note = None if shift is None else f"{name}: level shift at run {shift}; baseline starts there"
+    return judge(name, current, baseline[start:], tolerance), note
+
+
 def _trend(
     name: str, points: Sequence[TrendPoint], verdict: MetricVerdict, seed: int
 ) -> MetricTrend:
@@ -147,9 +163,7 @@ def _one_metric(
         if estimate is not None:
             ids.append(run.run_id)
             baseline.append(estimate)
-    start, shift = _since_last_shift(ids, baseline, seed)
-    note = None if shift is None else f"{name}: level shift at run {shift}; baseline starts there"
-    verdict = judge(name, now[name], baseline[start:], tolerance)
+    verdict, note = judge_against_history(name, now[name], ids, baseline, tolerance, seed)
     points = [
         TrendPoint(run.run_id, run.location, _value(estimates, run.summary, name))
         for run, estimates in zip(history.runs, past, strict=True)

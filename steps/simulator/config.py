@@ -49,6 +49,14 @@ class SimulatorConfig(BaseModel):
     ssl_keyfile: Path | None = Field(
         None, description="PEM private key for --ssl-certfile (omit if the chain file holds it)"
     )
+    ttft_jitter: float = Field(
+        0.0, ge=0, description="lognormal sigma of each request's TTFT (0 = exact; 0.25 ~ a GPU)"
+    )
+    level_drift: float = Field(
+        0.0,
+        ge=0,
+        description="lognormal sigma of this run's TTFT and ITL level (between-night drift)",
+    )
     startup_delay_s: float = Field(
         0.0, ge=0, description="seconds during which /health answers 503 and no model is served"
     )

@@ -7,6 +7,8 @@ that decodes its last token.
 
 from __future__ import annotations
 
+import math
+import random
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -16,6 +18,8 @@ __all__ = [
     "AdmissionQueue",
     "Fault",
     "LatencyModel",
+    "NoiseModel",
+    "RequestNoise",
     "output_length",
     "pick_fault",
 ]
@@ -46,6 +50,43 @@ class LatencyModel:
             return []
         full, rest = divmod(output_tokens - 1, self.tokens_per_chunk)
         return [1] + [self.tokens_per_chunk] * full + ([rest] if rest else [])
+
+
+@dataclass(frozen=True)
+class RequestNoise:
+    """One request's draw: factors on its TTFT and decode speed, and a decode stall (s)."""
+
+    ttft_factor: float = 1.0
+    itl_factor: float = 1.0
+    stall_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """How a real GPU server varies, off by default (every spread 0: the exact model above).
+
+    A night's level drifts as a whole (`level_drift`: lognormal sigma of one factor per run on
+    TTFT and ITL, the between-night variance), each request's TTFT and decode speed jitter
+    (lognormal sigmas, median 1 so the model's values stay the medians), and a `stall_rate`
+    share of requests stall once in decode for `stall_ms`. Calibration: README "Simulator noise".
+    """
+
+    ttft_jitter: float = 0.0
+    itl_jitter: float = 0.0
+    stall_rate: float = 0.0
+    stall_ms: float = 0.0
+    level_drift: float = 0.0
+
+    def run_level(self, rng: random.Random) -> float:
+        """This run's level factor (1.0 without drift; nothing drawn then)."""
+        return math.exp(rng.gauss(0.0, self.level_drift)) if self.level_drift else 1.0
+
+    def request(self, rng: random.Random) -> RequestNoise:
+        """One request's draw; nothing is drawn for a spread that is off (same RNG stream)."""
+        ttft = math.exp(rng.gauss(0.0, self.ttft_jitter)) if self.ttft_jitter else 1.0
+        itl = math.exp(rng.gauss(0.0, self.itl_jitter)) if self.itl_jitter else 1.0
+        stalled = self.stall_rate > 0 and rng.random() < self.stall_rate
+        return RequestNoise(ttft, itl, self.stall_ms / 1e3 if stalled else 0.0)
 
 
 def output_length(max_tokens: int, ignore_eos: bool, draw: float) -> int:

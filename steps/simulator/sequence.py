@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from steps.simulator.config import SimulatorConfig
 from steps.simulator.engine import Engine, LockstepWriter
 from steps.simulator.http1 import JSON_TYPE, LAST_CHUNK, encode_chunk, response_head
-from steps.simulator.latency import Fault, LatencyModel, output_length
+from steps.simulator.latency import Fault, LatencyModel, NoiseModel, output_length
 from steps.simulator.metrics import Metrics
 from steps.simulator.tokens import OutputToken, TokenModel
 from steps.simulator.truth import TruthRecord
@@ -44,6 +44,7 @@ class SequenceHost(Protocol):
     tokens: TokenModel
     loop: asyncio.AbstractEventLoop
     latency: LatencyModel
+    noise: NoiseModel
     metrics: Metrics
     engine: Engine
     rng: random.Random
@@ -123,6 +124,8 @@ class SimSequence:
         self.stream = bool(request.get("stream"))
         #: chunk index at which a stream's fault strikes; -1 = never (checked once per chunk).
         self.fault_chunk = fault_chunk if fault is not None and self.stream else -1
+        #: --ttft-jitter: this request's factor on prefill (1.0, nothing drawn, when off).
+        self.ttft_factor = sim.noise.request(rng).ttft_factor
         options = request.get("stream_options")
         self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self.return_token_ids = bool(request.get("return_token_ids"))
@@ -171,7 +174,8 @@ class SimSequence:
         sim.metrics.prompt_tokens += self.prompt_tokens
         # --slow-first-byte-ms: nothing, not even the first token, leaves before head_at.
         self.prefill_done_at = max(
-            now + sim.latency.first_token_delay_s(self.prompt_tokens), self.head_at
+            now + sim.latency.first_token_delay_s(self.prompt_tokens) * self.ttft_factor,
+            self.head_at,
         )
         if self.stream:
             self.frames = self._build_frames()

@@ -26,7 +26,7 @@ from steps.simulator.http1 import (
     parse_head,
     response_head,
 )
-from steps.simulator.latency import Fault, LatencyModel, pick_fault
+from steps.simulator.latency import Fault, LatencyModel, NoiseModel, pick_fault
 from steps.simulator.metrics import Metrics
 from steps.simulator.sequence import SimSequence
 from steps.simulator.tokens import TokenModel
@@ -77,16 +77,19 @@ class Simulator:
         self.config = config
         self.tokens = tokens
         self.loop = loop
+        self.rng = random.Random(config.seed)
+        self.noise = NoiseModel(ttft_jitter=config.ttft_jitter, level_drift=config.level_drift)
+        # One level per process = per run: a restarted simulator is another night.
+        level = self.noise.run_level(self.rng)
         self.latency = LatencyModel(
-            ttft_s=config.ttft_ms / 1e3,
-            itl_s=config.itl_ms / 1e3,
+            ttft_s=config.ttft_ms / 1e3 * level,
+            itl_s=config.itl_ms / 1e3 * level,
             prefill_s_per_token=config.prefill_us_per_token / 1e6,
             tokens_per_chunk=config.tokens_per_chunk,
         )
         self.truth = TruthStore()
         self.metrics = Metrics(config.model)
         self.engine = Engine(loop, self.latency.itl_s, config.max_num_seqs, self.metrics.itl)
-        self.rng = random.Random(config.seed)
         self.ready_at = loop.time() + config.startup_delay_s
         self.connections: set[HttpProtocol] = set()
         self.model_json = json.dumps(config.model).encode()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 
 import pytest
 
-from steps.simulator.latency import AdmissionQueue, Fault, LatencyModel, output_length, pick_fault
+from steps.simulator.latency import (
+    AdmissionQueue,
+    Fault,
+    LatencyModel,
+    NoiseModel,
+    RequestNoise,
+    output_length,
+    pick_fault,
+)
 
 
 def test_first_token_delay_adds_prefill_per_prompt_token() -> None:
@@ -96,3 +106,25 @@ def test_admission_queue_new_arrival_does_not_jump_waiting_line() -> None:
 def test_admission_queue_release_without_running_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         AdmissionQueue[str](1).release()
+
+
+def test_noise_model_off_draws_nothing_and_changes_nothing() -> None:
+    rng = random.Random(3)
+    noise = NoiseModel()
+    assert noise.run_level(rng) == 1.0
+    assert noise.request(rng) == RequestNoise(1.0, 1.0, 0.0)
+    assert rng.random() == random.Random(3).random()  # the seeded stream is untouched
+
+
+def test_noise_model_lognormal_spreads_and_stall_share() -> None:
+    rng = random.Random(11)
+    noise = NoiseModel(ttft_jitter=0.25, itl_jitter=0.05, stall_rate=0.03, stall_ms=500.0)
+    draws = [noise.request(rng) for _ in range(20_000)]
+    logs = sorted(math.log(d.ttft_factor) for d in draws)
+    assert logs[len(logs) // 2] == pytest.approx(0.0, abs=0.01)  # median factor 1
+    assert statistics.pstdev(logs) == pytest.approx(0.25, rel=0.03)
+    assert statistics.pstdev(math.log(d.itl_factor) for d in draws) == pytest.approx(0.05, rel=0.03)
+    stalls = [d.stall_s for d in draws if d.stall_s]
+    assert set(stalls) == {0.5} and len(stalls) / len(draws) == pytest.approx(0.03, rel=0.1)
+    levels = [NoiseModel(level_drift=0.02).run_level(rng) for _ in range(5_000)]
+    assert statistics.pstdev(math.log(v) for v in levels) == pytest.approx(0.02, rel=0.05)

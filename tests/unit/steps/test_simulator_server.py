@@ -35,3 +35,15 @@ def test_parse_request_chat_template_refuses_messages_400(
         sim._parse_request(body.encode(), True, TruthRecord(None, 0))
     assert info.value.status == 400
     assert "chat template cannot render" in str(info.value)
+
+
+def test_simulator_level_drift_is_one_seeded_level_per_run(loop: asyncio.AbstractEventLoop) -> None:
+    def latency(seed: int, drift: float) -> tuple[float, float]:
+        config = SimulatorConfig(ttft_ms=20.0, itl_ms=12.0, level_drift=drift, seed=seed)
+        sim = Simulator(config, load_token_model(None), loop)
+        return sim.latency.ttft_s, sim.latency.itl_s
+
+    assert latency(1, 0.0) == (0.020, 0.012)  # off: the exact model
+    ttft, itl = latency(1, 0.02)
+    assert ttft != 0.020 and ttft / 0.020 == pytest.approx(itl / 0.012)  # one level for both
+    assert latency(1, 0.02) == (ttft, itl) and latency(2, 0.02) != (ttft, itl)
