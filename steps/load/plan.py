@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steps.cli import secret_from_env
 from steps.errors import UsageError
 from steps.load.config import Config, DataType, ServerType
 from steps.load.http1 import encode_request
@@ -72,16 +73,6 @@ def check_supported(config: Config) -> None:
         raise UsageError("data.type shared_prefix is not supported by the load step yet")
 
 
-def _secret(env: str | None, what: str) -> str | None:
-    """The value of the environment variable `env` names (None when no name is configured)."""
-    if env is None:
-        return None
-    value = os.environ.get(env)
-    if not value:
-        raise UsageError(f"{what} names ${env}, but it is not set in the environment")
-    return value
-
-
 def request_headers(config: Config) -> dict[str, str]:
     """The headers of every request, API key included; refuses what cannot go on the wire.
 
@@ -92,7 +83,8 @@ def request_headers(config: Config) -> dict[str, str]:
     """
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
     headers.update(config.api.headers or {})
-    api_key = _secret(config.server.api_key_env, "server.api_key_env")
+    secret = secret_from_env(os.environ, config.server.api_key_env, "server.api_key_env")
+    api_key = secret.get_secret_value() if secret else None
     log.info("API key: %s", "set" if api_key else "not set")
     try:
         encode_request("POST", "/", "host", headers)
@@ -132,10 +124,9 @@ def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> by
 def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -> Requests:
     """Every request's body at exact prompt length (the expensive part, before t0)."""
     config = settings.config
-    if config.tokenizer.token_env:
-        token = _secret(config.tokenizer.token_env, "tokenizer.token_env")
-    else:
-        token = os.environ.get("HF_TOKEN") or None
+    # No token_env configured: the Hub's own variable, optional (public tokenizers need none).
+    secret = secret_from_env(os.environ, config.tokenizer.token_env, "tokenizer.token_env")
+    token = secret.get_secret_value() if secret else os.environ.get("HF_TOKEN") or None
     tokenizer = load_tokenizer(settings.tokenizer_source, token, config.tokenizer.trust_remote_code)
     total = sum(len(p.offsets_ns) for p in plans)
     warm = config.load.warmup_requests
