@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.argo import FakeArgoServer, FakeArgoSession, Recorded
-from tests.fakes.silent_server import Behaviour, hostile_server
+from tests.fakes.hostile import Behaviour, HostileServer, drip, endless_body, hang
 from tests.helpers.argo.golden import check_golden_json
 from tests.helpers.dockerfile_targets import REPO
 from workflows.baseline import main
@@ -380,21 +380,32 @@ def test_every_argo_call_is_bounded_by_default() -> None:
     assert service.session.deadline_s == ARGO_CALL_DEADLINE_S
 
 
+#: A response head dripped a byte every 50 ms: 10,000 bytes of header name, so it never ends
+#: within any test's time (a per-socket-read timeout never fires on it).
+_DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X" * 10_000
+
+
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("behaviour", ["silent", "drip"])
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        pytest.param(hang(), id="silent"),
+        pytest.param(drip(_DRIPPED_HEAD, interval_s=0.05), id="drip"),
+    ],
+)
 def test_argo_server_that_accepts_and_never_answers_fails_in_one_line_at_the_deadline(
     behaviour: Behaviour, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Wall clock, not per socket read: a head dripped a byte at a time never ends either."""
-    with hostile_server(behaviour) as (host, port):
-        env = {"ARGO_SERVER": f"{host}:{port}", "ARGO_SECURE": "false"}
+    with HostileServer([behaviour]) as server:
+        env = {"ARGO_SERVER": server.url.removeprefix("http://"), "ARGO_SECURE": "false"}
         started = time.monotonic()
         assert main(["submit"], env, BoundedSession(deadline_s=0.5)) == 1
         took = time.monotonic() - started
     err = capsys.readouterr().err.strip()
     assert err == (
         "workflows.baseline: argo: read the server version failed: no complete answer within "
-        f"0.5 s from http://{host}:{port}/ (a server or proxy that accepts and does not "
+        f"0.5 s from {server.url}/ (a server or proxy that accepts and does not "
         "answer?); check ARGO_SERVER"
     )
     assert took < 15  # bounded: the per-read timeout alone would wait forever on `drip`
@@ -402,8 +413,8 @@ def test_argo_server_that_accepts_and_never_answers_fails_in_one_line_at_the_dea
 
 @pytest.mark.timeout(20)
 def test_argo_answer_past_the_body_cap_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    with hostile_server("endless") as (host, port):
-        env = {"ARGO_SERVER": f"{host}:{port}", "ARGO_SECURE": "false"}
+    with HostileServer([endless_body(b"[" * 65536)]) as server:
+        env = {"ARGO_SERVER": server.url.removeprefix("http://"), "ARGO_SECURE": "false"}
         session = BoundedSession(deadline_s=30, max_body_bytes=1 << 20)
         assert main(["submit"], env, session) == 1
     err = capsys.readouterr().err.strip()
