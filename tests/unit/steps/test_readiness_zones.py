@@ -11,8 +11,8 @@ import pytest
 from steps.errors import BenchError, UsageError
 from steps.readiness.zones import MAX_BODY_BYTES, KubeCredentials, check_zones, find_credentials
 from steps.shared import ZoneAffinity, format_label_selector, parse_label_selector
-from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
 from tests.fakes.hostile import Behaviour, HostileServer, drip, endless_body, hang
+from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
 
 LABELS = {"app.kubernetes.io/component": "qwen3-vllm", "tier": "model"}
 
