@@ -13,9 +13,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from steps.errors import UsageError
 
@@ -26,10 +26,13 @@ __all__ = [
     "MAX_SECONDS",
     "MAX_STAGES",
     "MAX_TOKENS_PER_REQUEST",
+    "MAX_WORKERS",
     "ZONE_LABEL",
     "APIType",
     "K8sCheck",
     "LoadType",
+    "NumWorkers",
+    "RequestTimeout",
     "StrictModel",
     "ZoneAffinity",
     "check_load_size",
@@ -65,6 +68,20 @@ MAX_REQUEST_SECONDS = 35 * 60.0
 #: than a sweep anyone reads (each stage is a summary group, a report row and a plot point) and
 #: each stage costs a barrier across the workers.
 MAX_STAGES = 1000
+#: Load-generator processes of one run. Each is a Python process with its own event loop, its
+#: own tokenizer and its share of the prebuilt bodies, on one pod with a few CPUs: far fewer are
+#: ever useful, and the cap turns a typo (`num_workers: 4000`) into a config error, not a fork
+#: storm.
+MAX_WORKERS = 256
+
+# Knobs that both the load step's config (`load.*`) and the workflow's parameters declare: one
+# bound each, so the workflow refuses exactly what the load step would. Each model keeps its own
+# default and description (the workflow's are the Argo UI form's wording).
+
+#: `request_timeout`: seconds one whole request (streaming included) may take.
+RequestTimeout = Annotated[float, Field(gt=0, le=MAX_REQUEST_SECONDS)]
+#: `num_workers`: load-generator processes.
+NumWorkers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
 
 
 def check_load_size(

@@ -23,12 +23,13 @@ from steps.names import (
     echo_input,
 )
 from steps.shared import (
-    MAX_REQUEST_SECONDS,
     MAX_SECONDS,
     MAX_TOKENS_PER_REQUEST,
     APIType,
     K8sCheck,
     LoadType,
+    NumWorkers,
+    RequestTimeout,
     StrictModel,
     check_load_size,
     parse_label_selector,
@@ -78,12 +79,10 @@ class BaselineParams(StrictModel):
         le=MAX_TOKENS_PER_REQUEST,
         description="max_tokens per request (exact, ignore_eos)",
     )
-    num_workers: int = Field(default=4, ge=1, le=256, description="load-generator processes")
+    num_workers: NumWorkers = Field(default=4, description="load-generator processes")
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")
-    request_timeout: float = Field(
-        default=600, gt=0, le=MAX_REQUEST_SECONDS, description="seconds one request may take"
-    )
+    request_timeout: RequestTimeout = Field(default=600, description="seconds one request may take")
     readiness_timeout: int = Field(
         default=600,
         gt=0,

@@ -49,6 +49,8 @@ from steps.shared import (
     MAX_TOKENS_PER_REQUEST,
     APIType,
     LoadType,
+    NumWorkers,
+    RequestTimeout,
     StrictModel,
     check_load_size,
 )
@@ -206,11 +208,8 @@ class LoadConfig(StrictModel):
         max_length=MAX_STAGES,
         description="run in order: rate (QPS) x duration (s)",
     )
-    num_workers: int = Field(
-        default=4,
-        ge=1,
-        le=256,
-        description="load-generator processes, each with a share of the schedule",
+    num_workers: NumWorkers = Field(
+        default=4, description="load-generator processes, each with a share of the schedule"
     )
     worker_max_concurrency: int | None = Field(
         default=None,
@@ -221,11 +220,8 @@ class LoadConfig(StrictModel):
     warmup_requests: int = Field(
         default=0, ge=0, description="requests sent before stage 0 and not recorded"
     )
-    request_timeout: float = Field(
-        default=600,
-        gt=0,
-        le=MAX_REQUEST_SECONDS,
-        description="seconds a whole request (incl. streaming) may take",
+    request_timeout: RequestTimeout = Field(
+        default=600, description="seconds a whole request (incl. streaming) may take"
     )
     drain_timeout: float = Field(
         default=120,
