@@ -11,8 +11,9 @@ import pytest
 from steps.errors import BenchError, UsageError
 from steps.readiness.zones import MAX_BODY_BYTES, KubeCredentials, check_zones, find_credentials
 from steps.shared import ZoneAffinity, format_label_selector, parse_label_selector
-from tests.fakes.hostile import Behaviour, HostileServer, drip, endless_body, hang
+from tests.fakes.hostile import Behaviour, HostileServer, endless_body
 from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
+from tests.helpers.never_answering import NEVER_ANSWERING
 
 LABELS = {"app.kubernetes.io/component": "qwen3-vllm", "tier": "model"}
 
@@ -228,19 +229,8 @@ def test_find_credentials_nothing_configured_returns_none(tmp_path: Path) -> Non
     assert find_credentials({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, tmp_path) is None
 
 
-#: A response head dripped a byte every 50 ms: 10,000 bytes of header name, so it never ends
-#: within any test's time (a per-socket-read timeout never fires on it).
-_DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X" * 10_000
-
-
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize(
-    "behaviour",
-    [
-        pytest.param(hang(), id="silent"),
-        pytest.param(drip(_DRIPPED_HEAD, interval_s=0.05), id="drip"),
-    ],
-)
+@pytest.mark.parametrize("behaviour", NEVER_ANSWERING)
 def test_check_zones_api_that_never_answers_fails_at_the_deadline(
     behaviour: Behaviour, tmp_path: Path
 ) -> None:

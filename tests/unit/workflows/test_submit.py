@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from tests.fakes.argo import FakeArgoServer, FakeArgoSession, Recorded
-from tests.fakes.hostile import Behaviour, HostileServer, drip, endless_body, hang
+from tests.fakes.hostile import Behaviour, HostileServer, endless_body
 from tests.helpers.argo.golden import check_golden_json
 from tests.helpers.dockerfile_targets import REPO
+from tests.helpers.never_answering import NEVER_ANSWERING
 from workflows.baseline import main
 from workflows.params import BaselineParams
 from workflows.submit import (
@@ -380,19 +381,8 @@ def test_every_argo_call_is_bounded_by_default() -> None:
     assert service.session.deadline_s == ARGO_CALL_DEADLINE_S
 
 
-#: A response head dripped a byte every 50 ms: 10,000 bytes of header name, so it never ends
-#: within any test's time (a per-socket-read timeout never fires on it).
-_DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X" * 10_000
-
-
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize(
-    "behaviour",
-    [
-        pytest.param(hang(), id="silent"),
-        pytest.param(drip(_DRIPPED_HEAD, interval_s=0.05), id="drip"),
-    ],
-)
+@pytest.mark.parametrize("behaviour", NEVER_ANSWERING)
 def test_argo_server_that_accepts_and_never_answers_fails_in_one_line_at_the_deadline(
     behaviour: Behaviour, capsys: pytest.CaptureFixture[str]
 ) -> None:
