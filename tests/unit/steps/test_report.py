@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from steps.report.__main__ import main
-from tests.fixtures.report_runs import MODEL, build_run
+from tests.fixtures.report_runs import MODEL, build_run, run_id_of_night, store_in_history
 
 RUN_1 = "20261118T020000Z-aaaaaa"
 RUN_2 = "20261119T020000Z-bbbbbb"
@@ -227,3 +227,40 @@ def test_report_main_report_file_unwritable_exits_1_one_line(
     assert main(_args(run.summary_dir, run.records_dir, out)) == 1
     err = _last_line(capsys)
     assert err == f"report: cannot write the local results ({out / 'report.md'}: Is a directory)"
+
+
+def test_report_main_trend_and_reasons_rendered_in_markdown_and_html(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    nights = [run_id_of_night(n) for n in range(5)]
+    for night, ttft in zip(nights, (100.0, 101.0, 99.0, 100.0, 130.0), strict=True):
+        store_in_history(build_run(tmp_path, night, ttft_ms=ttft), history)
+    now = build_run(tmp_path, run_id_of_night(5), ttft_ms=131.0)
+    out = tmp_path / "out"
+    assert main([*_args(now.summary_dir, now.records_dir, out), "--history-dir", str(history)]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Trend" in report and "![Key metrics over the run history](trend.png)" in report
+    assert f"| {run_id_of_night(5)} <- this run | 131.000 |" in report
+    assert f"| {nights[4]} | 130.000 |" in report and "| noise band |" in report
+    # 130 ms one night before: the step has not lasted 3 runs, so that night widens the band
+    # of the 5 baseline runs and tonight's +23.6 % is inside it: inconclusive, which passes.
+    assert "Verdict: PASS" in report
+    assert "ttft_p50_ms: inconclusive - +23.6% vs the mean of 5 baseline runs" in report
+    assert "itl_p50_ms: unchanged - +0.0% vs the mean of 5 baseline runs" in report
+    html = (out / "report.html").read_text()
+    assert "<h2>Trend</h2>" in html and 'alt="Key metrics over the run history"' in html
+    assert html.count("data:image/png;base64,") == len(PNGS) + 1
+    assert "ttft_p50_ms: inconclusive - +23.6%" in html
+
+
+def test_report_main_bad_history_flags_exit_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path, RUN_1)
+    for flags, line in (
+        (["--history-window", "0"], "report: --history-window: expected a whole number >= 1, "
+         "got '0'"),
+        (["--regression-tolerance-ttft-p99-ms", "-1"], "report: --regression-tolerance-ttft-p99-ms:"
+         " must be >= 0, got '-1'"),
+    ):  # fmt: skip
+        assert main([*_args(run.summary_dir, run.records_dir, tmp_path / "o"), *flags]) == 2
+        assert _last_line(capsys) == line
