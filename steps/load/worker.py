@@ -4,12 +4,11 @@ Plain data in (a picklable `WorkerSpec`, prompts already rendered into request b
 t0; each request's HTTP bytes are encoded here, before "ready"), messages out over a pipe
 (ready, progress, stage_done, finished). Sends go out at absolute deadlines
 `stage_start + offset` on `time.monotonic_ns()`, the clock every process on the host shares.
-Records are written as Parquet part files about once a second. A part that cannot be written
-(EMFILE, ENOSPC, EIO) is held and retried on every flush, never dropped; what is still unwritten
-at the end is handed to the main process over the pipe with the error, so the run can keep it or
-say exactly how many records are lost. A process killed outright (SIGKILL, OOM) loses what it
-had not written: the records finished since its last flush (about a second) and, while writes
-fail, every record held since the first failure; run.json counts them as missing.
+Records are written as Parquet part files about once a second (`steps.load.parts`): a part
+that cannot be written is held and retried, never dropped, and what is still unwritten at the
+end is handed to the main process over the pipe. A process killed outright (SIGKILL, OOM) loses
+what it had not written: the records finished since its last flush (about a second) and, while
+writes fail, every record held since the first failure; run.json counts them as missing.
 
 Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
@@ -32,23 +31,21 @@ import resource
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from steps.load.connection import ConnectError, ConnectionPool
 from steps.load.http1 import encode_request
+from steps.load.parts import PartWriter
 from steps.load.stream_request import (
     RequestOutcome,
     RequestSpec,
     StreamSettings,
     stream_request,
 )
-from steps.load.writer import RecordBuffer, prime_parquet, write_part
+from steps.load.writer import RecordBuffer
 from steps.record_metrics import ttft_ns
 
 __all__ = ["WorkerSpec", "process_cpu_s", "sleep_until", "text_of_chunk", "worker_main"]
@@ -129,11 +126,7 @@ class _Worker:
         self.sent = self.done = self.errors = 0
         self.ttfts_ms: list[float] = []
         self.buffer: RecordBuffer | None = None
-        self.part_seq = 0
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts")
-        self.unwritten: list[pa.Table] = []  # taken from the buffer, not yet in a part file
-        self.write_error: str | None = None
-        self.records = 0  # records in part files written by this worker
+        self.parts = PartWriter(Path(spec.parts_dir), spec.worker)
         self.tokenizer: Any = None
         self.settings = StreamSettings(
             pool=ConnectionPool(spec.base_url),  # no proxy: it would be measured as the server
@@ -165,54 +158,13 @@ class _Worker:
         self.inbox.put_nowait(("stop",))
 
     # -- records --------------------------------------------------------------------------
-    async def _flush(self) -> None:
-        """Write the buffer and every table held from failed writes, oldest first.
-
-        Parquet encoding runs in one writer thread (pyarrow drops the GIL), off the loop, and is
-        awaited: a table leaves `unwritten` only once its part file is in place. On a failure
-        the tables stay for the next flush (a full disk may be freed, file descriptors released).
-        """
-        if self.buffer is not None and len(self.buffer):
-            self.unwritten.append(self.buffer.take_table())
-        loop = asyncio.get_running_loop()
-        parts_dir = Path(self.spec.parts_dir)
-        while self.unwritten:
-            table = self.unwritten[0]
-            seq = self.part_seq + 1
-            try:
-                await loop.run_in_executor(
-                    self.writer, write_part, table, parts_dir, self.spec.worker, seq
-                )
-            except (OSError, pa.ArrowException) as exc:
-                error = f"cannot write a records part in {parts_dir} ({exc})"
-                if error != self.write_error:
-                    held = sum(t.num_rows for t in self.unwritten)
-                    log.error("worker %d: %s; holding %d records", self.spec.worker, error, held)
-                self.write_error = error
-                return
-            self.part_seq = seq
-            self.records += table.num_rows
-            self.unwritten.pop(0)
-            if self.write_error is not None:
-                log.warning("worker %d: records parts are written again", self.spec.worker)
-                self.write_error = None
-
     async def _flush_loop(self, finish: asyncio.Event) -> None:
         """Flush about every flush_interval_s until `finish` is set, then once more."""
         while not finish.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finish.wait(), self.spec.flush_interval_s)
-            await self._flush()
+            await self.parts.flush(self.buffer)
             self._send_progress()
-
-    def _hand_over_unwritten(self) -> int:
-        """Send the tables no part file could take to the main process; returns their rows."""
-        rows = 0
-        for table in self.unwritten:
-            self.conn.send(("unwritten", table, self.write_error))
-            rows += table.num_rows
-        self.unwritten.clear()
-        return rows
 
     def _send_progress(self) -> None:
         self.conn.send(("progress", self.sent, self.done, self.errors, self.ttfts_ms))
@@ -319,8 +271,7 @@ class _Worker:
                 http_status=200, error=None,
             )
         )  # fmt: skip
-        table = buffer.take_table()
-        await asyncio.get_running_loop().run_in_executor(self.writer, prime_parquet, table)
+        await self.parts.prime(buffer.take_table())
         with contextlib.suppress(ConnectError):
             await self.settings.pool.open_idle()
 
@@ -368,12 +319,12 @@ class _Worker:
                 if flusher is not None:  # its failure (the pipe gone) must not skip the flush
                     await asyncio.gather(flusher, return_exceptions=True)
                 pool.close()  # its sockets may be the file descriptors a part write lacked
-                await self._flush()
-                handed = self._hand_over_unwritten()
-                self.writer.shutdown(wait=True)
+                await self.parts.flush(self.buffer)
+                handed = self.parts.hand_over(self.conn.send)
+                self.parts.close()
                 self._send_progress()
                 cpu_s = process_cpu_s() - cpu_at_t0
-                self.conn.send(("finished", cpu_s, self.records + handed))
+                self.conn.send(("finished", cpu_s, self.parts.written + handed))
         finally:
             pool.close()
 
