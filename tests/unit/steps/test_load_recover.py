@@ -13,13 +13,12 @@ from steps.aggregate.__main__ import main as aggregate_main
 from steps.load.__main__ import main
 from steps.load.writer import RecordBuffer, write_part
 from steps.records import PARTS_DIR
-from tests.helpers.load_records import T0
-from tests.helpers.load_records import add_record as _add
+from tests.helpers.load_records import T0, add_record
 
 
 def _orphaned_part(out: Path) -> None:
     buf = RecordBuffer("run", 0, T0, 1)
-    _add(buf, 0, [1, 1])
+    add_record(buf, 0, [1, 1])
     (out / PARTS_DIR).mkdir(parents=True)
     write_part(buf.take_table(), out / PARTS_DIR, 0, 1)
 
