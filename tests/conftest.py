@@ -1,4 +1,5 @@
-"""Fixtures shared by every tier: the real Qwen tokenizer, built once per session."""
+"""Fixtures shared by every tier: the real Qwen tokenizer (built once per session), the seed
+config, and the fixture modules of `pytest_plugins`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 
 from steps.qwen_offline import build_qwen_tokenizer
 
-# Real servers as session fixtures, one module each, usable from every tier.
+# Fixture modules usable from every tier: the real servers (simulator, SeaweedFS S3, vLLM;
+# shared per session) from tests/fixtures/, and the scripted hostile HTTP server, a fake that
+# starts fresh per test (`hostile_server`), from tests/fakes/.
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.s3",

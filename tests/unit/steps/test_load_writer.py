@@ -134,6 +134,7 @@ def test_out_of_range_server_values_fail_their_own_request_only(tmp_path: Path) 
 def _upper_bound(field: str) -> float:
     """The `le` bound pydantic enforces on a load config field."""
     (le,) = [m.le for m in LoadConfig.model_fields[field].metadata if isinstance(m, Le)]
+    assert isinstance(le, int | float)
     return float(le)
 
 
