@@ -9,9 +9,8 @@ import pytest
 
 from steps.qwen_offline import build_qwen_tokenizer
 
-# Fixture modules usable from every tier: the real servers (simulator, SeaweedFS S3, vLLM;
-# shared per session) from tests/fixtures/, and the scripted hostile HTTP server, a fake that
-# starts fresh per test (`hostile_server`), from tests/fakes/.
+# Fixture modules usable from every tier: the real servers (simulator, SeaweedFS S3, vLLM) from
+# tests/fixtures/, and the scripted hostile HTTP server (a fake: `hostile_server`), tests/fakes/.
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.s3",
