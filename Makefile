@@ -53,6 +53,7 @@ bench: setup
 	$(PY) -m tests.bench.loadgen
 	$(PY) -m tests.bench.aggregate
 	$(PY) -m tests.bench.simulator_cpu
+	$(PY) -m tests.bench.regression
 
 ## Build and push every step image, multi-arch, as <REGISTRY>/<step>:<TAG> (docker buildx with a
 ## builder that can push multi-platform images; `make -j3 images` builds three at a time).
