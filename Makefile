@@ -48,7 +48,8 @@ lint: setup
 	$(PY) -m ruff format --check steps workflows tests
 	$(PY) -m mypy
 
-## Performance figures (not tests): load generator accuracy and cost, aggregation, simulator cost.
+## Performance figures (not tests): load generator accuracy and cost, aggregation, simulator cost,
+## regression verdict false-alarm and detection rates.
 bench: setup
 	$(PY) -m tests.bench.loadgen
 	$(PY) -m tests.bench.aggregate
