@@ -21,7 +21,7 @@ from tests.fakes.hostile import (
     respond,
 )
 from tests.fixtures.simulator import SimulatorHandle
-from tests.helpers.load_run import run_load as _run_load
+from tests.helpers.load_run import run_load
 
 StartSimulator = Callable[..., SimulatorHandle]
 
@@ -43,7 +43,7 @@ def test_load_timed_out_stream_stops_on_the_server_at_the_timeout(
     # 200 tokens at 50 ms take 10 s; the client gives up after 2 s. The server must see the
     # close then (its slot freed), not keep generating until the load step exits.
     sim = simulator_factory("--ttft-ms", "5", "--itl-ms", "50")
-    code, rows, run_json = _run_load(
+    code, rows, run_json = run_load(
         tmp_path, sim.base_url, qwen_tokenizer_dir,
         "--rate", "1", "--duration", "3", "--num-workers", "1",
         "--output-tokens", "200", "--request-timeout", "2",
@@ -91,7 +91,7 @@ def test_load_endless_stream_ends_at_its_limit_as_a_row_connection_closed(
     # request_timeout 60 s: only the stream's own limits can end these requests in time.
     server = hostile_server(_serving(completions))
     started = time.monotonic()
-    code, rows, _ = _run_load(
+    code, rows, _ = run_load(
         tmp_path, server.url, qwen_tokenizer_dir,
         "--rate", "2", "--duration", "1", "--num-workers", "1",
         "--output-tokens", "16", "--request-timeout", "60",
