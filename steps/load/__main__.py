@@ -178,7 +178,10 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
     run_id = _run_id(args)
     base, scenario = _load_base_config(args)
     config = apply_overrides(base, args)
-    out = output_dir(config, args.out)
+    # From the config as read: `apply_overrides` rebuilds it from a full dump, after which every
+    # key counts as written (a `local_storage: {}` would claim inference-perf's default path and
+    # refuse any --out); no flag touches `storage`, so both configs agree on it otherwise.
+    out = output_dir(base, args.out)
     tokenizer = _tokenizer_source(args, config)
     return LoadSettings(config, out, tokenizer, run_id, scenario, args.log_level)
 

@@ -445,7 +445,9 @@ def output_dir(config: Config, out: Path | None) -> Path:
     """The load step's output directory: `--out`, else `storage.local_storage.path`.
 
     Honours `storage` as inference-perf reads it where the load step can (a local directory) and
-    refuses the rest by name, so a config never means something else here than there.
+    refuses the rest by name, so a config never means something else here than there. Give it
+    the config as validated from the file: whether `local_storage.path` was written is read from
+    the keys set, which a config rebuilt from `model_dump()` reports all of.
     """
     storage = config.storage
     for backend in ("simple_storage_service", "google_cloud_storage"):

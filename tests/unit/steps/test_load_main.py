@@ -1,12 +1,16 @@
-"""steps.load CLI: bad input exits 2 with one stderr line and no traceback."""
+"""steps.load CLI: bad input exits 2 with one stderr line and no traceback; a config's storage
+block and --out agree the way inference-perf's would (one short run against the simulator)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from steps.load.__main__ import main
+from tests.fixtures.simulator import SimulatorHandle
 
 
 @pytest.mark.parametrize(
@@ -155,3 +159,55 @@ def test_main_without_out_or_local_storage_exit_2_one_line(
     assert code == 2
     assert "no output directory: pass --out DIR or set storage.local_storage.path" in err
     assert "Traceback" not in err
+
+
+def _config_with_storage(seed_config_path: Path, tmp_path: Path, storage: dict[str, Any]) -> Path:
+    """The seed config with its `storage` block replaced, written to tmp_path/local.yml."""
+    config = yaml.safe_load(seed_config_path.read_text())
+    config["storage"] = storage
+    path = tmp_path / "local.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_main_local_storage_without_path_and_out_exit_0_writes_to_out(
+    simulator: SimulatorHandle,
+    qwen_tokenizer_dir: Path,
+    seed_config_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where inference-perf's default "reports" would land
+    # `local_storage: {}` names no directory: --out decides (the flags rebuild the config, which
+    # once made inference-perf's default "reports" look written and refused every --out).
+    config = _config_with_storage(seed_config_path, tmp_path, {"local_storage": {}})
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--config", str(config), "--out", str(out),
+            "--tokenizer-dir", str(qwen_tokenizer_dir),
+            "--base-url", simulator.base_url, "--model-name", "Qwen/Qwen3-8B",
+            "--input-tokens", "16", "--output-tokens", "4",
+            "--rate", "2", "--duration", "1", "--num-workers", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert (out / "records.parquet").is_file() and (out / "run.json").is_file()
+    assert not (tmp_path / "reports").exists()
+
+
+def test_main_local_storage_path_differing_from_out_exit_2_names_both(
+    seed_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    config = _config_with_storage(
+        seed_config_path, tmp_path, {"local_storage": {"path": str(results)}}
+    )
+    out = tmp_path / "out"
+    code = main(["--config", str(config), "--out", str(out), "--rate", "3"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"load: --out {out} and storage.local_storage.path {results} differ; give one of them\n"
+    )
+    assert not out.exists() and not results.exists()
