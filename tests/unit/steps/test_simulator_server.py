@@ -1,18 +1,19 @@
-"""steps.simulator.server request validation, without a socket: bad requests are vLLM-style 4xx."""
+"""steps.simulator.server: bad requests are vLLM-style 4xx (asked over HTTP of a running
+simulator); the latency level a run draws (from the Simulator object, no socket)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from steps.simulator.config import SimulatorConfig
-from steps.simulator.server import RequestError, Simulator
+from steps.simulator.server import Simulator
 from steps.simulator.tokens import load_token_model
-from steps.simulator.truth import TruthRecord
+from tests.fixtures.simulator import StartSimulator
 
 
 @pytest.fixture
@@ -22,19 +23,23 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def test_parse_request_chat_template_refuses_messages_400(
-    loop: asyncio.AbstractEventLoop, tmp_path: Path, qwen_tokenizer_dir: Path
+def test_simulator_chat_template_refusing_messages_answers_400_vllm_style(
+    simulator_factory: StartSimulator, tmp_path: Path, qwen_tokenizer_dir: Path
 ) -> None:
     tok = tmp_path / "tok"
     tok.mkdir()
     (tok / "tokenizer.json").write_bytes((qwen_tokenizer_dir / "tokenizer.json").read_bytes())
     (tok / "chat_template.jinja").write_text("{{ raise_exception('roles must alternate') }}")
-    sim = Simulator(SimulatorConfig(tokenizer=tok), load_token_model(tok), loop)
-    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
-    with pytest.raises(RequestError) as info:
-        sim._parse_request(body.encode(), True, TruthRecord(None, 0))
-    assert info.value.status == 400
-    assert "chat template cannot render" in str(info.value)
+    sim = simulator_factory("--tokenizer", str(tok))
+    response = httpx.post(
+        f"{sim.base_url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("BadRequestError", 400)
+    assert "chat template cannot render" in error["message"]
 
 
 def test_simulator_level_drift_is_one_seeded_level_per_run(loop: asyncio.AbstractEventLoop) -> None:
