@@ -8,13 +8,18 @@ Arrow/numpy columns so a 10^6-row run costs array operations, never a Python loo
   request_latency, from the record times; NaN where a time was never reached (a null column);
 - which rows a latency describes (`LATENCIES_OVER_SENT`, `ok_rows`): the server's latencies over
   ok requests, the schedule delay over every request that was sent;
-- chunk gaps (`chunk_gaps`) for ITL, and the tokens the chunks carried (`chunk_token_sums`);
+- chunk gaps (`chunk_gaps`) for ITL, and the tokens the chunks carried (`chunk_token_sums`),
+  whose disagreement with the usage count is `output_token_mismatches`;
+- percentiles (`percentiles`): numpy's linear method (type 7, as inference-perf), over raw
+  values, the one quantile definition every reader uses;
 - the time line (`on_time_line`): each shard's times are ns since its own t0, `wall_start_ns`
   puts them on one line whose origin the caller picks (the earliest shard's t0);
 - the achieved rate (`achieved_rate`): requests *sent* per second of the send window;
 - per-request SLOs (`Slo`, `slo_met`): a request meets them when it is ok and each bound that is
   set holds; `goodput` is such requests per second of the same send window, `slo_attainment`
   their fraction of all requests (vLLM bench, aiperf and inference-perf use the same knobs);
+- shares and rates (`share`, `per_second`): a fraction or an amount per second of a window,
+  None (not 0) when the whole or the window is empty;
 - saturation (`is_saturated`): the load generator, not the server, shaped the latencies.
 """
 
@@ -45,6 +50,10 @@ __all__ = [
     "latencies_ns",
     "ok_rows",
     "on_time_line",
+    "output_token_mismatches",
+    "per_second",
+    "percentiles",
+    "share",
     "slo_attainment",
     "slo_met",
     "ttft_ns",
@@ -184,6 +193,39 @@ def chunk_token_sums(piece: pa.ListArray) -> FloatArray:
     return sums
 
 
+def output_token_mismatches(output_tokens: FloatArray, chunk_token_sums: FloatArray) -> int:
+    """Rows whose usage count differs from the tokens their chunks carried (both known, NaN not).
+
+    Arguments are aligned per row: `output_tokens` as `as_float` reads it, the sums as
+    `chunk_token_sums` gives them.
+    """
+    known = ~np.isnan(output_tokens) & ~np.isnan(chunk_token_sums)
+    return int(np.count_nonzero(output_tokens[known] != chunk_token_sums[known]))
+
+
+def percentiles(
+    values: npt.NDArray[np.number[Any]], points: Sequence[float], overwrite_input: bool = False
+) -> FloatArray:
+    """Percentiles `points` (0..100) of `values` (no NaN, not empty) in their own unit.
+
+    numpy's default "linear" method (type 7, as inference-perf), over raw values, never combined
+    from per-shard percentiles. `overwrite_input` lets numpy partition a throw-away array in
+    place instead of copying it (10^8 values in aggregate).
+    """
+    points_out: FloatArray = np.percentile(values, points, overwrite_input=overwrite_input)
+    return points_out
+
+
+def share(part: int, whole: int) -> float | None:
+    """`part` / `whole`; None (unknown, not 0) when there is no whole."""
+    return part / whole if whole else None
+
+
+def per_second(amount: float, window_s: float | None) -> float | None:
+    """`amount` per second of a window (1/s); None for a missing or empty window."""
+    return amount / window_s if window_s else None
+
+
 def _per_send_window(count: int, sent_ns: FloatArray, send_window_s: float | None) -> float | None:
     """`count` per second of the send window; without one, scaled to the span of the sends."""
     sent = np.count_nonzero(~np.isnan(sent_ns))
@@ -250,7 +292,7 @@ def goodput(
 
 def slo_attainment(met: npt.NDArray[np.bool_]) -> float | None:
     """Fraction of all requests (failed ones included) that met the SLO; None without rows."""
-    return float(np.count_nonzero(met)) / len(met) if len(met) else None
+    return share(int(np.count_nonzero(met)), len(met))
 
 
 def is_saturated(schedule_delay_p99_ms: float | None) -> bool:

@@ -25,6 +25,8 @@ from steps.record_metrics import (
     is_saturated,
     latencies_ns,
     ok_rows,
+    output_token_mismatches,
+    percentiles,
 )
 from steps.records import SATURATION_DELAY_MS, STATUSES
 
@@ -59,16 +61,8 @@ def _p50_p99(values_ms: FloatArray) -> Pair:
     values = values_ms[~np.isnan(values_ms)]
     if len(values) == 0:
         return None, None
-    p50, p99 = np.percentile(values, [50, 99])
+    p50, p99 = percentiles(values, [50, 99])
     return float(p50), float(p99)
-
-
-def _output_mismatches(table: pa.Table) -> int:
-    """Rows whose usage count differs from the tokens their chunks carried (both known)."""
-    usage = as_float(table.column("output_tokens"))
-    chunks = chunk_token_sums(table.column("chunk_tokens").combine_chunks())
-    known = ~np.isnan(usage) & ~np.isnan(chunks)
-    return int(np.count_nonzero(usage[known] != chunks[known]))
 
 
 def _stage_rates(
@@ -102,7 +96,10 @@ def summarize(table: pa.Table, stages: Sequence[dict[str, Any]], client_cpu_s: f
         requested_rate=[float(st["rate"]) for st in stages],
         achieved_rate=_stage_rates(table, times["sent_ns"], stages),
         output_sources={s: sources.count(s) for s in sorted(set(sources), key=str)},
-        output_mismatches=_output_mismatches(table),
+        output_mismatches=output_token_mismatches(
+            as_float(table.column("output_tokens")),
+            chunk_token_sums(table.column("chunk_tokens").combine_chunks()),
+        ),
         prompt_mismatches=int(
             pc.sum(pc.cast(pc.fill_null(prompt_diff, False), pa.int64())).as_py() or 0
         ),
