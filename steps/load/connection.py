@@ -14,12 +14,16 @@ is dropped when its EOF arrives.
 Stale keep-alive connections: servers close connections idle for a few seconds (uvicorn, hence
 vLLM: 5 s), and that close can cross a new request on the wire. Two defences: the pool never
 hands out a connection idle for `idle_expiry_s` or longer (it closes it instead), and a pooled
-connection that ends before ANY byte of its response (EOF or reset) reports `on_stale`, not
-`on_error`, so the caller may resend the request once on a new connection. RFC 9112 §9.3.1
-allows retrying a request on a reused connection when the request's semantics are idempotent:
-a completion changes nothing on the server. Chromium resends on a reused socket closed before
-any byte, and Go's net/http does the same (`errServerClosedIdle`). A new connection that closes
-without a response is an error as ever: there is no resend loop.
+connection that ends before ANY byte of its response (EOF or reset), within
+`STALE_CLOSE_WINDOW_S` of the write, reports `on_stale`, not `on_error`, so the caller may resend
+the request once on a new connection. RFC 9112 §9.3.1 allows a client to retry a request
+automatically, whatever its method, when its semantics are idempotent or the client can tell it
+was never applied; Chromium resends on a reused socket that closed before any byte of the
+response. (Go's net/http does NOT: its transport never replays a POST without an
+Idempotency-Key, see `isReplayable`.) A generation request qualifies although it is a POST: it
+has no side effect on the server (nothing is stored; a completion only costs compute), and the
+server never answered it. A new connection that closes without a response, or a pooled one that
+does so later than the window, is an error as ever: there is no resend loop.
 """
 
 from __future__ import annotations
@@ -34,7 +38,23 @@ from steps.load.http1 import ProtocolError, ResponseParser
 from steps.names import check_base_url
 from steps.tls import client_ssl_context
 
-__all__ = ["AbortResponse", "ConnectError", "Connection", "ConnectionPool", "ResponseHandler"]
+__all__ = [
+    "STALE_CLOSE_WINDOW_S",
+    "AbortResponse",
+    "ConnectError",
+    "Connection",
+    "ConnectionPool",
+    "ResponseHandler",
+]
+
+#: A pooled connection closed without a byte of the response counts as stale only this soon
+#: after the request was written. A keep-alive close crosses our write within about a round
+#: trip (the server closed before it read the request); a server that held the request longer
+#: worked on it, then closed without answering: that is a protocol_error, never hidden as a
+#: resend (whose lost time would show as schedule delay). 1 s is far above a round trip to a
+#: serving endpoint plus a busy event loop's delay in seeing the close.
+STALE_CLOSE_WINDOW_S = 1.0
+_STALE_CLOSE_WINDOW_NS = round(STALE_CLOSE_WINDOW_S * 1e9)
 
 
 class ConnectError(Exception):
@@ -68,8 +88,8 @@ class ResponseHandler(Protocol):
         """The response is malformed or the connection ended before it did."""
 
     def on_stale(self) -> None:
-        """A pooled connection ended before any byte of the response: the request may be
-        resent once on a new connection (see the module docstring)."""
+        """A pooled connection ended before any byte of the response, soon after the write:
+        the request may be resent once on a new connection (see the module docstring)."""
 
 
 class Connection(asyncio.Protocol):
@@ -85,6 +105,7 @@ class Connection(asyncio.Protocol):
         #: byte of the response is then a stale keep-alive connection, not a broken server.
         self.reused = False
         self.idle_since_ns = 0  # monotonic; set when the pool takes it back
+        self.sent_ns = 0  # monotonic; when the request in flight was written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not an asyncio.Transport subclass, but has its methods.
@@ -95,7 +116,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self.handler = handler
         self.parser = ResponseParser()
-        sent = monotonic_ns()
+        sent = self.sent_ns = monotonic_ns()
         self.transport.writelines(request)
         return sent
 
@@ -149,7 +170,7 @@ class Connection(asyncio.Protocol):
             return
         if self.parser.eof():
             handler.on_end()
-        elif self.reused and not self.parser.started:
+        elif self._stale():
             handler.on_stale()
         elif exc is not None:
             handler.on_error(f"connection lost mid-response: {type(exc).__name__}: {exc}")
@@ -157,6 +178,15 @@ class Connection(asyncio.Protocol):
             handler.on_error("server closed the connection before the response ended")
         else:
             handler.on_error("server closed the connection without sending a response")
+
+    def _stale(self) -> bool:
+        """Closed (EOF or reset) as a stale keep-alive connection: reused, no byte of the
+        response, within STALE_CLOSE_WINDOW_S of the write."""
+        return (
+            self.reused
+            and not self.parser.started
+            and monotonic_ns() - self.sent_ns <= _STALE_CLOSE_WINDOW_NS
+        )
 
 
 class ConnectionPool:

@@ -49,6 +49,7 @@ class RunSummary:
     output_mismatches: int
     prompt_mismatches: int
     client_cpu_s: float
+    resent_requests: int  # resent once after a stale keep-alive close (steps.load.connection)
 
     @property
     def failed(self) -> int:
@@ -76,8 +77,14 @@ def _stage_rates(
     ]
 
 
-def summarize(table: pa.Table, stages: Sequence[dict[str, Any]], client_cpu_s: float) -> RunSummary:
-    """Headline numbers from the merged records and run.json's stage windows."""
+def summarize(
+    table: pa.Table,
+    stages: Sequence[dict[str, Any]],
+    client_cpu_s: float,
+    resent_requests: int = 0,
+) -> RunSummary:
+    """Headline numbers from the merged records, run.json's stage windows and the workers'
+    counts (client CPU seconds since t0, resent requests)."""
     status = table.column("status").to_pylist()
     ok = ok_rows(table.column("status"))
     times = {name: as_float(table.column(name)) for name in TIME_COLUMNS}
@@ -104,6 +111,7 @@ def summarize(table: pa.Table, stages: Sequence[dict[str, Any]], client_cpu_s: f
             pc.sum(pc.cast(pc.fill_null(prompt_diff, False), pa.int64())).as_py() or 0
         ),
         client_cpu_s=client_cpu_s,
+        resent_requests=resent_requests,
     )
 
 
@@ -115,6 +123,8 @@ def format_summary(s: RunSummary) -> str:
     """The one-screen summary printed at the end of a run."""
     total = sum(s.counts.values())
     counts = "  ".join(f"{k} {v}" for k, v in s.counts.items() if v or k == "ok")
+    if s.resent_requests:
+        counts += f"; {s.resent_requests} resent after a stale keep-alive close"
     rates = ", ".join(
         f"stage {i}: {a:.2f}/{r:g}" if a is not None else f"stage {i}: -/{r:g}"
         for i, (a, r) in enumerate(zip(s.achieved_rate, s.requested_rate, strict=True))

@@ -189,8 +189,15 @@ def _finish(
         "lost_workers": lost,
         "incomplete_reasons": reasons,
     }
+    resent = supervisor.resent_requests()
+    if resent:
+        log.info(
+            "%d requests resent once on a new connection after a stale keep-alive close "
+            "(the lost attempt counts as schedule delay)",
+            resent,
+        )
     try:
-        run_file.write(cpu.client_s, cpu.setup_s, completeness)
+        run_file.write(cpu.client_s, cpu.setup_s, completeness, resent)
     except OSError as exc:
         raise BenchError(
             f"cannot write {out_dir / RUN_FILE} ({exc.strerror or exc}); "
@@ -198,7 +205,8 @@ def _finish(
         ) from None
     if merge_error is not None:
         raise merge_error
-    summary = summarize(pq.read_table(out_dir / RECORDS_FILE), run_file.stages, cpu.client_s)
+    records = pq.read_table(out_dir / RECORDS_FILE)
+    summary = summarize(records, run_file.stages, cpu.client_s, resent)
     return LoadResult(rows, summary.failed, format_summary(summary), total, tuple(reasons))
 
 

@@ -81,7 +81,7 @@ class RunFile:
             ],
         }
         try:
-            self.write(0.0, 0.0, unfinished)
+            self.write(0.0, 0.0, unfinished, resent_requests=None)
         except OSError as exc:
             log.error(
                 "cannot write %s mid-run (%s)",
@@ -89,8 +89,16 @@ class RunFile:
                 exc.strerror or exc,
             )
 
-    def write(self, client_cpu_s: float, setup_cpu_s: float, completeness: dict[str, Any]) -> None:
-        """run.json, atomically; `completeness` says what the records hold. Raises OSError."""
+    def write(
+        self,
+        client_cpu_s: float,
+        setup_cpu_s: float,
+        completeness: dict[str, Any],
+        resent_requests: int | None,
+    ) -> None:
+        """run.json, atomically; `completeness` says what the records hold, `resent_requests`
+        how many were resent after a stale keep-alive close (None: not known yet). Raises
+        OSError."""
         config = self.settings.config
         doc = {
             "run_id": self.settings.run_id,
@@ -107,6 +115,7 @@ class RunFile:
             "config": redact_tree(config.model_dump(mode="json")),  # api.headers may hold a key
             "client_cpu_s": round(client_cpu_s, 4),
             "setup_cpu_s": round(setup_cpu_s, 4),
+            "resent_requests": resent_requests,
             **completeness,
         }
         write_run_file(self.settings.out_dir, doc)

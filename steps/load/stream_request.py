@@ -88,6 +88,8 @@ class RequestOutcome:
 
     `sent_ns` is None when the request was never written; `chunk_ns` holds one arrival time per
     content chunk, and `chunk_tokens` their token counts when every chunk carried `token_ids`.
+    `resent` is not a record column: the request was resent after a stale keep-alive close
+    (steps.load.connection), which the worker counts for run.json's `resent_requests`.
     """
 
     spec: RequestSpec
@@ -104,6 +106,7 @@ class RequestOutcome:
     status: str
     http_status: int | None
     error: str | None
+    resent: bool = False
 
 
 @dataclass(slots=True)
@@ -208,6 +211,7 @@ class _Stream:
         "http_status",
         "max_events",
         "payloads",
+        "resent",
         "scan",
         "splitter",
         "stale",
@@ -232,6 +236,7 @@ class _Stream:
         self.http_status: int | None = None
         self.done = False
         self.stale = False
+        self.resent = False
         # A body that is not the stream (an error page, JSON): its first bytes are collected
         # (bounded) and quoted in `error` after `error_head`.
         self.error_body: bytes | None = None
@@ -359,9 +364,11 @@ async def stream_request(
     `sent_ns` is taken just before the request is written to the socket, so waiting for a
     connection counts as schedule delay, not as TTFT; it is None when the request was never
     written (connect error, or timeout/cancel while connecting). A pooled connection the server
-    closed before any byte of the response (a stale keep-alive connection, see
-    steps.load.connection) gets the request resent once on a new connection: `sent_ns` is then
-    the resend's, so the lost attempt shows as schedule delay, never as TTFT.
+    closed before any byte of the response, soon after the write (a stale keep-alive connection,
+    see steps.load.connection), gets the request resent once on a new connection (`resent`):
+    `sent_ns` is then the resend's, so the lost attempt shows as schedule delay, never as TTFT.
+    The resend shares the request's deadline; a timeout or cancel during it closes the new
+    connection as any other.
     """
     loop = asyncio.get_running_loop()
     stream = _Stream(loop.create_future(), settings.text_key, spec)
@@ -378,6 +385,7 @@ async def stream_request(
             await stream.future
             if stream.stale:
                 stream.stale, stream.future = False, loop.create_future()
+                stream.resent = True
                 conn, sent = None, None  # a resend that fails to connect was never written
                 conn, sent = await pool.send(request, stream, new=True)
                 await stream.future
@@ -451,6 +459,7 @@ def _outcome(
         status=stream.status,
         http_status=stream.http_status,
         error=stream.error,
+        resent=stream.resent,
     )
 
 

@@ -3,8 +3,9 @@ signals, notice the ones that die, stop them all.
 
 Everything a worker says arrives as a message (steps/load/worker.py lists them) and is kept
 here for the run to read: who is ready, who finished a stage and when, who finished the run
-with how much CPU, and the records a worker could not write itself. A worker that exits
-without its `finished` message is a lost worker; the run says so in run.json.
+with how much CPU and how many resent requests, and the records a worker could not write
+itself. A worker that exits without its `finished` message is a lost worker; the run says so in
+run.json.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Supervisor:
         self.alive = set(range(len(procs)))
         self.ready: set[int] = set()
         self.finished: dict[int, tuple[float, int]] = {}  # worker -> (CPU s since t0, records)
+        self.resent: dict[int, int] = {}  # worker -> requests resent after a stale close
         self.stage_done: dict[int, int] = {}  # worker -> end of its current stage (monotonic ns)
         self.warmup_errors = 0
         self.unwritten: list[tuple[int, pa.Table, str | None]] = []
@@ -96,8 +98,14 @@ class Supervisor:
         elif kind == "unwritten":
             self.unwritten.append((w, msg[1], msg[2]))
         elif kind == "finished":
-            self.finished[w] = (msg[1], msg[2])
-            log.info("worker %d finished: %d records, %.2f s CPU since t0", w, msg[2], msg[1])
+            _, cpu_s, records, resent = msg
+            self.finished[w] = (cpu_s, records)
+            self.resent[w] = resent
+            log.info(
+                "worker %d finished: %d records (%d resent after a stale keep-alive close), "
+                "%.2f s CPU since t0",
+                w, records, resent, cpu_s,
+            )  # fmt: skip
 
     def worker_exited(self, w: int) -> None:
         """Worker `w` exited: read what it sent last (the pipe outlives the process), join it.
@@ -156,6 +164,10 @@ class Supervisor:
         """Worker `w`'s exit code (None while it runs)."""
         code: int | None = self.procs[w].exitcode
         return code
+
+    def resent_requests(self) -> int:
+        """Requests the finished workers resent once after a stale keep-alive close."""
+        return sum(self.resent.values())
 
     def workers_cpu_s(self) -> float:
         """CPU seconds the finished workers spent since t0."""

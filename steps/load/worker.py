@@ -14,7 +14,7 @@ Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
     worker -> main  ("ready", warmup_errors) | ("progress", sent, done, errors, [ttft_ms...])
                     | ("stage_done", index, end_ns) | ("unwritten", table, error)
-                    | ("finished", cpu_s, records)
+                    | ("finished", cpu_s, records, resent)
 SIGTERM stops the worker: in-flight requests are recorded as `cancelled`, parts are flushed.
 SIGINT is ignored: on Ctrl-C the main process decides and sends SIGTERM.
 """
@@ -124,6 +124,7 @@ class _Worker:
         self.dispatcher: asyncio.Task[None] | None = None
         self.stopping = False
         self.sent = self.done = self.errors = 0
+        self.resent = 0  # measured requests resent after a stale keep-alive close
         self.ttfts_ms: list[float] = []
         self.buffer: RecordBuffer | None = None
         self.parts = PartWriter(Path(spec.parts_dir), spec.worker)
@@ -201,6 +202,8 @@ class _Worker:
                 self.sem.release()
         self.buffer.add(outcome)
         self.done += 1
+        if outcome.resent:
+            self.resent += 1
         if outcome.status != "ok":
             self.errors += 1
         elif outcome.chunk_ns and outcome.sent_ns is not None:
@@ -324,7 +327,7 @@ class _Worker:
                 self.parts.close()
                 self._send_progress()
                 cpu_s = process_cpu_s() - cpu_at_t0
-                self.conn.send(("finished", cpu_s, self.parts.written + handed))
+                self.conn.send(("finished", cpu_s, self.parts.written + handed, self.resent))
         finally:
             pool.close()
 

@@ -16,9 +16,13 @@ from tests.fakes.hostile import (
     Behaviour,
     HostileServer,
     SeenRequest,
+    content_chunk,
     endless_chunks,
     endless_sse_line,
+    raw,
     respond,
+    sse,
+    usage_chunk,
 )
 from tests.fixtures.simulator import SimulatorHandle
 from tests.helpers.load_run import run_load
@@ -104,3 +108,41 @@ def test_load_endless_stream_ends_at_its_limit_as_a_row_connection_closed(
         q.target.endswith("/v1/completions") for q in c.requests)]  # fmt: skip
     assert len(streams) == 2
     assert all(c.client_closed_ns is not None for c in streams)
+
+
+def _first_attempts_crossed_by_close() -> Callable[[SeenRequest], Behaviour]:
+    """A server whose idle close crosses the first attempt of every completion: that attempt is
+    closed unanswered, the resend (same X-Request-Id) streams a good answer, kept alive."""
+    seen: set[str] = set()
+    good = sse([content_chunk(" tok", [1]), usage_chunk(512, 1)], keep_alive=True)
+    models = _serving(good)
+
+    def route(request: SeenRequest) -> Behaviour:
+        request_id = request.headers.get("x-request-id")
+        if request_id is None or request_id in seen:
+            return models(request)
+        seen.add(request_id)
+        return raw()
+
+    return route
+
+
+def test_load_stale_closes_resent_counted_in_run_json_and_summary(
+    hostile_server: Callable[..., HostileServer],
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Every request goes out on a pooled connection (the primed one, then the resend's, kept
+    # alive), which the server closes unanswered at once: each is resent once and succeeds.
+    server = hostile_server(_first_attempts_crossed_by_close())
+    code, rows, run_json = run_load(
+        tmp_path, server.url, qwen_tokenizer_dir,
+        "--rate", "2", "--duration", "1", "--num-workers", "1", "--output-tokens", "1",
+    )  # fmt: skip
+    assert code == 0
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert run_json["resent_requests"] == 2
+    assert "2 resent after a stale keep-alive close" in capsys.readouterr().err
+    completion_posts = [r for r in server.requests if r.target.endswith("/v1/completions")]
+    assert len(completion_posts) == 4  # two attempts per request, never a third

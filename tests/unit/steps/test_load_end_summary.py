@@ -49,3 +49,12 @@ def test_format_summary_shows_sent_rate_against_requested() -> None:
     assert "achieved/req'd  stage 0: 1.50/2 (requests/s sent)" in text
     assert "client CPU      0.40 s (100.00 ms/request)" in text
     assert "WARNING" not in text
+
+
+def test_format_summary_resent_requests_shown_only_when_any() -> None:
+    table = pa.Table.from_pylist(_rows_with_a_connect_error(), schema=RECORD_SCHEMA)
+    stages = [stage_window(0, 2.0, 0.0, 2.0, 4.0)]
+    text = format_summary(summarize(table, stages, 0.4, resent_requests=2))
+    line = "requests        4  (ok 3  connect_error 1; 2 resent after a stale keep-alive close)"
+    assert line in text
+    assert "resent" not in format_summary(summarize(table, stages, 0.4))
