@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from steps.load.connection import ConnectionPool
+from steps.load.connection import STALE_CLOSE_WINDOW_S, ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.stream_request import (
     ChunkScan,
@@ -39,6 +39,7 @@ from tests.fakes.hostile import (
     json_completion,
     raw,
     redirect,
+    reset,
     run_with_server,
     sse,
     usage_chunk,
@@ -135,6 +136,20 @@ def _fallback(payloads: list[bytes]) -> int:
     return len(payloads)
 
 
+async def _request(
+    settings: StreamSettings, i: int, buffer: RecordBuffer, lengths: tuple[int, int] = (7, 2)
+) -> bool:
+    """Request `i` (input, output `lengths`), its record into `buffer` (t0 = 0); returns its
+    outcome's `resent` flag (not a record column)."""
+    pool = settings.pool
+    request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
+    now = time.monotonic_ns()
+    spec = RequestSpec(0, i, 0, b"{}", *lengths)
+    outcome = await stream_request(settings, request, spec, now, now + 10**12)
+    buffer.add(outcome)
+    return outcome.resent
+
+
 async def _requests(
     url: str,
     n: int,
@@ -143,19 +158,24 @@ async def _requests(
     buffer: RecordBuffer,
     lengths: tuple[int, int] = (7, 2),
     pre_open: bool = False,
-) -> None:
-    """Run n requests (input, output `lengths`) one after another on one pool, their records
-    into `buffer` (t0 = 0); `pre_open` opens an idle connection first, as a worker does."""
+) -> list[bool]:
+    """Run n requests one after another on one pool (see `_request`); returns their `resent`
+    flags. `pre_open` opens an idle connection first, as a worker does."""
     pool = ConnectionPool(url)
     settings = StreamSettings(pool, round(timeout_s * 1e9), b'"text"', fallback)
     if pre_open:
         await pool.open_idle()
-    for i in range(n):
-        request = encode_request("POST", "/v1/completions", pool.host_header, {}, b"{}")
-        now = time.monotonic_ns()
-        spec = RequestSpec(0, i, 0, b"{}", *lengths)
-        buffer.add(await stream_request(settings, request, spec, now, now + 10**12))
+    resent = [await _request(settings, i, buffer, lengths) for i in range(n)]
     pool.close()
+    return resent
+
+
+def _rows(buffer: RecordBuffer, resent: list[bool]) -> list[dict[str, Any]]:
+    """The stored records, each with its outcome's `resent` flag added as "resent"."""
+    rows = buffer.take_table().to_pylist()
+    for row, flag in zip(rows, resent, strict=True):
+        row["resent"] = flag
+    return rows
 
 
 def _reply(*pieces: bytes, close: bool = False, pause_s: float = 0.005) -> Behaviour:
@@ -170,14 +190,14 @@ def _stream_all(
     fallback: FallbackCounter = _fallback,
     pre_open: bool = False,
 ) -> tuple[list[dict[str, Any]], HostileServer]:
-    """Run n requests one after another on one pool; returns their records."""
+    """Run n requests one after another on one pool; returns their records (see `_rows`)."""
     buffer = RecordBuffer("r", 0, 0, 0)
 
-    async def body(server: HostileServer) -> None:
-        await _requests(server.url, n, timeout_s, fallback, buffer, pre_open=pre_open)
+    async def body(server: HostileServer) -> list[bool]:
+        return await _requests(server.url, n, timeout_s, fallback, buffer, pre_open=pre_open)
 
-    _, server = run_with_server(replies, body)
-    return buffer.take_table().to_pylist(), server
+    resent, server = run_with_server(replies, body)
+    return _rows(buffer, resent), server
 
 
 #: How soon after the client gave up the server must have seen the close: far below the time
@@ -263,6 +283,7 @@ def test_stream_request_stale_keep_alive_close_resent_once_on_new_connection_ok(
     script = [_reply(*_GOOD), _reply(close=True), _reply(*_GOOD)]
     rows, server = _stream_all(script, 2)
     assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert [r["resent"] for r in rows] == [False, True]
     assert [len(c.requests) for c in server.connections] == [2, 1]
     lost, resent = server.connections[0].requests[1], server.connections[1].requests[0]
     # sent_ns is the resend's write: after the lost attempt, before the server read it again.
@@ -286,6 +307,94 @@ def test_stream_request_server_closing_unanswered_protocol_error_no_resend_loop(
     assert "without sending a response" in rows[-1]["error"]
     # A new connection is never resent on; a reused one is resent on once, on a new one.
     assert [len(c.requests) for c in server.connections] == ([2, 1] if served_before else [1])
+
+
+@pytest.mark.parametrize(
+    ("reply", "error_part"),
+    [
+        (_reply(b"HTTP/1.1 200 O", close=True), "before the response ended"),
+        # The server worked on the request, then closed without a byte: not a stale close.
+        (raw(b"", b"", pause_s=STALE_CLOSE_WINDOW_S + 0.3), "without sending a response"),
+    ],
+    ids=["part-of-head", "later-than-window"],
+)
+def test_stream_request_reused_connection_not_stale_protocol_error_no_resend(
+    reply: Behaviour, error_part: str
+) -> None:
+    rows, server = _stream_all([_reply(*_GOOD), reply], 2)
+    assert (rows[1]["status"], rows[1]["resent"]) == ("protocol_error", False)
+    assert error_part in rows[1]["error"]
+    assert [len(c.requests) for c in server.connections] == [2]
+
+
+def test_stream_request_reused_connection_reset_before_any_byte_resent_ok() -> None:
+    rows, server = _stream_all([_reply(*_GOOD), reset(), _reply(*_GOOD)], 2)
+    assert [(r["status"], r["resent"]) for r in rows] == [("ok", False), ("ok", True)]
+    assert [len(c.requests) for c in server.connections] == [2, 1]
+    assert server.connections[0].server_closed_ns is not None  # the server's reset, not ours
+
+
+async def _until_resent(server: HostileServer) -> None:
+    """Wait until the resend reached the server (its second connection's request)."""
+    deadline = time.monotonic() + 10
+    while not (len(server.connections) == 2 and server.connections[1].requests):
+        assert time.monotonic() < deadline, "the request was not resent"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("ending", ["timeout", "cancel"])
+def test_stream_request_timeout_or_cancel_during_resend_closes_new_connection(
+    hostile_server: Callable[..., HostileServer], ending: str
+) -> None:
+    # The resend shares the request's deadline (and its task): its connection is closed at
+    # once like any other, the row says timeout/cancelled with the resend's sent_ns.
+    server = hostile_server([_reply(*_GOOD), _reply(close=True), hang()])
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body() -> list[bool]:
+        task = asyncio.get_running_loop().create_task(
+            _requests(server.url, 2, 1.0 if ending == "timeout" else 30.0, _fallback, buffer)
+        )
+        try:
+            if ending == "cancel":
+                await _until_resent(server)
+                task.cancel()
+            resent = await task
+            await asyncio.sleep(1.0)
+        finally:
+            _drop_leftovers(server)
+        return resent
+
+    rows = _rows(buffer, uvloop.run(body()))
+    expected = "timeout" if ending == "timeout" else "cancelled"
+    assert (rows[1]["status"], rows[1]["resent"]) == (expected, True)
+    lost, resend = server.connections
+    assert len(lost.requests) == 2 and len(resend.requests) == 1
+    assert rows[1]["sent_ns"] <= resend.requests[0].received_ns
+    assert resend.client_closed_ns is not None
+    assert resend.client_closed_ns - rows[1]["end_ns"] < _CLOSE_SEEN_NS
+
+
+def test_stream_request_resend_connect_refused_connect_error_never_sent(
+    hostile_server: Callable[..., HostileServer],
+) -> None:
+    server = hostile_server([_reply(*_GOOD), _reply(close=True)])
+    buffer = RecordBuffer("r", 0, 0, 0)
+
+    async def body() -> list[bool]:
+        pool = ConnectionPool(server.url)
+        settings = StreamSettings(pool, round(5e9), b'"text"', _fallback)
+        resent = [await _request(settings, 0, buffer)]
+        server.stop_accepting()  # the kept-alive connection goes on; a new one is refused
+        resent.append(await _request(settings, 1, buffer))
+        pool.close()
+        return resent
+
+    rows = _rows(buffer, uvloop.run(body()))
+    assert rows[0]["status"] == "ok"
+    assert (rows[1]["status"], rows[1]["resent"]) == ("connect_error", True)
+    assert rows[1]["sent_ns"] is None  # the lost attempt is not a send: the row was never sent
+    assert [len(c.requests) for c in server.connections] == [2]
 
 
 def test_stream_request_broken_content_chunk_counted_client_side_protocol_error_row_kept() -> None:
