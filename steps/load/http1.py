@@ -67,7 +67,16 @@ class ResponseParser:
     One parser per response: a keep-alive connection makes a new one per request.
     """
 
-    __slots__ = ("_buf", "_remaining", "_state", "headers", "keep_alive", "reason", "status")
+    __slots__ = (
+        "_buf",
+        "_remaining",
+        "_started",
+        "_state",
+        "headers",
+        "keep_alive",
+        "reason",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status: int | None = None
@@ -77,6 +86,8 @@ class ResponseParser:
         self._state = _HEAD
         self._buf = b""
         self._remaining = 0
+        # Any byte fed: `status` and `_buf` cannot tell once a complete 1xx head was skipped.
+        self._started = False
 
     @property
     def complete(self) -> bool:
@@ -85,8 +96,9 @@ class ResponseParser:
 
     @property
     def started(self) -> bool:
-        """Whether any byte of the response has been fed."""
-        return self.status is not None or bool(self._buf)
+        """Whether any byte of the response has been fed (an interim 1xx head counts: the
+        server answered the request, so a close after it is no stale keep-alive close)."""
+        return self._started
 
     def feed(self, data: bytes) -> bytes:
         """Consume one read; return the body bytes it carried."""
@@ -123,7 +135,12 @@ class ResponseParser:
 
     # -- head -----------------------------------------------------------------------------
     def _head(self, data: bytes) -> bytes:
-        """Parse a complete head (skipping 1xx); return what follows it, buffer a partial one."""
+        """Parse a complete head (skipping 1xx); return what follows it, buffer a partial one.
+
+        Every byte passes here before the head is complete, so this is where `started` is set
+        (body reads never come here: no cost per body read)."""
+        if data:
+            self._started = True
         while True:
             match = _HEAD_END.search(data)
             if match is None:

@@ -106,6 +106,20 @@ def test_parser_interim_100_continue_skipped() -> None:
 
 
 @pytest.mark.parametrize(
+    "reads",
+    [[b"H"], [b"HTTP/1.1 200 OK\r\n"], [b"HTTP/1.1 100 Continue\r\n\r\n"],
+     [b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n", b"\r\n"]],
+    ids=["one-byte", "part-of-head", "interim-100", "interim-103-in-two-reads"],
+)  # fmt: skip
+def test_parser_started_by_any_byte_even_a_skipped_interim_head(reads: list[bytes]) -> None:
+    parser = ResponseParser()
+    assert not parser.started
+    for data in reads:
+        parser.feed(data)
+    assert parser.started and parser.status is None
+
+
+@pytest.mark.parametrize(
     ("head", "keep_alive"),
     [
         (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", True),

@@ -313,10 +313,12 @@ def test_stream_request_server_closing_unanswered_protocol_error_no_resend_loop(
     ("reply", "error_part"),
     [
         (_reply(b"HTTP/1.1 200 O", close=True), "before the response ended"),
+        # The server answered (an interim head), so it did read the request.
+        (_reply(b"HTTP/1.1 100 Continue\r\n\r\n", close=True), "before the response ended"),
         # The server worked on the request, then closed without a byte: not a stale close.
         (raw(b"", b"", pause_s=STALE_CLOSE_WINDOW_S + 0.3), "without sending a response"),
     ],
-    ids=["part-of-head", "later-than-window"],
+    ids=["part-of-head", "interim-100", "later-than-window"],
 )
 def test_stream_request_reused_connection_not_stale_protocol_error_no_resend(
     reply: Behaviour, error_part: str
