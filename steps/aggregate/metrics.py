@@ -3,8 +3,8 @@
 What each metric is (latencies, chunk gaps, chunk token sums) is defined in
 `steps.record_metrics`; this module turns those values into the summary's statistics.
 Conventions:
-- Percentiles use numpy's default "linear" method (type 7, as inference-perf does), always over
-  raw values, never by combining per-shard percentiles.
+- Percentiles are `steps.record_metrics.percentiles` (numpy's "linear" method, type 7, as
+  inference-perf does), always over raw values, never by combining per-shard percentiles.
 - `std` is the population standard deviation (ddof=0, numpy's default).
 - Null handling: a value that cannot be computed (a time never reached, output_tokens <= 1 for
   TPOT) is NaN here and left out of that metric; an empty distribution has count 0 and every
@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from steps.record_metrics import FloatArray, chunk_gaps, chunk_token_sums
+from steps.record_metrics import FloatArray, chunk_gaps, chunk_token_sums, percentiles
 
 __all__ = [
     "PERCENTILES",
@@ -76,7 +76,7 @@ def describe(values: npt.NDArray[np.number[Any]]) -> Distribution:
     extremes = pc.min_max(wrapped)
     mean, variance = pc.mean(wrapped).as_py(), pc.variance(wrapped, ddof=0).as_py()
     # overwrite_input: partition the caller's (throw-away) array instead of copying it.
-    points = np.percentile(values, PERCENTILES, overwrite_input=True)
+    points = percentiles(values, PERCENTILES, overwrite_input=True)
     return Distribution(
         count=len(values),
         mean=float(mean),

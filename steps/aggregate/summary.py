@@ -25,6 +25,9 @@ from steps.record_metrics import (
     achieved_rate,
     goodput,
     is_saturated,
+    output_token_mismatches,
+    per_second,
+    share,
     slo_attainment,
     slo_met,
 )
@@ -105,7 +108,7 @@ class GroupMetrics:
 
     def per_second(self, amount: float) -> float | None:
         """`amount` per second of the stage window (None for an empty window)."""
-        return amount / self.window_s if self.window_s else None
+        return per_second(amount, self.window_s)
 
 
 def _values(series: pd.Series[float]) -> npt.NDArray[np.float64]:
@@ -176,8 +179,6 @@ def measure_group(
         if name != "itl"
     }
     latency["itl"] = itl_ns
-    known = rows["output_tokens"].notna() & rows["chunk_token_sum"].notna()
-    mismatches = int((rows["output_tokens"][known] != rows["chunk_token_sum"][known]).sum())
     window_s = (window.end_ns - window.start_ns) / _NS_PER_S
     return GroupMetrics(
         stage=stage,
@@ -195,7 +196,10 @@ def measure_group(
         output_tokens_total=int(ok["output_tokens"].sum()),
         prompt_sources=_sources(rows["prompt_tokens_source"]),
         output_sources=_sources(rows["output_tokens_source"]),
-        output_token_mismatches=mismatches,
+        output_token_mismatches=output_token_mismatches(
+            rows["output_tokens"].to_numpy(dtype=np.float64, na_value=np.nan),
+            rows["chunk_token_sum"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ),
         failures_by_label=_failure_labels(rows[status != "ok"]),
         **_slo_figures(rows, window, slo),
     )
@@ -280,17 +284,13 @@ def stats_model(distribution: Distribution) -> Stats:
     )
 
 
-def _ratio(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
 def group_model(group: GroupMetrics) -> Group:
     """steps/CONTRACTS.md GROUP (ms, 1/s) of the whole run or of a stage."""
     total, ok = group.counts["total"], group.counts["ok"]
     return Group(
         requests=RequestCounts(**group.counts),
-        success_rate=_ratio(ok, total),
-        error_rate=_ratio(total - ok, total),
+        success_rate=share(ok, total),
+        error_rate=share(total - ok, total),
         window_s=group.window_s,
         requested_rate=group.requested_rate,
         achieved_rate=group.achieved_rate,

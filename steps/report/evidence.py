@@ -40,8 +40,13 @@ from steps.record_metrics import (
     Slo,
     as_float,
     chunk_gaps,
+    goodput,
     latencies_ns,
     ok_rows,
+    per_second,
+    percentiles,
+    share,
+    slo_attainment,
     slo_met,
 )
 from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, Group
@@ -131,24 +136,29 @@ class RunScale:
         return cls(group.window_s, group.achieved_rate, group.requests.total)
 
 
-def _quantile(values: FloatArray, q: float) -> Estimate | None:
-    """numpy's linear quantile (as aggregate) and the order-statistic standard error."""
+def _quantile(values: FloatArray, percent: float) -> Estimate | None:
+    """The percentile as aggregate takes it (`percentiles`) and its order-statistic error."""
     x = np.sort(values[~np.isnan(values)])
     n = len(x)
     if n == 0:
         return None
+    q = percent / 100
     spread = _Z95 * math.sqrt(n * q * (1 - q))
     lo = min(max(math.floor(q * (n - 1) - spread), 0), n - 1)
     hi = min(max(math.ceil(q * (n - 1) + spread), 0), n - 1)
-    return Estimate(float(np.quantile(x, q)), float(x[hi] - x[lo]) / (2 * _Z95))
+    return Estimate(float(percentiles(x, [percent])[0]), float(x[hi] - x[lo]) / (2 * _Z95))
 
 
-def _fraction(hits: int, n: int, scale: float = 1.0) -> Estimate | None:
-    """hits / n (times `scale`), binomial error with a Jeffreys half count (never exactly 0)."""
-    if n == 0:
-        return None
+def _binomial_se(hits: int, n: int) -> float:
+    """Standard error of hits / n (n > 0) with a Jeffreys half count: never exactly 0."""
     smoothed = (hits + 0.5) / (n + 1)
-    return Estimate(scale * hits / n, scale * math.sqrt(smoothed * (1 - smoothed) / n))
+    return math.sqrt(smoothed * (1 - smoothed) / n)
+
+
+def _fraction(hits: int, n: int) -> Estimate | None:
+    """hits / n as aggregate's `share`, with its binomial error; None without rows."""
+    value = share(hits, n)
+    return None if value is None else Estimate(value, _binomial_se(hits, n))
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class _Rows:
 
     n: int
     ok: np.ndarray
+    sent_ns: FloatArray
     sent: int
     latency_ms: Mapping[str, FloatArray]
     itl_ms: FloatArray
@@ -173,6 +184,7 @@ def _rows(table: pa.Table, slo: Slo) -> _Rows:
     return _Rows(
         n=table.num_rows,
         ok=ok,
+        sent_ns=times["sent_ns"],
         sent=int(np.count_nonzero(~np.isnan(times["sent_ns"]))),
         latency_ms={
             name: np.where(ok, latencies[name], np.nan) / 1e6 for name in ("ttft", "tpot", "e2e")
@@ -184,42 +196,60 @@ def _rows(table: pa.Table, slo: Slo) -> _Rows:
 
 
 def _throughput(rows: _Rows, scale: RunScale) -> Estimate | None:
-    """Output tokens of ok requests per s of the window, scaled up when rows were capped."""
+    """Output tokens of ok requests per s of the window, as aggregate's throughput.
+
+    The rows may be the first part of the run (history caps them): their sum is scaled to the
+    run's request count before it is taken per second of the run's window.
+    """
     if not scale.window_s or rows.n == 0:
         return None
-    per_row = scale.total / rows.n / scale.window_s
+    to_run = scale.total / rows.n
     tokens = rows.output_tokens
-    return Estimate(
-        float(tokens.sum()) * per_row, math.sqrt(rows.n) * float(tokens.std()) * per_row
-    )
+    value = per_second(float(tokens.sum()) * to_run, scale.window_s)
+    se = per_second(math.sqrt(rows.n) * float(tokens.std()) * to_run, scale.window_s)
+    return None if value is None or se is None else Estimate(value, se)
 
 
 def _goodput(rows: _Rows, scale: RunScale) -> Estimate | None:
-    """SLO-meeting requests per s of the send window: achieved rate x met share of sent."""
-    if rows.met is None or scale.achieved_rate is None:
+    """SLO-meeting requests per s of the send window, as aggregate's `goodput`.
+
+    The rows may be the first part of the run (history caps them): at the run's achieved rate
+    their sends span sent / achieved_rate seconds, the window they are counted over.
+    """
+    if rows.met is None or not scale.achieved_rate or rows.sent == 0:
         return None
-    return _fraction(int(np.count_nonzero(rows.met)), rows.sent, scale.achieved_rate)
+    value = goodput(rows.met, rows.sent_ns, rows.sent / scale.achieved_rate)
+    hits = int(np.count_nonzero(rows.met))
+    se = scale.achieved_rate * _binomial_se(hits, rows.sent)
+    return None if value is None else Estimate(value, se)
 
 
-def _latency_quantile(latency: str, q: float) -> Callable[[_Rows, RunScale], Estimate | None]:
-    """The estimator of one latency's quantile `q` (0..1) over ok requests."""
-    return lambda rows, _scale: _quantile(rows.latency_ms[latency], q)
+def _slo_attainment(rows: _Rows, _scale: RunScale) -> Estimate | None:
+    """Share of all requests that met the SLO, as aggregate's `slo_attainment`."""
+    if rows.met is None:
+        return None
+    value = slo_attainment(rows.met)
+    se = _binomial_se(int(np.count_nonzero(rows.met)), rows.n) if rows.n else 0.0
+    return None if value is None else Estimate(value, se)
+
+
+def _latency_quantile(latency: str, percent: float) -> Callable[[_Rows, RunScale], Estimate | None]:
+    """The estimator of one latency's percentile (0..100) over ok requests."""
+    return lambda rows, _scale: _quantile(rows.latency_ms[latency], percent)
 
 
 _ESTIMATORS: dict[str, Callable[[_Rows, RunScale], Estimate | None]] = {
     **{
-        f"{latency}_p{q}_ms": _latency_quantile(latency, q / 100)
+        f"{latency}_p{q}_ms": _latency_quantile(latency, q)
         for latency in ("ttft", "tpot", "e2e")
         for q in (50, 99)
     },
-    "itl_p50_ms": lambda r, _s: _quantile(r.itl_ms, 0.50),
-    "itl_p99_ms": lambda r, _s: _quantile(r.itl_ms, 0.99),
+    "itl_p50_ms": lambda r, _s: _quantile(r.itl_ms, 50),
+    "itl_p99_ms": lambda r, _s: _quantile(r.itl_ms, 99),
     "output_tokens_per_s": _throughput,
     "error_rate": lambda r, _s: _fraction(r.n - int(np.count_nonzero(r.ok)), r.n),
     "goodput_rps": _goodput,
-    "slo_attainment": lambda r, _s: (
-        None if r.met is None else _fraction(int(np.count_nonzero(r.met)), r.n)
-    ),
+    "slo_attainment": _slo_attainment,
 }
 assert set(_ESTIMATORS) == set(REGRESSION_METRIC_NAMES)
 

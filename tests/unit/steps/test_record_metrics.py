@@ -21,6 +21,10 @@ from steps.record_metrics import (
     latencies_ns,
     ok_rows,
     on_time_line,
+    output_token_mismatches,
+    per_second,
+    percentiles,
+    share,
     slo_attainment,
     slo_met,
     ttft_ns,
@@ -167,3 +171,24 @@ def test_goodput_counts_met_requests_over_the_send_window() -> None:
     assert goodput(met, sent, 4.0) == pytest.approx(0.5)
     # No window: the sends' rate ((3 - 1) / 2 s), two thirds of them met.
     assert goodput(met, sent, None) == pytest.approx(1.0 * 2 / 3)
+
+
+def test_output_token_mismatches_counts_only_rows_where_both_are_known() -> None:
+    usage = np.array([3.0, 4.0, NAN, 5.0, 2.0])
+    chunks = np.array([3.0, 5.0, 1.0, NAN, 0.0])
+    assert output_token_mismatches(usage, chunks) == 2  # rows 1 and 4; 2 and 3 unknown
+
+
+def test_percentiles_are_the_linear_method_between_order_statistics() -> None:
+    values = np.array([40.0, 10.0, 30.0, 20.0])
+    # type 7: virtual index q (n - 1); p50 = 25 (halfway 20..30), p99 = 30 + 0.97 * 10.
+    assert percentiles(values, [0, 50, 99, 100]).tolist() == pytest.approx([10, 25, 39.7, 40])
+    assert values.tolist() == [40.0, 10.0, 30.0, 20.0]  # not reordered unless asked
+
+
+def test_share_and_per_second_are_none_without_a_whole_or_a_window() -> None:
+    assert share(1, 4) == 0.25
+    assert share(0, 0) is None
+    assert per_second(30.0, 10.0) == 3.0
+    assert per_second(30.0, 0.0) is None
+    assert per_second(30.0, None) is None
