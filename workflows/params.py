@@ -115,6 +115,17 @@ class BaselineParams(StrictModel):
     s3_endpoint_url: str = Field(
         default="", description="S3-compatible endpoint URL; empty = AWS S3"
     )
+    # The per-request SLO (aggregate): a request meeting every bound counts toward goodput and
+    # SLO attainment; with no bound both are null and their SLA limits can never pass.
+    slo_ttft_ms: float | None = Field(
+        default=None, gt=0, description="SLO: time to first token at most this (ms); empty = none"
+    )
+    slo_tpot_ms: float | None = Field(
+        default=None, gt=0, description="SLO: time per output token at most this (ms); empty = none"
+    )
+    slo_e2e_ms: float | None = Field(
+        default=None, gt=0, description="SLO: end-to-end latency at most this (ms); empty = none"
+    )
     sla_ttft_p50_ms: float | None = Field(
         default=None, gt=0, description="TTFT p50 limit (ms); empty = none"
     )
@@ -153,8 +164,18 @@ class BaselineParams(StrictModel):
         le=1,
         description="lowest fraction of requests meeting every SLO bound; empty = none",
     )
-    regression_tolerance: float = Field(
-        default=0.10, ge=0, description="allowed relative slowdown against the previous run"
+    regression_tolerance: float | None = Field(
+        # Empty: the report's per-metric defaults (medians and rates 5 %, p99s 15 %), which a
+        # single number here would override: at 0.10 a +10 % median ITL is never flagged.
+        default=None,
+        ge=0,
+        description="practical threshold for every relative metric (e.g. 0.05); "
+        "empty = per-metric defaults",
+    )
+    history_window: int | None = Field(
+        default=None,
+        ge=1,
+        description="earlier runs the report judges this one against; empty = 10",
     )
     fail_on_breach: bool = Field(
         default=False, description="fail the run (exit 3) on an SLA or regression breach"
@@ -188,6 +209,9 @@ class BaselineParams(StrictModel):
         return value
 
     @field_validator(
+        "slo_ttft_ms",
+        "slo_tpot_ms",
+        "slo_e2e_ms",
         "sla_ttft_p50_ms",
         "sla_ttft_p99_ms",
         "sla_itl_p50_ms",
@@ -196,11 +220,13 @@ class BaselineParams(StrictModel):
         "sla_error_rate",
         "sla_goodput_rps",
         "sla_slo_attainment",
+        "regression_tolerance",
+        "history_window",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        # Argo parameters are strings; the UI leaves an optional threshold as "".
+        # Argo parameters are strings; the UI leaves an optional knob as "".
         return None if value == "" else value
 
     @property

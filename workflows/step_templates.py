@@ -43,6 +43,7 @@ from workflows.pod_security import container_security_context
 from workflows.time_budget import RETRY_LIMIT, TimeBudget
 
 __all__ = [
+    "AGGREGATE_ARTIFACTS",
     "AGGREGATE_INPUTS",
     "API_KEY_ENV",
     "LOAD_DEADLINE_MARGIN_S",
@@ -125,10 +126,20 @@ LOAD_KNOBS = (
     "request_timeout",
 )
 LOAD_INPUTS = (*LOAD_KNOBS, "target_namespace")
-AGGREGATE_INPUTS = ("records", "run")
+#: The per-request SLO bounds goodput and SLO attainment are counted against (`--slo-*`).
+AGGREGATE_INPUTS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
+#: The load's files aggregate reads (optional artifacts).
+AGGREGATE_ARTIFACTS = ("records", "run")
 #: The report's SLA limits (`sla_<metric>`) and its regression tolerance.
 SLA_KNOBS = (*(f"sla_{name}" for name in SLA_METRIC_NAMES), "regression_tolerance")
-REPORT_INPUTS = ("bucket", "path", "s3_endpoint_url", *SLA_KNOBS, "fail_on_breach")
+REPORT_INPUTS = (
+    "bucket",
+    "path",
+    "s3_endpoint_url",
+    *SLA_KNOBS,
+    "history_window",
+    "fail_on_breach",
+)
 #: The report's input that carries the load step's exit code (`--load-exit-code`).
 LOAD_EXIT_CODE = "load_exit_code"
 
@@ -350,10 +361,17 @@ def aggregate_template(options: TemplateOptions) -> Container:
         # Optional: a load that wrote nothing leaves aggregate to say so in one line
         # (its records path is missing) rather than Argo's "Unable to resolve" error.
         inputs=[
+            *(Parameter(name=n) for n in AGGREGATE_INPUTS),
             Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
             Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
         ],
-        args=["--records", "load", "--out", "{{outputs.artifacts.summary.path}}"],
+        args=[
+            "--records",
+            "load",
+            "--out",
+            "{{outputs.artifacts.summary.path}}",
+            *_flags(*AGGREGATE_INPUTS),
+        ],
         outputs=[Artifact(name="summary", path=f"{WORK_DIR}/summary")],
     )
 

@@ -34,6 +34,7 @@ from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import executor_pod_spec_patch, pod_security_context
 from workflows.step_templates import (
+    AGGREGATE_ARTIFACTS,
     AGGREGATE_INPUTS,
     LOAD_EXIT_CODE,
     LOAD_INPUTS,
@@ -120,7 +121,10 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             summary = _task(
                 aggregate,
                 depends=f"{run.name}.Succeeded || {run.name}.Failed",
-                arguments=[_optional_from(run, name) for name in AGGREGATE_INPUTS],
+                arguments=[
+                    *_pass_through(AGGREGATE_INPUTS),
+                    *(_optional_from(run, name) for name in AGGREGATE_ARTIFACTS),
+                ],
             )
             # Only after aggregate succeeded on the load's records: the exit code exists.
             verdict = _task(

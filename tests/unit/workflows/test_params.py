@@ -9,6 +9,7 @@ import pytest
 
 from steps.errors import UsageError
 from steps.load.config import load_config
+from steps.report.history import DEFAULT_WINDOW
 from steps.summary_model import SLA_METRIC_NAMES
 from workflows.params import BaselineParams, params_from_mapping
 
@@ -30,6 +31,11 @@ from workflows.params import BaselineParams, params_from_mapping
         ({"model_name": "x/./y"}, "parameters: model_name: model name 'x/./y' must be"),
         ({"bucket": "Not_A_Bucket"}, "parameters: bucket: String should match pattern"),
         ({"s3_endpoint_url": "not a url"}, "parameters: s3_endpoint_url: S3 endpoint must be"),
+        ({"slo_ttft_ms": 0}, "parameters: slo_ttft_ms: Input should be greater than 0 (got 0)"),
+        ({"slo_e2e_ms": "inf"}, "parameters: slo_e2e_ms: Input should be a finite number"),
+        ({"regression_tolerance": -0.1}, "parameters: regression_tolerance: Input should be"),
+        ({"history_window": 0}, "parameters: history_window: Input should be greater than or"),
+        ({"history_window": "2.5"}, "parameters: history_window: Input should be a valid int"),
     ],
 )
 def test_params_out_of_bounds_one_line_naming_the_knob(
@@ -68,6 +74,21 @@ def test_params_argo_strings_still_parse() -> None:
     assert (params.rate, params.duration, params.input_tokens) == (2.5, 60, 1024)
     assert params.fail_on_breach is True
     assert BaselineParams().to_arguments()["rate"] == "1"
+
+
+def test_params_empty_optional_knobs_are_unset_and_stay_empty_for_argo() -> None:
+    """The UI leaves an optional knob as "": no SLO bound, the report's own window and
+    per-metric tolerances (a number would override every relative one)."""
+    empty = {"slo_ttft_ms": "", "slo_tpot_ms": "", "regression_tolerance": "", "history_window": ""}
+    params = params_from_mapping(empty, "p")
+    assert (params.slo_ttft_ms, params.regression_tolerance, params.history_window) == (None,) * 3
+    assert {name: params.to_arguments()[name] for name in empty} == empty
+    assert params_from_mapping({"slo_tpot_ms": "12.5"}, "p").to_arguments()["slo_tpot_ms"] == "12.5"
+
+
+def test_history_window_description_names_the_reports_default() -> None:
+    # params cannot import the report step: its default is written in the description.
+    assert BaselineParams.descriptions()["history_window"].endswith(f"empty = {DEFAULT_WINDOW}")
 
 
 def test_sla_knobs_are_the_reports_sla_metrics() -> None:
