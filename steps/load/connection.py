@@ -240,6 +240,12 @@ class ConnectionPool:
             self.close()
         return None
 
+    def has_fresh_idle(self, at_ns: int) -> bool:
+        """Whether an idle connection will still be handed out (not expired) at `at_ns`
+        (monotonic)."""
+        expiry = self._idle_expiry_ns
+        return any(not c.closed and at_ns - c.idle_since_ns < expiry for c in self._idle)
+
     async def open_idle(self) -> None:
         """Open one connection into the pool now (pays the first connect before t0)."""
         self.release(await self._connect(), monotonic_ns())

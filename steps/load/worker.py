@@ -230,6 +230,7 @@ class _Worker:
         await sleep_until(start + round(duration_s * 1e9))
 
     async def _run_stage(self, stage: int, start: int) -> int:
+        await self._reprime(start)
         duration_s, _ = self.spec.stages[stage]
         drain_deadline = start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
         self.dispatcher = asyncio.get_running_loop().create_task(
@@ -277,6 +278,22 @@ class _Worker:
         await self.parts.prime(buffer.take_table())
         with contextlib.suppress(ConnectError):
             await self.settings.pool.open_idle()
+
+    async def _reprime(self, start: int) -> None:
+        """Before a stage starts at `start` (monotonic ns): re-open one idle connection when
+        none in the pool will be fresh then.
+
+        Idle connections expire after 4 s (steps.load.connection); the ones priming and warm-up
+        left are older than that when the other workers took long to get ready, and the
+        stage's first request would pay the connect as schedule delay. The connect gets until
+        `start`: a slower one, or an unreachable server, is left to the requests to record.
+        """
+        pool = self.settings.pool
+        if pool.has_fresh_idle(start):
+            return
+        with contextlib.suppress(ConnectError, TimeoutError):
+            async with asyncio.timeout((start - time.monotonic_ns()) / 1e9):
+                await pool.open_idle()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -113,6 +113,28 @@ def test_pool_idle_past_expiry_closed_not_reused() -> None:
     assert expired.client_closed_ns < before_pool_close
 
 
+def test_pool_fresh_idle_until_expiry_open_idle_restores_it_and_serves_next() -> None:
+    # What a worker checks before a stage: an idle connection that will be fresh at the start.
+    async def body(server: HostileServer) -> tuple[list[bool], str]:
+        pool = ConnectionPool(server.url, idle_expiry_s=0.2)
+        fresh = [pool.has_fresh_idle(time.monotonic_ns())]
+        await pool.open_idle()
+        now = time.monotonic_ns()
+        fresh += [pool.has_fresh_idle(now), pool.has_fresh_idle(now + 300_000_000)]
+        await asyncio.sleep(0.25)
+        fresh.append(pool.has_fresh_idle(time.monotonic_ns()))
+        await pool.open_idle()
+        fresh.append(pool.has_fresh_idle(time.monotonic_ns()))
+        result = await _request(pool)
+        pool.close()
+        return fresh, result
+
+    (fresh, result), server = run_with_server([_KEEP_OK], body)
+    assert fresh == [False, True, False, False, True]
+    assert result == "end"
+    assert [len(c.requests) for c in server.connections] == [0, 1]  # the re-opened one served
+
+
 @pytest.mark.parametrize("pre_open", [False, True], ids=["served-before", "pre-opened"])
 def test_pool_pooled_connection_closed_before_any_byte_is_stale_new_one_is_error(
     pre_open: bool,
