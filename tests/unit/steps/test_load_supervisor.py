@@ -12,7 +12,7 @@ from steps.load.supervisor import Supervisor
 
 
 def _finish_and_exit(conn: Connection) -> None:
-    conn.send(("finished", 0.5, 3))
+    conn.send(("finished", 0.5, 3, 0))
     conn.close()
 
 
