@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import BenchError, UsageError
-from steps.redact import redact_tree
+from steps.redact import SECRET_ENV_VARS, redact_tree
 
 __all__ = [
     "SUMMARY_FILES",
@@ -24,6 +24,7 @@ __all__ = [
     "collect_inputs",
     "read_json",
     "read_run_config",
+    "secrets_to_scrub",
     "write_json",
 ]
 
@@ -124,3 +125,17 @@ def bundle_files(out: Path) -> list[Path]:
     """Every file under `out` in upload order (descriptive files first, PNGs and Parquet last)."""
     files = [p for p in out.rglob("*") if p.is_file()]
     return sorted(files, key=lambda p: (p.suffix in _LAST, p.suffix == ".parquet", p.name))
+
+
+def secrets_to_scrub(config: Mapping[str, Any] | None) -> list[str]:
+    """Current values of secret env vars, including those the run's `config` names.
+
+    Env values are read only to scrub them from what the report writes.
+    """
+    names = list(SECRET_ENV_VARS)
+    if config is not None:
+        for section, key in (("server", "api_key_env"), ("tokenizer", "token_env")):
+            part = config.get(section)
+            if isinstance(part, dict) and isinstance(part.get(key), str):
+                names.append(part[key])
+    return [value for name in names if (value := os.environ.get(name))]
