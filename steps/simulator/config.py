@@ -52,6 +52,15 @@ class SimulatorConfig(BaseModel):
     ttft_jitter: float = Field(
         0.0, ge=0, description="lognormal sigma of each request's TTFT (0 = exact; 0.25 ~ a GPU)"
     )
+    itl_jitter: float = Field(
+        0.0,
+        ge=0,
+        description="lognormal sigma of each request's decode speed (0 = the engine's lock-step)",
+    )
+    stall_rate: float = Field(
+        0.0, ge=0, le=1, description="share of requests that stall once in decode (--stall-ms)"
+    )
+    stall_ms: float = Field(0.0, ge=0, description="length of one decode stall, ms")
     level_drift: float = Field(
         0.0,
         ge=0,

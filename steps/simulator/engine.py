@@ -21,12 +21,15 @@ Timing rules, all on `time.monotonic()`:
   `p`, so an unloaded server's TTFT is exact.
 - Idle: no sequence prefilling or decoding means no timer at all (no CPU burnt while idle).
 
-Two kinds of running sequence. Lock-step streams write one chunk in every step until their
-last (one token per chunk, no fault): the common case, so their step is only a stamp and a write
-each, through a (stamp, send, frames) triple, and each is ended at the step its last chunk is
-due. A step runs cold (the caches were lost while the loop slept; measured on a small VM, each
-Python operation then costs several times its hot price), so what runs per chunk is what the
-simulator costs. Every other sequence (chunks of several tokens, an injected fault, a
+Three kinds of running sequence. Paced sequences (simulator noise: their own decode speed or a
+stall, `--itl-jitter`/`--stall-rate`) get their first token at the join step like every other
+and then time their later chunks themselves; the engine only holds their slot, so with noise
+off no step does any extra work for them. Lock-step streams write one chunk in every step until
+their last (one token per chunk, no fault): the common case, so their step is only a stamp and
+a write each, through a (stamp, send, frames) triple, and each is ended at the step its last
+chunk is due. A step runs cold (the caches were lost while the loop slept; measured on a small
+VM, each Python operation then costs several times its hot price), so what runs per chunk is
+what the simulator costs. Every other sequence (chunks of several tokens, an injected fault, a
 non-streamed body) counts down steps and calls `emit`.
 
 Inter-token latency (vllm:inter_token_latency_seconds) is observed here, per step: every
@@ -67,6 +70,8 @@ class EngineSequence(Protocol):
     chunks: int
     #: steps until the sequence's next emission; the engine decrements it once per step.
     countdown: int
+    #: times its chunks after the first itself (noise): the engine only holds its slot.
+    paced: bool
     #: monotonic time of the step that streamed its last chunk, set by `emit` only: it stays
     #: 0.0 for a lock-step stream, whose chunks the engine writes itself.
     last_chunk_at: float
@@ -205,6 +210,8 @@ class Engine:
             if seq.done:
                 continue
             seq.join(now)
+            if seq.paced:
+                continue
             writer = seq.lockstep_writer()
             if writer is None:
                 self._running.append(seq)

@@ -7,6 +7,13 @@ text is encoded once per process); a step then only writes `frames[j]` and appen
 `time.time_ns()` to the truth record (the engine observes inter-token latency once per step).
 No dict, no JSON encoder, no timer and no check of the connection per chunk.
 
+Noise (`--itl-jitter`, `--stall-rate`): a request drawn with its own decode speed or a stall is
+paced: after its first token (at the engine's join step, like every request) it arms one timer
+per chunk at `first token + (tokens so far - 1) x itl x its speed factor (+ the stall once it
+has happened)`, the model `steps.simulator.latency.NoiseModel` states. The engine's step grid
+would round every gap to whole steps, which is no decode speed at all; a timer per chunk costs
+more, but only for requests that asked for noise.
+
 Truth timestamps: one `time.time_ns()` per chunk, taken just before its write. It costs ~60 ns
 (vDSO), about 0.4 % of the budget for a 128-chunk request, while one stamp shared by a whole step
 would be wrong by the time the step takes to write every stream (~10 us per write: ~2.5 ms for
@@ -26,7 +33,7 @@ from time import time_ns
 from typing import Any, Protocol
 
 from steps.simulator.config import SimulatorConfig
-from steps.simulator.engine import Engine, LockstepWriter
+from steps.simulator.engine import TIMER_BIAS_S, Engine, LockstepWriter
 from steps.simulator.http1 import JSON_TYPE, LAST_CHUNK, encode_chunk, response_head
 from steps.simulator.latency import Fault, LatencyModel, NoiseModel, output_length
 from steps.simulator.metrics import Metrics
@@ -124,8 +131,18 @@ class SimSequence:
         self.stream = bool(request.get("stream"))
         #: chunk index at which a stream's fault strikes; -1 = never (checked once per chunk).
         self.fault_chunk = fault_chunk if fault is not None and self.stream else -1
-        #: --ttft-jitter: this request's factor on prefill (1.0, nothing drawn, when off).
-        self.ttft_factor = sim.noise.request(rng).ttft_factor
+        noise = sim.noise.request(rng)  # nothing drawn for a spread that is off
+        #: --ttft-jitter: this request's factor on prefill (1.0 when off).
+        self.ttft_factor = noise.ttft_factor
+        #: --itl-jitter / --stall-*: its decode speed factor and its one stall (s).
+        self.itl_factor, self.stall_s = noise.itl_factor, noise.stall_s
+        self.paced = bool(self.chunks) and (self.itl_factor != 1.0 or self.stall_s > 0)
+        #: the stall lands before this chunk (a gap inside the stream); chunks = never.
+        self.stall_chunk = (
+            1 + rng.randrange(self.chunks - 1) if self.stall_s and self.chunks > 1 else self.chunks
+        )
+        self.pace_timer: asyncio.TimerHandle | None = None
+        self.due_s: list[float] = []  # paced: each emission's time after the first token
         options = request.get("stream_options")
         self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self.return_token_ids = bool(request.get("return_token_ids"))
@@ -185,14 +202,47 @@ class SimSequence:
         self.first_token_at = now
         if not self.stream:
             self.countdown = len(self.tokens)
+        else:
+            self._send_head()  # a no-op unless its timer has not fired yet
+            self.sim.metrics.ttft.observe(now - self.arrived_at)
+            self.countdown = 1
+            # Bound once: the engine stops emitting when the connection is lost (abort), and
+            # uvloop drops writes made after close() until then, so no per-chunk check is needed.
+            transport = self.conn.transport
+            self.send = transport.write if transport is not None else _drop
+        if self.paced:
+            self.due_s = self._due_times()
+            self._pace()
+
+    def _due_times(self) -> list[float]:
+        """When each emission is due, in s after the first token (paced requests)."""
+        itl_s = self.sim.latency.itl_s * self.itl_factor
+        if not self.stream:  # the whole body with the last token
+            stalled = self.stall_s if self.stall_chunk < self.chunks else 0.0
+            return [(len(self.tokens) - 1) * itl_s + stalled]
+        due, tokens = [], 0
+        for j, size in enumerate(self.sizes):
+            tokens += size
+            due.append((tokens - 1) * itl_s + (self.stall_s if j >= self.stall_chunk else 0.0))
+        return due
+
+    def _pace(self) -> None:
+        """A paced request's timer: emit the chunk that is due, then arm for the next one."""
+        self.pace_timer = None
+        if self.done:
             return
-        self._send_head()  # a no-op unless its timer has not fired yet
-        self.sim.metrics.ttft.observe(now - self.arrived_at)
-        self.countdown = 1
-        # Bound once: the engine stops emitting when the connection is lost (abort), and
-        # uvloop drops writes made after close() until then, so no per-chunk check is needed.
-        transport = self.conn.transport
-        self.send = transport.write if transport is not None else _drop
+        now = time.monotonic()
+        due = self.first_token_at + self.due_s[self.next_chunk]
+        if now >= due:
+            last = self.last_chunk_at
+            self.emit(now)
+            if last and self.last_chunk_at == now:
+                self.sim.engine.itl_histogram.observe(now - last)
+            if self.done:
+                return
+            due = self.first_token_at + self.due_s[self.next_chunk]
+        # Never early: uvloop may fire up to 0.5 ms before the time asked (engine.TIMER_BIAS_S).
+        self.pace_timer = self.sim.loop.call_at(due + TIMER_BIAS_S, self._pace)
 
     def emit(self, now: float) -> None:
         """Stream: write the next pre-built chunk. Non-stream: the whole body (last token).
@@ -249,6 +299,9 @@ class SimSequence:
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
+        if self.pace_timer is not None:
+            self.pace_timer.cancel()
+            self.pace_timer = None
         sim = self.sim
         record = self.record
         if self.stream:

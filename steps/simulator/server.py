@@ -78,7 +78,13 @@ class Simulator:
         self.tokens = tokens
         self.loop = loop
         self.rng = random.Random(config.seed)
-        self.noise = NoiseModel(ttft_jitter=config.ttft_jitter, level_drift=config.level_drift)
+        self.noise = NoiseModel(
+            ttft_jitter=config.ttft_jitter,
+            itl_jitter=config.itl_jitter,
+            stall_rate=config.stall_rate,
+            stall_ms=config.stall_ms,
+            level_drift=config.level_drift,
+        )
         # One level per process = per run: a restarted simulator is another night.
         level = self.noise.run_level(self.rng)
         self.latency = LatencyModel(

@@ -277,3 +277,48 @@ def test_simulator_idle_engine_arms_no_timer(simulator_factory: Any) -> None:
     before = _context_switches(sim.pid)
     time.sleep(0.5)  # a 2 ms step timer would wake the process ~250 times meanwhile
     assert _context_switches(sim.pid) - before <= 10
+
+
+def _decode_gaps_ms(record: dict[str, Any]) -> list[float]:
+    stamps = record["chunk_wall_ns"]
+    return [(b - a) / MS for a, b in itertools.pairwise(stamps)]
+
+
+def test_simulator_noise_paces_each_request_at_its_own_speed_with_one_stall(
+    simulator_factory: Any,
+) -> None:
+    """--itl-jitter and --stall-*: per request one decode speed (seeded lognormal factor on the
+    20 ms ITL), and with --stall-rate 1 exactly one 300 ms stall inside each stream; chunks are
+    timed from the first token, so a gap is never shorter than its share of the model."""
+    sim = simulator_factory(
+        "--ttft-ms", "5", "--itl-ms", "20", "--itl-jitter", "0.3",
+        "--stall-rate", "1", "--stall-ms", "300", "--seed", "7",
+    )  # fmt: skip
+    for i in range(5):
+        _stream(sim, f"noise-{i}", 12)
+    levels = []
+    for i in range(5):
+        gaps = _decode_gaps_ms(_truth_for(sim, f"noise-{i}"))
+        assert len(gaps) == 11
+        first, second, *_ = sorted(gaps, reverse=True)
+        # One stall per stream: its gap is the request's own gap + 300 ms (less only by how late
+        # the chunk before it was: a few ms); a stalled machine could add a gap, never take one.
+        assert first >= 290 and second < 150, gaps
+        levels.append(statistics.median(g for g in gaps if g != first))
+        # Deadlines from the first token: the stream as a whole is never early.
+        assert sum(gaps) >= 300 + 11 * levels[-1] - 11, gaps
+    # Decode speed differs per request (sigma 0.3); the grid (noise off) would give 20 ms each.
+    assert max(levels) / min(levels) > 1.15, levels
+    assert any(abs(level - 20) > 2 for level in levels), levels
+
+
+def test_simulator_noise_off_keeps_the_lockstep_grid(simulator_factory: Any) -> None:
+    """The noise flags at 0 (their default) change nothing: every gap is the 20 ms step."""
+    sim = simulator_factory(
+        "--ttft-ms", "5", "--itl-ms", "20", "--itl-jitter", "0", "--stall-rate", "0",
+    )  # fmt: skip
+    _stream(sim, "quiet", 12)
+    gaps = _decode_gaps_ms(_truth_for(sim, "quiet"))
+    # Steps at absolute deadlines: one gap may be short after a late one, never on average.
+    assert len(gaps) == 11 and all(g < 35 for g in gaps), gaps
+    assert 19.9 <= statistics.median(gaps) < 21 and 20 * 11 * 0.995 <= sum(gaps) < 240, gaps
