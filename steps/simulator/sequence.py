@@ -131,18 +131,7 @@ class SimSequence:
         self.stream = bool(request.get("stream"))
         #: chunk index at which a stream's fault strikes; -1 = never (checked once per chunk).
         self.fault_chunk = fault_chunk if fault is not None and self.stream else -1
-        noise = sim.noise.request(rng)  # nothing drawn for a spread that is off
-        #: --ttft-jitter: this request's factor on prefill (1.0 when off).
-        self.ttft_factor = noise.ttft_factor
-        #: --itl-jitter / --stall-*: its decode speed factor and its one stall (s).
-        self.itl_factor, self.stall_s = noise.itl_factor, noise.stall_s
-        self.paced = bool(self.chunks) and (self.itl_factor != 1.0 or self.stall_s > 0)
-        #: the stall lands before this chunk (a gap inside the stream); chunks = never.
-        self.stall_chunk = (
-            1 + rng.randrange(self.chunks - 1) if self.stall_s and self.chunks > 1 else self.chunks
-        )
-        self.pace_timer: asyncio.TimerHandle | None = None
-        self.due_s: list[float] = []  # paced: each emission's time after the first token
+        self._draw_noise(sim.noise, rng)
         options = request.get("stream_options")
         self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self.return_token_ids = bool(request.get("return_token_ids"))
@@ -164,6 +153,21 @@ class SimSequence:
         self._header = b'"created":%d,"model":%b' % (int(time.time()), sim.model_json)
         # Event fragments, set by _build_frames (streams only).
         self._event_head = self._prefix = self._running = self._ending = b""
+
+    def _draw_noise(self, model: NoiseModel, rng: random.Random) -> None:
+        """This request's noise (nothing drawn for a spread that is off: same RNG stream)."""
+        noise = model.request(rng)
+        #: --ttft-jitter: this request's factor on prefill (1.0 when off).
+        self.ttft_factor = noise.ttft_factor
+        #: --itl-jitter / --stall-*: its decode speed factor and its one stall (s).
+        self.itl_factor, self.stall_s = noise.itl_factor, noise.stall_s
+        self.paced = bool(self.chunks) and (self.itl_factor != 1.0 or self.stall_s > 0)
+        #: the stall lands before this chunk (a gap inside the stream); chunks = never.
+        self.stall_chunk = (
+            1 + rng.randrange(self.chunks - 1) if self.stall_s and self.chunks > 1 else self.chunks
+        )
+        self.pace_timer: asyncio.TimerHandle | None = None
+        self.due_s: list[float] = []  # paced: each emission's time after the first token
 
     # -- lifecycle -----------------------------------------------------------------------------
 
