@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,10 @@ __all__ = ["run_locally", "start_simulator"]
 
 #: Where `run` finds the `steps` package for its subprocesses (this checkout).
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The built-in simulator's port when it is free. A fixed port keeps its base URL, and so the
+#: run history, the same from one local run to the next: the report compares a run only with
+#: earlier runs against the same base_url.
+SIMULATOR_PORT = 18080
 
 
 def start_simulator(
@@ -47,12 +52,27 @@ def start_simulator(
     fetch += ["--out", str(tokenizer_dir), "--log-level", "WARNING"]
     if subprocess.run(fetch, env=environ, stdout=subprocess.DEVNULL).returncode != 0:
         raise BenchError("run: could not build the simulator's offline Qwen tokenizer (see above)")
-    port = free_port()
+    port = _simulator_port()
     argv = [sys.executable, "-m", "steps.simulator", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--model", model_name, "--seed", "0", "--tokenizer", str(tokenizer_dir)]
     proc = subprocess.Popen(argv, env=environ, stdout=subprocess.DEVNULL)
     echo(f"started the built-in simulator on 127.0.0.1:{port} (model {model_name})")
     return proc, f"http://127.0.0.1:{port}"
+
+
+def _simulator_port() -> int:
+    """SIMULATOR_PORT when it is free, else any free port (this run then starts a history of
+    its own, and says so)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", SIMULATOR_PORT))
+        except OSError:
+            echo(
+                f"port {SIMULATOR_PORT} is taken: the simulator's runs on another port have "
+                "no earlier runs to be compared with"
+            )
+            return free_port()
+    return SIMULATOR_PORT
 
 
 def _step_environ(environ: Mapping[str, str]) -> dict[str, str]:
