@@ -24,6 +24,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from steps.errors import UsageError
 
 __all__ = [
+    "CAPACITY_OUTPUT_NAMES",
     "KEY_METRICS",
     "LATENCY_METRICS",
     "OUTPUT_METRIC_NAMES",
@@ -309,3 +310,6 @@ OUTPUT_METRIC_NAMES: tuple[str, ...] = (
     "itl_p99_ms",
     "error_rate",
 )
+#: A multi-stage run's capacity reading (steps.report.capacity) as the report's output
+#: parameters, in requests per second; "" for a run that is not a ladder of rates.
+CAPACITY_OUTPUT_NAMES: tuple[str, ...] = ("knee_rate", "max_rate_within_sla", "recommended_rate")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from steps.errors import UsageError
-from steps.summary_model import OUTPUT_METRIC_NAMES
+from steps.summary_model import CAPACITY_OUTPUT_NAMES, OUTPUT_METRIC_NAMES
 
 __all__ = ["echo", "make_output_dir", "print_verdict", "write_output"]
 
@@ -49,5 +49,8 @@ def print_verdict(phase: str, report: Mapping[str, str], message: str = "") -> N
     print(f"verdict: {report.get('verdict', '')}")
     for key in OUTPUT_METRIC_NAMES:  # the headline figures, as the dashboards' gauges
         print(f"  {key}: {report.get(key, '')}")
+    for key in CAPACITY_OUTPUT_NAMES:  # only a run of several rates has them
+        if report.get(key):
+            print(f"  {key}: {report[key]}")
     if report.get("report_uri"):
         print(f"report: {report['report_uri']}")

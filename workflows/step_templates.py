@@ -36,7 +36,12 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from steps.shared import ZONE_LABEL, ZoneAffinity
-from steps.summary_model import KEY_METRICS, OUTPUT_METRIC_NAMES, SLA_METRIC_NAMES
+from steps.summary_model import (
+    CAPACITY_OUTPUT_NAMES,
+    KEY_METRICS,
+    OUTPUT_METRIC_NAMES,
+    SLA_METRIC_NAMES,
+)
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
@@ -145,8 +150,9 @@ LOAD_EXIT_CODE = "load_exit_code"
 
 READINESS_OUTPUTS = ("served_model", "zones", "max_model_len")
 #: The report's output parameters; its key metrics (OUTPUT_METRIC_NAMES) are also exported as
-#: Prometheus gauges (Argo custom metrics) for nightly dashboards.
-REPORT_OUTPUTS = ("verdict", *OUTPUT_METRIC_NAMES, "report_uri")
+#: Prometheus gauges (Argo custom metrics) for nightly dashboards. The capacity rates are ""
+#: for a run of one rate.
+REPORT_OUTPUTS = ("verdict", *OUTPUT_METRIC_NAMES, *CAPACITY_OUTPUT_NAMES, "report_uri")
 _METRIC_PREFIX = "llm_baseline_"
 _LOAD_RESOURCES = Resources(cpu_request=2, cpu_limit=4, memory_request="4Gi", memory_limit="8Gi")
 

@@ -3,14 +3,16 @@
     python -m steps.report --summary DIR --records PATH [PATH ...] --out DIR
         [--bucket B [--path P]] [--s3-endpoint-url URL] [--sla FILE] [--sla-<name> X ...]
         [--regression-tolerance X] [--regression-tolerance-<metric> X ...] [--history-window K]
-        [--history-dir DIR] [--fail-on-breach [true|false]] [--outputs-dir DIR]
-        [--load-exit-code CODE]
+        [--history-dir DIR] [--capacity-headroom X] [--fail-on-breach [true|false]]
+        [--outputs-dir DIR] [--load-exit-code CODE]
 
 Every flag takes its Argo parameter unchanged: `--bucket ""` means no upload (then
 `--history-dir` is the history), `--fail-on-breach true|false` (bare: true; also
 `--no-fail-on-breach`). The verdict fails on an SLA breach, a regression (judged against the
 last K runs of the history: steps.report.regression; `inconclusive` never fails), a load step
-that failed (`--load-exit-code`) or an incomplete run (run.json `complete: false`). Exit codes:
+that failed (`--load-exit-code`) or an incomplete run (run.json `complete: false`). A run of
+stages at several rates also gets a capacity reading (steps.report.capacity: knee, highest rate
+within the SLA, recommended rate), which informs and never fails the verdict. Exit codes:
 0 pass (or fail without --fail-on-breach); 3 failed verdict with --fail-on-breach; 1 step
 failure (S3 upload failed: the local copy in --out is complete); 2 bad input (flags, SLA file,
 summary/records files).
@@ -28,6 +30,7 @@ from steps.cli import add_log_level_flag, configure_logging, make_parser, run_ma
 from steps.errors import BenchError, BreachError, UsageError
 from steps.records import resolve_records_path
 from steps.report.bundle import collect_inputs, read_run_config, secrets_to_scrub
+from steps.report.capacity import DEFAULT_HEADROOM
 from steps.report.config import ReportConfig
 from steps.report.evidence import DEFAULT_TOLERANCES
 from steps.report.history import DEFAULT_WINDOW
@@ -120,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         )
     parser.add_argument("--history-window", default="", help=fields["history_window"].description)
     parser.add_argument("--history-dir", default="", help=fields["history_dir"].description)
+    parser.add_argument(
+        "--capacity-headroom", default="", help=fields["capacity_headroom"].description
+    )
     # A word, so the template passes the Argo parameter through unchanged; bare = true.
     parser.add_argument(
         "--fail-on-breach",
@@ -198,6 +204,19 @@ def _window(raw: str) -> int:
     return int(raw)
 
 
+def _headroom(raw: str) -> float:
+    """--capacity-headroom: "" = the default; else a share in [0, 1) (UsageError)."""
+    if not raw.strip():
+        return DEFAULT_HEADROOM
+    try:
+        headroom = float(raw)
+    except ValueError:
+        raise UsageError(f"--capacity-headroom: expected a share like 0.25, got {raw!r}") from None
+    if not 0 <= headroom < 1:
+        raise UsageError(f"--capacity-headroom: must be >= 0 and < 1, got {raw!r}")
+    return headroom
+
+
 def _config_from_args(args: argparse.Namespace) -> ReportConfig:
     return ReportConfig(
         summary=Path(args.summary),
@@ -212,6 +231,7 @@ def _config_from_args(args: argparse.Namespace) -> ReportConfig:
         regression_tolerances=_per_metric_tolerances(args),
         history_window=_window(args.history_window),
         history_dir=Path(args.history_dir) if args.history_dir else None,
+        capacity_headroom=_headroom(args.capacity_headroom),
         fail_on_breach=_true_or_false("--fail-on-breach", args.fail_on_breach),
         outputs_dir=Path(args.outputs_dir) if args.outputs_dir else None,
         load_exit_code=args.load_exit_code.strip() or None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from steps.report.capacity import DEFAULT_HEADROOM
 from steps.report.history import DEFAULT_WINDOW
 
 __all__ = ["ReportConfig"]
@@ -45,6 +46,13 @@ class ReportConfig(BaseModel):
         DEFAULT_WINDOW, ge=1, description=f"earlier runs in the baseline (default {DEFAULT_WINDOW})"
     )
     history_dir: Path | None = Field(None, description="local run history when there is no S3")
+    capacity_headroom: float = Field(
+        DEFAULT_HEADROOM,
+        ge=0,
+        lt=1,
+        description="a multi-stage run's recommended rate is this share below its capacity "
+        f"(default {DEFAULT_HEADROOM:g}: the guide's 20-30 %%)",
+    )
     fail_on_breach: bool = Field(
         False, description="exit 3 on a failed verdict (default: report it and exit 0)"
     )

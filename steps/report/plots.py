@@ -17,10 +17,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from steps.records import SATURATION_DELAY_MS
+from steps.report.capacity import Capacity
 from steps.report.regression import MetricTrend
 from steps.report.samples import Samples
 
-__all__ = ["CDF_LEVELS", "Plot", "cdf_points", "render_plots", "render_trend", "timeline_bins"]
+__all__ = [
+    "CDF_LEVELS",
+    "Plot",
+    "cdf_points",
+    "render_capacity",
+    "render_plots",
+    "render_trend",
+    "timeline_bins",
+]
 
 #: Quantile levels of a CDF curve: fine steps plus the tail levels a p99.9 reader looks at.
 CDF_LEVELS = np.unique(np.concatenate([np.linspace(0.0, 1.0, 2001), [0.999, 0.9995, 0.9999]]))
@@ -198,3 +207,41 @@ def render_trend(trends: Sequence[MetricTrend], out_dir: Path) -> Plot | None:
     fig.suptitle("Trend: oldest run left, this run in red; band = noise; dashed = level shift")
     _save(fig, out_dir, "trend.png")
     return Plot("trend.png", "Key metrics over the run history")
+
+
+def _capacity_marks(ax: Axes, capacity: Capacity) -> None:
+    """The knee (green), the first saturated rate (red) and the recommended rate (blue)."""
+    marks = (
+        (capacity.knee_rate, "tab:green", "-"),
+        (capacity.saturated_rate, "tab:red", "--"),
+        (capacity.recommended_rate, "tab:blue", ":"),
+    )
+    for rate, color, style in marks:
+        if rate is not None:
+            ax.axvline(rate, color=color, linestyle=style, linewidth=1)
+
+
+def render_capacity(capacity: Capacity | None, out_dir: Path) -> Plot | None:
+    """capacity.png: latency percentiles and output throughput against the requested rate."""
+    if capacity is None:
+        return None
+    rates = [p.requested_rate for p in capacity.points]
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    for ax, metric in zip(axes, ("ttft", "itl", "e2e"), strict=False):
+        stats = [getattr(p.group.latency_ms, metric) for p in capacity.points]
+        for quantile in ("p50", "p95", "p99"):
+            values = [np.nan if (v := getattr(s, quantile)) is None else v for s in stats]
+            ax.plot(rates, values, marker="o", label=quantile)
+        ax.set_title(f"{metric.upper()} (ms)", fontsize=9)
+        ax.legend(fontsize=7)
+    tokens = [p.group.throughput.output_tokens_per_s for p in capacity.points]
+    axes[3].plot(rates, [np.nan if v is None else v for v in tokens], marker="o")
+    axes[3].set_title("Output tokens/s", fontsize=9)
+    for ax in axes:
+        _capacity_marks(ax, capacity)
+        ax.set_xlabel("requested rate (1/s)", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Capacity: green = knee, red = first saturated stage, blue = recommended")
+    _save(fig, out_dir, "capacity.png")
+    return Plot("capacity.png", "Latency and throughput against the requested rate")

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from steps.records import SATURATION_DELAY_MS
+from steps.report.capacity import Capacity
 from steps.report.evidence import MetricVerdict
 from steps.report.plots import Plot
 from steps.report.regression import MetricTrend, RegressionOutcome
 from steps.report.run_checks import RunCheck
 from steps.report.sla import SlaVerdict
+from steps.report.verdict import ReportResult
 from steps.summary_model import LATENCY_METRICS, Group, StageGroup, Summary
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 STAT_COLUMNS = ("count", "mean", "p50", "p90", "p95", "p99", "p99.9", "max")
+#: The percentiles the guide reads a capacity curve by.
+_QUANTILES = ("p50", "p95", "p99")
 
 
 @dataclass(frozen=True)
@@ -224,14 +228,47 @@ def _stage_blocks(stages: Sequence[StageGroup]) -> list[Block]:
     return [Heading(2, "Per stage (ms)"), Table(headers, rows)]
 
 
+def _capacity_blocks(capacity: Capacity | None, plot: Plot | None) -> list[Block]:
+    """The capacity reading: the three rates, one row per stage by rate, the plot."""
+    if capacity is None:
+        return []
+    rows = []
+    for p in capacity.points:
+        g, lat = p.group, p.group.latency_ms
+        found = "client-limited" if p.client_limited else "; ".join(p.saturation) or "held"
+        rows.append(
+            (
+                fmt(p.requested_rate),
+                fmt(g.achieved_rate),
+                fmt(g.error_rate, 4),
+                *(fmt(getattr(s, q)) for s in (lat.ttft, lat.itl, lat.e2e) for q in _QUANTILES),
+                fmt(g.throughput.output_tokens_per_s, 1),
+                found,
+                "; ".join(p.sla_breaches) or "met",
+            )
+        )
+    latency = tuple(f"{m} {q}" for m in ("TTFT", "ITL", "e2e") for q in _QUANTILES)
+    headers = ("rate/s", "sent/s", "error rate", *latency, "out tok/s", "saturation", "SLA")
+    knee = f"{fmt(capacity.knee_rate)}/s" if capacity.knee_rate is not None else "not found"
+    return [
+        Heading(2, "Capacity"),
+        Paragraph(
+            f"Knee (highest rate before saturation): {knee}. Highest rate within the SLA: "
+            f"{fmt(capacity.max_rate_within_sla)}/s. Recommended operating rate "
+            f"({capacity.headroom:.0%} headroom): {fmt(capacity.recommended_rate)}/s."
+        ),
+        *(Paragraph(note) for note in capacity.notes),
+        Table(headers, tuple(rows)),
+        *([Image(plot.file, plot.title)] if plot is not None else []),
+    ]
+
+
 def build_blocks(
     summary: Summary,
-    verdict: str,
-    checks: Sequence[RunCheck],
-    sla: Sequence[SlaVerdict],
-    regression: RegressionOutcome,
+    result: ReportResult,
     plots: Sequence[Plot],
-    trend_plot: Plot | None = None,
+    trend_plot: Plot | None,
+    capacity_plot: Plot | None,
 ) -> list[Block]:
     """The report's content, top to bottom."""
     run = summary.run
@@ -249,15 +286,16 @@ def build_blocks(
     )
     blocks: list[Block] = [
         Heading(1, f"Benchmark report: {run.scenario} / {run.model}"),
-        Paragraph(f"Verdict: {verdict.upper()}"),
+        Paragraph(f"Verdict: {result.verdict.upper()}"),
         Table(("run", "value"), tuple((k, fmt(v)) for k, v in facts)),
     ]
-    blocks += _check_blocks(checks)
-    blocks += _sla_blocks(sla)
-    blocks += _regression_blocks(regression)
-    blocks += _trend_blocks(regression.trends, trend_plot)
+    blocks += _check_blocks(result.checks)
+    blocks += _sla_blocks(result.sla)
+    blocks += _regression_blocks(result.regression)
+    blocks += _trend_blocks(result.regression.trends, trend_plot)
     blocks += _summary_blocks(summary.overall)
     blocks += _stage_blocks(summary.stages)
+    blocks += _capacity_blocks(result.capacity, capacity_plot)
     blocks.append(Heading(2, "Plots"))
     blocks += [Image(p.file, p.title) for p in plots]
     return blocks

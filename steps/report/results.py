@@ -13,7 +13,7 @@ from pathlib import Path
 from steps.outputs import write_outputs
 from steps.redact import redact_text
 from steps.report.bundle import write_json
-from steps.report.plots import render_plots, render_trend
+from steps.report.plots import render_capacity, render_plots, render_trend
 from steps.report.render import build_blocks, render_html, render_markdown
 from steps.report.samples import read_samples
 from steps.report.storage import Storage
@@ -36,13 +36,12 @@ def write_results(
     """Plots, report.md/html and verdict.json into `out`; output parameters (local URI)."""
     plots = render_plots(read_samples(records), out)
     trend_plot = render_trend(result.regression.trends, out)
-    blocks = build_blocks(
-        summary, result.verdict, result.checks, result.sla, result.regression, plots, trend_plot
-    )
+    capacity_plot = render_capacity(result.capacity, out)
+    blocks = build_blocks(summary, result, plots, trend_plot, capacity_plot)
     (out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
     (out / "report.html").write_text(redact_text(render_html(blocks, out), secrets))
     write_json(out / "verdict.json", verdict_json(result, summary.run.run_id or ""))
     if outputs_dir is not None:
         local_uri = Storage().report_uri(out)
-        write_outputs(outputs_dir, output_values(summary.overall, result.verdict, local_uri))
+        write_outputs(outputs_dir, output_values(summary, result, local_uri))
     log.info("verdict %s (%d breaches); report in %s", result.verdict, len(result.breaches), out)

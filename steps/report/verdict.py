@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from steps.cli import read_input_text
 from steps.outputs import format_number
+from steps.report.capacity import Capacity, read_capacity
 from steps.report.config import ReportConfig
 from steps.report.evidence import DEFAULT_TOLERANCES, ROW_COLUMNS
 from steps.report.history import MAX_ROWS_PER_RUN, HistoryError, load_history, read_rows
@@ -25,7 +26,7 @@ from steps.report.regression import CurrentRun, RegressionOutcome, check_regress
 from steps.report.run_checks import RunCheck, check_run
 from steps.report.sla import SlaVerdict, evaluate_sla, merge_thresholds, parse_sla_yaml
 from steps.report.storage import RunIdentity, Storage
-from steps.summary_model import KEY_METRICS, OUTPUT_METRIC_NAMES, Group, Summary
+from steps.summary_model import CAPACITY_OUTPUT_NAMES, KEY_METRICS, OUTPUT_METRIC_NAMES, Summary
 
 __all__ = [
     "ReportResult",
@@ -55,6 +56,7 @@ class ReportResult:
     regression: RegressionOutcome
     report_uri: str
     breaches: tuple[str, ...]
+    capacity: Capacity | None = None  # None: not a run of several rates
 
 
 def sla_thresholds(config: ReportConfig) -> dict[str, float | None]:
@@ -155,17 +157,54 @@ def judge_run(
         regression=regression,
         report_uri=storage.report_uri(config.out),
         breaches=tuple(breaches),
+        capacity=read_capacity(summary.stages, thresholds, config.capacity_headroom),
     )
 
 
-def output_values(overall: Group, verdict: str, report_uri: str) -> dict[str, str]:
-    """The Argo output parameters: verdict, the key metrics, report_uri."""
-    values = {"verdict": verdict}
+def output_values(summary: Summary, result: ReportResult, report_uri: str) -> dict[str, str]:
+    """The Argo output parameters: verdict, the key metrics, the capacity rates, report_uri."""
+    values = {"verdict": result.verdict}
     for name in OUTPUT_METRIC_NAMES:
         metric = KEY_METRICS[name]
-        values[name] = format_number(metric.read(overall), _OUTPUT_DIGITS[metric.unit])
+        values[name] = format_number(metric.read(summary.overall), _OUTPUT_DIGITS[metric.unit])
+    rates = _capacity_rates(result.capacity)
+    values |= {name: format_number(rates[name]) for name in CAPACITY_OUTPUT_NAMES}
     values["report_uri"] = report_uri
     return values
+
+
+def _capacity_rates(capacity: Capacity | None) -> dict[str, float | None]:
+    """CAPACITY_OUTPUT_NAMES -> rate (None when the run cannot tell it)."""
+    if capacity is None:
+        return dict.fromkeys(CAPACITY_OUTPUT_NAMES)
+    return {
+        "knee_rate": capacity.knee_rate,
+        "max_rate_within_sla": capacity.max_rate_within_sla,
+        "recommended_rate": capacity.recommended_rate,
+    }
+
+
+def _capacity_json(capacity: Capacity | None) -> dict[str, Any] | None:
+    """verdict.json `capacity`: the rates, the headroom and each stage's reading."""
+    if capacity is None:
+        return None
+    stages = [
+        {
+            "stage": p.stage,
+            "rate": p.requested_rate,
+            "saturation": list(p.saturation),
+            "sla_breaches": list(p.sla_breaches),
+            "client_limited": p.client_limited,
+        }
+        for p in capacity.points
+    ]
+    return {
+        **_capacity_rates(capacity),
+        "saturated_rate": capacity.saturated_rate,
+        "headroom": capacity.headroom,
+        "notes": list(capacity.notes),
+        "stages": stages,
+    }
 
 
 def verdict_json(result: ReportResult, run_id: str) -> dict[str, Any]:
@@ -185,5 +224,6 @@ def verdict_json(result: ReportResult, run_id: str) -> dict[str, Any]:
             "metrics": [v.__dict__ for v in regression.verdicts],
             "change_points": {t.name: list(t.change_points) for t in regression.trends},
         },
+        "capacity": _capacity_json(result.capacity),
         "report_uri": result.report_uri,
     }

@@ -9,13 +9,14 @@ from steps.summary_model import (
     Group,
     LatencyMs,
     RequestCounts,
+    StageGroup,
     Stats,
     Summary,
     Throughput,
     Tokens,
 )
 
-__all__ = ["group", "stats", "summary_json"]
+__all__ = ["group", "stage", "stats", "summary_json"]
 
 
 def stats(p50: float | None = None, p99: float | None = None) -> Stats:
@@ -69,6 +70,24 @@ def group(
         load_generator_saturated=False,
         goodput=goodput,
     )
+
+
+def stage(
+    index: int,
+    rate: float,
+    *,
+    sent: float | None = None,
+    client_limited: bool = False,
+    error_rate: float | None = 0.0,
+    **latency: Stats,
+) -> StageGroup:
+    """A stage GROUP asked for `rate`/s that sent `sent`/s (default: all of it), on schedule
+    (schedule delay p50/p99 0.5/1 ms unless given)."""
+    latency.setdefault("schedule_delay", stats(0.5, 1.0))
+    fields = dict(group(error_rate=error_rate, output_tokens_per_s=None, goodput=None, **latency))
+    fields |= {"achieved_rate": rate if sent is None else sent, "requested_rate": rate}
+    fields["load_generator_saturated"] = client_limited
+    return StageGroup(**fields, stage=index, rate=rate, duration_s=None)
 
 
 def summary_json(run: dict[str, Any], overall: Group) -> str:

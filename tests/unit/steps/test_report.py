@@ -48,6 +48,9 @@ def test_report_main_within_sla_exits_0_and_writes_bundle(tmp_path: Path) -> Non
     assert values["itl_p99_ms"] == "10.000"
     assert values["error_rate"] == "0.000000"
     assert values["report_uri"] == str((out / "report.html").resolve())
+    # One rate: no capacity reading, its output parameters empty, no section.
+    assert [values[n] for n in ("knee_rate", "max_rate_within_sla", "recommended_rate")] == [""] * 3
+    assert "## Capacity" not in (out / "report.md").read_text()
 
 
 def test_report_main_breach_with_fail_on_breach_exits_3(
@@ -261,6 +264,10 @@ def test_report_main_bad_history_flags_exit_2_one_line(
          "got '0'"),
         (["--regression-tolerance-ttft-p99-ms", "-1"], "report: --regression-tolerance-ttft-p99-ms:"
          " must be >= 0, got '-1'"),
+        (["--capacity-headroom", "1"], "report: --capacity-headroom: must be >= 0 and < 1, "
+         "got '1'"),
+        (["--capacity-headroom", "a lot"], "report: --capacity-headroom: expected a share like "
+         "0.25, got 'a lot'"),
     ):  # fmt: skip
         assert main([*_args(run.summary_dir, run.records_dir, tmp_path / "o"), *flags]) == 2
         assert _last_line(capsys) == line

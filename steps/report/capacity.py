@@ -1,0 +1,179 @@
+"""Capacity of a multi-stage run: the guide's reading of its saturation scenario, automated.
+
+The AI on EKS guide reads a multi-stage run (S2 saturation, S3 sweep) stage by stage: latency
+percentiles against the rate, "saturation is where percentiles diverge or errors jump; the knee
+(hockey-stick) is practical capacity; target 20-30 % below it". This module makes that reading
+a computation over the summary's stage groups, with every rule stated here once:
+
+- a stage shows **saturation** when its error rate is above `DEFAULT_ERROR_RATE` (the same 1 %
+  a nightly run may not exceed), when fewer than `SENT_SHARE` of its requested sends went out
+  (connections refused, as the guide's `achieved_rate ≈ requested_rate` check), or when its TTFT
+  p99 is `TAIL_GROWTH` times the lowest stage's or more (the queue in front of the server grows:
+  the guide's "TTFT 2-3x baseline");
+- the **knee** is the highest rate before the first saturated stage (the practical capacity);
+- the **highest rate within the SLA** is the highest rate up to which every stage meets every
+  SLA threshold (a pass above a failed stage is noise, not capacity). Goodput, a bound on an
+  absolute rate, says nothing about a lower stage, so it is left out here;
+- the **recommended operating rate** is the lower of the two, less the headroom (default 25 %,
+  the middle of the guide's 20-30 %).
+
+A stage whose load generator fell behind its own schedule measured the client, not the server:
+the reading stops below it and says so. Open-loop sends keep their rate when the server queues,
+so the served rate is not a criterion (a stage's drain would make short stages look saturated);
+the queue shows in TTFT instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from steps.report.sla import DEFAULT_ERROR_RATE, evaluate_sla
+from steps.summary_model import StageGroup
+
+__all__ = [
+    "DEFAULT_HEADROOM",
+    "SENT_SHARE",
+    "TAIL_GROWTH",
+    "Capacity",
+    "StagePoint",
+    "read_capacity",
+]
+
+#: The guide: "target 20-30 % below" the knee.
+DEFAULT_HEADROOM = 0.25
+#: A stage that sent less than this share of its requested rate did not offer the load it names.
+SENT_SHARE = 0.95
+#: TTFT p99 this many times the lowest stage's: requests queue (the guide: TTFT 2-3x baseline).
+TAIL_GROWTH = 2.0
+#: SLA thresholds that bound an absolute rate, meaningless for a stage run below it.
+_RATE_BOUNDS = frozenset({"goodput_rps"})
+
+
+@dataclass(frozen=True)
+class StagePoint:
+    """One stage as a point of the capacity curve, with what the reading found in it."""
+
+    stage: int
+    requested_rate: float
+    group: StageGroup
+    saturation: tuple[str, ...]  # why the stage counts as saturated; empty = it held
+    sla_breaches: tuple[str, ...]  # thresholds this stage broke; empty = within the SLA
+    client_limited: bool  # the load generator fell behind: the numbers measure the client
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The reading of a multi-stage run; a rate is None where the run cannot tell it."""
+
+    points: tuple[StagePoint, ...]  # by requested rate, lowest first
+    knee_rate: float | None
+    saturated_rate: float | None  # the first stage that showed saturation
+    max_rate_within_sla: float | None
+    recommended_rate: float | None
+    headroom: float
+    notes: tuple[str, ...]
+
+
+def _saturation(stage: StageGroup, rate: float, reference_ttft_p99: float | None) -> list[str]:
+    """The guide's saturation signs in one stage, one phrase each."""
+    signs = []
+    if stage.error_rate is not None and stage.error_rate > DEFAULT_ERROR_RATE:
+        signs.append(f"errors {stage.error_rate:.1%} > {DEFAULT_ERROR_RATE:.0%}")
+    if stage.achieved_rate is not None and stage.achieved_rate < SENT_SHARE * rate:
+        signs.append(f"sent {stage.achieved_rate:.2f}/s of {rate:g}/s")
+    ttft_p99 = stage.latency_ms.ttft.p99
+    if ttft_p99 is None:
+        signs.append("no successful request")
+    elif reference_ttft_p99 and ttft_p99 >= TAIL_GROWTH * reference_ttft_p99:
+        growth = ttft_p99 / reference_ttft_p99
+        signs.append(f"TTFT p99 {ttft_p99:.0f} ms, {growth:.1f}x the lowest stage's")
+    return signs
+
+
+def _sla_breaches(stage: StageGroup, thresholds: Mapping[str, float | None]) -> list[str]:
+    """The stage's SLA failures (rate bounds left out), as `name value > limit` phrases."""
+    per_stage = {k: v for k, v in thresholds.items() if k not in _RATE_BOUNDS}
+    return [
+        f"{v.name} {'no data' if v.value is None else f'{v.value:g}'} vs {v.bound} {v.limit:g}"
+        for v in evaluate_sla(per_stage, stage)
+        if not v.passed
+    ]
+
+
+def _points(
+    stages: Sequence[StageGroup], thresholds: Mapping[str, float | None]
+) -> list[StagePoint]:
+    ordered = sorted(stages, key=lambda s: (s.rate or 0.0, s.stage))
+    reference = ordered[0].latency_ms.ttft.p99
+    return [
+        StagePoint(
+            stage=s.stage,
+            requested_rate=float(s.rate or 0.0),
+            group=s,
+            saturation=tuple(_saturation(s, float(s.rate or 0.0), reference)),
+            sla_breaches=tuple(_sla_breaches(s, thresholds)),
+            client_limited=s.load_generator_saturated,
+        )
+        for s in ordered
+    ]
+
+
+def _knee(points: Sequence[StagePoint]) -> tuple[float | None, float | None, list[str]]:
+    """(knee rate, first saturated rate, notes), walking up from the lowest stage."""
+    knee = None
+    for point in points:
+        if point.client_limited:
+            note = (
+                f"stage {point.stage} ({point.requested_rate:g}/s): the load generator fell "
+                "behind its schedule, so it and the stages above measure the client; "
+                "give the load pod more workers or CPU"
+            )
+            return knee, None, [note]
+        if point.saturation:
+            if knee is None:
+                rate = point.requested_rate
+                note = f"saturated at the lowest stage ({rate:g}/s): add lower stages"
+                return None, point.requested_rate, [note]
+            return knee, point.requested_rate, []
+        knee = point.requested_rate
+    top = points[-1].requested_rate
+    note = f"no stage saturated: capacity is above {top:g}/s; add higher stages to find the knee"
+    return None, None, [note]
+
+
+def _max_within_sla(points: Sequence[StagePoint]) -> float | None:
+    """The highest rate up to which every stage met the SLA (and measured the server)."""
+    best = None
+    for point in points:
+        if point.sla_breaches or point.client_limited:
+            break
+        best = point.requested_rate
+    return best
+
+
+def read_capacity(
+    stages: Sequence[StageGroup],
+    thresholds: Mapping[str, float | None],
+    headroom: float = DEFAULT_HEADROOM,
+) -> Capacity | None:
+    """The capacity reading, or None for a run that is not a ladder of at least two rates."""
+    rates = {s.rate for s in stages}
+    if len(rates) < 2 or None in rates:
+        return None
+    points = _points(stages, thresholds)
+    knee, saturated, notes = _knee(points)
+    within = _max_within_sla(points)
+    known = [rate for rate in (knee, within) if rate is not None]
+    recommended = min(known) * (1.0 - headroom) if known else None
+    if knee is None and within is not None:
+        notes.append("the recommended rate is from the SLA alone (no knee in this run)")
+    return Capacity(
+        points=tuple(points),
+        knee_rate=knee,
+        saturated_rate=saturated,
+        max_rate_within_sla=within,
+        recommended_rate=recommended,
+        headroom=headroom,
+        notes=tuple(notes),
+    )
