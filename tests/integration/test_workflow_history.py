@@ -21,7 +21,12 @@ from workflows.baseline import main
 pytestmark = pytest.mark.s3
 
 #: Short nights: 12 requests each (4/s for 3 s), few tokens; the verdict needs rows, not time.
+#: With 12 sends the schedule-delay p99 is the latest send. Here a worker that idles ~1 s between
+#: sends sends 5-20 ms late (late timer wake-ups of an idle VM and a request path that runs 2-3x
+#: slower just after idle, both measured), so one night failed the default 10 ms bound: this
+#: test is about the history verdict, not about this machine's wake-ups.
 _NIGHT = ("--rate", "4", "--duration", "3", "--input-tokens", "32", "--output-tokens", "16")
+_NIGHT += ("--sla-schedule-delay-p99-ms", "50")
 
 
 def _night(out: Path, s3: S3Server, sim: SimulatorHandle) -> dict[str, Any]:
