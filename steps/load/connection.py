@@ -34,6 +34,7 @@ from time import monotonic_ns
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
+from steps.load.clock import sleep_until
 from steps.load.http1 import ProtocolError, ResponseParser
 from steps.names import check_base_url
 from steps.tls import client_ssl_context
@@ -215,13 +216,22 @@ class ConnectionPool:
         return len(self._idle)
 
     async def send(
-        self, request: tuple[bytes, bytes], handler: ResponseHandler, new: bool = False
+        self,
+        request: tuple[bytes, bytes],
+        handler: ResponseHandler,
+        new: bool = False,
+        at_ns: int | None = None,
     ) -> tuple[Connection, int]:
         """Write `request` on an idle connection, or a new one (always when `new`: a resend
-        after a stale close); returns the connection and the send time (monotonic ns)."""
+        after a stale close), at `at_ns` (monotonic) when given, else now; returns the
+        connection and the send time (monotonic ns)."""
         conn = None if new else self._take_idle()
         if conn is None:
             conn = await self._connect()
+        if at_ns is not None:
+            await sleep_until(at_ns)
+            if conn.closed:  # the server closed it while we waited: nothing was written yet
+                conn = self._take_idle() or await self._connect()
         return conn, conn.send(request, handler)
 
     def _take_idle(self) -> Connection | None:

@@ -358,8 +358,12 @@ async def stream_request(
     spec: RequestSpec,
     scheduled_ns: int,
     drain_deadline_ns: int,
+    send_at_ns: int | None = None,
 ) -> RequestOutcome:
     """Send one request (`request` = its encoded head and body), stream it, return its outcome.
+
+    With `send_at_ns` (the worker woke early after a long idle wait, steps.load.clock) the
+    connection is taken first and the write waits for that time; otherwise it is written now.
 
     `sent_ns` is taken just before the request is written to the socket, so waiting for a
     connection counts as schedule delay, not as TTFT; it is None when the request was never
@@ -381,7 +385,7 @@ async def stream_request(
     sent: int | None = None
     try:
         async with asyncio.timeout_at(loop.time() + (deadline - start) / 1e9):
-            conn, sent = await pool.send(request, stream)
+            conn, sent = await pool.send(request, stream, at_ns=send_at_ns)
             await stream.future
             if stream.stale:
                 stream.stale, stream.future = False, loop.create_future()

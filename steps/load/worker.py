@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from steps.load.clock import ONE_TIMER_NS, SEND_LEAD_NS, sleep_until
 from steps.load.connection import ConnectError, ConnectionPool
 from steps.load.http1 import encode_request
 from steps.load.parts import PartWriter
@@ -48,11 +49,9 @@ from steps.load.stream_request import (
 from steps.load.writer import RecordBuffer
 from steps.record_metrics import ttft_ns
 
-__all__ = ["WorkerSpec", "process_cpu_s", "sleep_until", "text_of_chunk", "worker_main"]
+__all__ = ["WorkerSpec", "process_cpu_s", "text_of_chunk", "worker_main"]
 
 log = logging.getLogger(__name__)
-
-_NAP_NS = 300_000  # finish waits shorter than this with a blocking sleep (uvloop timers are ms)
 
 
 @dataclass(frozen=True)
@@ -76,21 +75,6 @@ class WorkerSpec:
     tokenizer_trust_remote_code: bool
     log_level: str = "INFO"
     flush_interval_s: float = 1.0
-
-
-async def sleep_until(deadline_ns: int) -> None:
-    """Return at `deadline_ns` (monotonic), never early.
-
-    uvloop timers have millisecond resolution and can fire up to ~1 ms early, so the last
-    fraction of a millisecond is slept with a short blocking sleep instead.
-    """
-    while True:
-        remaining = deadline_ns - time.monotonic_ns()
-        if remaining <= _NAP_NS:
-            break
-        await asyncio.sleep((remaining - _NAP_NS // 2) / 1e9)
-    if remaining > 0:
-        time.sleep(remaining / 1e9)
 
 
 def text_of_chunk(payload: bytes) -> str:
@@ -191,12 +175,19 @@ class _Worker:
 
     # -- requests -------------------------------------------------------------------------
     async def _one(
-        self, request: tuple[bytes, bytes], rspec: RequestSpec, scheduled: int, drain_deadline: int
+        self,
+        request: tuple[bytes, bytes],
+        rspec: RequestSpec,
+        scheduled: int,
+        drain_deadline: int,
+        send_at: int | None,
     ) -> None:
         assert self.buffer is not None
         self.sent += 1
         try:
-            outcome = await stream_request(self.settings, request, rspec, scheduled, drain_deadline)
+            outcome = await stream_request(
+                self.settings, request, rspec, scheduled, drain_deadline, send_at
+            )
         finally:
             if self.sem is not None:
                 self.sem.release()
@@ -221,10 +212,16 @@ class _Worker:
         duration_s, share = self.spec.stages[stage]
         for rspec, request in zip(share, self.requests[stage], strict=True):
             scheduled = start + rspec.offset_ns
-            await sleep_until(scheduled)
+            # After a long idle wait, wake early and let the request wait out the rest with
+            # its connection in hand (steps.load.clock: a cold wake-up is late and slow).
+            lead = time.monotonic_ns() < scheduled - ONE_TIMER_NS
+            await sleep_until(scheduled - SEND_LEAD_NS if lead else scheduled)
             if self.sem is not None:
                 await self.sem.acquire()  # a cap delays sends; schedule_delay shows it
-            task = loop.create_task(self._one(request, rspec, scheduled, drain_deadline))
+            request_at = scheduled if lead else None
+            task = loop.create_task(
+                self._one(request, rspec, scheduled, drain_deadline, request_at)
+            )
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
         await sleep_until(start + round(duration_s * 1e9))

@@ -188,3 +188,40 @@ def test_pool_base_url_is_the_one_check(url: str, expected: str) -> None:
     with pytest.raises(ValueError, match=expected) as err:
         ConnectionPool(url)
     assert "SECRET" not in str(err.value)
+
+
+async def _request_at(pool: ConnectionPool, at_ns: int) -> tuple[str, int]:
+    """A request written at `at_ns` (monotonic): its end and its send time."""
+    handler = _Collect()
+    request = encode_request("GET", "/", pool.host_header, {})
+    _, sent = await pool.send(request, handler, at_ns=at_ns)
+    return await asyncio.wait_for(handler.done, 2.0), sent
+
+
+def test_pool_send_at_takes_the_connection_then_writes_at_that_time() -> None:
+    async def body(server: HostileServer) -> tuple[str, int, int]:
+        pool = ConnectionPool(server.url)
+        await _request(pool)
+        at_ns = time.monotonic_ns() + 30_000_000
+        result, sent = await _request_at(pool, at_ns)
+        pool.close()
+        return result, sent, at_ns
+
+    (result, sent, at_ns), server = run_with_server([_KEEP_OK], body)
+    assert result == "end"
+    assert at_ns <= sent < at_ns + 20_000_000  # never early
+    assert len(server.connections) == 1
+
+
+def test_pool_send_at_connection_closed_while_waiting_is_not_written_on() -> None:
+    async def body(server: HostileServer) -> str:
+        pool = ConnectionPool(server.url)
+        await _request(pool)  # the server closes this connection 50 ms after its answer
+        result, _ = await _request_at(pool, time.monotonic_ns() + 150_000_000)
+        pool.close()
+        return result
+
+    closes_later = raw(_OK, b"", pause_s=0.05)
+    result, server = run_with_server([closes_later, _KEEP_OK], body)
+    assert result == "end"
+    assert len(server.connections) == 2
