@@ -225,14 +225,16 @@ class ConnectionPool:
         """Write `request` on an idle connection, or a new one (always when `new`: a resend
         after a stale close), at `at_ns` (monotonic) when given, else now; returns the
         connection and the send time (monotonic ns)."""
-        conn = None if new else self._take_idle()
-        if conn is None:
-            conn = await self._connect()
+        conn = await self._connect() if new else await self._idle_or_new()
         if at_ns is not None:
             await sleep_until(at_ns)
             if conn.closed:  # the server closed it while we waited: nothing was written yet
-                conn = self._take_idle() or await self._connect()
+                conn = await self._idle_or_new()
         return conn, conn.send(request, handler)
+
+    async def _idle_or_new(self) -> Connection:
+        """A fresh idle connection when there is one, else a new one."""
+        return self._take_idle() or await self._connect()
 
     def _take_idle(self) -> Connection | None:
         """The most recently released open connection, unless it has expired.
