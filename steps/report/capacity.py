@@ -29,9 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from steps.report.sla import DEFAULT_ERROR_RATE, evaluate_sla
-from steps.summary_model import StageGroup
+from steps.summary_model import KEY_METRICS, SLA_METRIC_NAMES, StageGroup
 
 __all__ = [
+    "CAPACITY_QUANTILES",
     "DEFAULT_HEADROOM",
     "SENT_SHARE",
     "TAIL_GROWTH",
@@ -40,14 +41,16 @@ __all__ = [
     "read_capacity",
 ]
 
+#: The percentiles the guide reads a capacity curve by (report table and capacity.png).
+CAPACITY_QUANTILES = ("p50", "p95", "p99")
 #: The guide: "target 20-30 % below" the knee.
 DEFAULT_HEADROOM = 0.25
 #: A stage that sent less than this share of its requested rate did not offer the load it names.
 SENT_SHARE = 0.95
 #: TTFT p99 this many times the lowest stage's: requests queue (the guide: TTFT 2-3x baseline).
 TAIL_GROWTH = 2.0
-#: SLA thresholds that bound an absolute rate, meaningless for a stage run below it.
-_RATE_BOUNDS = frozenset({"goodput_rps"})
+#: SLA thresholds that bound an absolute rate (goodput), meaningless for a stage run below it.
+_RATE_BOUNDS = frozenset(n for n in SLA_METRIC_NAMES if KEY_METRICS[n].unit == "1/s")
 
 
 @dataclass(frozen=True)
@@ -101,22 +104,17 @@ def _sla_breaches(stage: StageGroup, thresholds: Mapping[str, float | None]) -> 
     ]
 
 
-def _points(
-    stages: Sequence[StageGroup], thresholds: Mapping[str, float | None]
-) -> list[StagePoint]:
-    ordered = sorted(stages, key=lambda s: (s.rate or 0.0, s.stage))
-    reference = ordered[0].latency_ms.ttft.p99
-    return [
-        StagePoint(
-            stage=s.stage,
-            requested_rate=float(s.rate or 0.0),
-            group=s,
-            saturation=tuple(_saturation(s, float(s.rate or 0.0), reference)),
-            sla_breaches=tuple(_sla_breaches(s, thresholds)),
-            client_limited=s.load_generator_saturated,
-        )
-        for s in ordered
-    ]
+def _point(
+    stage: StageGroup, rate: float, reference: float | None, thresholds: Mapping[str, float | None]
+) -> StagePoint:
+    return StagePoint(
+        stage=stage.stage,
+        requested_rate=rate,
+        group=stage,
+        saturation=tuple(_saturation(stage, rate, reference)),
+        sla_breaches=tuple(_sla_breaches(stage, thresholds)),
+        client_limited=stage.load_generator_saturated,
+    )
 
 
 def _knee(points: Sequence[StagePoint]) -> tuple[float | None, float | None, list[str]]:
@@ -158,10 +156,11 @@ def read_capacity(
     headroom: float = DEFAULT_HEADROOM,
 ) -> Capacity | None:
     """The capacity reading, or None for a run that is not a ladder of at least two rates."""
-    rates = {s.rate for s in stages}
-    if len(rates) < 2 or None in rates:
+    ladder = sorted((s.rate, s.stage, s) for s in stages if s.rate is not None)
+    if len(ladder) < len(stages) or len({rate for rate, _, _ in ladder}) < 2:
         return None
-    points = _points(stages, thresholds)
+    reference = ladder[0][2].latency_ms.ttft.p99  # the lowest stage's TTFT p99
+    points = [_point(s, rate, reference, thresholds) for rate, _, s in ladder]
     knee, saturated, notes = _knee(points)
     within = _max_within_sla(points)
     known = [rate for rate in (knee, within) if rate is not None]

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from steps.records import SATURATION_DELAY_MS
-from steps.report.capacity import Capacity
+from steps.report.capacity import CAPACITY_QUANTILES, Capacity
 from steps.report.regression import MetricTrend
 from steps.report.samples import Samples
 
@@ -230,7 +230,7 @@ def render_capacity(capacity: Capacity | None, out_dir: Path) -> Plot | None:
     axes = fig.subplots(2, 2).ravel()
     for ax, metric in zip(axes, ("ttft", "itl", "e2e"), strict=False):
         stats = [getattr(p.group.latency_ms, metric) for p in capacity.points]
-        for quantile in ("p50", "p95", "p99"):
+        for quantile in CAPACITY_QUANTILES:
             values = [np.nan if (v := getattr(s, quantile)) is None else v for s in stats]
             ax.plot(rates, values, marker="o", label=quantile)
         ax.set_title(f"{metric.upper()} (ms)", fontsize=9)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.records import SATURATION_DELAY_MS
-from steps.report.capacity import Capacity
+from steps.report.capacity import CAPACITY_QUANTILES, Capacity
 from steps.report.evidence import MetricVerdict
 from steps.report.plots import Plot
 from steps.report.regression import MetricTrend, RegressionOutcome
@@ -35,8 +35,6 @@ __all__ = [
 ]
 
 STAT_COLUMNS = ("count", "mean", "p50", "p90", "p95", "p99", "p99.9", "max")
-#: The percentiles the guide reads a capacity curve by.
-_QUANTILES = ("p50", "p95", "p99")
 
 
 @dataclass(frozen=True)
@@ -232,6 +230,7 @@ def _capacity_blocks(capacity: Capacity | None, plot: Plot | None) -> list[Block
     """The capacity reading: the three rates, one row per stage by rate, the plot."""
     if capacity is None:
         return []
+    quantiles = CAPACITY_QUANTILES
     rows = []
     for p in capacity.points:
         g, lat = p.group, p.group.latency_ms
@@ -241,13 +240,13 @@ def _capacity_blocks(capacity: Capacity | None, plot: Plot | None) -> list[Block
                 fmt(p.requested_rate),
                 fmt(g.achieved_rate),
                 fmt(g.error_rate, 4),
-                *(fmt(getattr(s, q)) for s in (lat.ttft, lat.itl, lat.e2e) for q in _QUANTILES),
+                *(fmt(getattr(s, q)) for s in (lat.ttft, lat.itl, lat.e2e) for q in quantiles),
                 fmt(g.throughput.output_tokens_per_s, 1),
                 found,
                 "; ".join(p.sla_breaches) or "met",
             )
         )
-    latency = tuple(f"{m} {q}" for m in ("TTFT", "ITL", "e2e") for q in _QUANTILES)
+    latency = tuple(f"{m} {q}" for m in ("TTFT", "ITL", "e2e") for q in quantiles)
     headers = ("rate/s", "sent/s", "error rate", *latency, "out tok/s", "saturation", "SLA")
     knee = f"{fmt(capacity.knee_rate)}/s" if capacity.knee_rate is not None else "not found"
     return [

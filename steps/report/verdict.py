@@ -177,11 +177,8 @@ def _capacity_rates(capacity: Capacity | None) -> dict[str, float | None]:
     """CAPACITY_OUTPUT_NAMES -> rate (None when the run cannot tell it)."""
     if capacity is None:
         return dict.fromkeys(CAPACITY_OUTPUT_NAMES)
-    return {
-        "knee_rate": capacity.knee_rate,
-        "max_rate_within_sla": capacity.max_rate_within_sla,
-        "recommended_rate": capacity.recommended_rate,
-    }
+    # Each output parameter is named after the Capacity field it carries.
+    return {name: getattr(capacity, name) for name in CAPACITY_OUTPUT_NAMES}
 
 
 def _capacity_json(capacity: Capacity | None) -> dict[str, Any] | None:
