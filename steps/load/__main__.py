@@ -23,6 +23,7 @@ from steps.load.plan import LoadSettings
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
 from steps.names import check_run_id, check_scenario_name, new_run_id
+from steps.stage_spec import STAGES_FORMAT, parse_stages
 
 __all__ = ["main"]
 
@@ -62,12 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-type", type=_opt(str), choices=["completion", "chat", None], help="api.type"
     )
+    p.add_argument(
+        "--stages",
+        type=_opt(str),
+        help=f"load.stages, replaced whole: {STAGES_FORMAT}",
+    )
     p.add_argument("--rate", type=_opt(float), help="load.stages[*].rate (every stage)")
     p.add_argument(
         "--duration", type=_opt(float), help="load.stages[*].duration in s (every stage)"
     )
     p.add_argument("--input-tokens", type=_opt(int), help="fixed prompt length in tokens")
     p.add_argument("--output-tokens", type=_opt(int), help="fixed max_tokens per request")
+    for side, field in (("input", "prompt length"), ("output", "max_tokens")):
+        for stat, kind in _DISTRIBUTION_FLAGS.items():
+            p.add_argument(
+                f"--{side}-{stat.replace('_', '-')}",
+                type=_opt(kind),
+                help=f"data.{side}_distribution.{stat} ({field} in tokens)",
+            )
     p.add_argument("--num-workers", type=_opt(int), help="load.num_workers")
     p.add_argument("--seed", type=_opt(int), help="load.seed")
     p.add_argument("--warmup-requests", type=_opt(int), help="load.warmup_requests")
@@ -81,8 +94,46 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The length-distribution flags (`--input-mean`, ..., `--output-max`): each sets one field of
+#: the config's `data.<side>_distribution`, keeping its type (normal, uniform, fixed).
+_DISTRIBUTION_FLAGS: dict[str, type] = {"mean": float, "std_dev": float, "min": int, "max": int}
+
+
 def _fixed(n: int) -> dict[str, Any]:
     return {"type": "fixed", "mean": n, "std_dev": 0, "min": n, "max": n}
+
+
+def _distribution(args: argparse.Namespace, side: str, current: dict[str, Any]) -> dict[str, Any]:
+    """`data.<side>_distribution` with the flags given: `--<side>-tokens` (exact) or the
+    per-field flags, never both (which would win is a guess)."""
+    fields = {s: getattr(args, f"{side}_{s}") for s in _DISTRIBUTION_FLAGS}
+    given = {s: v for s, v in fields.items() if v is not None}
+    exact = getattr(args, f"{side}_tokens")
+    if exact is not None and given:
+        flags = ", ".join(f"--{side}-{s.replace('_', '-')}" for s in given)
+        raise UsageError(f"--{side}-tokens (an exact length) and {flags}: give one of them")
+    if exact is not None:
+        return _fixed(exact)
+    return {**current, **given}
+
+
+def _stages(args: argparse.Namespace, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`load.stages`: `--stages` replaces them, `--rate`/`--duration` set every stage."""
+    if args.stages is None:
+        return [
+            {
+                "rate": stage["rate"] if args.rate is None else args.rate,
+                "duration": stage["duration"] if args.duration is None else args.duration,
+            }
+            for stage in current
+        ]
+    if args.rate is not None or args.duration is not None:
+        raise UsageError("--stages and --rate/--duration: give the stages one way")
+    try:
+        stages = parse_stages(args.stages)
+    except ValueError as exc:
+        raise UsageError(f"--stages {args.stages!r}: {exc}") from None
+    return [{"rate": rate, "duration": seconds} for rate, seconds in stages]
 
 
 def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
@@ -96,16 +147,11 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         data["server"]["api_key_env"] = args.api_key_env
     if args.api_type is not None:
         data["api"]["type"] = args.api_type
-    if args.input_tokens is not None:
-        data["data"]["input_distribution"] = _fixed(args.input_tokens)
-    if args.output_tokens is not None:
-        data["data"]["output_distribution"] = _fixed(args.output_tokens)
+    for side in ("input", "output"):
+        key = f"{side}_distribution"
+        data["data"][key] = _distribution(args, side, data["data"][key])
     load = data["load"]
-    for stage in load["stages"]:
-        if args.rate is not None:
-            stage["rate"] = args.rate
-        if args.duration is not None:
-            stage["duration"] = args.duration
+    load["stages"] = _stages(args, load["stages"])
     for flag, key in (
         ("num_workers", "num_workers"),
         ("seed", "seed"),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.load.__main__ import main
+from steps.load.__main__ import _parser, _settings, main
 from tests.fixtures.simulator import SimulatorHandle
 
 
@@ -36,6 +36,14 @@ from tests.fixtures.simulator import SimulatorHandle
         (["--input-tokens", "10000000"], "data.input_distribution.max: Input should be less"),
         (["--model-name", "../../etc"], "server.model_name: model name '../../etc' must be"),
         (["--base-url", "http://h:8000/?key=SECRET-9"], "server.base_url: base_url must not"),
+        (["--stages", "5x180,10"], "--stages '5x180,10': stage 2 '10' is not RATExSECONDS"),
+        (["--stages", "5x180", "--rate", "2"], "--stages and --rate/--duration: give the"),
+        (["--input-tokens", "5", "--input-mean", "7"], "--input-tokens (an exact length) and"),
+        (
+            ["--output-min", "600", "--scenario", "saturation"],
+            "data.output_distribution: min (600) must be <= max (512)",
+        ),
+        (["--input-std-dev", "x"], "--input-std-dev: invalid float value: 'x'"),
     ],
 )
 def test_main_bad_flag_exit_2_one_line(
@@ -211,3 +219,20 @@ def test_main_local_storage_path_differing_from_out_exit_2_names_both(
         f"load: --out {out} and storage.local_storage.path {results} differ; give one of them\n"
     )
     assert not out.exists() and not results.exists()
+
+
+def test_main_stages_and_distribution_flags_shape_the_config() -> None:
+    """`--stages` replaces the scenario's stages whole; the distribution flags set single
+    fields of its distributions and keep the rest (and the distribution type)."""
+    args = _parser().parse_args(
+        [
+            *("--out", "x", "--scenario", "saturation", "--stages", "2x3,4.5x6"),
+            *("--input-mean", "600", "--output-max", "300", "--tokenizer-dir", ""),
+        ]
+    )
+    config = _settings(args).config
+    assert [(s.rate, s.duration) for s in config.load.stages] == [(2, 3), (4.5, 6)]
+    inp, out = config.data.input_distribution, config.data.output_distribution
+    assert inp.type.value == "normal"
+    assert (inp.mean, inp.std_dev, inp.min, inp.max) == (600, 128, 128, 2048)
+    assert (out.mean, out.std_dev, out.min, out.max) == (256, 64, 32, 300)
