@@ -20,7 +20,9 @@ Arrow/numpy columns so a 10^6-row run costs array operations, never a Python loo
   their fraction of all requests (vLLM bench, aiperf and inference-perf use the same knobs);
 - shares and rates (`share`, `per_second`): a fraction or an amount per second of a window,
   None (not 0) when the whole or the window is empty;
-- saturation (`is_saturated`): the load generator, not the server, shaped the latencies.
+- saturation (`is_saturated`): the load generator, not the server, shaped the latencies;
+- prefix-cache hits (`cached_tokens_ratio`): cached prompt tokens over the prompt tokens of the
+  requests whose server said how many were cached.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "Slo",
     "achieved_rate",
     "as_float",
+    "cached_tokens_ratio",
     "chunk_gaps",
     "chunk_token_sums",
     "goodput",
@@ -219,6 +222,13 @@ def percentiles(
 def share(part: int, whole: int) -> float | None:
     """`part` / `whole`; None (unknown, not 0) when there is no whole."""
     return part / whole if whole else None
+
+
+def cached_tokens_ratio(cached: FloatArray, prompt: FloatArray) -> float | None:
+    """Share of prompt tokens served from the prefix cache, over the rows where the server gave
+    both counts (NaN = not said); None when none did. Token-weighted, as vLLM's hit rate is."""
+    known = ~np.isnan(cached) & ~np.isnan(prompt)
+    return share(int(cached[known].sum()), int(prompt[known].sum()))
 
 
 def per_second(amount: float, window_s: float | None) -> float | None:

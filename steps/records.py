@@ -20,6 +20,7 @@ from steps.errors import UsageError
 
 __all__ = [
     "INT_BOUNDS",
+    "OPTIONAL_COLUMNS",
     "PARTS_DIR",
     "RECORDS_FILE",
     "RECORD_SCHEMA",
@@ -86,8 +87,16 @@ RECORD_SCHEMA = pa.schema(
         pa.field("status", pa.string(), nullable=False),
         pa.field("http_status", pa.int16()),
         pa.field("error", pa.string()),
+        # usage.prompt_tokens_details.cached_tokens: prompt tokens the server took from its prefix
+        # cache (they flatter TTFT: real prompts repeated across nightly runs hit it). Null when
+        # the server did not say (vLLM says so only with --enable-prompt-tokens-details).
+        pa.field("cached_tokens", pa.int32()),
     ]
 )
+
+#: Columns added after the first release: a records file written before them lacks them, and
+#: readers take such a column as all null.
+OPTIONAL_COLUMNS = ("cached_tokens",)
 
 
 def _int_type(field: pa.Field) -> pa.DataType | None:

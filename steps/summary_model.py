@@ -113,6 +113,10 @@ class Tokens(_Part):
     output_token_mismatches: int
     prompt_tokens_mean: float | None
     output_tokens_mean: float | None
+    # Prefix-cache hits as the server reported them (usage.prompt_tokens_details.cached_tokens)
+    # over ok requests; null when it reported none (and in summaries written before them).
+    cached_tokens_mean: float | None = None
+    cached_tokens_ratio: float | None = None
 
 
 class Group(_Part):

@@ -31,6 +31,18 @@ def _block(distribution: Distribution, divisor: float = 1.0) -> dict[str, float 
     return block | {_percentile_key(q): scaled.percentiles[q] for q in PERCENTILES}
 
 
+def _prompt_tokens(group: GroupMetrics) -> dict[str, Any]:
+    """inference-perf's `prompt_tokens` block: total, cached, uncached and the percentiles;
+    cached/uncached null when no server said how many prompt tokens its prefix cache served."""
+    cached = group.cached_tokens
+    cached_total = round(cached.mean * cached.count) if cached.mean is not None else None
+    return {
+        "total": group.prompt_tokens_total,
+        "cached": cached_total,
+        "uncached": None if cached_total is None else group.prompt_tokens_total - cached_total,
+    } | _block(group.prompt_tokens)
+
+
 def lifecycle_json(group: GroupMetrics) -> dict[str, Any]:
     """One `summary_`/`stage_N_lifecycle_metrics.json` document (seconds)."""
     latency = group.latency_ns
@@ -62,7 +74,7 @@ def lifecycle_json(group: GroupMetrics) -> dict[str, Any]:
                 "total_tokens_per_sec": total_per_s,
                 "requests_per_sec": group.per_second(ok),
             },
-            "prompt_tokens": {"total": group.prompt_tokens_total} | _block(group.prompt_tokens),
+            "prompt_tokens": _prompt_tokens(group),
             "output_len": _block(group.output_tokens),
             "output_tokens": {"total": group.output_tokens_total} | _block(group.output_tokens),
             "token_count_mismatches": group.output_token_mismatches,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from steps.errors import UsageError
 from steps.record_metrics import TIME_COLUMNS, as_float, on_time_line
-from steps.records import RECORD_SCHEMA, RUN_FILE, resolve_records_path
+from steps.records import OPTIONAL_COLUMNS, RECORD_SCHEMA, RUN_FILE, resolve_records_path
 
 __all__ = [
     "RunInfo",
@@ -96,7 +96,8 @@ def _check_schema(records: Path) -> pq.FileMetaData:
     except (pa.ArrowException, OSError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"records file '{records}' is not readable Parquet: {first_line}") from exc
-    for name in (*_SCALAR_COLUMNS, *_LIST_COLUMNS):
+    present_optional = [name for name in OPTIONAL_COLUMNS if name in schema.names]
+    for name in (*_SCALAR_COLUMNS, *_LIST_COLUMNS, *present_optional):
         expected = RECORD_SCHEMA.field(name).type
         if name not in schema.names:
             raise UsageError(
@@ -188,11 +189,18 @@ def check_unique_requests(requests: pd.DataFrame) -> None:
 
 
 def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
-    """One row per request of every shard, in shard order; times in ns since epoch `origin_ns`."""
+    """One row per request of every shard, in shard order; times in ns since epoch `origin_ns`.
+
+    A column of `OPTIONAL_COLUMNS` that a shard lacks (written before it existed) is all NaN.
+    """
     frames = []
     for index, shard in enumerate(shards):
+        names = pq.read_schema(shard.records_path).names
+        optional = [name for name in OPTIONAL_COLUMNS if name in names]
         table = pq.read_table(
-            shard.records_path, columns=list(_SCALAR_COLUMNS), read_dictionary=list(_TEXT_COLUMNS)
+            shard.records_path,
+            columns=[*_SCALAR_COLUMNS, *optional],
+            read_dictionary=list(_TEXT_COLUMNS),
         )
         data: dict[str, Any] = {
             "shard": np.full(table.num_rows, index, dtype=np.int32),
@@ -202,6 +210,12 @@ def read_requests(shards: Sequence[Shard], origin_ns: int) -> pd.DataFrame:
         data |= on_time_line(table, origin_ns)
         for name in _NUMBER_COLUMNS:
             data[name] = as_float(table.column(name))
+        for name in OPTIONAL_COLUMNS:
+            data[name] = (
+                as_float(table.column(name))
+                if name in optional
+                else np.full(table.num_rows, np.nan, dtype=np.float64)
+            )
         for name in _TEXT_COLUMNS:
             data[name] = table.column(name).to_pandas()
         frames.append(pd.DataFrame(data))

@@ -23,6 +23,7 @@ from steps.record_metrics import (
     LATENCIES_OVER_SENT,
     Slo,
     achieved_rate,
+    cached_tokens_ratio,
     goodput,
     is_saturated,
     output_token_mismatches,
@@ -90,6 +91,8 @@ class GroupMetrics:
     requested_rate: float | None
     achieved_rate: float | None
     prompt_tokens: Distribution
+    cached_tokens: Distribution  # over ok rows whose server said (count 0: none did)
+    cached_tokens_ratio: float | None
     output_tokens: Distribution
     prompt_tokens_total: int
     output_tokens_total: int
@@ -191,6 +194,11 @@ def measure_group(
         requested_rate=window.requested_rate,
         achieved_rate=achieved_rate(rows["sent_ns"].to_numpy(), window.send_window_s),
         prompt_tokens=describe(_values(ok["prompt_tokens"])),
+        cached_tokens=describe(_values(ok["cached_tokens"])),
+        cached_tokens_ratio=cached_tokens_ratio(
+            ok["cached_tokens"].to_numpy(dtype=np.float64),
+            ok["prompt_tokens"].to_numpy(dtype=np.float64),
+        ),
         output_tokens=describe(_values(ok["output_tokens"])),
         prompt_tokens_total=int(ok["prompt_tokens"].sum()),
         output_tokens_total=int(ok["output_tokens"].sum()),
@@ -311,6 +319,8 @@ def group_model(group: GroupMetrics) -> Group:
             output_token_mismatches=group.output_token_mismatches,
             prompt_tokens_mean=group.prompt_tokens.mean,
             output_tokens_mean=group.output_tokens.mean,
+            cached_tokens_mean=group.cached_tokens.mean,
+            cached_tokens_ratio=group.cached_tokens_ratio,
         ),
         load_generator_saturated=group.saturated,
         goodput=group.goodput,
@@ -357,6 +367,8 @@ def _tidy_rows(
     add("output_token_mismatches", "value", tokens["output_token_mismatches"], "count")
     add("prompt_tokens", "mean", tokens["prompt_tokens_mean"], "count")
     add("output_tokens", "mean", tokens["output_tokens_mean"], "count")
+    add("cached_tokens", "mean", tokens["cached_tokens_mean"], "count")
+    add("cached_tokens", "ratio", tokens["cached_tokens_ratio"], "ratio")
     add("load_generator_saturated", "value", float(group["load_generator_saturated"]), "ratio")
     add("goodput", "value", group.get("goodput"), "1/s")
     add("slo_attainment", "value", group.get("slo_attainment"), "ratio")

@@ -88,6 +88,7 @@ class RequestOutcome:
 
     `sent_ns` is None when the request was never written; `chunk_ns` holds one arrival time per
     content chunk, and `chunk_tokens` their token counts when every chunk carried `token_ids`.
+    `cached_tokens` is the server's `usage.prompt_tokens_details.cached_tokens` (None: not said).
     `resent` is not a record column: the request was resent after a stale keep-alive close
     (steps.load.connection), which the worker counts for run.json's `resent_requests`.
     """
@@ -107,6 +108,7 @@ class RequestOutcome:
     http_status: int | None
     error: str | None
     resent: bool = False
+    cached_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -431,12 +433,16 @@ def _outcome(
     output_tokens: int | None = None
     output_src: str | None = None
     mismatch: bool | None = None
+    cached_tokens: int | None = None
     tokens_known = len(chunk_tokens) == len(chunk_ns) and bool(chunk_ns)
     if usage is not None:
         served_prompt = _usage_count(usage, "prompt_tokens", stream)
         if served_prompt is not None:
             prompt_tokens, prompt_src = served_prompt, "server"
         output_tokens = _usage_count(usage, "completion_tokens", stream)
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict):
+            cached_tokens = _usage_count(details, "cached_tokens", stream)
         if output_tokens is not None:
             output_src = "server"
             if tokens_known:
@@ -464,6 +470,7 @@ def _outcome(
         http_status=stream.http_status,
         error=stream.error,
         resent=stream.resent,
+        cached_tokens=cached_tokens,
     )
 
 
@@ -474,7 +481,8 @@ def _usage_count(usage: dict[str, object], key: str, stream: _Stream) -> int | N
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     if value < 0:
-        stream.fail("protocol_error", f"usage.{key} is negative: {value}")
+        where = "prompt_tokens_details." if key == "cached_tokens" else ""
+        stream.fail("protocol_error", f"usage.{where}{key} is negative: {value}")
         return None
     return value
 

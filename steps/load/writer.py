@@ -85,6 +85,7 @@ class RecordBuffer:
         self.http_status: list[int | None] = []
         self.error: list[str | None] = []
         self.mismatch: list[bool | None] = []
+        self.cached_tokens: list[int | None] = []
         self._offsets_us = array("i")
         self._offsets_pos = array("i", [0])
         self._tokens = array("h")
@@ -114,6 +115,7 @@ class RecordBuffer:
         self.output_tokens.append(o.output_tokens)
         self.output_tokens_source.append(o.output_tokens_source)
         self.mismatch.append(o.mismatch)
+        self.cached_tokens.append(o.cached_tokens)
         self.status.append(o.status)
         self.http_status.append(o.http_status)
         self.error.append(None if o.error is None else redact_text(o.error, self.secrets))
@@ -159,6 +161,7 @@ class RecordBuffer:
             "status": pa.array(self.status, pa.string()),
             "http_status": pa.array(self.http_status, pa.int16()),
             "error": pa.array(self.error, pa.string()),
+            "cached_tokens": pa.array(self.cached_tokens, pa.int32()),
             "output_tokens_mismatch": pa.array(self.mismatch, pa.bool_()),
         }
         self._reset()
@@ -170,7 +173,7 @@ def _fit_columns(o: RequestOutcome) -> RequestOutcome:
     nulled: the server's usage counts, HTTP status and per-chunk tokens are whatever it sent,
     and stored as is, one of them would fail the Arrow conversion of the whole part."""
     checks = [("prompt_tokens", o.prompt_tokens), ("output_tokens", o.output_tokens)]
-    checks += [("http_status", o.http_status)]
+    checks += [("http_status", o.http_status), ("cached_tokens", o.cached_tokens)]
     if o.chunk_ns and o.sent_ns is not None:
         checks.append(("chunk_offsets_us", (o.chunk_ns[-1] - o.sent_ns) // 1000))
     if o.chunk_tokens:
@@ -190,6 +193,7 @@ def _fit_columns(o: RequestOutcome) -> RequestOutcome:
         mismatch=None,
         prompt_tokens=None if "prompt_tokens" in bad else o.prompt_tokens,
         output_tokens=None if "output_tokens" in bad else o.output_tokens,
+        cached_tokens=None if "cached_tokens" in bad else o.cached_tokens,
         http_status=None if "http_status" in bad else o.http_status,
         chunk_ns=o.chunk_ns if chunks_fit else [],
         chunk_tokens=o.chunk_tokens if chunks_fit and "chunk_tokens" not in bad else None,

@@ -198,6 +198,33 @@ def test_aggregate_token_sources_and_mismatches(tmp_path: Path) -> None:
     assert (tokens["prompt_tokens_mean"], tokens["output_tokens_mean"]) == (512.0, 3.0)
 
 
+def test_aggregate_cached_tokens_mean_and_token_weighted_ratio(tmp_path: Path) -> None:
+    rows = [record_row(i, prompt_tokens=p) for i, p in enumerate((100, 300, 600, 50))]
+    for row, cached in zip(rows, (100, 0, 200, None), strict=True):
+        row["cached_tokens"] = cached  # the last server said nothing: left out of both
+    rows.append(record_row(4, status="timeout", gaps_ms=()) | {"cached_tokens": 999})
+    out = tmp_path / "out"
+    tokens = aggregate(out, write_shard(tmp_path / "r", rows))["overall"]["tokens"]
+    assert tokens["cached_tokens_mean"] == pytest.approx(100.0)  # ok rows only
+    assert tokens["cached_tokens_ratio"] == pytest.approx(300 / 1000)
+    prompt = json.loads((out / "summary_lifecycle_metrics.json").read_text())["successes"]
+    assert (prompt["prompt_tokens"]["cached"], prompt["prompt_tokens"]["total"]) == (300, 1050)
+    tidy = pd.read_parquet(out / "summary.parquet")
+    ratio = tidy[(tidy.metric == "cached_tokens") & (tidy.stat == "ratio") & (tidy.stage == -1)]
+    assert ratio.value.tolist() == [pytest.approx(0.3)]
+
+
+def test_aggregate_records_without_cached_tokens_column_read_as_unknown(tmp_path: Path) -> None:
+    """Records written before the column existed still aggregate; the figures are null."""
+    directory = tmp_path / "r"
+    write_shard(directory, [record_row(0), record_row(1)])
+    table = pq.read_table(directory / "records.parquet").drop_columns(["cached_tokens"])
+    pq.write_table(table, directory / "records.parquet")
+    tokens = aggregate(tmp_path / "out", directory)["overall"]["tokens"]
+    assert (tokens["cached_tokens_mean"], tokens["cached_tokens_ratio"]) == (None, None)
+    assert tokens["prompt_tokens_mean"] == 512.0
+
+
 def test_aggregate_lifecycle_json_has_inference_perf_keys_in_seconds(tmp_path: Path) -> None:
     rows = [record_row(i, ttft_ms=i, gaps_ms=(i,)) for i in range(1, 101)]
     out = tmp_path / "out"

@@ -241,8 +241,32 @@ def test_stream_request_complete_stream_ok_with_server_counts() -> None:
     assert (row["prompt_tokens"], row["prompt_tokens_source"]) == (7, "server")
     assert (row["output_tokens"], row["output_tokens_source"]) == (2, "server")
     assert row["chunk_tokens"] == [1, 1]
+    assert row["cached_tokens"] is None  # the server did not say
     # Two reads 5 ms apart: two distinct arrival times, in order.
     assert row["chunk_offsets_us"][1] - row["chunk_offsets_us"][0] > 2000
+
+
+@pytest.mark.parametrize(
+    ("details", "status", "cached"),
+    [
+        (b'{"cached_tokens":5}', "ok", 5),
+        (b"null", "ok", None),  # vLLM without --enable-prompt-tokens-details
+        (b'{"cached_tokens":-1}', "protocol_error", None),
+        (b'{"cached_tokens":4294967296}', "protocol_error", None),  # does not fit int32
+    ],
+)
+def test_stream_request_cached_tokens_from_prompt_tokens_details(
+    details: bytes, status: str, cached: int | None
+) -> None:
+    usage = (
+        b'{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,'
+        b'"prompt_tokens_details":%b}}' % details
+    )
+    reply = [_OK_HEAD, _sse(_CHUNK), _sse(_CHUNK), _sse(usage), _sse(b"[DONE]") + _END]
+    rows, _ = _stream_all([_reply(*reply)], 1)
+    (row,) = rows
+    assert (row["status"], row["cached_tokens"]) == (status, cached)
+    assert row["prompt_tokens"] == 7
 
 
 def test_stream_request_events_in_one_read_share_its_timestamp() -> None:
