@@ -49,6 +49,7 @@ __all__ = [
     "chunk_gaps",
     "chunk_token_sums",
     "goodput",
+    "in_flight",
     "is_saturated",
     "latencies_ns",
     "ok_rows",
@@ -273,6 +274,25 @@ class Slo:
     def is_set(self) -> bool:
         """At least one bound: without any, goodput is not defined (null, as vLLM bench)."""
         return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
+
+
+def in_flight(
+    sent_ns: FloatArray, end_ns: FloatArray, start_ns: float, stop_ns: float
+) -> tuple[float | None, int]:
+    """Requests in flight (sent, not yet ended) over [start_ns, stop_ns]: the time average
+    and the most at once. A request is in flight from `sent_ns` to `end_ns`; one never sent is
+    never in flight. The delivered concurrency of a closed-loop stage; by Little's law also
+    throughput x mean latency over the same window."""
+    sent = ~np.isnan(sent_ns) & ~np.isnan(end_ns)
+    begin, end = sent_ns[sent], end_ns[sent]
+    span = stop_ns - start_ns
+    if span <= 0 or len(begin) == 0:
+        return None, 0
+    overlap = np.clip(np.minimum(end, stop_ns) - np.maximum(begin, start_ns), 0.0, None)
+    times = np.concatenate([begin, end])
+    steps = np.concatenate([np.ones(len(begin)), -np.ones(len(end))])
+    order = np.lexsort((steps, times))  # at equal times an end before a send: never inflated
+    return float(overlap.sum() / span), int(np.cumsum(steps[order]).max())
 
 
 def slo_met(

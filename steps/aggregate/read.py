@@ -55,13 +55,14 @@ _BATCH_ROWS = 32_768
 
 
 class StageRun(BaseModel):
-    """One stage of run.json: its rate and window (ns since that shard's t0)."""
+    """One stage of run.json: its rate and window (ns since that shard's t0); a closed-loop
+    stage has no rate nor duration (its users send until it ends)."""
 
     model_config = ConfigDict(extra="ignore")
 
     stage: int
-    rate: float
-    duration_s: float
+    rate: float | None
+    duration_s: float | None
     start_ns: int
     send_end_ns: int
     end_ns: int

@@ -248,13 +248,25 @@ def stage_windows(
                 start_ns=float(start),
                 end_ns=float(max(shift + s.end_ns for shift, s in runs)),
                 send_window_s=(send_end - start) / _NS_PER_S,
-                requested_rate=sum(s.rate for _, s in runs),
-                duration_s=max(s.duration_s for _, s in runs),
+                requested_rate=_sum_or_none([s.rate for _, s in runs]),
+                duration_s=_max_or_none([s.duration_s for _, s in runs]),
             )
         else:
             start_ns, end_ns = _row_window(requests[requests["stage"] == stage])
             windows[stage] = Window(start_ns, end_ns, None, None, (end_ns - start_ns) / _NS_PER_S)
     return windows
+
+
+def _sum_or_none(values: Sequence[float | None]) -> float | None:
+    """The sum, unless a value is unknown (a closed-loop stage has no requested rate)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if len(known) == len(values) else None
+
+
+def _max_or_none(values: Sequence[float | None]) -> float | None:
+    """The largest, unless a value is unknown (a closed-loop stage has no set duration)."""
+    known = [v for v in values if v is not None]
+    return max(known) if known and len(known) == len(values) else None
 
 
 def overall_window(windows: Mapping[int, Window]) -> Window:

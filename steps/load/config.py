@@ -10,6 +10,12 @@ differ, it is on purpose and said in the field's description:
 - Secrets are never config values: `server.api_key_env` and `tokenizer.token_env` name the
   environment variable that holds them (a key in a ConfigMap ends up in `kubectl get -o yaml`).
 - `load.seed`, `warmup_requests`, `request_timeout` and `drain_timeout` are ours.
+- `load.type: concurrent` (closed loop: `concurrency_level` users, each sending its next request
+  when its previous one ends, `num_requests` in all) splits the users exactly across the workers;
+  inference-perf rounds per worker and delivered 74.5 in flight for 45 asked (its #319/#320).
+- `load.sweep` is inference-perf's block; the probe that reads it is `python -m steps.load probe`
+  and offers a closed-loop concurrency ladder (`estimator: ladder`, ours, the default) besides
+  inference-perf's burst-and-drain estimate (`estimator: burst`).
 - `storage`: the load step writes local files only. `storage.local_storage.path` is its output
   directory when `--out` is not given; S3 and GCS blocks parse (a whole inference-perf config is
   read) but the load step refuses them by name: the report step uploads (`output_dir`).
@@ -22,12 +28,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
     BaseModel,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +52,7 @@ from steps.names import (
 )
 from steps.shared import (
     MAX_REQUEST_SECONDS,
+    MAX_REQUESTS,
     MAX_SECONDS,
     MAX_STAGES,
     MAX_TOKENS_PER_REQUEST,
@@ -56,7 +65,9 @@ from steps.shared import (
 )
 
 __all__ = [
+    "CONCURRENT",
     "APIConfig",
+    "ConcurrentStage",
     "Config",
     "DataConfig",
     "DataType",
@@ -70,6 +81,9 @@ __all__ = [
     "SharedPrefix",
     "Stage",
     "StorageConfig",
+    "SweepConfig",
+    "SweepEstimator",
+    "SweepType",
     "TokenizerConfig",
     "config_from_dict",
     "format_validation_error",
@@ -195,18 +209,106 @@ class Stage(StrictModel):
     duration: float = Field(gt=0, le=MAX_SECONDS, description="send window in seconds")
 
 
+class ConcurrentStage(StrictModel):
+    """A closed-loop stage (`load.type: concurrent`): `concurrency_level` users, each sending its
+    next request as soon as its previous one ended, until `num_requests` have been sent."""
+
+    num_requests: int = Field(ge=1, le=MAX_REQUESTS, description="requests in the stage")
+    concurrency_level: int = Field(
+        ge=1, le=MAX_REQUESTS, description="users, i.e. requests in flight at once"
+    )
+
+
+#: `load.type` of a closed-loop run. Not one of `steps.shared.LoadType`: that enum is the
+#: workflow's `load_type` knob, whose stages are rate x duration.
+CONCURRENT = "concurrent"
+
+#: Tags of the two stage shapes (not keys: a tag is dropped from the key paths errors name).
+_OPEN_TAG, _CLOSED_TAG = "open-loop", "closed-loop"
+
+
+def _stage_shape(value: Any) -> str:
+    """Which stage model a stage is: closed-loop when it names a closed-loop key."""
+    keys = value if isinstance(value, dict) else getattr(value, "__dict__", {})
+    closed = "num_requests" in keys or "concurrency_level" in keys
+    return _CLOSED_TAG if closed else _OPEN_TAG
+
+
+AnyStage = Annotated[
+    Annotated[Stage, Tag(_OPEN_TAG)] | Annotated[ConcurrentStage, Tag(_CLOSED_TAG)],
+    Discriminator(_stage_shape),
+]
+
+
+class SweepType(StrEnum):
+    linear = "linear"
+    geometric = "geometric"
+
+
+class SweepEstimator(StrEnum):
+    ladder = "ladder"
+    burst = "burst"
+
+
+class SweepConfig(StrictModel):
+    """inference-perf's `load.sweep`: probe the server for its saturation rate, then run
+    `num_stages` constant stages of `stage_duration` s from 1/s up to it (`type` spaces them).
+    Read by `python -m steps.load probe`, which writes the stages for the load step."""
+
+    type: SweepType = Field(
+        description="linear: evenly from 1/s to saturation; geometric: clustered near it"
+    )
+    num_requests: int = Field(
+        default=2000,
+        ge=2,
+        le=MAX_REQUESTS,
+        description="burst: requests sent in 5 s; ladder: requests over every rung",
+    )
+    timeout: float = Field(
+        default=60,
+        gt=0,
+        le=MAX_REQUEST_SECONDS,
+        description="burst: seconds the drain is watched; ladder: seconds one request may take",
+    )
+    num_stages: int = Field(default=5, ge=1, le=MAX_STAGES, description="stages generated")
+    stage_duration: float = Field(
+        default=180, gt=0, le=MAX_SECONDS, description="seconds of each generated stage"
+    )
+    saturation_percentile: float = Field(
+        default=95,
+        gt=0,
+        le=100,
+        description="burst: the percentile of the drain rates taken as saturation",
+    )
+    estimator: SweepEstimator = Field(
+        default=SweepEstimator.ladder,
+        description=(
+            "ladder (ours): closed-loop users doubled until throughput stops growing, checked "
+            "with Little's law; burst: inference-perf's burst-and-drain (biased, for parity)"
+        ),
+    )
+
+
 class LoadConfig(StrictModel):
-    type: LoadType = Field(
+    type: LoadType | Literal["concurrent"] = Field(
         default=LoadType.constant,
         description=(
             "constant: sends at t0 + i/rate exactly (inference-perf randomizes these gaps); "
-            "poisson: seeded exponential gaps"
+            "poisson: seeded exponential gaps; concurrent: closed loop (stages of "
+            "num_requests and concurrency_level)"
         ),
     )
-    stages: list[Stage] = Field(
-        min_length=1,
+    stages: list[AnyStage] = Field(
+        default_factory=list,
         max_length=MAX_STAGES,
-        description="run in order: rate (QPS) x duration (s)",
+        description=(
+            "run in order: rate (QPS) x duration (s), or num_requests x concurrency_level for "
+            "type concurrent; empty only with a sweep (the probe writes the stages)"
+        ),
+    )
+    sweep: SweepConfig | None = Field(
+        default=None,
+        description="find the saturation rate first (python -m steps.load probe), then sweep",
     )
     num_workers: NumWorkers = Field(
         default=4, description="load-generator processes, each with a share of the schedule"
@@ -229,6 +331,37 @@ class LoadConfig(StrictModel):
         le=MAX_REQUEST_SECONDS,
         description="seconds after a stage's send window that in-flight requests may still finish",
     )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        allowed = [t.value for t in LoadType] + [CONCURRENT]
+        if value not in allowed:
+            listed = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+            raise ValueError(f"must be {listed}, not {value!r}")
+        return value
+
+    @property
+    def is_concurrent(self) -> bool:
+        """Closed loop: stages are `ConcurrentStage`s."""
+        return self.type == CONCURRENT
+
+    @model_validator(mode="after")
+    def _stages_fit_type(self) -> Self:
+        want = ConcurrentStage if self.is_concurrent else Stage
+        keys = "num_requests and concurrency_level" if self.is_concurrent else "rate and duration"
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, want):
+                raise ValueError(f"stages[{i}]: type {self.type} takes {keys} per stage")
+        if self.sweep is not None and self.is_concurrent:
+            raise ValueError("sweep: not with type concurrent (a sweep is of rates)")
+        if not self.stages and self.sweep is None:
+            raise ValueError("stages: at least one stage is needed (or a sweep)")
+        return self
+
+    def open_loop_stages(self) -> list[Stage]:
+        """The rate x duration stages (none for a closed-loop run)."""
+        return [s for s in self.stages if isinstance(s, Stage)]
 
 
 class ServerType(StrEnum):
@@ -356,13 +489,23 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _fits_in_memory(self) -> Self:
         check_load_size(
-            ((stage.rate, stage.duration) for stage in self.load.stages),
+            (
+                (stage.rate, stage.duration)
+                if isinstance(stage, Stage)
+                else (stage.num_requests, 1.0)
+                for stage in self.load.stages
+            ),
             self.load.warmup_requests,
             self.data.input_distribution.max,
             stages_field="load.stages",
             input_field="data.input_distribution.max",
         )
         return self
+
+
+def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The key path without the stage-shape tags pydantic puts in it."""
+    return tuple(p for p in loc if p not in (_OPEN_TAG, _CLOSED_TAG))
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
@@ -382,11 +525,17 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     for part in loc[:-1]:
         if model is None or isinstance(part, int):
             continue
+        if part in _TAGGED:  # pydantic names the stage shape it validated against
+            model = _TAGGED[str(part)]
+            continue
         field = model.model_fields.get(str(part))
         if field is None:
             return None
         model = _first_model_in(field.annotation)
     return model
+
+
+_TAGGED: dict[str, type[BaseModel]] = {_OPEN_TAG: Stage, _CLOSED_TAG: ConcurrentStage}
 
 
 def _first_model_in(annotation: Any) -> type[BaseModel] | None:
@@ -402,11 +551,11 @@ def _first_model_in(annotation: Any) -> type[BaseModel] | None:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line naming the first bad key path, what was seen and what is allowed."""
     err = exc.errors()[0]
-    loc = tuple(err["loc"])
+    loc = _without_tags(tuple(err["loc"]))
     path = _loc_to_path(loc)
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     if err["type"] == "extra_forbidden":
-        owner = _model_at(loc)
+        owner = _model_at(tuple(err["loc"]))
         allowed = ", ".join(owner.model_fields) if owner else "?"
         return f"{source}: unknown key '{path}'; allowed here: {allowed}{more}"
     if err["type"] == "missing":

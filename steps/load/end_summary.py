@@ -22,6 +22,7 @@ from steps.record_metrics import (
     as_float,
     chunk_gaps,
     chunk_token_sums,
+    in_flight,
     is_saturated,
     latencies_ns,
     ok_rows,
@@ -43,8 +44,10 @@ class RunSummary:
     ttft_ms: Pair
     itl_ms: Pair
     schedule_delay_ms: Pair
-    requested_rate: list[float]
+    requested_rate: list[float | None]  # None: a closed-loop stage
     achieved_rate: list[float | None]
+    #: per closed-loop stage: (stage, users asked, mean in flight, most in flight)
+    concurrency: list[tuple[int, int, float | None, int]]
     output_sources: dict[str, int]
     output_mismatches: int
     prompt_mismatches: int
@@ -77,6 +80,23 @@ def _stage_rates(
     ]
 
 
+def _stage_concurrency(
+    table: pa.Table, times: dict[str, FloatArray], stages: Sequence[dict[str, Any]]
+) -> list[tuple[int, int, float | None, int]]:
+    """Delivered concurrency of each closed-loop stage: in flight over its whole window."""
+    stage_col = table.column("stage").to_numpy(zero_copy_only=False)
+    out = []
+    for st in stages:
+        if st.get("concurrency_level") is None:
+            continue
+        rows = stage_col == st["stage"]
+        mean, most = in_flight(
+            times["sent_ns"][rows], times["end_ns"][rows], st["start_ns"], st["end_ns"]
+        )
+        out.append((st["stage"], st["concurrency_level"], mean, most))
+    return out
+
+
 def summarize(
     table: pa.Table,
     stages: Sequence[dict[str, Any]],
@@ -100,8 +120,9 @@ def summarize(
         ttft_ms=_p50_p99(latencies["ttft"][ok] / 1e6),
         itl_ms=_p50_p99(chunk_gaps(offsets) / 1e3),
         schedule_delay_ms=_p50_p99(latencies["schedule_delay"] / 1e6),  # NaN: never sent
-        requested_rate=[float(st["rate"]) for st in stages],
+        requested_rate=[None if st["rate"] is None else float(st["rate"]) for st in stages],
         achieved_rate=_stage_rates(table, times["sent_ns"], stages),
+        concurrency=_stage_concurrency(table, times, stages),
         output_sources={s: sources.count(s) for s in sorted(set(sources), key=str)},
         output_mismatches=output_token_mismatches(
             as_float(table.column("output_tokens")),
@@ -126,7 +147,7 @@ def format_summary(s: RunSummary) -> str:
     if s.resent_requests:
         counts += f"; {s.resent_requests} resent after a stale keep-alive close"
     rates = ", ".join(
-        f"stage {i}: {a:.2f}/{r:g}" if a is not None else f"stage {i}: -/{r:g}"
+        f"stage {i}: {'-' if a is None else f'{a:.2f}'}/{'closed loop' if r is None else f'{r:g}'}"
         for i, (a, r) in enumerate(zip(s.achieved_rate, s.requested_rate, strict=True))
     )
     per_req = f"{s.client_cpu_s / total * 1e3:.2f} ms/request" if total else "-"
@@ -136,6 +157,11 @@ def format_summary(s: RunSummary) -> str:
         f"ITL p50/p99     {_ms(s.itl_ms)} ms",
         f"sched delay     p50/p99 {_ms(s.schedule_delay_ms)} ms",
         f"achieved/req'd  {rates} (requests/s sent)",
+        *(
+            f"concurrency     stage {st}: {'-' if mean is None else f'{mean:.2f}'} mean, "
+            f"{most} most in flight of {users} users"
+            for st, users, mean, most in s.concurrency
+        ),
         f"output tokens   sources {s.output_sources or '-'}; usage vs chunk token_ids "
         f"mismatches {s.output_mismatches}; prompt_tokens != requested: {s.prompt_mismatches}",
         f"client CPU      {s.client_cpu_s:.2f} s ({per_req})",

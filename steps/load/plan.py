@@ -22,9 +22,9 @@ from steps.errors import UsageError
 from steps.load.config import Config, DataType, ServerType
 from steps.load.http1 import encode_request
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
-from steps.load.schedule import StagePlan, worker_share
+from steps.load.schedule import StagePlan, user_share, worker_share
 from steps.load.stream_request import RequestSpec
-from steps.load.worker import WorkerSpec
+from steps.load.worker import StageShare, WorkerSpec
 from steps.shared import APIType
 
 __all__ = [
@@ -71,6 +71,11 @@ def check_supported(config: Config) -> None:
         raise UsageError("api.streaming: false is not supported; TTFT and ITL need streaming")
     if config.data.type is DataType.shared_prefix:
         raise UsageError("data.type shared_prefix is not supported by the load step yet")
+    if not config.load.stages:
+        raise UsageError(
+            "load.stages is empty: a load.sweep's stages come from its probe "
+            "(`python -m steps.load probe` writes them; pass them with --stages)"
+        )
 
 
 def request_headers(config: Config) -> dict[str, str]:
@@ -158,14 +163,15 @@ def worker_specs(
     requests: Requests,
     parts_dir: Path,
 ) -> list[WorkerSpec]:
-    """One spec per worker: every Nth request of each stage, so its sends stay evenly spaced."""
+    """One spec per worker: every Nth request of each open-loop stage, so its sends stay evenly
+    spaced; of a closed-loop stage, its exact share of the users and their requests."""
     config = settings.config
     num_workers = config.load.num_workers
     chat = config.api.type is APIType.chat
     specs = []
     for w in range(num_workers):
         stages = [
-            (plan.duration_s, [stage[i] for i in worker_share(len(stage), num_workers, w)])
+            _stage_share(plan, stage, num_workers, w)
             for plan, stage in zip(plans, requests.per_stage, strict=True)
         ]
         specs.append(
@@ -189,3 +195,13 @@ def worker_specs(
             )
         )
     return specs
+
+
+def _stage_share(
+    plan: StagePlan, stage: list[RequestSpec], num_workers: int, worker: int
+) -> StageShare:
+    if plan.concurrency is None:
+        indices = worker_share(len(stage), num_workers, worker)
+        return StageShare(plan.duration_s, None, [stage[i] for i in indices])
+    users, indices = user_share(len(stage), plan.concurrency, num_workers, worker)
+    return StageShare(None, users, [stage[i] for i in indices])

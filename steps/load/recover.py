@@ -76,7 +76,9 @@ def _close_stages(stages: list[Any], records: Path) -> None:
             continue
         ends = table.filter(pc.equal(table["stage"], row["stage"]))["end_ns"]
         last = pc.max(ends).as_py() if len(ends) else None
-        row["end_ns"] = max(last or 0, row["send_end_ns"])
+        row["end_ns"] = max(last or 0, row["send_end_ns"] or 0)
+        if row["send_end_ns"] is None:  # closed loop: its users sent until it ended
+            row["send_end_ns"] = row["end_ns"]
 
 
 def _check_recoverable(out_dir: Path) -> Path:

@@ -141,19 +141,26 @@ def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan]) ->
         start = t0 if plan.stage == 0 else time.monotonic_ns() + _LEAD_NS
         supervisor.stage_done.clear()
         supervisor.broadcast(("stage", plan.stage, start, t0, run_file.wall_start))
+        window = plan.window_ns
         row: dict[str, Any] = {
             "stage": plan.stage,
             "rate": plan.rate,
             "duration_s": plan.duration_s,
             "start_ns": start - t0,
-            "send_end_ns": start - t0 + plan.window_ns,
+            # closed loop: its users send until the stage ends, so that is its send window
+            "send_end_ns": None if window is None else start - t0 + window,
             "end_ns": None,
         }
+        if plan.concurrency is not None:
+            row["concurrency_level"] = plan.concurrency
+            row["num_requests"] = len(plan.offsets_ns)
         run_file.stages.append(row)
         run_file.write_unfinished()  # after the broadcast: never delays a stage's start
         finished = supervisor.wait_for(lambda: supervisor.alive <= set(supervisor.stage_done))
         ends = list(supervisor.stage_done.values())
         row["end_ns"] = (max(ends) if finished and ends else time.monotonic_ns()) - t0
+        if window is None:
+            row["send_end_ns"] = row["end_ns"]
         log.info("stage %d done: %.1f s", plan.stage, (row["end_ns"] - row["start_ns"]) / 1e9)
 
 

@@ -106,7 +106,7 @@ class RunFile:
             "model": self.model,
             "base_url": config.server.base_url,
             "api_type": config.api.type.value,
-            "load_type": config.load.type.value,
+            "load_type": str(config.load.type),
             "started_at": iso_utc(self.wall_start),
             "wall_start_ns": self.wall_start,
             "num_workers": config.load.num_workers,

@@ -49,9 +49,20 @@ from steps.load.stream_request import (
 from steps.load.writer import RecordBuffer
 from steps.record_metrics import ttft_ns
 
-__all__ = ["WorkerSpec", "process_cpu_s", "text_of_chunk", "worker_main"]
+__all__ = ["StageShare", "WorkerSpec", "process_cpu_s", "text_of_chunk", "worker_main"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageShare:
+    """One stage as one worker runs it: its requests and either its send window (open loop,
+    each request at its offset) or its users (closed loop: `users` requests in flight, each
+    user sending the next request of the share as soon as its previous one ended)."""
+
+    duration_s: float | None
+    users: int | None
+    requests: list[RequestSpec]
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ class WorkerSpec:
     path: str
     headers: dict[str, str]
     chat: bool
-    stages: list[tuple[float, list[RequestSpec]]]  # per stage: (duration_s, this worker's share)
+    stages: list[StageShare]  # per stage, this worker's share
     warmup: list[bytes]
     request_timeout_s: float
     drain_timeout_s: float
@@ -181,7 +192,8 @@ class _Worker:
         scheduled: int,
         drain_deadline: int,
         send_at: int | None,
-    ) -> None:
+    ) -> int:
+        """Send, stream and record one request; returns when it ended (monotonic ns)."""
         assert self.buffer is not None
         self.sent += 1
         try:
@@ -199,6 +211,12 @@ class _Worker:
             self.errors += 1
         elif outcome.chunk_ns and outcome.sent_ns is not None:
             self.ttfts_ms.append(ttft_ns(outcome.sent_ns, outcome.chunk_ns[0]) / 1e6)
+        return outcome.end_ns
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` as in flight until it is done (`stop` cancels what is in flight)."""
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
 
     def _encode(self, request_id: str, body: bytes) -> tuple[bytes, bytes]:
         """A request's complete bytes (head + JSON body), built before t0."""
@@ -209,8 +227,12 @@ class _Worker:
 
     async def _dispatch(self, stage: int, start: int, drain_deadline: int) -> None:
         loop = asyncio.get_running_loop()
-        duration_s, share = self.spec.stages[stage]
-        for rspec, request in zip(share, self.requests[stage], strict=True):
+        share = self.spec.stages[stage]
+        if share.users is not None:
+            await self._closed_loop(stage, start, share.users, drain_deadline)
+            return
+        assert share.duration_s is not None
+        for rspec, request in zip(share.requests, self.requests[stage], strict=True):
             scheduled = start + rspec.offset_ns
             # After a long idle wait, wake early and let the request wait out the rest with
             # its connection in hand (steps.load.clock: a cold wake-up is late and slow).
@@ -219,17 +241,43 @@ class _Worker:
             if self.sem is not None:
                 await self.sem.acquire()  # a cap delays sends; schedule_delay shows it
             request_at = scheduled if lead else None
-            task = loop.create_task(
-                self._one(request, rspec, scheduled, drain_deadline, request_at)
+            self._track(
+                loop.create_task(self._one(request, rspec, scheduled, drain_deadline, request_at))
             )
-            self.inflight.add(task)
-            task.add_done_callback(self.inflight.discard)
-        await sleep_until(start + round(duration_s * 1e9))
+        await sleep_until(start + round(share.duration_s * 1e9))
+
+    async def _closed_loop(self, stage: int, start: int, users: int, deadline: int) -> None:
+        """`users` users from `start`, each sending the share's next request as soon as its
+        previous one ended, until the share is sent; a request's `scheduled_ns` is when its
+        user became free (so schedule delay is the client's own turnaround)."""
+        loop = asyncio.get_running_loop()
+        pending = iter(zip(self.spec.stages[stage].requests, self.requests[stage], strict=True))
+        # A worker_max_concurrency below `users` caps what is in flight: schedule delay shows it.
+
+        async def user() -> None:
+            free_at = start
+            await sleep_until(start)
+            for rspec, request in pending:  # one iterator: the next request, whoever is free
+                if self.sem is not None:
+                    await self.sem.acquire()
+                if self.stopping:
+                    if self.sem is not None:
+                        self.sem.release()
+                    return
+                task = loop.create_task(self._one(request, rspec, free_at, deadline, None))
+                self._track(task)
+                free_at = await task
+
+        await asyncio.gather(*(user() for _ in range(users)))
 
     async def _run_stage(self, stage: int, start: int) -> int:
         await self._reprime(start)
-        duration_s, _ = self.spec.stages[stage]
-        drain_deadline = start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
+        duration_s = self.spec.stages[stage].duration_s
+        drain_deadline = (
+            sys.maxsize  # closed loop: no send window to drain after
+            if duration_s is None
+            else start + round((duration_s + self.spec.drain_timeout_s) * 1e9)
+        )
         self.dispatcher = asyncio.get_running_loop().create_task(
             self._dispatch(stage, start, drain_deadline)
         )
@@ -298,8 +346,8 @@ class _Worker:
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         pool = self.settings.pool
         self.requests = [
-            [self._encode(f"{self.spec.run_id}-{r.stage}-{r.index}", r.body) for r in share]
-            for _, share in self.spec.stages
+            [self._encode(f"{self.spec.run_id}-{r.stage}-{r.index}", r.body) for r in s.requests]
+            for s in self.spec.stages
         ]
         try:
             await self._prime()

@@ -277,3 +277,83 @@ def test_load_config_binary_file_is_one_usage_line(tmp_path: Path) -> None:
     path.write_bytes(bytes(range(256)))
     with pytest.raises(UsageError, match=r"^--config .*config\.yml: not a UTF-8 text file"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        (
+            {"type": "concurrent", "stages": [{"rate": 1, "duration": 2}]},
+            r"load: stages\[0\]: type concurrent takes num_requests and concurrency_level",
+        ),
+        (
+            {"stages": [{"num_requests": 4, "concurrency_level": 2}]},
+            r"load: stages\[0\]: type constant takes rate and duration",
+        ),
+        (
+            {
+                "type": "concurrent",
+                "stages": [{"num_requests": 4, "concurrency_level": 2, "rate": 1}],
+            },
+            r"unknown key 'load\.stages\[0\]\.rate'; allowed here: num_requests, "
+            r"concurrency_level$",
+        ),
+        (
+            {"type": "concurrent", "stages": [{"num_requests": 0, "concurrency_level": 2}]},
+            r"load\.stages\[0\]\.num_requests: .*greater than or equal to 1",
+        ),
+        (
+            {"type": "closed", "stages": []},
+            r"load\.type: must be 'constant', 'poisson' or 'concurrent', not 'closed'",
+        ),
+        ({"stages": []}, r"load: stages: at least one stage is needed \(or a sweep\)"),
+        ({"stages": [], "sweep": {"num_stages": 3}}, r"missing required key 'load\.sweep\.type'"),
+        (
+            {"stages": [], "sweep": {"type": "exponential"}},
+            r"load\.sweep\.type: Input should be 'linear' or 'geometric'",
+        ),
+        (
+            {"stages": [], "sweep": {"type": "linear", "saturation_percentile": 101}},
+            r"load\.sweep\.saturation_percentile: .*less than or equal to 100",
+        ),
+        (
+            {"stages": [], "sweep": {"type": "linear", "timeout": 0}},
+            r"load\.sweep\.timeout: .*greater than 0",
+        ),
+        (
+            {"stages": [], "sweep": {"type": "linear", "num_requests": 1}},
+            r"load\.sweep\.num_requests: .*greater than or equal to 2",
+        ),
+        (
+            {"stages": [], "sweep": {"type": "linear", "estimator": "guess"}},
+            r"load\.sweep\.estimator: Input should be 'ladder' or 'burst'",
+        ),
+        (
+            {
+                "type": "concurrent",
+                "stages": [{"num_requests": 4, "concurrency_level": 2}],
+                "sweep": {"type": "linear"},
+            },
+            r"load: sweep: not with type concurrent",
+        ),
+    ],
+)
+def test_config_closed_loop_and_sweep_errors_are_one_line(
+    seed_config_path: Path, load: dict[str, Any], message: str
+) -> None:
+    data = _seed(seed_config_path)
+    data["load"] = load
+    with pytest.raises(UsageError, match=message) as err:
+        config_from_dict(data, "config.yml")
+    assert "\n" not in str(err.value)
+
+
+def test_config_sweep_without_stages_takes_inference_perfs_defaults(
+    seed_config_path: Path,
+) -> None:
+    data = _seed(seed_config_path)
+    data["load"] = {"stages": [], "sweep": {"type": "geometric"}}
+    sweep = config_from_dict(data).load.sweep
+    assert sweep is not None
+    assert (sweep.num_requests, sweep.timeout, sweep.num_stages) == (2000, 60, 5)
+    assert (sweep.stage_duration, sweep.saturation_percentile) == (180, 95)

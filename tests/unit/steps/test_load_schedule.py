@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 
-from steps.load.config import Stage
+import pytest
+
+from steps.load.config import ConcurrentStage, Stage
 from steps.load.schedule import (
     constant_offsets_ns,
     plan_stages,
     poisson_offsets_ns,
+    user_share,
     worker_share,
 )
 from steps.shared import LoadType
@@ -68,3 +71,23 @@ def test_worker_share_round_robin_covers_all_once_and_evenly_spaced() -> None:
     shares = [list(worker_share(10, 3, w)) for w in range(3)]
     assert shares == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
     assert sorted(i for s in shares for i in s) == list(range(10))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("users", [1, 2, 7, 45, 64])
+@pytest.mark.parametrize("requests", [1, 10, 45, 1000])
+def test_user_share_splits_users_and_requests_exactly(
+    requests: int, users: int, workers: int
+) -> None:
+    shares = [user_share(requests, users, workers, w) for w in range(workers)]
+    assert sum(u for u, _ in shares) == users  # never rounded per worker (inference-perf #319)
+    assert max(u for u, _ in shares) - min(u for u, _ in shares) <= 1
+    indices = [i for _, r in shares for i in r]
+    assert indices == list(range(requests))  # every request once, contiguous per worker
+    assert all(len(r) == 0 for u, r in shares if u == 0)
+
+
+def test_closed_loop_stage_plans_its_count_and_users() -> None:
+    plans = plan_stages([ConcurrentStage(num_requests=5, concurrency_level=3)], "concurrent", 0)
+    assert plans[0].offsets_ns == (0,) * 5 and plans[0].concurrency == 3
+    assert plans[0].rate is None and plans[0].window_ns is None
