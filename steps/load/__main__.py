@@ -1,5 +1,8 @@
 """CLI of the load step: `python -m steps.load --out DIR [--config FILE] [overrides...]`;
-`python -m steps.load merge --out DIR` recovers the records of a run whose process was lost.
+`python -m steps.load merge --out DIR` recovers the records of a run whose process was lost;
+`python -m steps.load probe --out DIR [--config FILE] [overrides...] [--estimator ladder|burst]
+[--outputs-dir DIR]` finds the saturation rate of a `load.sweep` config and writes its stages
+(`steps.load.probe`).
 
 The config is inference-perf's config.yml (default: the packaged baseline scenario); flags
 override it, one name per knob (flag `--base-url` = Argo parameter `base_url`). An empty
@@ -18,8 +21,15 @@ from typing import Any
 
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import UsageError
-from steps.load.config import Config, config_from_dict, load_config, output_dir
+from steps.load.config import (
+    Config,
+    SweepEstimator,
+    config_from_dict,
+    load_config,
+    output_dir,
+)
 from steps.load.plan import LoadSettings
+from steps.load.probe import probe
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
 from steps.names import check_run_id, check_scenario_name, new_run_id
@@ -248,6 +258,37 @@ def _exit_code(result: LoadResult) -> int:
     return 0
 
 
+def _probe_main(argv: list[str]) -> int:
+    """`probe`: the load step's flags plus the estimator and the output parameters' directory."""
+
+    def body() -> int:
+        parser = _parser()
+        parser.prog = "steps.load probe"
+        parser.description = "Find the saturation rate of a load.sweep config; write its stages."
+        parser.add_argument(
+            "--estimator",
+            type=_opt(SweepEstimator),
+            choices=[*SweepEstimator, None],
+            help="ladder (default: load.sweep.estimator) or burst (inference-perf's)",
+        )
+        parser.add_argument(
+            "--outputs-dir", type=_opt(Path), help="write the output parameters stages and "
+            "saturation_rate here",
+        )  # fmt: skip
+        args = parser.parse_args(argv)
+        configure_logging("load", args.log_level)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        result = probe(_settings(args), args.estimator, args.outputs_dir)
+        print(
+            f"probe: saturation {result.saturation_rate:.2f} requests/s ({result.estimator}); "
+            f"stages {result.spec}",
+            file=sys.stderr,
+        )
+        return 0
+
+    return run_main("load", body)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage).
 
@@ -256,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["merge"]:
         return recover_main(given[1:])
+    if given[:1] == ["probe"]:
+        return _probe_main(given[1:])
 
     def body() -> int:
         args = _parser().parse_args(argv)

@@ -271,8 +271,8 @@ class SweepConfig(StrictModel):
         description="burst: seconds the drain is watched; ladder: seconds one request may take",
     )
     num_stages: int = Field(default=5, ge=1, le=MAX_STAGES, description="stages generated")
-    stage_duration: float = Field(
-        default=180, gt=0, le=MAX_SECONDS, description="seconds of each generated stage"
+    stage_duration: int = Field(
+        default=180, ge=1, le=MAX_SECONDS, description="whole seconds of each generated stage"
     )
     saturation_percentile: float = Field(
         default=95,
