@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tokenizer-dir", type=_opt(Path), help="local tokenizer directory (else config tokenizer)"
     )
+    p.add_argument(
+        "--dataset-dir",
+        type=_opt(Path),
+        help="data.type shareGPT: the dataset step's output directory (else data.path)",
+    )
     p.add_argument("--run-id", type=_opt(str), help="run id (default YYYYMMDDTHHMMSSZ-<6 hex>)")
     p.add_argument("--base-url", type=_opt(str), help="server.base_url")
     p.add_argument("--model-name", type=_opt(str), help="server.model_name")
@@ -239,7 +244,9 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
     # refuse any --out); no flag touches `storage`, so both configs agree on it otherwise.
     out = output_dir(base, args.out)
     tokenizer = _tokenizer_source(args, config)
-    return LoadSettings(config, out, tokenizer, run_id, scenario, args.log_level)
+    return LoadSettings(
+        config, out, tokenizer, run_id, scenario, args.log_level, dataset=args.dataset_dir
+    )
 
 
 def _exit_code(result: LoadResult) -> int:

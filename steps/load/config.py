@@ -167,6 +167,12 @@ class DataType(StrEnum):
     synthetic = "synthetic"
     random = "random"
     shared_prefix = "shared_prefix"
+    shareGPT = "shareGPT"  # inference-perf's spelling, as configs write it
+
+
+#: shareGPT's length filters when a config gives none: inference-perf's Distribution bounds
+#: (our synthetic default output length, exactly 128, would keep only 128-token replies).
+_SHAREGPT_DEFAULT_FILTER = {"min": 10, "max": 1024, "mean": 512}
 
 
 class SharedPrefix(StrictModel):
@@ -184,7 +190,19 @@ class SharedPrefix(StrictModel):
 class DataConfig(StrictModel):
     type: DataType = Field(
         default=DataType.synthetic,
-        description="synthetic or random (distinct random-token prompts), shared_prefix",
+        description=(
+            "synthetic or random (distinct random-token prompts), shared_prefix, shareGPT "
+            "(real conversations from data.path or --dataset-dir; the distributions' min and "
+            "max filter prompt and reply lengths)"
+        ),
+    )
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "shareGPT: the conversations file, or a directory holding it (the dataset step's "
+            "--out); --dataset-dir overrides it"
+        ),
     )
     input_distribution: Distribution = Field(
         default_factory=Distribution, description="prompt length in tokens"
@@ -196,6 +214,14 @@ class DataConfig(StrictModel):
     shared_prefix: SharedPrefix | None = Field(
         default=None, description="required when type is shared_prefix"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sharegpt_default_filters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == DataType.shareGPT.value:
+            for key in ("input_distribution", "output_distribution"):
+                data = {key: dict(_SHAREGPT_DEFAULT_FILTER)} | data
+        return data
 
     @model_validator(mode="after")
     def _shared_prefix_block(self) -> Self:

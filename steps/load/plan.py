@@ -20,6 +20,7 @@ from typing import Any
 from steps.cli import secret_from_env
 from steps.errors import UsageError
 from steps.load.config import Config, DataType, ServerType
+from steps.load.conversations import sample_dataset
 from steps.load.http1 import encode_request
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, user_share, worker_share
@@ -50,6 +51,7 @@ class LoadSettings:
     run_id: str
     scenario: str
     log_level: str = "INFO"
+    dataset: Path | None = None  # data.type shareGPT: the conversations file or its directory
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Requests:
 
     per_stage: list[list[RequestSpec]]
     warmup: list[bytes]
+    dataset: dict[str, Any] | None = None  # run.json's `dataset` (shareGPT runs)
 
     @property
     def total(self) -> int:
@@ -135,13 +138,23 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
     tokenizer = load_tokenizer(settings.tokenizer_source, token, config.tokenizer.trust_remote_code)
     total = sum(len(p.offsets_ns) for p in plans)
     warm = config.load.warmup_requests
-    rng = random.Random(config.load.seed)
-    in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
-    out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
-    started = time.monotonic()
-    builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
-    prompts = builder.build(in_lengths)
-    log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
+    dataset: dict[str, Any] | None = None
+    if config.data.type is DataType.shareGPT:
+        sample = sample_dataset(settings.dataset, tokenizer, config, total + warm)
+        prompts, in_lengths, out_lengths = (
+            sample.prompts,
+            sample.input_lengths,
+            sample.output_lengths,
+        )
+        dataset = sample.run_info()
+    else:
+        rng = random.Random(config.load.seed)
+        in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
+        out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
+        started = time.monotonic()
+        builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
+        prompts = builder.build(in_lengths)
+        log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
     bodies = [request_body(config, model, p, n) for p, n in zip(prompts, out_lengths, strict=True)]
     per_stage: list[list[RequestSpec]] = []
     i = warm
@@ -153,7 +166,7 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
             )
             i += 1
         per_stage.append(stage)
-    return Requests(per_stage, bodies[:warm])
+    return Requests(per_stage, bodies[:warm], dataset)
 
 
 def worker_specs(

@@ -28,7 +28,13 @@ from steps.errors import UsageError
 from steps.load.config import Distribution, DistributionType
 from steps.shared import APIType
 
-__all__ = ["MAX_ROUNDS", "PromptBuilder", "load_tokenizer", "sample_lengths"]
+__all__ = [
+    "MAX_ROUNDS",
+    "PromptBuilder",
+    "count_prompt_tokens",
+    "load_tokenizer",
+    "sample_lengths",
+]
 
 MAX_ROUNDS = 20
 # Byte-level BPE marks a leading space as "Ġ" (U+0120), SentencePiece as "▁" (U+2581).
@@ -122,18 +128,23 @@ class PromptBuilder:
         return self._rng.choices(self._words, k=count) if count > 0 else []
 
     def _count(self, texts: list[str]) -> list[int]:
-        """Token counts as the server sees them (special tokens, chat template)."""
-        if self._api_type is APIType.chat:
-            rendered = [
-                self._tok.apply_chat_template(
-                    [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
-                )
-                for t in texts
-            ]
-            ids = self._tok(rendered, add_special_tokens=False, return_attention_mask=False)
-        else:
-            ids = self._tok(texts, add_special_tokens=True, return_attention_mask=False)
-        return [len(x) for x in ids["input_ids"]]
+        return count_prompt_tokens(self._tok, self._api_type, texts)
+
+
+def count_prompt_tokens(tokenizer: Any, api_type: APIType, texts: list[str]) -> list[int]:
+    """Token counts of prompts as the server counts them: the special tokens it adds for a
+    completion, the rendered chat template (role markers, generation prompt) for chat."""
+    if api_type is APIType.chat:
+        rendered = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
+            )
+            for t in texts
+        ]
+        ids = tokenizer(rendered, add_special_tokens=False, return_attention_mask=False)
+    else:
+        ids = tokenizer(texts, add_special_tokens=True, return_attention_mask=False)
+    return [len(x) for x in ids["input_ids"]]
 
 
 def _word_pool(tokenizer: Any) -> list[str]:

@@ -82,7 +82,7 @@ def run(settings: LoadSettings) -> LoadResult:
     setup_cpu0 = process_cpu_s()
     requests = build_requests(settings, model, plans)
     specs = worker_specs(settings, headers, plans, requests, parts_dir)
-    run_file = RunFile(settings, model, scheduled=requests.total)
+    run_file = RunFile(settings, model, scheduled=requests.total, dataset=requests.dataset)
     progress = Progress(requests.total)
     with supervised(specs, progress) as supervisor:
         main_cpu0 = _start(supervisor, run_file, plans)

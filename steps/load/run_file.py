@@ -64,6 +64,7 @@ class RunFile:
     t0: int = 0
     wall_start: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
+    dataset: dict[str, Any] | None = None  # data.type shareGPT: the file read (sha256) and how
 
     def write_unfinished(self) -> None:
         """run.json as it stands mid-run; a failed write only loses the recovery aid."""
@@ -116,6 +117,7 @@ class RunFile:
             "client_cpu_s": round(client_cpu_s, 4),
             "setup_cpu_s": round(setup_cpu_s, 4),
             "resent_requests": resent_requests,
+            "dataset": self.dataset,
             **completeness,
         }
         write_run_file(self.settings.out_dir, doc)
