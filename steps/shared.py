@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from steps.errors import UsageError
 
 __all__ = [
+    "DEFAULT_DRAIN_TIMEOUT_S",
     "MAX_REQUESTS",
     "MAX_REQUEST_SECONDS",
     "MAX_RUN_PROMPT_TOKENS",
@@ -64,6 +65,10 @@ MAX_SECONDS = 7 * 24 * 3600.0
 #: retyped (steps/CONTRACTS.md). 35 min leaves 47 s for a late timer. drain_timeout has the same
 #: cap: a drain longer than request_timeout changes nothing (request_timeout ends every request).
 MAX_REQUEST_SECONDS = 35 * 60.0
+#: `drain_timeout`'s default: seconds after each stage's send window its in-flight requests may
+#: still finish (the load step's config default, and the workflow's knob default, which the load
+#: pod's time budget sums once per stage).
+DEFAULT_DRAIN_TIMEOUT_S = 120
 #: Stages of one run. `stage` is int16 in the records (32767 at most); 1000 is already far more
 #: than a sweep anyone reads (each stage is a summary group, a report row and a plot point) and
 #: each stage costs a barrier across the workers.

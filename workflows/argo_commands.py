@@ -150,7 +150,7 @@ def submit(
     chart = chart_values(args)
     # Validate every knob and option before any request.
     params = resolve_params(args, chart)
-    options = env_namespace(args, resolve_options(args, chart), environ)
+    options = env_namespace(args, resolve_options(args, chart, params.scenario), environ)
     if args.update_template:
         options.require_published_images()
     service = _service(args, options, environ, session)

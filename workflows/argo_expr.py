@@ -5,9 +5,13 @@ Argo substitutes `{{name}}` tags by simple lookup and evaluates `{{=expr}}` tags
 the graph lint need the same results without Go, so this module implements the small, closed
 subset the project's manifests use: literals (numbers, 'strings', true/false), dotted variable
 names, `asInt()`, `*` and `+` over numbers (the time budgets), comparisons (retry expressions,
-metric and task `when`s), `! && ||` and parentheses (`depends`). Anything else is refused with
-an `ExprError` naming the construct, never guessed: step arguments carry parameters unchanged,
-so no conditional or string expression is needed.
+metric and task `when`s), `! && ||` and parentheses (`depends`), and for the time budget of a
+stage spec (`5x180,10x180`, steps/stage_spec.py) the expr-lang builtins `split(s, sep)`,
+`len(list)`, `sum(list)`, `map(list, {closure over #})` and indexing `list[n]`. Argo v4.0.5
+evaluates `{{=...}}` with expr-lang v1.17.7 (go.mod), whose builtins these are, with `asInt`
+an alias of `int` (util/expr/env/env.go). Anything else is refused with an `ExprError` naming
+the construct, never guessed: step arguments carry parameters unchanged, so no conditional or
+string expression is needed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ __all__ = [
     "tags",
 ]
 
-Value = int | float | str | bool
+Value = int | float | str | bool | list[Any]
 
 
 class ExprError(ValueError):
@@ -38,10 +42,10 @@ class ExprError(ValueError):
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||[+*<>!()]))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[+*<>!()\[\],{}#]))"
 )
 _TAG_RE = re.compile(r"\{\{(.*?)\}\}")
-_FUNCTIONS: dict[str, Callable[[Value], Value]] = {}
+_FUNCTIONS: dict[str, Callable[..., Value]] = {}
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,26 @@ def _as_int(value: Value) -> Value:
         raise ExprError(f"asInt: {value!r} is not an integer") from None
 
 
-_FUNCTIONS.update({"asInt": _as_int})
+def _split(text: Value, separator: Value) -> Value:
+    if not (isinstance(text, str) and isinstance(separator, str)):
+        raise ExprError(f"split: needs two strings, got {text!r}, {separator!r}")
+    return text.split(separator)
+
+
+def _len(value: Value) -> Value:
+    if not isinstance(value, list | str):
+        raise ExprError(f"len: {value!r} is not a list or string")
+    return len(value)
+
+
+def _sum(values: Value) -> Value:
+    if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        raise ExprError(f"sum: {values!r} is not a list of numbers")
+    total: Value = sum(values)
+    return total
+
+
+_FUNCTIONS.update({"asInt": _as_int, "split": _split, "len": _len, "sum": _sum})
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -77,9 +100,11 @@ def _tokenize(text: str) -> list[_Token]:
 class _Parser:
     """Recursive descent over the token list, evaluating as it goes (no side effects)."""
 
-    def __init__(self, text: str, variables: Mapping[str, Value]) -> None:
+    def __init__(
+        self, text: str, variables: Mapping[str, Value], tokens: list[_Token] | None = None
+    ) -> None:
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = _tokenize(text) if tokens is None else tokens
         self.pos = 0
         self.variables = variables
 
@@ -161,7 +186,62 @@ class _Parser:
         return combine
 
     def _atom(self) -> Value:
+        value = self._primary()
+        while self._peek() == "[":  # list[n]
+            self._take()
+            index = self._or()
+            self._take("]")
+            if not isinstance(value, list) or not isinstance(index, int) or isinstance(index, bool):
+                raise ExprError(f"cannot index {value!r} by {index!r} in {self.text!r}")
+            if not 0 <= index < len(value):
+                raise ExprError(f"index {index} out of range of {value!r} in {self.text!r}")
+            value = value[index]
+        return value
+
+    def _closure(self) -> list[_Token]:
+        """The tokens of a `{...}` closure (expr-lang's predicate), taken unevaluated."""
+        self._take("{")
+        start, depth = self.pos, 1
+        while depth:
+            text = self._take().text
+            depth += {"{": 1, "}": -1}.get(text, 0)
+        return self.tokens[start : self.pos - 1]
+
+    def _map(self) -> Value:
+        """`map(list, {expr over #})`: the closure evaluated once per element."""
+        items = self._or()
+        self._take(",")
+        body = self._closure()
+        self._take(")")
+        if not isinstance(items, list):
+            raise ExprError(f"map: {items!r} is not a list in {self.text!r}")
+        return [_Parser(self.text, {**self.variables, "#": item}, body).parse() for item in items]
+
+    def _call(self, name: str) -> Value:
+        self._take("(")
+        if name == "map":
+            return self._map()
+        function = _FUNCTIONS.get(name)
+        if function is None:
+            raise ExprError(
+                f"function {name!r} is not supported (supported: {sorted([*_FUNCTIONS, 'map'])})"
+            )
+        arguments = [self._or()]
+        while self._peek() == ",":
+            self._take()
+            arguments.append(self._or())
+        self._take(")")
+        try:
+            return function(*arguments)
+        except TypeError:
+            raise ExprError(f"{name}: wrong number of arguments in {self.text!r}") from None
+
+    def _primary(self) -> Value:
         token = self._take()
+        if token.text == "#":
+            if "#" not in self.variables:
+                raise ExprError(f"'#' outside a closure in {self.text!r}")
+            return self.variables["#"]
         if token.kind == "num":
             return float(token.text) if "." in token.text else int(token.text)
         if token.kind == "str":
@@ -175,15 +255,7 @@ class _Parser:
         if token.text in ("true", "false"):
             return token.text == "true"
         if self._peek() == "(":
-            function = _FUNCTIONS.get(token.text)
-            if function is None:
-                raise ExprError(
-                    f"function {token.text!r} is not supported (supported: {sorted(_FUNCTIONS)})"
-                )
-            self._take("(")
-            argument = self._or()
-            self._take(")")
-            return function(argument)
+            return self._call(token.text)
         if token.text not in self.variables:
             raise ExprError(f"unknown variable {token.text!r} in {self.text!r}")
         return self.variables[token.text]

@@ -21,6 +21,7 @@ from workflows.chart_values import ChartMapping, load_values, map_values
 from workflows.cli_output import echo
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams, params_from_mapping
+from workflows.scenarios import ScenarioName, template_name
 
 __all__ = [
     "ALL_KINDS",
@@ -72,12 +73,13 @@ def _add_knobs(parser: argparse.ArgumentParser) -> None:
     enums = BaselineParams.enums()
     defaults = BaselineParams().to_arguments()
     for name, field in BaselineParams.model_fields.items():
+        default = repr(defaults[name]) if name in defaults else "the scenario's"
         knobs.add_argument(
             "--" + name.replace("_", "-"),
             dest="knob_" + name,
             default=argparse.SUPPRESS,
             choices=enums.get(name),
-            help=f"{field.description} (default: {defaults[name]!r})",
+            help=f"{field.description} (default: {default})",
         )
     chart = parser.add_argument_group("benchmark chart values layout")
     chart.add_argument("-f", "--values", action="append", default=[], type=Path, metavar="FILE")
@@ -128,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="run the DAG on this machine (no cluster)")
     run.add_argument("--out", type=Path, help="results directory (default ./results/<run id>)")
+    run.add_argument(
+        "--stage-duration",
+        type=int,
+        metavar="SECONDS",
+        help="a staged scenario's stages at their rates but this many seconds each (a quick look)",
+    )
     for sub in (render, install, submit, run):
         _add_knobs(sub)
     for sub in (install, submit):
@@ -171,10 +179,14 @@ def given_options(args: argparse.Namespace, chart: ChartMapping) -> dict[str, An
     }
 
 
-def resolve_options(args: argparse.Namespace, chart: ChartMapping) -> TemplateOptions:
-    """Install options, validated; errors name the option and its flag."""
+def resolve_options(
+    args: argparse.Namespace, chart: ChartMapping, scenario: ScenarioName
+) -> TemplateOptions:
+    """Install options, validated; errors name the option and its flag. The template's name
+    is the scenario's (`--name` for the baseline, `<name>-<scenario>` for another)."""
     try:
-        return TemplateOptions.model_validate(given_options(args, chart))
+        options = TemplateOptions.model_validate(given_options(args, chart))
+        return options.model_copy(update={"name": template_name(options.name, scenario)})
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "(root)"
@@ -198,4 +210,5 @@ def resolve(
 ) -> tuple[BaselineParams, TemplateOptions]:
     """Knobs (see `resolve_params`) and install options, both validated before anything runs."""
     chart = chart_values(args)
-    return resolve_params(args, chart, extra), resolve_options(args, chart)
+    params = resolve_params(args, chart, extra)
+    return params, resolve_options(args, chart, params.scenario)

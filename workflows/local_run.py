@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from steps.errors import BenchError
+from steps.errors import BenchError, UsageError
 from steps.names import new_run_id
 from steps.shared import K8sCheck
+from steps.stage_spec import format_stages, parse_stages
 from workflows.chart_values import load_values, map_values
 from workflows.cli_args import given_knobs, resolve
 from workflows.cli_output import echo, make_output_dir, print_verdict
@@ -128,12 +129,27 @@ def _run_dag(
             stop_process(simulator)
 
 
+def _shortened(params: BaselineParams, seconds: int) -> str:
+    """The scenario's stage spec with every stage `seconds` long (`run --stage-duration`)."""
+    if params.stages is None:
+        raise UsageError(
+            f"--stage-duration: scenario {params.scenario.value} has no stages (use --duration)"
+        )
+    if seconds < 1:
+        raise UsageError(f"--stage-duration {seconds}: needs at least 1 second")
+    return format_stages([(rate, seconds) for rate, _ in parse_stages(params.stages)])
+
+
 def run_locally(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """The `run` command: validate, run the DAG, print the verdict; the report's exit code."""
     given = {**map_values(load_values(args.values, args.set)).params, **given_knobs(args)}
     extra = _local_defaults(given)
     # Validate every knob before anything starts: bad input costs no simulator and no directory.
     params, options = resolve(args, extra)
+    if args.stage_duration is not None:
+        params, options = resolve(
+            args, {**extra, "stages": _shortened(params, args.stage_duration)}
+        )
     if "bucket" in extra:
         echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
     out = args.out or Path("results") / new_run_id()  # the load step's shape: dirs sort by time

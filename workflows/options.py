@@ -29,7 +29,9 @@ class TemplateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(
-        default="llm-baseline", pattern=K8S_NAME_PATTERN, description="WorkflowTemplate name"
+        default="llm-baseline",
+        pattern=K8S_NAME_PATTERN,
+        description="WorkflowTemplate name (the baseline's; another scenario's: NAME-<scenario>)",
     )
     namespace: str = Field(
         default="benchmarking", pattern=K8S_NAME_PATTERN, description="namespace of the workflows"

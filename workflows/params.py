@@ -23,6 +23,8 @@ from steps.names import (
     echo_input,
 )
 from steps.shared import (
+    DEFAULT_DRAIN_TIMEOUT_S,
+    MAX_REQUEST_SECONDS,
     MAX_SECONDS,
     MAX_TOKENS_PER_REQUEST,
     APIType,
@@ -34,7 +36,14 @@ from steps.shared import (
     check_load_size,
     parse_label_selector,
 )
+from steps.stage_spec import STAGES_FORMAT, parse_stages
 from workflows.options import K8S_NAME_PATTERN
+from workflows.scenarios import (
+    SCENARIO_KNOBS,
+    SCENARIOS,
+    ScenarioName,
+    packaged_defaults,
+)
 
 __all__ = [
     "BaselineParams",
@@ -79,10 +88,44 @@ class BaselineParams(StrictModel):
         le=MAX_TOKENS_PER_REQUEST,
         description="max_tokens per request (exact, ignore_eos)",
     )
+    # A staged scenario's load (workflows.scenarios.STAGED_KNOBS); defaults from its packaged
+    # config, None for the baseline, which has none of them.
+    stages: str | None = Field(
+        default=None,
+        description=f"stages run back to back, {STAGES_FORMAT}: requests/s x seconds",
+    )
+    input_mean: float | None = Field(default=None, gt=0, description="prompt length: mean (tokens)")
+    input_std_dev: float | None = Field(
+        default=None, ge=0, description="prompt length: standard deviation (tokens)"
+    )
+    input_min: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_PER_REQUEST, description="prompt length: min (tokens)"
+    )
+    input_max: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_PER_REQUEST, description="prompt length: max (tokens)"
+    )
+    output_mean: float | None = Field(
+        default=None, gt=0, description="max_tokens: mean (tokens, ignore_eos)"
+    )
+    output_std_dev: float | None = Field(
+        default=None, ge=0, description="max_tokens: standard deviation (tokens)"
+    )
+    output_min: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_PER_REQUEST, description="max_tokens: min (tokens)"
+    )
+    output_max: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_PER_REQUEST, description="max_tokens: max (tokens)"
+    )
     num_workers: NumWorkers = Field(default=4, description="load-generator processes")
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")
     request_timeout: RequestTimeout = Field(default=600, description="seconds one request may take")
+    drain_timeout: int = Field(
+        default=DEFAULT_DRAIN_TIMEOUT_S,
+        ge=0,
+        le=int(MAX_REQUEST_SECONDS),
+        description="seconds after each stage's send window its requests may still finish",
+    )
     readiness_timeout: int = Field(
         default=600,
         gt=0,
@@ -180,6 +223,33 @@ class BaselineParams(StrictModel):
     fail_on_breach: bool = Field(
         default=False, description="fail the run (exit 3) on an SLA or regression breach"
     )
+    # Not a workflow parameter: each scenario is its own WorkflowTemplate (workflows.scenarios).
+    scenario: ScenarioName = Field(
+        default=ScenarioName.baseline,
+        description="which scenario's WorkflowTemplate: "
+        + "; ".join(f"{s.name.value}: {s.description}" for s in SCENARIOS.values()),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scenario_knobs(cls, data: Any) -> Any:
+        """The scenario's own defaults under the given values; a knob the scenario does not
+        have is refused (it would be silently ignored)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            scenario = SCENARIOS[ScenarioName(data.get("scenario", ScenarioName.baseline))]
+        except ValueError:
+            return data  # the field's own check names the allowed scenarios
+        foreign = [k for k in data if k in SCENARIO_KNOBS and k not in scenario.own_knobs]
+        if foreign:
+            raise ValueError(
+                f"{', '.join(foreign)}: not a knob of scenario {scenario.name.value} (its own: "
+                f"{', '.join(scenario.own_knobs)})"
+            )
+        if scenario.staged:
+            return {**packaged_defaults(scenario.name), **data}
+        return data
 
     _base_url_ok = field_validator("base_url")(check_base_url)
     _model_name_ok = field_validator("model_name")(check_model_name)
@@ -189,16 +259,53 @@ class BaselineParams(StrictModel):
     def _endpoint_ok(cls, value: str) -> str:
         return check_endpoint_url(value) if value else value
 
+    @field_validator("stages")
+    @classmethod
+    def _stages_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_stages(value)  # the load step's own parser: a ValueError names the stage
+        return value
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> Self:
+        """min <= mean <= max per distribution, as the load step checks them."""
+        for side in ("input", "output"):
+            low, mean, high = (getattr(self, f"{side}_{stat}") for stat in ("min", "mean", "max"))
+            if None in (low, mean, high):
+                continue
+            if not low <= mean <= high:
+                raise ValueError(
+                    f"{side}_min, {side}_mean, {side}_max: need min <= mean <= max, got "
+                    f"{low} <= {mean:g} <= {high}"
+                )
+        return self
+
     @model_validator(mode="after")
     def _fits_in_memory(self) -> Self:
+        if self.stages is None:
+            windows: list[tuple[float, float]] = [(self.rate, self.duration)]
+            longest, stages_field, input_field = self.input_tokens, "rate, duration", "input_tokens"
+        else:
+            windows = list(parse_stages(self.stages))
+            longest, stages_field, input_field = self.input_max or 0, "stages", "input_max"
         check_load_size(
-            [(self.rate, self.duration)],
+            windows,
             self.warmup_requests,
-            self.input_tokens,
-            stages_field="rate, duration",
-            input_field="input_tokens",
+            longest,
+            stages_field=stages_field,
+            input_field=input_field,
         )
         return self
+
+    @property
+    def knobs(self) -> tuple[str, ...]:
+        """This scenario's workflow parameters, in declaration order."""
+        own = SCENARIOS[self.scenario].own_knobs
+        return tuple(
+            name
+            for name in type(self).model_fields
+            if name != "scenario" and (name not in SCENARIO_KNOBS or name in own)
+        )
 
     @field_validator("target_labels")
     @classmethod
@@ -235,8 +342,8 @@ class BaselineParams(StrictModel):
         return parse_label_selector(self.target_labels)
 
     def to_arguments(self) -> dict[str, str]:
-        """Every knob as an Argo parameter string, in declaration order."""
-        return {name: _argo_text(getattr(self, name)) for name in type(self).model_fields}
+        """Every knob of the scenario as an Argo parameter string, in declaration order."""
+        return {name: _argo_text(getattr(self, name)) for name in self.knobs}
 
     @classmethod
     def enums(cls) -> dict[str, list[str]]:

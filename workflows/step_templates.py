@@ -45,6 +45,7 @@ from steps.summary_model import (
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
+from workflows.scenarios import EXACT_KNOBS, SCENARIOS, STAGED_KNOBS
 from workflows.time_budget import RETRY_LIMIT, TimeBudget
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
     "API_KEY_ENV",
     "LOAD_DEADLINE_MARGIN_S",
     "LOAD_EXIT_CODE",
-    "LOAD_INPUTS",
+    "LOAD_KNOBS",
     "LOAD_PARTS_ARTIFACT",
     "READINESS_INPUTS",
     "REPORT_INPUTS",
@@ -63,6 +64,7 @@ __all__ = [
     "EndpointAccess",
     "aggregate_template",
     "endpoint_access",
+    "load_inputs",
     "load_template",
     "readiness_template",
     "report_template",
@@ -98,6 +100,13 @@ BUDGETS = {
     ),
     "tokenizer": TimeBudget(str(TOKENIZER_DEADLINE_S), RETRY_LIMIT),
     "load": TimeBudget(f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}"),
+    # A staged run: every stage's seconds and a drain after each (steps/stage_spec.py; Argo's
+    # expr-lang v1.17 builtins, see workflows.argo_expr).
+    "load-staged": TimeBudget(
+        "sum(map(split(inputs.parameters.stages, ','), {asInt(split(#, 'x')[1])})) + "
+        "len(split(inputs.parameters.stages, ',')) * asInt(inputs.parameters.drain_timeout) + "
+        f"{LOAD_DEADLINE_MARGIN_S}"
+    ),
     "aggregate": TimeBudget(str(AGGREGATE_DEADLINE_S)),
     "report": TimeBudget(str(REPORT_DEADLINE_S), RETRY_LIMIT),
 }
@@ -115,22 +124,20 @@ READINESS_INPUTS = (
     "k8s_check",
 )
 TOKENIZER_INPUTS = ("tokenizer",)
-#: Load knobs passed 1:1 as `--<knob>` flags (the load step's overrides).
+#: Load knobs passed 1:1 as `--<knob>` flags (the load step's overrides), those of every
+#: scenario; a scenario's load task gets the ones it has (`load_inputs`).
 LOAD_KNOBS = (
     "base_url",
     "model_name",
     "api_type",
     "load_type",
-    "rate",
-    "duration",
-    "input_tokens",
-    "output_tokens",
+    *EXACT_KNOBS,
+    *STAGED_KNOBS,
     "num_workers",
     "seed",
     "warmup_requests",
     "request_timeout",
 )
-LOAD_INPUTS = (*LOAD_KNOBS, "target_namespace")
 #: The per-request SLO bounds goodput and SLO attainment are counted against (`--slo-*`).
 AGGREGATE_INPUTS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
 #: The load's files aggregate reads (optional artifacts).
@@ -187,12 +194,22 @@ def _file_artifact(name: str, path: str, optional: bool | None = None) -> Artifa
     return Artifact(name=name, path=path, archive=NoneArchiveStrategy(), optional=optional)
 
 
+def load_inputs(params: BaselineParams) -> tuple[str, ...]:
+    """The load task's input parameters: the scenario's load knobs and the target namespace."""
+    return (*(k for k in LOAD_KNOBS if k in params.knobs), "target_namespace")
+
+
 def _step(
-    options: TemplateOptions, step: str, retry_when: str | None = None, **fields: Any
+    options: TemplateOptions,
+    step: str,
+    retry_when: str | None = None,
+    budget_name: str | None = None,
+    **fields: Any,
 ) -> Container:
-    """One step's container template with its time budget (BUDGETS) and the restricted
-    container securityContext; `retry_when` is the retry expression of a retried step."""
-    budget = BUDGETS[step]
+    """One step's container template with its time budget (BUDGETS[budget_name or step]) and
+    the restricted container securityContext; `retry_when` is the retry expression of a
+    retried step."""
+    budget = BUDGETS[budget_name or step]
     return Container(
         name=step,
         image=options.image(step),
@@ -321,20 +338,26 @@ def tokenizer_template(options: TemplateOptions) -> Container:
 def load_template(
     params: BaselineParams, options: TemplateOptions, endpoint: EndpointAccess
 ) -> Container:
-    """Drives the endpoint and writes its records, next to the model pods; never retried."""
+    """Drives the endpoint and writes its records, next to the model pods; never retried.
+    A staged scenario's load starts from its packaged config (`--scenario`, which also names
+    the run for the report's history) and gets every knob it has as a flag."""
+    inputs = load_inputs(params)
+    staged = SCENARIOS[params.scenario].staged
     return _step(
         options,
         "load",
+        budget_name="load-staged" if staged else None,
         inputs=[
-            *(Parameter(name=n) for n in LOAD_INPUTS),
+            *(Parameter(name=n) for n in inputs),
             Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
         ],
         args=[
             "--out",
             "results",
+            *(["--scenario", params.scenario.value] if staged else []),
             "--tokenizer-dir",
             "{{inputs.artifacts.tokenizer.path}}",
-            *_flags(*LOAD_KNOBS),
+            *_flags(*(n for n in inputs if n != "target_namespace")),
             *endpoint.api_key_flag,
         ],
         env=endpoint.env,

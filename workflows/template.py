@@ -37,13 +37,13 @@ from workflows.step_templates import (
     AGGREGATE_ARTIFACTS,
     AGGREGATE_INPUTS,
     LOAD_EXIT_CODE,
-    LOAD_INPUTS,
     READINESS_INPUTS,
     REPORT_INPUTS,
     TOKENIZER_INPUTS,
     EndpointAccess,
     aggregate_template,
     endpoint_access,
+    load_inputs,
     load_template,
     readiness_template,
     report_template,
@@ -114,7 +114,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             ready = _task(readiness, arguments=_pass_through(READINESS_INPUTS))
             tok = _task(tokenizer, arguments=_pass_through(TOKENIZER_INPUTS))
             run = _task(
-                load, arguments=[*_pass_through(LOAD_INPUTS), tok.get_artifact("tokenizer")]
+                load,
+                arguments=[*_pass_through(load_inputs(params)), tok.get_artifact("tokenizer")],
             )
             # Load exit 1 = some requests failed, records complete: still measured. No `when` on
             # its exitCode: a load that never ran has none and Argo would requeue forever.

@@ -51,6 +51,7 @@ from steps.names import (
     echo_input,
 )
 from steps.shared import (
+    DEFAULT_DRAIN_TIMEOUT_S,
     MAX_REQUEST_SECONDS,
     MAX_REQUESTS,
     MAX_SECONDS,
@@ -352,7 +353,7 @@ class LoadConfig(StrictModel):
         default=600, description="seconds a whole request (incl. streaming) may take"
     )
     drain_timeout: float = Field(
-        default=120,
+        default=DEFAULT_DRAIN_TIMEOUT_S,
         ge=0,
         le=MAX_REQUEST_SECONDS,
         description="seconds after a stage's send window that in-flight requests may still finish",

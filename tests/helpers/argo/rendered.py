@@ -13,6 +13,7 @@ from workflows.baseline import main
 from workflows.cron import build_cron
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.scenarios import ScenarioName, template_name
 from workflows.template import build_template, build_workflow
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "default_template",
     "limit_seconds",
     "rendered_objects",
+    "scenario_options",
     "template_named",
 ]
 
@@ -29,24 +31,36 @@ RENDER_KINDS = ("all", "workflow", "simulator")
 
 
 def rendered_objects(out_dir: Path, *extra: str) -> list[dict[str, Any]]:
-    """The objects of every render kind (default knobs and options, plus `extra` flags)."""
+    """The objects of every render kind of every scenario (default knobs and options, plus
+    `extra` flags)."""
     objects: list[dict[str, Any]] = []
-    for kind in RENDER_KINDS:
-        target = out_dir / kind
-        assert main(["render", "--kind", kind, "-o", str(target), *extra], {}) == 0
-        for path in sorted(target.glob("*.yaml")):
-            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for scenario in ScenarioName:
+        for kind in RENDER_KINDS:
+            target = out_dir / scenario.value / kind
+            argv = ["render", "--kind", kind, "-o", str(target), "--scenario", scenario.value]
+            assert main([*argv, *extra], {}) == 0
+            for path in sorted(target.glob("*.yaml")):
+                objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     return objects
 
 
+def scenario_options(scenario: ScenarioName) -> TemplateOptions:
+    """Default install options, the template named as the CLI names the scenario's."""
+    return TemplateOptions(name=template_name(TemplateOptions().name, scenario))
+
+
 def default_template(**knobs: Any) -> dict[str, Any]:
-    """The WorkflowTemplate dict with default install options and `knobs` set."""
-    return build_template(BaselineParams(**knobs), TemplateOptions()).to_dict()
+    """The WorkflowTemplate dict with default install options and `knobs` set (`scenario`
+    among them: that scenario's template)."""
+    params = BaselineParams(**knobs)
+    return build_template(params, scenario_options(params.scenario)).to_dict()
 
 
-def default_manifests() -> dict[str, tuple[str, dict[str, Any]]]:
+def default_manifests(
+    scenario: ScenarioName = ScenarioName.baseline,
+) -> dict[str, tuple[str, dict[str, Any]]]:
     """Name -> (kind, dict) of the template, the nightly cron and a submitted Workflow."""
-    params, options = BaselineParams(), TemplateOptions()
+    params, options = BaselineParams(scenario=scenario), scenario_options(scenario)
     return {
         "template": ("WorkflowTemplate", build_template(params, options).to_dict()),
         "cron": ("CronWorkflow", build_cron(params, options, "0 3 * * *").to_dict()),

@@ -6,7 +6,12 @@ import pytest
 
 from workflows.argo_expr import ExprError, depends_tasks, evaluate, evaluate_depends, substitute
 
-SCOPE = {"inputs.parameters.bucket": "b", "inputs.parameters.path": "p", "x.n": "300"}
+SCOPE = {
+    "inputs.parameters.bucket": "b",
+    "inputs.parameters.path": "p",
+    "x.n": "300",
+    "s.x": "5x180,10x180,2.5x30",
+}
 
 
 @pytest.mark.parametrize(
@@ -15,6 +20,10 @@ SCOPE = {"inputs.parameters.bucket": "b", "inputs.parameters.path": "p", "x.n": 
         ("{{inputs.parameters.bucket}}/{{ inputs.parameters.path }}", "b/p"),
         ("{{=asInt(x.n) + 900}}", "1200"),
         ("{{=3 * (asInt(x.n) + 600) + 45}}s", "2745s"),
+        # The staged load's deadline: expr-lang builtins over a stage spec.
+        ("{{=sum(map(split(s.x, ','), {asInt(split(#, 'x')[1])}))}}", "390"),
+        ("{{=len(split(s.x, ',')) * asInt(x.n)}}", "900"),
+        ("{{=split(split(s.x, ',')[2], 'x')[0]}}", "2.5"),
         ("{{=!(asInt(x.n) > 10) || false}}", "false"),
         ("plain", "plain"),
     ],
@@ -37,6 +46,12 @@ def test_substitute_known_forms(text: str, expected: str) -> None:
         ("{{='s3://' + inputs.parameters.bucket}}", "cannot apply"),
         ("{{=asFloat(x.n)}}", "function 'asFloat' is not supported"),
         ("{{=asInt(x.n) - 1}}", "unsupported syntax at ' - 1'"),
+        ("{{=split(s.x, ',')[3]}}", "index 3 out of range"),
+        ("{{=sum(split(s.x, ','))}}", "is not a list of numbers"),
+        ("{{=map(x.n, {#})}}", "map: '300' is not a list"),
+        ("{{=asInt(#)}}", "'#' outside a closure"),
+        ("{{=split(s.x)}}", "split: wrong number of arguments"),
+        ("{{=filter(split(s.x, ','), {true})}}", "function 'filter' is not supported"),
     ],
 )
 def test_substitute_outside_subset_raises(text: str, message: str) -> None:

@@ -24,4 +24,4 @@ def test_cron_passes_every_parameter_and_fails_on_breach() -> None:
     assert spec["workflowSpec"]["workflowTemplateRef"] == {"name": "llm-baseline"}
     values = {p["name"]: p["value"] for p in spec["workflowSpec"]["arguments"]["parameters"]}
     assert values["fail_on_breach"] == "true"
-    assert set(values) == set(BaselineParams.model_fields)
+    assert set(values) == set(BaselineParams().knobs)

@@ -9,10 +9,12 @@ import pytest
 
 from tests.helpers.argo.rendered import default_manifests, default_template, template_named
 from workflows.graph_lint import lint_run, lint_template
+from workflows.scenarios import ScenarioName
 
 
-def test_graph_lint_rendered_manifests_clean() -> None:
-    manifests = default_manifests()
+@pytest.mark.parametrize("scenario", list(ScenarioName))
+def test_graph_lint_rendered_manifests_clean(scenario: ScenarioName) -> None:
+    manifests = default_manifests(scenario)
     template = manifests["template"][1]
     assert lint_template(template) == []
     assert lint_run(manifests["workflow"][1]["spec"], template) == []

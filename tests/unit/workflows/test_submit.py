@@ -92,7 +92,7 @@ def test_submit_runs_installed_template_with_all_parameters_and_leaves_it_alone(
     assert body["resourceKind"] == "WorkflowTemplate"
     assert body["resourceName"] == "llm-baseline"
     sent = dict(p.split("=", 1) for p in body["submitOptions"]["parameters"])
-    assert set(sent) == set(BaselineParams.model_fields)
+    assert set(sent) == set(BaselineParams().knobs)
     assert (sent["rate"], sent["duration"], sent["sla_ttft_p99_ms"]) == ("2", "60", "")
     check_golden_json("submit_request", body)
     out = capsys.readouterr().out

@@ -17,12 +17,14 @@ from tests.helpers.argo.rendered import (
 from tests.helpers.argo.schema import schema_errors
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.scenarios import ScenarioName
 from workflows.template import build_template
 
 
+@pytest.mark.parametrize("scenario", list(ScenarioName))
 @pytest.mark.parametrize("name", ["template", "cron", "workflow"])
-def test_manifest_schema_valid_per_kind(name: str) -> None:
-    kind, manifest = default_manifests()[name]
+def test_manifest_schema_valid_per_kind(name: str, scenario: ScenarioName) -> None:
+    kind, manifest = default_manifests(scenario)[name]
     assert schema_errors(manifest, kind) == []
 
 
@@ -38,6 +40,14 @@ def test_manifest_matches_golden(name: str) -> None:
     check_golden_yaml(name, manifest)
 
 
+@pytest.mark.parametrize("scenario", [s for s in ScenarioName if s is not ScenarioName.baseline])
+def test_scenario_template_matches_golden(scenario: ScenarioName) -> None:
+    """Another scenario's template: the baseline's goldens hold its cron and run, which differ
+    only by the template's name and parameters."""
+    _, manifest = default_manifests(scenario)["template"]
+    check_golden_yaml(f"template_{scenario.value}", manifest)
+
+
 def test_error_rate_limit_defaults_to_the_reports_own() -> None:
     """A nightly run with failed requests must not be green with the defaults (issue 11 item 5):
     the parameter carries the report's default limit (params cannot import the report step)."""
@@ -47,7 +57,7 @@ def test_error_rate_limit_defaults_to_the_reports_own() -> None:
 
 def test_template_every_knob_is_a_described_parameter() -> None:
     declared = default_template()["spec"]["arguments"]["parameters"]
-    assert [p["name"] for p in declared] == list(BaselineParams.model_fields)
+    assert [p["name"] for p in declared] == list(BaselineParams().knobs)
     assert all(p.get("description") for p in declared)
     enums = {p["name"]: p.get("enum") for p in declared}
     assert enums["api_type"] == ["completion", "chat"]

@@ -1,0 +1,73 @@
+"""End to end: the staged scenarios' WorkflowTemplates run with `python -m workflows.baseline
+run --scenario ...` against the simulator: the stages and length distributions reach the load
+step through the template's parameters, and the report reads the run by stage.
+
+Short on purpose (stages of 2-3 s, short answers): what is tested is the wiring, not the
+capacity, which tests/integration/test_report_capacity.py reads on a simulator of known size."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.fixtures.simulator import StartSimulator
+from workflows.baseline import main
+
+#: Short answers and prompts: a stage's drain is then a fraction of a second.
+_SHORT = ("--output-mean", "24", "--output-std-dev", "8", "--output-min", "8")
+_SHORT += ("--output-max", "48", "--input-mean", "128", "--input-min", "64", "--input-max", "256")
+
+
+def _run(out: Path, base_url: str, model: str, *extra: str) -> dict[str, Any]:
+    argv = ["run", "--out", str(out), "--base-url", base_url, "--model-name", model]
+    argv += ["--tokenizer", "offline:qwen", "--k8s-check", "off", "--bucket", ""]
+    # 50 ms: this VM's late wake-ups (test_workflow_history.py) are not what is tested here.
+    argv += ["--sla-schedule-delay-p99-ms", "50", "--num-workers", "2", *_SHORT, *extra]
+    assert main(argv, dict(os.environ)) == 0
+    (run_json,) = out.glob("artifacts/load/run/run.json")
+    result: dict[str, Any] = json.loads(run_json.read_text())
+    return result
+
+
+def test_saturation_scenario_runs_its_stages_and_reads_the_capacity(
+    simulator_factory: StartSimulator,
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim = simulator_factory("--itl-ms", "2", "--tokenizer", str(qwen_tokenizer_dir))
+    out = tmp_path / "saturation"
+    run = _run(out, sim.base_url, sim.model, "--scenario", "saturation", "--stage-duration", "2")
+    stdout = capsys.readouterr().out
+
+    assert run["scenario"] == "saturation"
+    assert [(s["rate"], s["duration_s"]) for s in run["stages"]] == [
+        (5, 2), (10, 2), (20, 2), (40, 2)
+    ]  # fmt: skip
+    assert run["complete"] is True
+    records = pq.read_table(out / "artifacts" / "load" / "records" / "records.parquet")
+    prompts = records.column("prompt_tokens").to_pylist()
+    assert 64 <= min(prompts) < max(prompts) <= 256  # a distribution, not one exact length
+    assert len(set(records.column("requested_output_tokens").to_pylist())) > 5
+    (verdict,) = out.glob("artifacts/report/**/verdict.json")
+    capacity = json.loads(verdict.read_text())["capacity"]
+    assert [s["rate"] for s in capacity["stages"]] == [5, 10, 20, 40]
+    assert "phase: Succeeded" in stdout
+
+
+def test_production_scenario_runs_poisson_at_its_stage(
+    simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    sim = simulator_factory("--itl-ms", "2", "--tokenizer", str(qwen_tokenizer_dir))
+    # The scenario's 15x600 shortened through the knob itself.
+    argv = ("--scenario", "production", "--stages", "15x3")
+    run = _run(tmp_path / "production", sim.base_url, sim.model, *argv)
+    assert run["scenario"] == "production"
+    assert run["load_type"] == "poisson"
+    assert [(s["rate"], s["duration_s"]) for s in run["stages"]] == [(15, 3)]
+    assert 20 <= run["recorded_requests"] <= 75  # Poisson: 45 expected, seeded

@@ -1,0 +1,108 @@
+"""One WorkflowTemplate per scenario: its parameters are exactly its knobs, its defaults are
+its packaged config's, its load task gets every knob, and a knob it lacks is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps.stage_spec import parse_stages
+from tests.helpers.argo.rendered import template_named
+from tests.helpers.dockerfile_targets import REPO
+from workflows.baseline import main
+from workflows.scenarios import SCENARIOS, STAGED_KNOBS, ScenarioName
+
+
+def _render(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
+    assert main(["render", *argv], {}) == 0
+    return [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+
+
+def _parameters(manifest: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]}
+
+
+@pytest.mark.parametrize("scenario", ["saturation", "production"])
+def test_staged_template_has_its_knobs_and_its_packaged_defaults(
+    scenario: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (template,) = _render(capsys, "--scenario", scenario)
+    assert template["metadata"]["name"] == f"llm-baseline-{scenario}"
+    params = _parameters(template)
+    assert set(STAGED_KNOBS) <= set(params)
+    assert not {"rate", "duration", "input_tokens", "output_tokens"} & set(params)
+    packaged = yaml.safe_load((REPO / "steps" / "scenarios" / f"{scenario}.yml").read_text())
+    stages = [(float(s["rate"]), int(s["duration"])) for s in packaged["load"]["stages"]]
+    assert parse_stages(params["stages"]) == tuple(stages)
+    assert params["num_workers"] == str(packaged["load"]["num_workers"])
+    assert params["load_type"] == packaged["load"]["type"]
+    assert float(params["input_std_dev"]) == packaged["data"]["input_distribution"]["std_dev"]
+    assert int(params["output_max"]) == packaged["data"]["output_distribution"]["max"]
+
+
+def test_staged_load_task_gets_the_scenario_and_every_knob_as_a_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (template,) = _render(capsys, "--scenario", "saturation", "--stages", "1x60,2x60")
+    args = template_named(template, "load")["container"]["args"]
+    assert args[args.index("--scenario") + 1] == "saturation"  # base config and history name
+    for knob in STAGED_KNOBS:
+        flag = "--" + knob.replace("_", "-")
+        assert args[args.index(flag) + 1] == "{{inputs.parameters." + knob + "}}", flag
+    assert _parameters(template)["stages"] == "1x60,2x60"
+
+
+def test_baseline_template_keeps_its_name_and_has_no_staged_knob(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (template,) = _render(capsys)
+    assert template["metadata"]["name"] == "llm-baseline"
+    assert not set(STAGED_KNOBS) & set(_parameters(template))
+    assert "--scenario" not in template_named(template, "load")["container"]["args"]
+
+
+def test_cron_and_run_of_a_scenario_reference_its_template(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (cron,) = _render(capsys, "--kind", "cron", "--scenario", "production", "--name", "bench")
+    assert cron["metadata"]["name"] == "bench-production-nightly"
+    assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == "bench-production"
+    (run,) = _render(capsys, "--kind", "workflow", "--scenario", "production")
+    assert run["spec"]["workflowTemplateRef"]["name"] == "llm-baseline-production"
+    assert "stages" in _parameters(run)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["render", "--scenario", "saturation", "--rate", "5"],
+            "parameters: rate: not a knob of scenario saturation (its own: stages,",
+        ),
+        (["render", "--stages", "5x10"], "stages: not a knob of scenario baseline"),
+        (["render", "--scenario", "saturation", "--stages", "5x10,"], "stage 2 '' is not"),
+        (
+            ["render", "--scenario", "production", "--input-min", "2000"],
+            "input_min, input_mean, input_max: need min <= mean <= max, got 2000 <= 1024",
+        ),
+        (["render", "--scenario", "stress"], "argument --scenario: invalid choice: 'stress'"),
+        (["run", "--stage-duration", "4"], "--stage-duration: scenario baseline has no stages"),
+    ],
+)
+def test_scenario_knob_errors_are_one_line_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "run" else [])], {}) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_scenario_name_is_registered_with_a_description() -> None:
+    descriptions = {s.name: s.description for s in SCENARIOS.values()}
+    assert set(descriptions) == set(ScenarioName)
+    assert all(descriptions.values())
