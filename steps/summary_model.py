@@ -177,6 +177,10 @@ class RunSection(BaseModel):
     lost_workers: list[int] | None = None
     incomplete_reasons: list[str] | None = None
     shards: int = 1
+    # Several shards (load pods): each pod's figures (steps/aggregate/pods.py) and how far
+    # apart their first sends were.
+    pods: list[dict[str, Any]] | None = None
+    start_spread_ms: float | None = None
 
 
 class SloSection(_Part):

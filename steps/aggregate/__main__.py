@@ -20,12 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.aggregate.lifecycle import lifecycle_json
 from steps.aggregate.metrics import IntHistogram, scan_itl, scan_token_sums
+from steps.aggregate.pods import pod_figures
 from steps.aggregate.read import (
     Shard,
     check_one_run,
@@ -93,12 +95,15 @@ class AggregateResult:
     files: list[Path]
 
 
-def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> RunSection:
+def _run_meta(
+    shards: Sequence[Shard], first_run_id: str | None, requests: pd.DataFrame
+) -> RunSection:
     """summary.json "run": the first shard's run.json minus config, plus the shard count.
 
     Completeness is over every shard (one incomplete shard makes the run incomplete); it is
     left out only when no shard's run.json records it (written before the field existed). The
-    counts are summed: each shard's run.json counts its own share of the run's requests.
+    counts and CPU times are summed: each shard's run.json counts its own share of the run.
+    Several shards add each pod's own figures (`pods`, steps.aggregate.pods).
     """
     first = shards[0].run_meta
     meta: dict[str, Any] = dict(first) if first is not None else {"run_id": first_run_id}
@@ -111,6 +116,12 @@ def _run_meta(shards: Sequence[Shard], first_run_id: str | None) -> RunSection:
             meta[key] = sum(ints) if len(ints) == len(values) else None
         meta["incomplete_reasons"] = [r for m in metas for r in m.get("incomplete_reasons") or []]
         meta["interrupted"] = next((m["interrupted"] for m in metas if m.get("interrupted")), None)
+    if len(shards) > 1:
+        for key in ("client_cpu_s", "setup_cpu_s"):
+            values = [m.get(key) for m in metas]
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            meta[key] = round(sum(numbers), 4) if len(numbers) == len(values) else None
+        meta |= pod_figures(shards, requests)
     try:
         return RunSection.model_validate(meta | {"shards": len(shards)})
     except ValidationError as exc:
@@ -173,7 +184,9 @@ def run(config: AggregateConfig) -> AggregateResult:
         itl = itl_overall.describe().divided(_US_PER_NS)
         overall = measure_group(requests, itl, overall_window(windows), None, slo)
     summary = Summary(
-        run=_run_meta(shards, _first_run_id(shards) if shards[0].run_meta is None else None),
+        run=_run_meta(
+            shards, _first_run_id(shards) if shards[0].run_meta is None else None, requests
+        ),
         overall=group_model(overall),
         stages=[stage_model(g, s) for g, s in zip(groups, stages, strict=True)],
         slo=SloSection(ttft_ms=slo.ttft_ms, tpot_ms=slo.tpot_ms, e2e_ms=slo.e2e_ms),

@@ -3,6 +3,8 @@
 `python -m steps.load probe --out DIR [--config FILE] [overrides...] [--estimator ladder|burst]
 [--outputs-dir DIR]` finds the saturation rate of a `load.sweep` config and writes its stages
 (`steps.load.probe`).
+`python -m steps.load coordinate --load-pods N` starts the coordinator of a load spread over N
+pods, each of which runs `--load-pods N --pod-index i --coordinator HOST`.
 
 The config is inference-perf's config.yml (default: the packaged baseline scenario); flags
 override it, one name per knob (flag `--base-url` = Argo parameter `base_url`). An empty
@@ -22,13 +24,16 @@ from typing import Any
 from steps.cli import add_log_level_flag, configure_logging, make_parser, run_main
 from steps.errors import UsageError
 from steps.load.config import (
+    CONCURRENT,
     Config,
     SweepEstimator,
     config_from_dict,
     load_config,
     output_dir,
 )
-from steps.load.plan import LoadSettings
+from steps.load.coordinator import COORDINATOR_PORT, serve
+from steps.load.plan import FanOut, LoadSettings, PodShare
+from steps.load.pod_link import parse_address
 from steps.load.probe import probe
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
@@ -105,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--load-type", type=_opt(str), choices=["constant", "poisson", None], help="load.type"
     )
+    p.add_argument(
+        "--load-pods", type=_opt(int), help="load pods sending one schedule together (default 1)"
+    )
+    p.add_argument("--pod-index", type=_opt(int), help="this pod's index, 0..load_pods-1")
+    p.add_argument(
+        "--coordinator",
+        type=_opt(str),
+        help=f"HOST[:PORT] of `coordinate` (port {COORDINATOR_PORT})",
+    )
+    p.add_argument(
+        "--start-timeout",
+        type=_opt(float),
+        default=600.0,
+        help="s to wait for the coordinator and every other pod to be ready (default 600)",
+    )
     add_log_level_flag(p)
     return p
 
@@ -112,6 +132,47 @@ def _parser() -> argparse.ArgumentParser:
 #: The length-distribution flags (`--input-mean`, ..., `--output-max`): each sets one field of
 #: the config's `data.<side>_distribution`, keeping its type (normal, uniform, fixed).
 _DISTRIBUTION_FLAGS: dict[str, type] = {"mean": float, "std_dev": float, "min": int, "max": int}
+
+
+def _coordinate_parser() -> argparse.ArgumentParser:
+    p = make_parser("steps.load coordinate", "Start coordinator of a load spread over N pods.")
+    p.add_argument("--load-pods", type=int, required=True, help="number of load pods (>= 2)")
+    p.add_argument("--port", type=int, default=COORDINATOR_PORT, help="TCP port to listen on")
+    p.add_argument("--run-id", type=_opt(str), help="run id (default YYYYMMDDTHHMMSSZ-<6 hex>)")
+    p.add_argument(
+        "--start-lead-s",
+        type=float,
+        default=1.0,
+        help="a barrier's start is this long after the last pod reached it (default 1)",
+    )
+    p.add_argument(
+        "--deadline-s", type=float, default=86_400.0, help="give up after this long (default 1 d)"
+    )
+    add_log_level_flag(p)
+    return p
+
+
+def _pods(args: argparse.Namespace) -> tuple[PodShare, FanOut | None]:
+    """This pod's share and, with several pods, how it meets the others (one line each error)."""
+    count = 1 if args.load_pods is None else args.load_pods
+    index = 0 if args.pod_index is None else args.pod_index
+    if count < 1:
+        raise UsageError(f"--load-pods {count}: must be at least 1")
+    if not 0 <= index < count:
+        raise UsageError(f"--pod-index {index}: must be in 0..{count - 1} (--load-pods {count})")
+    if count == 1:
+        return PodShare(0, 1), None
+    if args.coordinator is None:
+        raise UsageError(f"--load-pods {count} needs --coordinator HOST[:PORT]")
+    if args.run_id is not None:
+        raise UsageError("--run-id with --load-pods > 1: the coordinator names the run")
+    if args.start_timeout is None or args.start_timeout <= 0:
+        raise UsageError(f"--start-timeout {args.start_timeout}: must be > 0 s")
+    try:
+        address = parse_address(args.coordinator)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return PodShare(index, count), FanOut(address, args.start_timeout)
 
 
 def _fixed(n: int) -> dict[str, Any]:
@@ -236,16 +297,30 @@ def _tokenizer_source(args: argparse.Namespace, config: Config) -> str:
 
 def _settings(args: argparse.Namespace) -> LoadSettings:
     """Everything `run` needs, checked in the order a user fixes it: names, config, paths."""
-    run_id = _run_id(args)
+    pods, fanout = _pods(args)
+    run_id = _run_id(args)  # with a coordinator: a placeholder, replaced by the coordinator's
     base, scenario = _load_base_config(args)
     config = apply_overrides(base, args)
     # From the config as read: `apply_overrides` rebuilds it from a full dump, after which every
     # key counts as written (a `local_storage: {}` would claim inference-perf's default path and
     # refuse any --out); no flag touches `storage`, so both configs agree on it otherwise.
+    if pods.count > 1 and config.load.type == CONCURRENT:
+        raise UsageError(
+            f"load.type concurrent with --load-pods {pods.count}: a closed loop runs in one pod "
+            "(its users are not a schedule to split)"
+        )
     out = output_dir(base, args.out)
     tokenizer = _tokenizer_source(args, config)
     return LoadSettings(
-        config, out, tokenizer, run_id, scenario, args.log_level, dataset=args.dataset_dir
+        config,
+        out,
+        tokenizer,
+        run_id,
+        scenario,
+        args.log_level,
+        dataset=args.dataset_dir,
+        pods=pods,
+        fanout=fanout,
     )
 
 
@@ -285,6 +360,8 @@ def _probe_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
         configure_logging("load", args.log_level)
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.load_pods not in (None, 1):
+            raise UsageError("probe --load-pods: a probe runs in one pod")
         result = probe(_settings(args), args.estimator, args.outputs_dir)
         print(
             f"probe: saturation {result.saturation_rate:.2f} requests/s ({result.estimator}); "
@@ -299,19 +376,39 @@ def _probe_main(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, run the load, return 0 (all ok), 1 (some failed / step failed), 2 (usage).
 
-    `merge --out DIR` instead recovers a run whose main process was lost (steps.load.recover).
+    `merge --out DIR` instead recovers a run whose main process was lost (steps.load.recover);
+    `coordinate` runs the start coordinator of several load pods (steps.load.coordinator).
     """
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["merge"]:
         return recover_main(given[1:])
     if given[:1] == ["probe"]:
         return _probe_main(given[1:])
+    if given[:1] == ["coordinate"]:
+        return _coordinate(given[1:])
 
     def body() -> int:
         args = _parser().parse_args(argv)
         configure_logging("load", args.log_level)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # model_lookup logs the lookup
         return _exit_code(run(_settings(args)))
+
+    return run_main("load", body)
+
+
+def _coordinate(argv: list[str]) -> int:
+    def body() -> int:
+        args = _coordinate_parser().parse_args(argv)
+        configure_logging("load", args.log_level)
+        if args.load_pods < 2:
+            raise UsageError(f"--load-pods {args.load_pods}: a coordinator needs at least 2")
+        if not 0 < args.port < 65536:
+            raise UsageError(f"--port {args.port}: not a TCP port")
+        if args.start_lead_s <= 0 or args.deadline_s <= 0:
+            raise UsageError("--start-lead-s and --deadline-s must be > 0")
+        run_id = new_run_id() if args.run_id is None else _run_id(args)
+        serve(args.port, args.load_pods, run_id, args.start_lead_s, args.deadline_s)
+        return 0
 
     return run_main("load", body)
 

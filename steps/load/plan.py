@@ -29,7 +29,9 @@ from steps.load.worker import StageShare, WorkerSpec
 from steps.shared import APIType
 
 __all__ = [
+    "FanOut",
     "LoadSettings",
+    "PodShare",
     "Requests",
     "build_requests",
     "check_supported",
@@ -39,6 +41,26 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PodShare:
+    """Which share of ONE schedule this load pod sends: request i of a stage goes to pod
+    i mod count (and within the pod round-robin to its workers), so every pod's sends, and every
+    worker's, stay evenly spaced; pod p with W workers sends what workers p, p + N, ... of one
+    pod with N x W workers would."""
+
+    index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How this pod meets the others: the coordinator's (host, port) and how long it waits for
+    every pod to be ready (scheduling, image pulls, prompt building) before failing the run."""
+
+    coordinator: tuple[str, int]
+    start_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,8 @@ class LoadSettings:
     scenario: str
     log_level: str = "INFO"
     dataset: Path | None = None  # data.type shareGPT: the conversations file or its directory
+    pods: PodShare = PodShare(0, 1)
+    fanout: FanOut | None = None  # None: one pod, no coordinator
 
 
 @dataclass(frozen=True)
@@ -130,7 +154,8 @@ def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> by
 
 
 def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -> Requests:
-    """Every request's body at exact prompt length (the expensive part, before t0)."""
+    """This pod's requests (all of them with one pod), bodies at exact prompt length (the
+    expensive part, before t0)."""
     config = settings.config
     # No token_env configured: the Hub's own variable, optional (public tokenizers need none).
     secret = secret_from_env(os.environ, config.tokenizer.token_env, "tokenizer.token_env")
@@ -138,35 +163,52 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
     tokenizer = load_tokenizer(settings.tokenizer_source, token, config.tokenizer.trust_remote_code)
     total = sum(len(p.offsets_ns) for p in plans)
     warm = config.load.warmup_requests
+    pods = settings.pods
+    # This pod's share of the prompt numbers: warm-up 0..warm-1, then each stage's requests.
+    mine = list(worker_share(warm, pods.count, pods.index))
+    first = warm
+    for plan in plans:
+        share = worker_share(len(plan.offsets_ns), pods.count, pods.index)
+        mine += [first + i for i in share]
+        first += len(plan.offsets_ns)
     dataset: dict[str, Any] | None = None
     if config.data.type is DataType.shareGPT:
         sample = sample_dataset(settings.dataset, tokenizer, config, total + warm)
-        prompts, in_lengths, out_lengths = (
-            sample.prompts,
-            sample.input_lengths,
-            sample.output_lengths,
-        )
+        in_lengths, out_lengths = sample.input_lengths, sample.output_lengths
+        texts = {n: sample.prompts[n] for n in mine}
         dataset = sample.run_info()
     else:
         rng = random.Random(config.load.seed)
+        # Lengths of the whole schedule (every pod draws the same), prompts of this pod's share.
         in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
         out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
         started = time.monotonic()
-        builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
-        prompts = builder.build(in_lengths)
+        # The seed and the pod index choose the filler words; the number (unique head) is global.
+        seed = config.load.seed + 1_000_003 * pods.index
+        builder = PromptBuilder(tokenizer, config.api.type, seed, settings.run_id)
+        prompts = builder.build([in_lengths[n] for n in mine], numbers=mine)
         log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
-    bodies = [request_body(config, model, p, n) for p, n in zip(prompts, out_lengths, strict=True)]
+        texts = dict(zip(mine, prompts, strict=True))
+    body = {n: request_body(config, model, texts[n], out_lengths[n]) for n in mine}
     per_stage: list[list[RequestSpec]] = []
-    i = warm
+    first = warm
     for plan in plans:
         stage = []
-        for index, offset in enumerate(plan.offsets_ns):
+        for index in worker_share(len(plan.offsets_ns), pods.count, pods.index):
+            n = first + index
             stage.append(
-                RequestSpec(plan.stage, index, offset, bodies[i], in_lengths[i], out_lengths[i])
+                RequestSpec(
+                    plan.stage,
+                    index,
+                    plan.offsets_ns[index],
+                    body[n],
+                    in_lengths[n],
+                    out_lengths[n],
+                )
             )
-            i += 1
+        first += len(plan.offsets_ns)
         per_stage.append(stage)
-    return Requests(per_stage, bodies[:warm], dataset)
+    return Requests(per_stage, [body[n] for n in mine if n < warm], dataset)
 
 
 def worker_specs(

@@ -87,17 +87,19 @@ class PromptBuilder:
             )
         self.overhead = self._count([""])[0]
 
-    def build(self, lengths: Sequence[int]) -> list[str]:
-        """One prompt per requested length (in tokens); prompt i carries request number i."""
+    def build(self, lengths: Sequence[int], numbers: Sequence[int] | None = None) -> list[str]:
+        """One prompt per requested length (in tokens); prompt i carries request number
+        `numbers[i]` (default i: a load pod builds only its share of the run's numbers)."""
         for n in set(lengths):
             if n < self.overhead + 2:
                 raise UsageError(
                     f"cannot build a prompt of {n} tokens: the tokenizer adds {self.overhead} "
                     f"special/template tokens and 2 are needed to keep prompts distinct"
                 )
+        numbers = range(len(lengths)) if numbers is None else numbers
         words = [
-            self._unique_head(i) + self._random_words(n - self.overhead - 2)
-            for i, n in enumerate(lengths)
+            self._unique_head(number) + self._random_words(n - self.overhead - 2)
+            for number, n in zip(numbers, lengths, strict=True)
         ]
         pending = list(range(len(lengths)))
         for _ in range(MAX_ROUNDS):

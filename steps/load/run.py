@@ -14,15 +14,25 @@
 
 run.json is written at t0 already, marked incomplete, so a main process killed mid-run leaves a
 run the merge command can recover (`steps.load.recover`).
+
+One of several load pods (`--load-pods N --pod-index i --coordinator HOST`): the run id comes
+from the coordinator (steps.load.coordinator), the pod plans only its share, measures its clock
+offset against the coordinator, and t0 and every later stage start are barriers there: each
+starts at the instant the coordinator names, converted to this pod's clock, and `wall_start_ns`
+is that instant on the coordinator's clock, the same in every pod's run.json and records, so the
+shards merge onto one time line (steps/aggregate/read.py). A stage ends when the last pod's
+workers are done with it: every pod records that same end.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,6 +48,7 @@ from steps.load.plan import (
     request_headers,
     worker_specs,
 )
+from steps.load.pod_link import NO_OFFSET, PodLink
 from steps.load.run_file import RunFile, iso_utc
 from steps.load.schedule import StagePlan, plan_stages
 from steps.load.supervisor import Supervisor, supervised
@@ -50,6 +61,13 @@ __all__ = ["LoadResult", "keep_unwritten", "run"]
 log = logging.getLogger(__name__)
 
 _LEAD_NS = 50_000_000  # stage start this far after the go message: every worker is waiting
+#: A pod that gets the coordinator's start with less than this left fails instead of starting.
+_MIN_LEFT_NS = 5_000_000
+#: How long the other pods may take to finish a stage after the first pod finished it, past
+#: the drain timeout (which bounds how long any pod drains after the send window).
+_STAGE_SKEW_S = 60.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,28 +89,94 @@ class _CpuTimes:
     client_s: float
 
 
+class _Pods:
+    """This pod's link to the others (None with one pod): barriers and their clock."""
+
+    def __init__(self, settings: LoadSettings) -> None:
+        self.fanout = settings.fanout
+        self.link: PodLink | None = None
+        self.failure: str | None = None  # why the pods could not go on together after t0
+        self.clock = NO_OFFSET
+        if self.fanout is not None:
+            pods = settings.pods
+            self.link = PodLink(
+                self.fanout.coordinator, pods.index, pods.count, self.fanout.start_timeout_s
+            )
+            self.clock = self.link.measure_clock()
+            log.info(
+                "load pod %d of %d, run %s: clock offset against the coordinator %+.3f ms "
+                "(round trip %.3f ms)",
+                pods.index, pods.count, self.link.run_id, self.clock.offset_ns / 1e6,
+                self.clock.rtt_ns / 1e6,
+            )  # fmt: skip
+
+    def barrier(
+        self, supervisor: Supervisor, name: str, value: Any, timeout_s: float
+    ) -> tuple[int, int, list[Any]]:
+        """Wait (reading the workers meanwhile) until every pod reached `name`: (monotonic and
+        coordinator-clock ns of the start it names, every pod's value). Raises BenchError when
+        the start is (nearly) past on arrival or the coordinator failed the run."""
+        assert self.link is not None
+        link = self.link
+        start_wall, values = _pumped(supervisor, lambda: link.barrier(name, value, timeout_s))
+        mono, wall = time.monotonic_ns(), time.time_ns()
+        left = start_wall - self.clock.offset_ns - wall
+        if left < _MIN_LEFT_NS:
+            raise BenchError(
+                f"load pod {link.pod}: the start of {name!r} arrived {-left / 1e6:.1f} ms "
+                "past it (or too close to start on time): raise the coordinator's --start-lead-s"
+            )
+        return mono + left, start_wall, values
+
+    def close(self, finished: bool) -> None:
+        if self.link is not None:
+            self.link.finish() if finished else self.link.close()
+
+
+def _pumped(supervisor: Supervisor, call: Callable[[], T]) -> T:
+    """`call()` in a thread while the supervisor reads the workers; a signal stops the wait."""
+    with ThreadPoolExecutor(1) as pool:
+        future: Future[T] = pool.submit(call)
+        supervisor.wait_for(future.done)
+        if not future.done():
+            raise BenchError(f"interrupted by {supervisor.signal_name} while waiting for the pods")
+        return future.result()
+
+
 def run(settings: LoadSettings) -> LoadResult:
     """Run the load; writes records.parquet and run.json into settings.out_dir."""
     config = settings.config
     check_supported(config)
     parts_dir = _fresh_parts_dir(settings.out_dir)
     headers = request_headers(config)
-    model = resolve_model(config, headers)
-    plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
-    setup_cpu0 = process_cpu_s()
-    requests = build_requests(settings, model, plans)
-    specs = worker_specs(settings, headers, plans, requests, parts_dir)
-    run_file = RunFile(settings, model, scheduled=requests.total, dataset=requests.dataset)
-    progress = Progress(requests.total)
-    with supervised(specs, progress) as supervisor:
-        main_cpu0 = _start(supervisor, run_file, plans)
-        setup_cpu_s = main_cpu0 - setup_cpu0
-        _drive(supervisor, run_file, plans)
-        supervisor.shutdown()
-        progress.show(time.monotonic(), force=True)
-        progress.close()
-    client_cpu_s = supervisor.workers_cpu_s() + (process_cpu_s() - main_cpu0)
-    return _finish(supervisor, run_file, parts_dir, _CpuTimes(setup_cpu_s, client_cpu_s))
+    pods = _Pods(settings)
+    finished = False
+    try:
+        if pods.link is not None:
+            settings = replace(settings, run_id=pods.link.run_id)
+        model = resolve_model(config, headers)
+        plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
+        setup_cpu0 = process_cpu_s()
+        requests = build_requests(settings, model, plans)
+        specs = worker_specs(settings, headers, plans, requests, parts_dir)
+        run_file = RunFile(
+            settings, model, scheduled=requests.total, dataset=requests.dataset, clock=pods.clock
+        )
+        progress = Progress(requests.total)
+        with supervised(specs, progress) as supervisor:
+            main_cpu0 = _start(supervisor, run_file, plans, pods)
+            setup_cpu_s = main_cpu0 - setup_cpu0
+            _drive(supervisor, run_file, plans, pods)
+            supervisor.shutdown()
+            progress.show(time.monotonic(), force=True)
+            progress.close()
+        client_cpu_s = supervisor.workers_cpu_s() + (process_cpu_s() - main_cpu0)
+        cpu = _CpuTimes(setup_cpu_s, client_cpu_s)
+        result = _finish(supervisor, run_file, parts_dir, cpu, pods.failure)
+        finished = not supervisor.signal_name and pods.failure is None
+        return result
+    finally:
+        pods.close(finished)
 
 
 def _fresh_parts_dir(out_dir: Path) -> Path:
@@ -111,16 +195,21 @@ def _fresh_parts_dir(out_dir: Path) -> Path:
     return parts_dir
 
 
-def _start(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan]) -> float:
-    """Wait until every worker is ready (warmed up), then set t0; returns the CPU time then."""
+def _start(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan], pods: _Pods) -> float:
+    """Wait until every worker (and every pod) is ready (warmed up), then set t0; returns the
+    CPU time then."""
     supervisor.wait_for(lambda: supervisor.alive <= supervisor.ready)
     if supervisor.warmup_errors:
         log.warning("%d warm-up requests failed", supervisor.warmup_errors)
-    cpu_s = process_cpu_s()
-    mono, wall = time.monotonic_ns(), time.time_ns()
-    run_file.t0, run_file.wall_start = mono + _LEAD_NS, wall + _LEAD_NS
     if not supervisor.alive:
         raise BenchError("every load worker exited before the run started; see the log above")
+    cpu_s = process_cpu_s()
+    if pods.fanout is None:
+        mono, wall = time.monotonic_ns(), time.time_ns()
+        run_file.t0, run_file.wall_start = mono + _LEAD_NS, wall + _LEAD_NS
+    else:
+        timeout_s = pods.fanout.start_timeout_s
+        run_file.t0, run_file.wall_start, _ = pods.barrier(supervisor, "ready", None, timeout_s)
     log.info(
         "run %s: %d requests in %d stage(s), %d workers, t0 wall %s",
         run_file.settings.run_id,
@@ -132,19 +221,22 @@ def _start(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan]) ->
     return cpu_s
 
 
-def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan]) -> None:
-    """Run the stages in order, each after every worker finished the one before (or a signal)."""
+def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan], pods: _Pods) -> None:
+    """Run the stages in order, each after every worker (of every pod) finished the one before
+    (or a signal)."""
     t0 = run_file.t0
+    next_start = t0
     for plan in plans:
         if supervisor.signal_name:
             break
-        start = t0 if plan.stage == 0 else time.monotonic_ns() + _LEAD_NS
+        start = next_start
         supervisor.stage_done.clear()
         supervisor.broadcast(("stage", plan.stage, start, t0, run_file.wall_start))
         window = plan.window_ns
         row: dict[str, Any] = {
             "stage": plan.stage,
-            "rate": plan.rate,
+            # this pod's share of the rate: aggregate sums the shards' rates
+            "rate": None if plan.rate is None else plan.rate / run_file.settings.pods.count,
             "duration_s": plan.duration_s,
             "start_ns": start - t0,
             # closed loop: its users send until the stage ends, so that is its send window
@@ -161,17 +253,35 @@ def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan]) ->
         row["end_ns"] = (max(ends) if finished and ends else time.monotonic_ns()) - t0
         if window is None:
             row["send_end_ns"] = row["end_ns"]
+        next_start = time.monotonic_ns() + _LEAD_NS
+        if pods.fanout is not None and not supervisor.signal_name:
+            timeout_s = run_file.settings.config.load.drain_timeout + _STAGE_SKEW_S
+            name = f"stage {plan.stage} done"
+            try:
+                next_start, _, pod_ends = pods.barrier(supervisor, name, row["end_ns"], timeout_s)
+            except BenchError as exc:  # another pod was lost: keep what this one measured
+                pods.failure = str(exc)
+                log.error("%s", exc)
+                break
+            row["end_ns"] = max(pod_ends)  # one stage timeline: the last pod's end
         log.info("stage %d done: %.1f s", plan.stage, (row["end_ns"] - row["start_ns"]) / 1e9)
 
 
 def _finish(
-    supervisor: Supervisor, run_file: RunFile, parts_dir: Path, cpu: _CpuTimes
+    supervisor: Supervisor,
+    run_file: RunFile,
+    parts_dir: Path,
+    cpu: _CpuTimes,
+    pods_failure: str | None,
 ) -> LoadResult:
-    """Write what workers handed over, merge the parts, write the final run.json, summarize."""
+    """Write what workers handed over, merge the parts, write the final run.json, summarize.
+
+    `pods_failure`: why this pod stopped going on with the others (a pod lost mid-run)."""
     out_dir = run_file.settings.out_dir
     total = run_file.scheduled
     lost = supervisor.lost_workers()
     reasons = [f"interrupted by {supervisor.signal_name}"] if supervisor.signal_name else []
+    reasons += [pods_failure] if pods_failure else []
     reasons += [
         f"worker {w} exited (code {supervisor.exit_code(w)}) without finishing: its unsent "
         "requests and unflushed records are missing"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.load.plan import LoadSettings
+from steps.load.pod_link import NO_OFFSET, ClockOffset
 from steps.records import RUN_FILE, merge_command
 from steps.redact import redact_tree
 
@@ -54,13 +55,16 @@ def write_run_file(out_dir: Path, doc: dict[str, Any]) -> None:
 class RunFile:
     """run.json as the main process keeps it between writes.
 
-    `t0`/`wall_start` are set when the run starts (monotonic and epoch ns of t0); `stages`
-    grows by one row as each stage starts and gets its `end_ns` when it ends (ns since t0).
+    `t0`/`wall_start` are set when the run starts (monotonic and epoch ns of t0; with several
+    pods on the coordinator's clock); `stages` grows by one row as each stage starts and gets
+    its `end_ns` when it ends (ns since t0). `clock` is this pod's offset against the
+    coordinator (zero with one pod).
     """
 
     settings: LoadSettings
     model: str
     scheduled: int
+    clock: ClockOffset = NO_OFFSET
     t0: int = 0
     wall_start: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -111,6 +115,10 @@ class RunFile:
             "started_at": iso_utc(self.wall_start),
             "wall_start_ns": self.wall_start,
             "num_workers": config.load.num_workers,
+            "load_pods": self.settings.pods.count,
+            "pod_index": self.settings.pods.index,
+            "clock_offset_ns": self.clock.offset_ns,
+            "clock_rtt_ns": self.clock.rtt_ns,
             "tool_version": _tool_version(),
             "stages": self.stages,
             "config": redact_tree(config.model_dump(mode="json")),  # api.headers may hold a key

@@ -262,6 +262,37 @@ def _capacity_blocks(capacity: Capacity | None, plot: Plot | None) -> list[Block
     ]
 
 
+_POD_COLUMNS = (
+    ("pod", "pod_index"),
+    ("requests", "requests"),
+    ("CPU ms/request", "cpu_ms_per_request"),
+    ("setup CPU s", "setup_cpu_s"),
+    ("clock offset ms", "clock_offset_ms"),
+    ("clock round trip ms", "clock_rtt_ms"),
+    ("schedule delay p50 ms", "schedule_delay_p50_ms"),
+    ("schedule delay p99 ms", "schedule_delay_p99_ms"),
+    ("first send delay ms", "start_delay_ms"),
+)
+
+
+def _pod_blocks(pods: Sequence[dict[str, Any]] | None, spread_ms: float | None) -> list[Block]:
+    """A load spread over several pods: whether each pod kept its share of the schedule."""
+    if not pods:
+        return []
+    return [
+        Heading(2, "Load pods"),
+        Paragraph(
+            f"{len(pods)} load pods sent one schedule (request i from pod i mod {len(pods)}); "
+            f"their first sends' delays spread over {fmt(spread_ms)} ms. Clock offsets are "
+            "against the start coordinator."
+        ),
+        Table(
+            tuple(h for h, _ in _POD_COLUMNS),
+            tuple(tuple(fmt(pod.get(key)) for _, key in _POD_COLUMNS) for pod in pods),
+        ),
+    ]
+
+
 def build_blocks(
     summary: Summary,
     result: ReportResult,
@@ -295,6 +326,7 @@ def build_blocks(
     blocks += _summary_blocks(summary.overall)
     blocks += _stage_blocks(summary.stages)
     blocks += _capacity_blocks(result.capacity, capacity_plot)
+    blocks += _pod_blocks(run.pods, run.start_spread_ms)
     blocks.append(Heading(2, "Plots"))
     blocks += [Image(p.file, p.title) for p in plots]
     return blocks

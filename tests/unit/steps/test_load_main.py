@@ -44,6 +44,11 @@ from tests.fixtures.simulator import SimulatorHandle
             "data.output_distribution: min (600) must be <= max (512)",
         ),
         (["--input-std-dev", "x"], "--input-std-dev: invalid float value: 'x'"),
+        (["--load-pods", "0"], "--load-pods 0: must be at least 1"),
+        (["--load-pods", "2", "--pod-index", "2"], "--pod-index 2: must be in 0..1"),
+        (["--load-pods", "2"], "--load-pods 2 needs --coordinator HOST[:PORT]"),
+        (["--load-pods", "2", "--coordinator", "h", "--run-id", "r1"], "the coordinator names"),
+        (["--load-pods", "2", "--coordinator", "h:port"], "--coordinator 'h:port': expected"),
     ],
 )
 def test_main_bad_flag_exit_2_one_line(
@@ -54,6 +59,25 @@ def test_main_bad_flag_exit_2_one_line(
     assert code == 2
     assert needle in err
     assert "Traceback" not in err and "SECRET-9" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--load-pods", "1"], "--load-pods 1: a coordinator needs at least 2"),
+        (["--load-pods", "2", "--run-id", "bad id"], "--run-id: run id 'bad id'"),
+        (["--load-pods", "2", "--port", "70000"], "--port 70000: not a TCP port"),
+        (["--load-pods", "2", "--start-lead-s", "0"], "--start-lead-s and --deadline-s"),
+    ],
+)
+def test_coordinate_bad_flag_exit_2_one_line(
+    extra: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["coordinate", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
 
 
 def test_main_api_key_env_unset_exit_2_names_variable(
