@@ -49,12 +49,13 @@ lint: setup
 	$(PY) -m mypy
 
 ## Performance figures (not tests): load generator accuracy and cost, aggregation, simulator cost,
-## regression verdict false-alarm and detection rates.
+## regression verdict false-alarm and detection rates, sweep probe estimators vs known capacity.
 bench: setup
 	$(PY) -m tests.bench.loadgen
 	$(PY) -m tests.bench.aggregate
 	$(PY) -m tests.bench.simulator_cpu
 	$(PY) -m tests.bench.regression
+	$(PY) -m tests.bench.sweep
 
 ## Build and push every step image, multi-arch, as <REGISTRY>/<step>:<TAG> (docker buildx with a
 ## builder that can push multi-platform images; `make -j3 images` builds three at a time).

@@ -30,6 +30,7 @@ __all__ = [
     "OUTPUT_METRIC_NAMES",
     "REGRESSION_METRIC_NAMES",
     "SLA_METRIC_NAMES",
+    "Concurrency",
     "Group",
     "KeyMetric",
     "LatencyMs",
@@ -119,6 +120,15 @@ class Tokens(_Part):
     cached_tokens_ratio: float | None = None
 
 
+class Concurrency(_Part):
+    """`concurrency` of a closed-loop stage: the users asked for and the requests in flight
+    delivered over the stage window (time average, and the most at once)."""
+
+    requested: int
+    mean: float | None
+    max: int
+
+
 class Group(_Part):
     """GROUP: the numbers of the whole run (`overall`) or of one stage."""
 
@@ -136,6 +146,8 @@ class Group(_Part):
     # only defined against an SLO. steps.record_metrics defines both.
     goodput: float | None = None
     slo_attainment: float | None = None
+    # Closed-loop stages only (load.type concurrent); null otherwise and in older summaries.
+    concurrency: Concurrency | None = None
 
 
 class StageGroup(Group):

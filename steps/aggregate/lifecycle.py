@@ -58,6 +58,8 @@ def lifecycle_json(group: GroupMetrics) -> dict[str, Any]:
             "send_duration": group.send_window_s,
             "requested_rate": group.requested_rate,
             "achieved_rate": group.achieved_rate,
+            # inference-perf adds it to concurrent stages: the users asked for
+            **({} if group.concurrency is None else {"concurrency": group.concurrency[0]}),
         },
         "successes": {
             "count": ok,

@@ -63,6 +63,7 @@ class StageRun(BaseModel):
     stage: int
     rate: float | None
     duration_s: float | None
+    concurrency_level: int | None = None
     start_ns: int
     send_end_ns: int
     end_ns: int

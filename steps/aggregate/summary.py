@@ -25,6 +25,7 @@ from steps.record_metrics import (
     achieved_rate,
     cached_tokens_ratio,
     goodput,
+    in_flight,
     is_saturated,
     output_token_mismatches,
     per_second,
@@ -35,6 +36,7 @@ from steps.record_metrics import (
 from steps.records import STATUSES
 from steps.summary_model import (
     LATENCY_METRICS,
+    Concurrency,
     Group,
     LatencyMs,
     RequestCounts,
@@ -75,6 +77,7 @@ class Window:
     send_window_s: float | None  # None: no run.json, achieved rate falls back to send times
     requested_rate: float | None
     duration_s: float | None
+    concurrency: int | None = None  # users of a closed-loop stage
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class GroupMetrics:
     failures_by_label: Mapping[str, tuple[int, Mapping[str, int]]]
     goodput: float | None = None  # None: no SLO given
     slo_attainment: float | None = None
+    #: closed-loop stage: (users asked, mean in flight, most in flight); None otherwise
+    concurrency: tuple[int, float | None, int] | None = None
 
     @property
     def saturated(self) -> bool:
@@ -209,8 +214,24 @@ def measure_group(
             rows["chunk_token_sum"].to_numpy(dtype=np.float64, na_value=np.nan),
         ),
         failures_by_label=_failure_labels(rows[status != "ok"]),
+        concurrency=_delivered_concurrency(rows, window),
         **_slo_figures(rows, window, slo),
     )
+
+
+def _delivered_concurrency(
+    rows: pd.DataFrame, window: Window
+) -> tuple[int, float | None, int] | None:
+    """(users asked, mean and most in flight over the window) of a closed-loop stage."""
+    if window.concurrency is None:
+        return None
+    mean, most = in_flight(
+        rows["sent_ns"].to_numpy(dtype=np.float64),
+        rows["end_ns"].to_numpy(dtype=np.float64),
+        window.start_ns,
+        window.end_ns,
+    )
+    return window.concurrency, mean, most
 
 
 def _row_window(rows: pd.DataFrame) -> tuple[float, float]:
@@ -250,6 +271,7 @@ def stage_windows(
                 send_window_s=(send_end - start) / _NS_PER_S,
                 requested_rate=_sum_or_none([s.rate for _, s in runs]),
                 duration_s=_max_or_none([s.duration_s for _, s in runs]),
+                concurrency=_users([s.concurrency_level for _, s in runs]),
             )
         else:
             start_ns, end_ns = _row_window(requests[requests["stage"] == stage])
@@ -261,6 +283,12 @@ def _sum_or_none(values: Sequence[float | None]) -> float | None:
     """The sum, unless a value is unknown (a closed-loop stage has no requested rate)."""
     known = [v for v in values if v is not None]
     return sum(known) if len(known) == len(values) else None
+
+
+def _users(levels: Sequence[int | None]) -> int | None:
+    """A closed-loop stage's users over the shards (each states its own share)."""
+    known = [v for v in levels if v is not None]
+    return sum(known) if known and len(known) == len(levels) else None
 
 
 def _max_or_none(values: Sequence[float | None]) -> float | None:
@@ -337,6 +365,11 @@ def group_model(group: GroupMetrics) -> Group:
         load_generator_saturated=group.saturated,
         goodput=group.goodput,
         slo_attainment=group.slo_attainment,
+        concurrency=None
+        if group.concurrency is None
+        else Concurrency(
+            requested=group.concurrency[0], mean=group.concurrency[1], max=group.concurrency[2]
+        ),
     )
 
 

@@ -196,6 +196,13 @@ def _distribution(args: argparse.Namespace, side: str, current: dict[str, Any]) 
 def _stages(args: argparse.Namespace, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`load.stages`: `--stages` replaces them, `--rate`/`--duration` set every stage."""
     if args.stages is None:
+        if args.rate is None and args.duration is None:
+            return current  # closed-loop stages too (num_requests, concurrency_level)
+        if any("rate" not in stage for stage in current):
+            raise UsageError(
+                "--rate/--duration: the config's stages are closed-loop (num_requests, "
+                "concurrency_level); give --stages or edit the config"
+            )
         return [
             {
                 "rate": stage["rate"] if args.rate is None else args.rate,

@@ -112,3 +112,8 @@ def test_server_sees_exactly_the_concurrency_asked(
     summary = json.loads((tmp_path / "summary" / "summary.json").read_text())
     assert summary["stages"][0]["requested_rate"] is None
     assert summary["stages"][0]["requests"]["ok"] == num_requests
+    delivered = summary["stages"][0]["concurrency"]
+    assert (delivered["requested"], delivered["max"]) == (users, users)
+    assert delivered["mean"] > 0.85 * users
+    lifecycle = json.loads((tmp_path / "summary" / "stage_0_lifecycle_metrics.json").read_text())
+    assert lifecycle["load_summary"]["concurrency"] == users

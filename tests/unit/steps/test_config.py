@@ -357,3 +357,15 @@ def test_config_sweep_without_stages_takes_inference_perfs_defaults(
     assert sweep is not None
     assert (sweep.num_requests, sweep.timeout, sweep.num_stages) == (2000, 60, 5)
     assert (sweep.stage_duration, sweep.saturation_percentile) == (180, 95)
+
+
+def test_packaged_sweep_scenario_is_the_guides_s3() -> None:
+    config = load_config(Path(__file__).parents[3] / "steps" / "scenarios" / "sweep.yml")
+    sweep = config.load.sweep
+    assert sweep is not None and config.load.stages == []
+    assert (sweep.type.value, sweep.num_requests, sweep.timeout) == ("geometric", 2000, 60)
+    assert (sweep.num_stages, sweep.stage_duration, sweep.saturation_percentile) == (5, 180, 95)
+    assert config.load.num_workers == 8
+    inp, out = config.data.input_distribution, config.data.output_distribution
+    assert (inp.mean, inp.std_dev, inp.min, inp.max) == (512, 128, 128, 2048)
+    assert (out.mean, out.std_dev, out.min, out.max) == (256, 64, 32, 512)

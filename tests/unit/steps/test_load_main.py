@@ -260,3 +260,26 @@ def test_main_stages_and_distribution_flags_shape_the_config() -> None:
     assert inp.type.value == "normal"
     assert (inp.mean, inp.std_dev, inp.min, inp.max) == (600, 128, 128, 2048)
     assert (out.mean, out.std_dev, out.min, out.max) == (256, 64, 32, 300)
+
+
+def test_main_rate_on_a_closed_loop_config_exit_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "closed.yml"
+    config.write_text(
+        "load: {type: concurrent, stages: [{num_requests: 4, concurrency_level: 2}]}\n"
+        "server: {base_url: 'http://127.0.0.1:9', model_name: m}\n"
+    )
+    code = main(["--config", str(config), "--out", str(tmp_path / "o"), "--rate", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--rate/--duration: the config's stages are closed-loop" in err[0]
+
+
+def test_main_sweep_scenario_takes_the_probes_stages() -> None:
+    args = _parser().parse_args(
+        ["--out", "x", "--scenario", "sweep", "--stages", "1x180,7.5x180", "--tokenizer-dir", ""]
+    )
+    config = _settings(args).config
+    assert [(s.rate, s.duration) for s in config.load.open_loop_stages()] == [(1, 180), (7.5, 180)]
+    assert config.load.sweep is not None
