@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from steps.qwen_offline import build_qwen_tokenizer
 from tests.fixtures.simulator import ROOT, start_simulator
+from tests.helpers.text_table import print_table
 
 
 def _children_cpu_s() -> float:
@@ -168,9 +169,7 @@ def main() -> int:
                 print("  ".join(table[-1]), file=sys.stderr, flush=True)
         finally:
             sim.stop()
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(table)
     return 0
 
 

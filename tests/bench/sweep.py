@@ -31,6 +31,7 @@ import yaml
 
 from steps.qwen_offline import build_qwen_tokenizer
 from tests.fixtures.simulator import ROOT, start_simulator
+from tests.helpers.text_table import print_table
 
 
 def _config(path: Path, base_url: str, args: argparse.Namespace) -> Path:
@@ -107,9 +108,7 @@ def main() -> int:
                 row = [str(seqs), f"{low:.2f}-{high:.2f}", str(trial + 1), *cells]
                 table.append(row)
                 print("  ".join(row), file=sys.stderr, flush=True)
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(table)
     return 0
 
 
