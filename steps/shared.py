@@ -21,6 +21,8 @@ from steps.errors import UsageError
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT_S",
+    "LADDER_MAX_RUNGS",
+    "LADDER_REQUESTS_PER_USER",
     "MAX_REQUESTS",
     "MAX_REQUEST_SECONDS",
     "MAX_RUN_PROMPT_TOKENS",
@@ -35,6 +37,8 @@ __all__ = [
     "NumWorkers",
     "RequestTimeout",
     "StrictModel",
+    "SweepEstimator",
+    "SweepType",
     "ZoneAffinity",
     "check_load_size",
     "format_label_selector",
@@ -150,6 +154,28 @@ class LoadType(StrEnum):
     constant = "constant"
     poisson = "poisson"
 
+
+class SweepType(StrEnum):
+    """How a sweep spaces its stages from 1/s to the saturation rate (inference-perf's)."""
+
+    linear = "linear"
+    geometric = "geometric"
+
+
+class SweepEstimator(StrEnum):
+    """How the sweep probe finds the saturation rate: `ladder` (closed-loop users doubled until
+    throughput stops growing) or `burst` (inference-perf's burst-and-drain)."""
+
+    ladder = "ladder"
+    burst = "burst"
+
+
+#: Requests per user in one rung of the probe's ladder, and the most rungs it climbs (users 1,
+#: 2, ..., 2^11): with every request bounded by the sweep's `timeout`, the probe ends within
+#: LADDER_MAX_RUNGS x LADDER_REQUESTS_PER_USER x timeout, the bound the workflow's probe
+#: deadline is built from.
+LADDER_REQUESTS_PER_USER = 6
+LADDER_MAX_RUNGS = 12
 
 #: The well-known node label the load step's podAffinity uses as topologyKey.
 ZONE_LABEL = "topology.kubernetes.io/zone"

@@ -1,6 +1,6 @@
 """CLI of the load step: `python -m steps.load --out DIR [--config FILE] [overrides...]`;
 `python -m steps.load merge --out DIR` recovers the records of a run whose process was lost;
-`python -m steps.load probe --out DIR [--config FILE] [overrides...] [--estimator ladder|burst]
+`python -m steps.load probe --out DIR [--config FILE] [overrides...] [--sweep-<field> ...]
 [--outputs-dir DIR]` finds the saturation rate of a `load.sweep` config and writes its stages
 (`steps.load.probe`).
 `python -m steps.load coordinate --load-pods N` starts the coordinator of a load spread over N
@@ -14,9 +14,11 @@ string for an optional flag means "unset" (Argo passes "" for parameters left em
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from steps.errors import UsageError
 from steps.load.config import (
     CONCURRENT,
     Config,
-    SweepEstimator,
     config_from_dict,
     load_config,
     output_dir,
@@ -38,6 +39,7 @@ from steps.load.probe import probe
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
 from steps.names import check_run_id, check_scenario_name, new_run_id
+from steps.shared import SweepEstimator, SweepType
 from steps.stage_spec import STAGES_FORMAT, parse_stages
 
 __all__ = ["main"]
@@ -347,19 +349,45 @@ def _exit_code(result: LoadResult) -> int:
     return 0
 
 
+#: The probe's flags for `load.sweep` fields: `--sweep-<field>` (workflow knob `sweep_<field>`).
+_SWEEP_FLAGS: dict[str, type] = {
+    "type": SweepType,
+    "num_requests": int,
+    "timeout": float,
+    "num_stages": int,
+    "stage_duration": int,
+    "saturation_percentile": float,
+    "estimator": SweepEstimator,
+}
+
+
+def _with_sweep_flags(config: Config, args: argparse.Namespace) -> Config:
+    """The config with the given `--sweep-*` flags set in `load.sweep` (created if absent)."""
+    given = {f: getattr(args, f"sweep_{f}") for f in _SWEEP_FLAGS}
+    given = {f: v for f, v in given.items() if v is not None}
+    if not given:
+        return config
+    data = config.model_dump(mode="json")
+    data["load"]["sweep"] = {**(data["load"]["sweep"] or {}), **given}
+    return config_from_dict(data, "config with flag overrides")
+
+
 def _probe_main(argv: list[str]) -> int:
-    """`probe`: the load step's flags plus the estimator and the output parameters' directory."""
+    """`probe`: the load step's flags, `--sweep-*` for the sweep block, and the output
+    parameters' directory."""
 
     def body() -> int:
         parser = _parser()
         parser.prog = "steps.load probe"
         parser.description = "Find the saturation rate of a load.sweep config; write its stages."
-        parser.add_argument(
-            "--estimator",
-            type=_opt(SweepEstimator),
-            choices=[*SweepEstimator, None],
-            help="ladder (default: load.sweep.estimator) or burst (inference-perf's)",
-        )
+        for field, kind in _SWEEP_FLAGS.items():
+            choices: list[Any] | None = [*kind, None] if issubclass(kind, StrEnum) else None
+            parser.add_argument(
+                "--sweep-" + field.replace("_", "-"),
+                type=_opt(kind),
+                choices=choices,
+                help=f"load.sweep.{field}",
+            )
         parser.add_argument(
             "--outputs-dir", type=_opt(Path), help="write the output parameters stages and "
             "saturation_rate here",
@@ -369,7 +397,9 @@ def _probe_main(argv: list[str]) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if args.load_pods not in (None, 1):
             raise UsageError("probe --load-pods: a probe runs in one pod")
-        result = probe(_settings(args), args.estimator, args.outputs_dir)
+        settings = _settings(args)
+        settings = dataclasses.replace(settings, config=_with_sweep_flags(settings.config, args))
+        result = probe(settings, args.outputs_dir)
         print(
             f"probe: saturation {result.saturation_rate:.2f} requests/s ({result.estimator}); "
             f"stages {result.spec}",

@@ -62,6 +62,8 @@ from steps.shared import (
     NumWorkers,
     RequestTimeout,
     StrictModel,
+    SweepEstimator,
+    SweepType,
     check_load_size,
 )
 
@@ -83,8 +85,6 @@ __all__ = [
     "Stage",
     "StorageConfig",
     "SweepConfig",
-    "SweepEstimator",
-    "SweepType",
     "TokenizerConfig",
     "config_from_dict",
     "format_validation_error",
@@ -265,16 +265,6 @@ AnyStage = Annotated[
     Annotated[Stage, Tag(_OPEN_TAG)] | Annotated[ConcurrentStage, Tag(_CLOSED_TAG)],
     Discriminator(_stage_shape),
 ]
-
-
-class SweepType(StrEnum):
-    linear = "linear"
-    geometric = "geometric"
-
-
-class SweepEstimator(StrEnum):
-    ladder = "ladder"
-    burst = "burst"
 
 
 class SweepConfig(StrictModel):

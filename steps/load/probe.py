@@ -35,7 +35,6 @@ from steps.load.config import (
     Config,
     Stage,
     SweepConfig,
-    SweepEstimator,
 )
 from steps.load.plan import LoadSettings
 from steps.load.run import run
@@ -52,7 +51,7 @@ from steps.names import new_run_id
 from steps.outputs import format_number, write_outputs
 from steps.record_metrics import as_float, ok_rows
 from steps.records import RECORDS_FILE, RUN_FILE
-from steps.shared import LoadType
+from steps.shared import LADDER_MAX_RUNGS, LADDER_REQUESTS_PER_USER, LoadType, SweepEstimator
 from steps.stage_spec import format_stages
 
 __all__ = ["PROBE_FILE", "ProbeResult", "probe"]
@@ -61,8 +60,6 @@ log = logging.getLogger(__name__)
 
 #: The probe's evidence file in its --out directory.
 PROBE_FILE = "probe.json"
-#: Requests per user in one ladder rung (5 of them complete inside its steady window).
-_REQUESTS_PER_USER = 6
 
 
 @dataclass(frozen=True)
@@ -80,16 +77,14 @@ class ProbeResult:
         return format_stages(self.stages)
 
 
-def probe(
-    settings: LoadSettings, estimator: SweepEstimator | None, outputs_dir: Path | None
-) -> ProbeResult:
+def probe(settings: LoadSettings, outputs_dir: Path | None) -> ProbeResult:
     """Probe, write probe.json (and the output parameters), return the result."""
     sweep = settings.config.load.sweep
     if sweep is None:
         raise UsageError("the probe needs a load.sweep block in the config (its type at least)")
     if settings.config.load.is_concurrent:
         raise UsageError("the probe sweeps rates: load.type must be constant or poisson")
-    chosen = estimator or sweep.estimator
+    chosen = sweep.estimator
     if chosen is SweepEstimator.ladder:
         saturation, evidence = _ladder(settings, sweep)
     else:
@@ -125,9 +120,9 @@ def _ladder(settings: LoadSettings, sweep: SweepConfig) -> tuple[float, dict[str
     """Closed-loop rungs of 1, 2, 4, ... users until throughput stops growing."""
     rungs: list[Rung] = []
     budget = sweep.num_requests
-    users, reason = 1, ""
-    while True:
-        requests = users * _REQUESTS_PER_USER
+    users, reason = 1, f"the ladder's {LADDER_MAX_RUNGS} rungs were climbed"
+    while len(rungs) < LADDER_MAX_RUNGS:
+        requests = users * LADDER_REQUESTS_PER_USER
         if requests > budget:
             reason = (
                 f"load.sweep.num_requests spent before throughput stopped growing: the "
@@ -163,7 +158,7 @@ def _ladder(settings: LoadSettings, sweep: SweepConfig) -> tuple[float, dict[str
     if not rungs:
         raise UsageError(
             f"load.sweep.num_requests {sweep.num_requests} is too few for one ladder rung "
-            f"({_REQUESTS_PER_USER} requests)"
+            f"({LADDER_REQUESTS_PER_USER} requests)"
         )
     evidence = {
         "stop_reason": reason,

@@ -30,8 +30,8 @@ from itertools import pairwise
 import numpy as np
 
 from steps.errors import BenchError
-from steps.load.config import SweepType
 from steps.record_metrics import FloatArray, in_flight
+from steps.shared import SweepType
 
 __all__ = [
     "BURST_SECONDS",

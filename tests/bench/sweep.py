@@ -60,7 +60,7 @@ def _probe(estimator: str, config: Path, tok: Path, out: Path) -> tuple[float, f
     proc = subprocess.run(
         [
             sys.executable, "-m", "steps.load", "probe", "--config", str(config),
-            "--out", str(out), "--tokenizer-dir", str(tok), "--estimator", estimator,
+            "--out", str(out), "--tokenizer-dir", str(tok), "--sweep-estimator", estimator,
             "--log-level", "WARNING",
         ],
         cwd=ROOT, capture_output=True, text=True, check=False,

@@ -94,7 +94,7 @@ def test_burst_port_reports_a_percentile_of_the_drain_rates(
              "stage_duration": 5, "saturation_percentile": 95}  # fmt: skip
     config = _config(tmp_path / "sweep.yml", sim.base_url, sweep)
 
-    assert _probe(tmp_path, qwen_tokenizer_dir, config, "--estimator", "burst") == 0
+    assert _probe(tmp_path, qwen_tokenizer_dir, config, "--sweep-estimator", "burst") == 0
 
     doc = json.loads((tmp_path / "probe" / "probe.json").read_text())
     rates = doc["evidence"]["drain_rates"]
@@ -134,3 +134,18 @@ def test_bad_sweep_config_is_one_line_exit_2(
 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_sweep_flags_set_the_sweep_block(
+    qwen_tokenizer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--sweep-<field>` flags are the workflow's knobs: each is checked as the config is."""
+    config = tmp_path / "sweep.yml"
+    config.write_text(yaml.safe_dump({"load": {"stages": [], "sweep": {"type": "linear"}},
+                                      "server": {"base_url": "http://127.0.0.1:9"}}))  # fmt: skip
+
+    code = _probe(tmp_path, qwen_tokenizer_dir, config, "--sweep-num-stages", "0")
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "config with flag overrides: load.sweep.num_stages: Input should be greater" in err[0]

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from steps.errors import BenchError
-from steps.load.config import SweepType
 from steps.load.saturation import (
     Rung,
     burst_drain_rate,
@@ -16,6 +15,7 @@ from steps.load.saturation import (
     ladder_rung,
     sweep_rates,
 )
+from steps.shared import SweepType
 
 S = 1e9
 
