@@ -9,14 +9,16 @@ defaults < the installed template's values (submit) < chart values (-f, --set) <
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from steps.cli import make_parser
+from steps.cli import make_parser, read_input_text
 from steps.errors import UsageError
+from steps.names import check_scenario_name
 from workflows.chart_values import ChartMapping, load_values, map_values
 from workflows.cli_output import echo
 from workflows.options import TemplateOptions
@@ -79,6 +81,7 @@ def _add_knobs(parser: argparse.ArgumentParser) -> None:
             dest="knob_" + name,
             default=argparse.SUPPRESS,
             choices=enums.get(name),
+            metavar="FILE" if name == "config" else None,
             help=f"{field.description} (default: {default})",
         )
     chart = parser.add_argument_group("benchmark chart values layout")
@@ -147,8 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def given_knobs(args: argparse.Namespace) -> dict[str, Any]:
-    """The knob flags a user typed, by knob name."""
-    return {k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}
+    """The knob flags a user typed, by knob name. `--config FILE` is read: the knob is the
+    file's text, and names the runs (`config_name`) after the file unless given."""
+    knobs = {k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}
+    if "config" in knobs:
+        path = Path(knobs["config"])
+        knobs["config"] = read_input_text(path, "--config")
+        with contextlib.suppress(ValueError):  # a stem that is no name keeps the default
+            knobs.setdefault("config_name", check_scenario_name(path.stem))
+    return knobs
 
 
 def chart_values(args: argparse.Namespace) -> ChartMapping:

@@ -79,12 +79,14 @@ def _lint_artifact_arguments(
     templates: dict[str, Any],
     by_name: dict[str, dict[str, Any]],
 ) -> list[str]:
-    """Required input artifacts supplied; each `from` names an output an ancestor declares."""
+    """Required input artifacts supplied (a raw artifact carries its own data, as Argo's
+    HasLocationOrKey counts it); each `from` names an output an ancestor declares."""
     where = f"task '{task['name']}'"
     problems: list[str] = []
     given_artifacts = {a["name"]: a for a in task.get("arguments", {}).get("artifacts", [])}
     for artifact in target.get("inputs", {}).get("artifacts", []):
-        if artifact["name"] not in given_artifacts and not artifact.get("optional"):
+        supplied = artifact["name"] in given_artifacts or "raw" in artifact
+        if not supplied and not artifact.get("optional"):
             problems.append(f"{where}: input artifact '{artifact['name']}' is not supplied")
     for name, artifact in given_artifacts.items():
         match = _FROM_RE.match(artifact.get("from", ""))

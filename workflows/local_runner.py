@@ -282,6 +282,12 @@ class _Run:
             scope[f"inputs.parameters.{param['name']}"] = value
         sources = {a["name"]: a for a in arguments.get("artifacts", [])}
         for artifact in template.get("inputs", {}).get("artifacts", []):
+            path = workdir.host(artifact["path"])
+            if "raw" in artifact:  # its text, substituted with the inputs like any field
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(self.resolve(name, artifact["raw"]["data"], scope))
+                scope[f"inputs.artifacts.{artifact['name']}.path"] = str(path)
+                continue
             source = sources.get(artifact["name"], {})
             ref = source.get("from", "")
             producer = ref.removeprefix("{{tasks.").removesuffix("}}").split(".outputs.artifacts.")
@@ -295,8 +301,8 @@ class _Run:
                     f"local runner: task '{name}' input artifact '{artifact['name']}' from "
                     f"{ref or '(nothing)'} does not exist"
                 )
-            copy_path(stored, workdir.host(artifact["path"]))
-            scope[f"inputs.artifacts.{artifact['name']}.path"] = str(workdir.host(artifact["path"]))
+            copy_path(stored, path)
+            scope[f"inputs.artifacts.{artifact['name']}.path"] = str(path)
         for artifact in template.get("outputs", {}).get("artifacts", []):
             scope[f"outputs.artifacts.{artifact['name']}.path"] = str(
                 workdir.host(artifact["path"])

@@ -51,7 +51,12 @@ SUBSET: dict[str, Any] = {
             "name": True,
             "inputs": {
                 "parameters": _PARAM,
-                "artifacts": {"name": True, "path": True, "optional": True},
+                "artifacts": {
+                    "name": True,
+                    "path": True,
+                    "optional": True,
+                    "raw": {"data": True},
+                },
             },
             "outputs": {
                 "parameters": {"name": True, "valueFrom": {"path": True, "default": True}},

@@ -20,6 +20,7 @@ from steps.names import (
     check_base_url,
     check_endpoint_url,
     check_model_name,
+    check_scenario_name,
     echo_input,
 )
 from steps.shared import (
@@ -39,13 +40,18 @@ from steps.shared import (
 from steps.stage_spec import STAGES_FORMAT, parse_stages
 from workflows.options import K8S_NAME_PATTERN
 from workflows.scenarios import (
-    SCENARIO_KNOBS,
     SCENARIOS,
     ScenarioName,
+    config_defaults,
     packaged_defaults,
 )
 
+#: The config text's size cap: it is a parameter of every Workflow object (etcd holds an
+#: object up to 1.5 MiB) and is shown in the Argo UI's form; real configs are a few KiB.
+MAX_CONFIG_CHARS = 256 * 1024
+
 __all__ = [
+    "MAX_CONFIG_CHARS",
     "BaselineParams",
     "params_from_mapping",
 ]
@@ -71,6 +77,17 @@ class BaselineParams(StrictModel):
         default="Qwen/Qwen3-8B",
         min_length=1,
         description="Hugging Face repo id, local directory, or offline:qwen (built in, no network)",
+    )
+    # The config scenario: a user's own inference-perf config.yml, carried whole as text.
+    config: str | None = Field(
+        default=None,
+        max_length=MAX_CONFIG_CHARS,
+        description="inference-perf config.yml (its text; the CLI's --config FILE reads it); "
+        "stages, drain_timeout, base_url, model_name and tokenizer win over its own",
+    )
+    config_name: str | None = Field(
+        default=None,
+        description="name the config's runs are kept and compared under (default: its file name)",
     )
     api_type: APIType = Field(default=APIType.completion, description="completion or chat endpoint")
     load_type: LoadType = Field(
@@ -241,7 +258,9 @@ class BaselineParams(StrictModel):
             scenario = SCENARIOS[ScenarioName(data.get("scenario", ScenarioName.baseline))]
         except ValueError:
             return data  # the field's own check names the allowed scenarios
-        foreign = [k for k in data if k in SCENARIO_KNOBS and k not in scenario.own_knobs]
+        foreign = [
+            k for k in data if k in cls.model_fields and k != "scenario" and not scenario.has(k)
+        ]
         if foreign:
             raise ValueError(
                 f"{', '.join(foreign)}: not a knob of scenario {scenario.name.value} (its own: "
@@ -249,6 +268,13 @@ class BaselineParams(StrictModel):
             )
         if scenario.staged:
             return {**packaged_defaults(scenario.name), **data}
+        if scenario.name is ScenarioName.config:
+            if not isinstance(data.get("config"), str):
+                raise ValueError("config: the config scenario needs its config (--config FILE)")
+            try:
+                return {**config_defaults(data["config"]), "config_name": "config", **data}
+            except ValueError as exc:
+                raise ValueError(f"config: {exc}") from None
         return data
 
     _base_url_ok = field_validator("base_url")(check_base_url)
@@ -258,6 +284,11 @@ class BaselineParams(StrictModel):
     @classmethod
     def _endpoint_ok(cls, value: str) -> str:
         return check_endpoint_url(value) if value else value
+
+    @field_validator("config_name")
+    @classmethod
+    def _config_name_ok(cls, value: str | None) -> str | None:
+        return None if value is None else check_scenario_name(value)
 
     @field_validator("stages")
     @classmethod
@@ -300,12 +331,8 @@ class BaselineParams(StrictModel):
     @property
     def knobs(self) -> tuple[str, ...]:
         """This scenario's workflow parameters, in declaration order."""
-        own = SCENARIOS[self.scenario].own_knobs
-        return tuple(
-            name
-            for name in type(self).model_fields
-            if name != "scenario" and (name not in SCENARIO_KNOBS or name in own)
-        )
+        scenario = SCENARIOS[self.scenario]
+        return tuple(n for n in type(self).model_fields if n != "scenario" and scenario.has(n))
 
     @field_validator("target_labels")
     @classmethod

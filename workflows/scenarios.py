@@ -23,6 +23,7 @@ distribution type, `ignore_eos`, ...).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -33,12 +34,15 @@ import yaml
 from steps.stage_spec import format_stages
 
 __all__ = [
+    "CONFIG_DERIVED",
+    "CONFIG_KNOBS",
     "EXACT_KNOBS",
     "SCENARIOS",
     "SCENARIO_KNOBS",
     "STAGED_KNOBS",
     "Scenario",
     "ScenarioName",
+    "config_defaults",
     "packaged_defaults",
     "template_name",
 ]
@@ -48,6 +52,7 @@ class ScenarioName(StrEnum):
     baseline = "baseline"
     saturation = "saturation"
     production = "production"
+    config = "config"
 
 
 #: One stage of exact lengths (baseline).
@@ -57,8 +62,15 @@ _STATS = ("mean", "std_dev", "min", "max")
 DISTRIBUTION_KNOBS = tuple(f"{side}_{stat}" for side in ("input", "output") for stat in _STATS)
 #: A stage spec, length distributions, and the per-stage drain the time budget sums.
 STAGED_KNOBS = ("stages", *DISTRIBUTION_KNOBS, "drain_timeout")
+#: A user's own inference-perf config (its YAML text) and the name its runs are kept under.
+CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout")
 #: Knobs only some scenarios have; every other knob is common to all.
-SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS))
+SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS))
+#: The load generator's knobs a user's config sets itself (the config scenario lacks them).
+CONFIG_SETS = ("api_type", "load_type", "num_workers", "seed", "warmup_requests", "request_timeout")
+#: Knobs the config scenario takes from its config unless given (the workflow needs them
+#: outside the load step: readiness, tokenizer, the load pod's deadline).
+CONFIG_DERIVED = ("base_url", "model_name", "tokenizer", "stages", "drain_timeout")
 
 
 @dataclass(frozen=True)
@@ -68,11 +80,19 @@ class Scenario:
     name: ScenarioName
     own_knobs: tuple[str, ...]
     description: str
+    #: Common knobs this scenario does not have (its config sets them).
+    without: tuple[str, ...] = ()
 
     @property
     def staged(self) -> bool:
         """Stages from a stage spec (and a packaged config for defaults)."""
         return self.own_knobs == STAGED_KNOBS
+
+    def has(self, knob: str) -> bool:
+        """Whether `knob` is one of this scenario's workflow parameters."""
+        if knob in self.without:
+            return False
+        return knob not in SCENARIO_KNOBS or knob in self.own_knobs
 
 
 SCENARIOS = {
@@ -92,6 +112,12 @@ SCENARIOS = {
             ScenarioName.production,
             STAGED_KNOBS,
             "the guide's S4: 1024±512 / 512±256 tokens, Poisson 15 QPS x 600 s",
+        ),
+        Scenario(
+            ScenarioName.config,
+            CONFIG_KNOBS,
+            "your own inference-perf config.yml (--config FILE); its stages as a knob",
+            without=CONFIG_SETS,
         ),
     )
 }
@@ -118,3 +144,59 @@ def packaged_defaults(scenario: ScenarioName) -> dict[str, Any]:
         distribution = data[f"{side}_distribution"]
         defaults.update({f"{side}_{stat}": distribution[stat] for stat in _STATS})
     return defaults
+
+
+def config_defaults(text: str) -> dict[str, Any]:
+    """The knobs a user's config gives the workflow (CONFIG_DERIVED), read from its YAML.
+
+    Only what the workflow needs outside the load step; the load step validates the whole
+    config (it is the one that reads it), so here a missing or odd key is simply not a default
+    and the knob's own check names it. A stage of fractional seconds, a closed-loop or a sweep
+    config has no stage spec: ValueError naming the key.
+    """
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError("not valid YAML") from None
+    if not isinstance(config, dict):
+        raise ValueError("expected an inference-perf config (a mapping at the top level)")
+    server, load = config.get("server") or {}, config.get("load") or {}
+    tokenizer = (config.get("tokenizer") or {}).get("pretrained_model_name_or_path")
+    defaults = {
+        "base_url": server.get("base_url"),
+        "model_name": server.get("model_name"),
+        "tokenizer": tokenizer or server.get("model_name"),
+        "drain_timeout": _whole_seconds(load.get("drain_timeout"), "load.drain_timeout"),
+        "stages": _stage_spec(load),
+    }
+    return {k: v for k, v in defaults.items() if v is not None}
+
+
+def _whole_seconds(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: {value!r} is not a number of seconds")
+    return math.ceil(value)  # a deadline that rounds up never cuts the drain short
+
+
+def _stage_spec(load: dict[str, Any]) -> str | None:
+    if load.get("type") == "concurrent" or load.get("sweep") is not None:
+        raise ValueError(
+            "load: a closed-loop (concurrent) or sweep config has no rate stages; the config "
+            "scenario runs rate stages (RATExSECONDS)"
+        )
+    stages = load.get("stages")
+    if not isinstance(stages, list):
+        return None
+    pairs = []
+    for i, stage in enumerate(stages):
+        rate, duration = (stage or {}).get("rate"), (stage or {}).get("duration")
+        if not isinstance(rate, int | float) or not isinstance(duration, int | float):
+            raise ValueError(f"load.stages[{i}]: needs a rate and a duration")
+        if duration != int(duration):
+            raise ValueError(
+                f"load.stages[{i}].duration {duration}: the workflow runs whole seconds"
+            )
+        pairs.append((float(rate), int(duration)))
+    return format_stages(pairs)

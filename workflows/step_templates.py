@@ -30,6 +30,7 @@ from hera.workflows import (
     Label,
     NoneArchiveStrategy,
     Parameter,
+    RawArtifact,
     Resources,
     SecretEnv,
 )
@@ -45,7 +46,7 @@ from steps.summary_model import (
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
-from workflows.scenarios import EXACT_KNOBS, SCENARIOS, STAGED_KNOBS
+from workflows.scenarios import EXACT_KNOBS, SCENARIOS, STAGED_KNOBS, ScenarioName
 from workflows.time_budget import RETRY_LIMIT, TimeBudget
 
 __all__ = [
@@ -194,9 +195,34 @@ def _file_artifact(name: str, path: str, optional: bool | None = None) -> Artifa
     return Artifact(name=name, path=path, archive=NoneArchiveStrategy(), optional=optional)
 
 
+#: The config scenario's config text: a raw input artifact the load step reads (`--config`).
+CONFIG_PATH = f"{WORK_DIR}/config/config.yml"
+
+
 def load_inputs(params: BaselineParams) -> tuple[str, ...]:
-    """The load task's input parameters: the scenario's load knobs and the target namespace."""
-    return (*(k for k in LOAD_KNOBS if k in params.knobs), "target_namespace")
+    """The load task's input parameters: the scenario's load knobs (the config scenario's
+    config text and name too) and the target namespace."""
+    config = ("config", "config_name") if params.scenario is ScenarioName.config else ()
+    return (*(k for k in LOAD_KNOBS if k in params.knobs), *config, "target_namespace")
+
+
+def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
+    """Where the load step's config comes from: the packaged baseline (no flag), a packaged
+    staged scenario (`--scenario`, which also names the run for the report's history), or the
+    user's config text, written to a file by Argo (a raw artifact: Argo substitutes the
+    parameter into it, quoting newlines, as into any template field) and named by
+    `config_name`."""
+    if params.scenario is ScenarioName.config:
+        raw = RawArtifact(name="config", path=CONFIG_PATH, data=_inp("config"))
+        return [
+            "--config",
+            "{{inputs.artifacts.config.path}}",
+            "--scenario",
+            _inp("config_name"),
+        ], [raw]
+    if SCENARIOS[params.scenario].staged:
+        return ["--scenario", params.scenario.value], []
+    return [], []
 
 
 def _step(
@@ -342,22 +368,23 @@ def load_template(
     A staged scenario's load starts from its packaged config (`--scenario`, which also names
     the run for the report's history) and gets every knob it has as a flag."""
     inputs = load_inputs(params)
-    staged = SCENARIOS[params.scenario].staged
+    base_flags, base_artifacts = _load_base(params)
     return _step(
         options,
         "load",
-        budget_name="load-staged" if staged else None,
+        budget_name="load-staged" if params.stages is not None else None,
         inputs=[
             *(Parameter(name=n) for n in inputs),
             Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
+            *base_artifacts,
         ],
         args=[
             "--out",
             "results",
-            *(["--scenario", params.scenario.value] if staged else []),
+            *base_flags,
             "--tokenizer-dir",
             "{{inputs.artifacts.tokenizer.path}}",
-            *_flags(*(n for n in inputs if n != "target_namespace")),
+            *_flags(*(n for n in inputs if n in LOAD_KNOBS)),
             *endpoint.api_key_flag,
         ],
         env=endpoint.env,

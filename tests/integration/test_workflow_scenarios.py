@@ -71,3 +71,33 @@ def test_production_scenario_runs_poisson_at_its_stage(
     assert run["load_type"] == "poisson"
     assert [(s["rate"], s["duration_s"]) for s in run["stages"]] == [(15, 3)]
     assert 20 <= run["recorded_requests"] <= 75  # Poisson: 45 expected, seeded
+
+
+def test_config_scenario_runs_the_users_config_written_by_the_raw_artifact(
+    simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    """The config reaches the load pod as a raw input artifact (the parameter's text written to
+    a file): its data block (lengths) is honoured, its stages come through the stages knob."""
+    sim = simulator_factory("--itl-ms", "2", "--tokenizer", str(qwen_tokenizer_dir))
+    config = tmp_path / "my-test.yml"
+    config.write_text(
+        "data:\n  type: random\n"
+        "  input_distribution: {type: uniform, min: 40, max: 60}\n"
+        "  output_distribution: {type: fixed, mean: 7, min: 7, max: 7}\n"
+        "load: {type: constant, stages: [{rate: 6, duration: 2}], num_workers: 1}\n"
+        "server: {base_url: 'http://unused:1'}\n"
+    )
+    argv = ("--scenario", "config", "--config", str(config))
+    out = tmp_path / "config"
+    run_argv = ["run", "--out", str(out), "--base-url", sim.base_url, "--model-name", sim.model]
+    run_argv += ["--tokenizer", "offline:qwen", "--k8s-check", "off", "--bucket", "", *argv]
+    run_argv += ["--sla-schedule-delay-p99-ms", "50"]
+    assert main(run_argv, dict(os.environ)) == 0
+    (run_json,) = out.glob("artifacts/load/run/run.json")
+    run = json.loads(run_json.read_text())
+    assert run["scenario"] == "my-test"
+    assert run["base_url"] == sim.base_url  # the knob wins over the config's server
+    assert [(s["rate"], s["duration_s"]) for s in run["stages"]] == [(6, 2)]
+    records = pq.read_table(out / "artifacts" / "load" / "records" / "records.parquet")
+    assert set(records.column("requested_output_tokens").to_pylist()) == {7}
+    assert 40 <= min(records.column("prompt_tokens").to_pylist())

@@ -17,15 +17,19 @@ from workflows.scenarios import ScenarioName, template_name
 from workflows.template import build_template, build_workflow
 
 __all__ = [
+    "EXAMPLE_CONFIG",
     "RENDER_KINDS",
     "default_manifests",
     "default_template",
     "limit_seconds",
     "rendered_objects",
     "scenario_options",
+    "scenario_params",
     "template_named",
 ]
 
+#: A user's config for the config scenario's manifests: the packaged saturation scenario.
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "steps" / "scenarios" / "saturation.yml"
 #: The render kinds whose union is everything the CLI can emit.
 RENDER_KINDS = ("all", "workflow", "simulator")
 
@@ -38,6 +42,8 @@ def rendered_objects(out_dir: Path, *extra: str) -> list[dict[str, Any]]:
         for kind in RENDER_KINDS:
             target = out_dir / scenario.value / kind
             argv = ["render", "--kind", kind, "-o", str(target), "--scenario", scenario.value]
+            if scenario is ScenarioName.config:
+                argv += ["--config", str(EXAMPLE_CONFIG)]
             assert main([*argv, *extra], {}) == 0
             for path in sorted(target.glob("*.yaml")):
                 objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
@@ -49,10 +55,17 @@ def scenario_options(scenario: ScenarioName) -> TemplateOptions:
     return TemplateOptions(name=template_name(TemplateOptions().name, scenario))
 
 
+def scenario_params(scenario: ScenarioName, **knobs: Any) -> BaselineParams:
+    """The scenario's knobs with `knobs` set; the config scenario's config is EXAMPLE_CONFIG."""
+    if scenario is ScenarioName.config:
+        knobs.setdefault("config", EXAMPLE_CONFIG.read_text())
+    return BaselineParams(scenario=scenario, **knobs)
+
+
 def default_template(**knobs: Any) -> dict[str, Any]:
     """The WorkflowTemplate dict with default install options and `knobs` set (`scenario`
     among them: that scenario's template)."""
-    params = BaselineParams(**knobs)
+    params = scenario_params(knobs.pop("scenario", ScenarioName.baseline), **knobs)
     return build_template(params, scenario_options(params.scenario)).to_dict()
 
 
@@ -60,7 +73,7 @@ def default_manifests(
     scenario: ScenarioName = ScenarioName.baseline,
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Name -> (kind, dict) of the template, the nightly cron and a submitted Workflow."""
-    params, options = BaselineParams(scenario=scenario), scenario_options(scenario)
+    params, options = scenario_params(scenario), scenario_options(scenario)
     return {
         "template": ("WorkflowTemplate", build_template(params, options).to_dict()),
         "cron": ("CronWorkflow", build_cron(params, options, "0 3 * * *").to_dict()),

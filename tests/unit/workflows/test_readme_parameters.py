@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
+from tests.helpers.argo.rendered import scenario_params
 from tests.helpers.dockerfile_targets import REPO
-from workflows.params import BaselineParams
 from workflows.scenarios import ScenarioName
 
 
@@ -22,5 +22,5 @@ def _table_names() -> list[str]:
 def test_readme_parameter_table_lists_every_knob_once() -> None:
     names = _table_names()
     assert len(names) == len(set(names))
-    every_scenarios = {k for s in ScenarioName for k in BaselineParams(scenario=s).knobs}
+    every_scenarios = {k for s in ScenarioName for k in scenario_params(s).knobs}
     assert set(names) == every_scenarios

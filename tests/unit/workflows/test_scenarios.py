@@ -106,3 +106,70 @@ def test_every_scenario_name_is_registered_with_a_description() -> None:
     descriptions = {s.name: s.description for s in SCENARIOS.values()}
     assert set(descriptions) == set(ScenarioName)
     assert all(descriptions.values())
+
+
+_MY_CONFIG = """\
+load:
+  type: poisson
+  stages: [{rate: 3, duration: 60}, {rate: 6.5, duration: 30}]
+  drain_timeout: 45.5
+server: {base_url: "http://my-vllm.ml:8000", model_name: my-model}
+tokenizer: {pretrained_model_name_or_path: org/tok}
+"""
+
+
+def test_config_scenario_carries_the_users_config_and_takes_the_workflows_knobs_from_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "nightly-long.yml"
+    config.write_text(_MY_CONFIG)
+    (template,) = _render(capsys, "--scenario", "config", "--config", str(config))
+    params = _parameters(template)
+    assert template["metadata"]["name"] == "llm-baseline-config"
+    assert params["config"] == _MY_CONFIG  # the text itself: a UI rerun repeats it
+    assert params["config_name"] == "nightly-long"
+    assert params["stages"] == "3x60,6.5x30"
+    assert params["drain_timeout"] == "46"  # rounded up: the deadline never cuts the drain
+    assert (params["base_url"], params["model_name"], params["tokenizer"]) == (
+        "http://my-vllm.ml:8000",
+        "my-model",
+        "org/tok",
+    )
+    assert not {"num_workers", "load_type", "api_type", "rate"} & set(params)  # the config's
+    load = template_named(template, "load")
+    (raw,) = [a for a in load["inputs"]["artifacts"] if "raw" in a]
+    assert raw["raw"]["data"] == "{{inputs.parameters.config}}"
+    args = load["container"]["args"]
+    assert args[args.index("--config") + 1] == "{{inputs.artifacts.config.path}}"
+    assert args[args.index("--scenario") + 1] == "{{inputs.parameters.config_name}}"
+    assert args[args.index("--stages") + 1] == "{{inputs.parameters.stages}}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("load: {type: concurrent, stages: []}", "config: load: a closed-loop (concurrent) or"),
+        ("load: {stages: [{rate: 1, duration: 2.5}]}", "load.stages[0].duration 2.5: the workflow"),
+        ("load: [1", "config: not valid YAML"),
+        ("- 1", "config: expected an inference-perf config"),
+    ],
+)
+def test_config_scenario_refuses_a_config_without_rate_stages_in_one_line(
+    text: str, message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(text)
+    assert main(["render", "--scenario", "config", "--config", str(config)], {}) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_config_scenario_without_config_and_config_elsewhere_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["render", "--scenario", "config"], {}) == 2
+    assert "the config scenario needs its config (--config FILE)" in capsys.readouterr().err
+    config = tmp_path / "c.yml"
+    config.write_text(_MY_CONFIG)
+    assert main(["render", "--config", str(config)], {}) == 2
+    assert "config, config_name: not a knob of scenario baseline" in capsys.readouterr().err

@@ -32,6 +32,10 @@ _PARAMS: list[tuple[ScenarioName, dict[str, str]]] = [
         ScenarioName.production,
         {"readiness_timeout": "600", "stages": "15x600", "drain_timeout": "2100"},
     ),
+    (
+        ScenarioName.config,
+        {"readiness_timeout": "60", "stages": "1x3600,2x3600", "drain_timeout": "5"},
+    ),
 ]
 
 
