@@ -85,24 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-type", type=_opt(str), choices=["completion", "chat", None], help="api.type"
     )
-    p.add_argument(
-        "--stages",
-        type=_opt(str),
-        help=f"load.stages, replaced whole: {STAGES_FORMAT}",
-    )
-    p.add_argument("--rate", type=_opt(float), help="load.stages[*].rate (every stage)")
-    p.add_argument(
-        "--duration", type=_opt(float), help="load.stages[*].duration in s (every stage)"
-    )
-    p.add_argument("--input-tokens", type=_opt(int), help="fixed prompt length in tokens")
-    p.add_argument("--output-tokens", type=_opt(int), help="fixed max_tokens per request")
-    for side, field in (("input", "prompt length"), ("output", "max_tokens")):
-        for stat, kind in _DISTRIBUTION_FLAGS.items():
-            p.add_argument(
-                f"--{side}-{stat.replace('_', '-')}",
-                type=_opt(kind),
-                help=f"data.{side}_distribution.{stat} ({field} in tokens)",
-            )
+    _add_shape_flags(p)
     p.add_argument("--num-workers", type=_opt(int), help="load.num_workers")
     p.add_argument("--seed", type=_opt(int), help="load.seed")
     p.add_argument("--warmup-requests", type=_opt(int), help="load.warmup_requests")
@@ -134,6 +117,25 @@ def _parser() -> argparse.ArgumentParser:
 #: The length-distribution flags (`--input-mean`, ..., `--output-max`): each sets one field of
 #: the config's `data.<side>_distribution`, keeping its type (normal, uniform, fixed).
 _DISTRIBUTION_FLAGS: dict[str, type] = {"mean": float, "std_dev": float, "min": int, "max": int}
+
+
+def _add_shape_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that shape the load: stages (a spec, or rate/duration for every stage) and
+    request lengths (exact, or a distribution's fields)."""
+    p.add_argument("--stages", type=_opt(str), help=f"load.stages, replaced whole: {STAGES_FORMAT}")
+    p.add_argument("--rate", type=_opt(float), help="load.stages[*].rate (every stage)")
+    p.add_argument(
+        "--duration", type=_opt(float), help="load.stages[*].duration in s (every stage)"
+    )
+    p.add_argument("--input-tokens", type=_opt(int), help="fixed prompt length in tokens")
+    p.add_argument("--output-tokens", type=_opt(int), help="fixed max_tokens per request")
+    for side, field in (("input", "prompt length"), ("output", "max_tokens")):
+        for stat, kind in _DISTRIBUTION_FLAGS.items():
+            p.add_argument(
+                f"--{side}-{stat.replace('_', '-')}",
+                type=_opt(kind),
+                help=f"data.{side}_distribution.{stat} ({field} in tokens)",
+            )
 
 
 def _coordinate_parser() -> argparse.ArgumentParser:

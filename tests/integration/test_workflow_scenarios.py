@@ -100,4 +100,5 @@ def test_config_scenario_runs_the_users_config_written_by_the_raw_artifact(
     assert [(s["rate"], s["duration_s"]) for s in run["stages"]] == [(6, 2)]
     records = pq.read_table(out / "artifacts" / "load" / "records" / "records.parquet")
     assert set(records.column("requested_output_tokens").to_pylist()) == {7}
-    assert 40 <= min(records.column("prompt_tokens").to_pylist())
+    prompts = records.column("prompt_tokens").to_pylist()
+    assert 40 <= min(prompts) <= max(prompts) <= 60
