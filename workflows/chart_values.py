@@ -7,8 +7,16 @@ Three kinds of keys (chart v0.1.0 plus the 0.2.x additions):
 - mapped to a knob or an install option (`benchmark.target.baseUrl` -> `base_url`);
 - chart-only keys with no meaning here (images, Job backoff, pip packages): accepted and listed
   as ignored, so a copied values file works;
-- anything else: an error naming the key. Values this workflow cannot honour (another scenario,
-  variable token lengths, several stages, streaming off, affinity off) are errors too.
+- anything else: an error naming the key. Values this workflow cannot honour (a scenario it
+  has no template for, variable lengths or several stages in the baseline, a sweep, streaming
+  off, affinity off) are errors too.
+
+`benchmark.scenario` picks the scenario (the `--scenario` flag wins over it) and only that
+scenario's block under `benchmark.scenarios` is mapped (the others are listed as ignored, as
+the chart renders only the selected one): the baseline's to its exact-length knobs, a staged
+scenario's (saturation, production) to `stages` and the length distributions. Chart 0.2.x's
+`benchmark.config` (a whole inference-perf config) selects the config scenario, as the chart
+uses it instead of the generated config.
 
 One deliberate difference: `--set ...stages[0].duration=600` changes only the duration of stage 0;
 Helm would replace the whole list and drop its rate (a chart bug the guide's example hits).
@@ -27,6 +35,8 @@ import yaml
 
 from steps.cli import read_input_text
 from steps.errors import UsageError
+from steps.stage_spec import format_stages
+from workflows.scenarios import ScenarioName
 
 __all__ = ["ChartMapping", "apply_set", "load_values", "map_values"]
 
@@ -157,6 +167,10 @@ def _ignored(value: Any, key: str, out: ChartMapping) -> None:
     out.ignored.append(key)
 
 
+def _selects(value: Any, key: str, out: ChartMapping) -> None:
+    """`benchmark.scenario`: read before the walk, it selects the mapped block (`_spec`)."""
+
+
 def _must_be(expected: Any, why: str) -> Handler:
     def handle(value: Any, key: str, out: ChartMapping) -> None:
         if value != expected:
@@ -207,6 +221,48 @@ def _fixed_length(knob: str) -> Handler:
     return handle
 
 
+def _distribution(side: str) -> Handler:
+    """A chart distribution {mean, stdDev, min, max} -> the `<side>_*` knobs."""
+    names = {"mean": "mean", "stdDev": "std_dev", "min": "min", "max": "max"}
+
+    def handle(value: Any, key: str, out: ChartMapping) -> None:
+        if not isinstance(value, dict):
+            raise UsageError(f"values: {key} must be a map of mean, stdDev, min, max")
+        for name, item in value.items():
+            if name not in names:
+                raise UsageError(f"values: unknown key '{key}.{name}'")
+            out.params[f"{side}_{names[name]}"] = item
+
+    return handle
+
+
+def _stage_list(value: Any, key: str, out: ChartMapping) -> None:
+    """The chart's stages [{rate, duration}] -> the `stages` knob (a stage spec)."""
+    if not isinstance(value, list) or not value:
+        raise UsageError(f"values: {key} must be a list of stages {{rate, duration}}")
+    stages = []
+    for i, stage in enumerate(value):
+        if not isinstance(stage, dict) or set(stage) != {"rate", "duration"}:
+            raise UsageError(f"values: {key}[{i}] must be {{rate, duration}}, got {stage!r}")
+        rate, duration = stage["rate"], stage["duration"]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in stage.values()):
+            raise UsageError(f"values: {key}[{i}]: rate and duration must be numbers")
+        if duration != int(duration):
+            raise UsageError(f"values: {key}[{i}].duration={duration}: whole seconds only")
+        stages.append((float(rate), int(duration)))
+    out.params["stages"] = format_stages(stages)
+
+
+def _config(value: Any, key: str, out: ChartMapping) -> None:
+    """Chart 0.2.x's whole inference-perf config -> the config scenario."""
+    if value is None:  # the chart's default: generate from the scenario
+        return
+    if not isinstance(value, dict):
+        raise UsageError(f"values: {key} must be an inference-perf config (a map)")
+    out.params["scenario"] = "config"
+    out.params["config"] = yaml.safe_dump(value, sort_keys=False)
+
+
 def _stages(value: Any, key: str, out: ChartMapping) -> None:
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
         raise UsageError(f"values: {key} must hold exactly one stage {{rate, duration}}")
@@ -240,6 +296,16 @@ _OTHER_SCENARIO: Spec = {
         },
     },
 }
+_STAGED: Spec = {
+    "description": _ignored,
+    "data": {"input": _distribution("input"), "output": _distribution("output")},
+    "load": {
+        "type": _to("load_type"),
+        "numWorkers": _to("num_workers"),
+        "stages": _stage_list,
+        "sweep": _not_supported("this scenario runs fixed stages, not a sweep"),
+    },
+}
 _BASELINE: Spec = {
     "description": _ignored,
     "data": {"input": _fixed_length("input_tokens"), "output": _fixed_length("output_tokens")},
@@ -264,7 +330,7 @@ _SPEC: Spec = {
             "name": _to_option("service_account"),
             "annotations": _ignored,
         },
-        "scenario": _must_be("baseline", "this workflow runs the baseline scenario"),
+        "scenario": _selects,
         "job": {
             "backoffLimit": _ignored,
             "ttlSecondsAfterFinished": _to_option("ttl_after_completion_s"),
@@ -290,8 +356,8 @@ _SPEC: Spec = {
             "targetLabels": _target_labels,
             "namespaces": _namespaces,
         },
-        "config": _not_supported("a raw inference-perf config; use the knobs (--rate, ...)"),
-        "scenarios": {"baseline": _BASELINE, "*": _OTHER_SCENARIO},
+        "config": _config,
+        "scenarios": {"*": _OTHER_SCENARIO},  # the selected one: `_spec`
     }
 }
 
@@ -311,8 +377,56 @@ def _walk(node: Any, spec: Spec | Handler, key: str, out: ChartMapping) -> None:
         _walk(value, child, path, out)
 
 
-def map_values(values: dict[str, Any]) -> ChartMapping:
-    """Translate a merged values tree into knob and option values."""
+def _selected(values: dict[str, Any], flag: str | None) -> ScenarioName:
+    """The scenario whose block maps: the `--scenario` flag, else `benchmark.scenario`."""
+    benchmark = values.get("benchmark")
+    chosen = benchmark.get("scenario", "baseline") if isinstance(benchmark, dict) else "baseline"
+    name = flag or chosen
+    try:
+        scenario = ScenarioName(name)
+    except ValueError:
+        names = ", ".join(s.value for s in ScenarioName if s is not ScenarioName.config)
+        raise UsageError(
+            f"values: benchmark.scenario={name!r} is not supported: this workflow has the "
+            f"scenarios {names}"
+        ) from None
+    return scenario
+
+
+def _spec(scenario: ScenarioName) -> Spec:
+    """_SPEC with the selected scenario's block mapped to its knobs (the config scenario has
+    none: its config is the whole load)."""
+    blocks: Spec = {"*": _OTHER_SCENARIO}
+    if scenario is not ScenarioName.config:
+        blocks[scenario.value] = _BASELINE if scenario is ScenarioName.baseline else _STAGED
+    return {"benchmark": {**_SPEC["benchmark"], "scenarios": blocks}}
+
+
+def map_values(values: dict[str, Any], scenario: str | None = None) -> ChartMapping:
+    """Translate a merged values tree into knob and option values; `scenario` is the
+    `--scenario` flag when given (it wins over `benchmark.scenario`)."""
     out = ChartMapping()
-    _walk(values, _SPEC, "", out)
+    selected = _selected(values, scenario)
+    _walk(values, _spec(selected), "", out)
+    if out.params.get("scenario") == ScenarioName.config.value or selected is ScenarioName.config:
+        # benchmark.config replaces the generated config: only the endpoint and storage apply
+        out.params = {k: v for k, v in out.params.items() if k in _CONFIG_SCENARIO_KEYS}
+    elif scenario is None and selected is not ScenarioName.baseline:
+        out.params["scenario"] = selected.value
     return out
+
+
+#: What still applies with benchmark.config: the endpoint, tokenizer and storage knobs.
+_CONFIG_SCENARIO_KEYS = frozenset(
+    {
+        "scenario",
+        "config",
+        "base_url",
+        "model_name",
+        "tokenizer",
+        "bucket",
+        "path",
+        "target_labels",
+        "target_namespace",
+    }
+)

@@ -163,7 +163,7 @@ def given_knobs(args: argparse.Namespace) -> dict[str, Any]:
 
 def chart_values(args: argparse.Namespace) -> ChartMapping:
     """The chart values of `-f`/`--set`; values with no effect here are named on stderr."""
-    chart = map_values(load_values(args.values, args.set))
+    chart = map_values(load_values(args.values, args.set), getattr(args, "knob_scenario", None))
     if chart.ignored:
         echo(f"chart values with no effect here: {', '.join(chart.ignored)}")
     return chart

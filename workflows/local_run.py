@@ -142,7 +142,8 @@ def _shortened(params: BaselineParams, seconds: int) -> str:
 
 def run_locally(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """The `run` command: validate, run the DAG, print the verdict; the report's exit code."""
-    given = {**map_values(load_values(args.values, args.set)).params, **given_knobs(args)}
+    chart = map_values(load_values(args.values, args.set), getattr(args, "knob_scenario", None))
+    given = {**chart.params, **given_knobs(args)}
     extra = _local_defaults(given)
     # Validate every knob before anything starts: bad input costs no simulator and no directory.
     params, options = resolve(args, extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,8 @@ def test_map_values_affinity_storage_and_options() -> None:
     [
         ("benchmark.target.baseURL=x", "unknown key 'benchmark.target.baseURL'"),
         ("benchmark.resources.main.requests.cpu=4", ""),
-        ("benchmark.scenario=saturation", "benchmark.scenario='saturation' is not supported"),
+        ("benchmark.scenario=stress", "benchmark.scenario='stress' is not supported: this"),
+        ("benchmark.config=x", "benchmark.config must be an inference-perf config"),
         ("benchmark.api.streaming=false", "TTFT and ITL need streaming"),
         ("benchmark.scenarios.baseline.data.input.stdDev=128", "exact lengths"),
         ("benchmark.scenarios.baseline.load.stages[1].rate=5", "exactly one stage"),
@@ -152,3 +154,93 @@ def test_values_file_that_is_binary_is_one_usage_line(tmp_path: Path) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     with pytest.raises(UsageError, match=r"^-f .*values.yaml: not a UTF-8 text file"):
         load_values([path], [])
+
+
+SATURATION_VALUES = """\
+benchmark:
+  scenario: saturation
+  scenarios:
+    baseline:
+      data: {input: {mean: 512, stdDev: 0, min: 512, max: 512}}
+    saturation:
+      description: "S2"
+      data:
+        input: {mean: 600, stdDev: 100, min: 200, max: 1000}
+        output: {mean: 200, stdDev: 50, min: 20, max: 400}
+      load:
+        type: constant
+        numWorkers: 6
+        stages: [{rate: 2, duration: 120}, {rate: 4.5, duration: 120}]
+"""
+
+
+def test_map_values_saturation_scenario_maps_its_block_to_its_knobs(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(SATURATION_VALUES)
+    mapping = map_values(load_values([path], []))
+    assert mapping.params == {
+        "scenario": "saturation",
+        "input_mean": 600,
+        "input_std_dev": 100,
+        "input_min": 200,
+        "input_max": 1000,
+        "output_mean": 200,
+        "output_std_dev": 50,
+        "output_min": 20,
+        "output_max": 400,
+        "load_type": "constant",
+        "num_workers": 6,
+        "stages": "2x120,4.5x120",
+    }
+    # The baseline's block is the chart's too, but not the selected one: not mapped.
+    assert "benchmark.scenarios.baseline.data.input.stdDev" in mapping.ignored
+
+
+def test_map_values_scenario_flag_wins_over_the_values_scenario(tmp_path: Path) -> None:
+    values = load_values([], ["benchmark.scenario=saturation"])
+    values["benchmark"]["scenarios"] = {
+        "production": {"load": {"stages": [{"rate": 9, "duration": 60}]}}
+    }
+    assert map_values(values, "production").params == {"stages": "9x60"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("{rate: 1, duration: 2.5}", "stages[0].duration=2.5: whole seconds only"),
+        ("{rate: 1}", "stages[0] must be {rate, duration}"),
+        ("{rate: fast, duration: 2}", "rate and duration must be numbers"),
+    ],
+)
+def test_map_values_staged_stage_refused_naming_it(
+    stage: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(
+        f"benchmark:\n  scenario: production\n  scenarios:\n    production:\n"
+        f"      load:\n        stages: [{stage}]\n"
+    )
+    with pytest.raises(UsageError, match=re.escape(message)):
+        map_values(load_values([path], []))
+
+
+def test_map_values_chart_config_selects_the_config_scenario(tmp_path: Path) -> None:
+    """Chart 0.2.x: benchmark.config replaces the generated config (the scenario blocks are
+    unused); the endpoint and storage keys still apply."""
+    path = tmp_path / "v.yaml"
+    path.write_text(
+        "benchmark:\n  target: {baseUrl: 'http://m:8000'}\n"
+        "  scenarios: {baseline: {load: {stages: [{rate: 2, duration: 60}]}}}\n"
+        "  config:\n    load: {type: poisson, stages: [{rate: 3, duration: 30}]}\n"
+        "    server: {base_url: 'http://m:8000'}\n"
+    )
+    params = map_values(load_values([path], [])).params
+    assert params.pop("config").splitlines() == [
+        "load:", "  type: poisson", "  stages:", "  - rate: 3", "    duration: 30",
+        "server:", "  base_url: http://m:8000",
+    ]  # fmt: skip
+    assert params == {"scenario": "config", "base_url": "http://m:8000"}
+
+
+def test_map_values_chart_config_null_is_the_charts_default() -> None:
+    assert map_values({"benchmark": {"config": None}}).params == {}

@@ -173,3 +173,19 @@ def test_config_scenario_without_config_and_config_elsewhere_are_refused(
     config.write_text(_MY_CONFIG)
     assert main(["render", "--config", str(config)], {}) == 2
     assert "config, config_name: not a knob of scenario baseline" in capsys.readouterr().err
+
+
+def test_chart_values_of_a_staged_scenario_render_its_template(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "benchmark:\n  scenario: production\n  scenarios:\n    production:\n"
+        "      data: {input: {mean: 700, stdDev: 100, min: 300, max: 1500}}\n"
+        "      load: {type: poisson, numWorkers: 3, stages: [{rate: 12, duration: 300}]}\n"
+    )
+    (template,) = _render(capsys, "-f", str(values), "--set", "benchmark.target.modelName=m")
+    params = _parameters(template)
+    assert template["metadata"]["name"] == "llm-baseline-production"
+    assert (params["stages"], params["num_workers"], params["input_mean"]) == ("12x300", "3", "700")
+    assert (params["model_name"], params["output_mean"]) == ("m", "512")  # the rest: packaged
