@@ -296,26 +296,24 @@ _OTHER_SCENARIO: Spec = {
         },
     },
 }
-_STAGED: Spec = {
-    "description": _ignored,
-    "data": {"input": _distribution("input"), "output": _distribution("output")},
-    "load": {
-        "type": _to("load_type"),
-        "numWorkers": _to("num_workers"),
-        "stages": _stage_list,
-        "sweep": _not_supported("this scenario runs fixed stages, not a sweep"),
-    },
-}
-_BASELINE: Spec = {
-    "description": _ignored,
-    "data": {"input": _fixed_length("input_tokens"), "output": _fixed_length("output_tokens")},
-    "load": {
-        "type": _to("load_type"),
-        "numWorkers": _to("num_workers"),
-        "stages": _stages,
-        "sweep": _not_supported("the baseline runs fixed stages, not a sweep"),
-    },
-}
+
+
+def _scenario_block(input_: Handler, output: Handler, stages: Handler) -> Spec:
+    """The selected scenario's block: its lengths and stages as the scenario takes them."""
+    return {
+        "description": _ignored,
+        "data": {"input": input_, "output": output},
+        "load": {
+            "type": _to("load_type"),
+            "numWorkers": _to("num_workers"),
+            "stages": stages,
+            "sweep": _not_supported("this scenario runs fixed stages, not a sweep"),
+        },
+    }
+
+
+_STAGED = _scenario_block(_distribution("input"), _distribution("output"), _stage_list)
+_BASELINE = _scenario_block(_fixed_length("input_tokens"), _fixed_length("output_tokens"), _stages)
 _SPEC: Spec = {
     "benchmark": {
         "enabled": _ignored,
