@@ -52,5 +52,6 @@ def test_out_of_range_values_fail_only_their_request(
     assert by_index[1]["output_tokens"] is None
     assert f"output_tokens value {2**31} is outside" in by_index[1]["error"]
     assert by_index[3]["prompt_tokens"] is None and str(2**63) in by_index[3]["error"]
-    assert by_index[5]["http_status"] is None and "http_status value 40000" in by_index[5]["error"]
+    # llhttp refuses a status of more than three digits; the error quotes the status line
+    assert by_index[5]["http_status"] is None and "HTTP/1.1 40000" in by_index[5]["error"]
     assert all(by_index[i]["output_tokens"] == 2 for i in (0, 2, 4, 6, 7, 8, 9))
