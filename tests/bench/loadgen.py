@@ -1,7 +1,8 @@
 """Benchmark of the load step against the simulator (not a test; run by hand).
 
     .venv/bin/python -m tests.bench.loadgen [--rates 1,50,100,200] [--duration 20]
-        [--num-workers 2] [--ttft-ms 50] [--itl-ms 10] [--root DIR]
+        [--num-workers 2] [--ttft-ms 50] [--itl-ms 10] [--root DIR] [--roots A,B] [--repeat K]
+    .venv/bin/python -m tests.bench.loadgen --fanout [--rates 100] [--repeat 3]
 
 Starts the real simulator (TTFT 50 ms, ITL 10 ms, Qwen tokenizer, 512 in / 128 out, streaming)
 and runs `python -m steps.load` once per rate, then prints one table:
@@ -15,7 +16,13 @@ rusage of the whole load-step process tree including start-up, tokenizer and pro
 the simulator's own CPU per request (from /proc, over the same rate) is a separate column, and
 the 1-minute load average before/after each rate is printed, since the machine may be shared.
 `--root DIR` runs `steps.load` from another checkout (e.g. `git archive <commit> | tar -x -C DIR`)
-against the same simulator, for back-to-back comparisons in one window.
+against the same simulator; `--roots A,B --repeat K` runs every rate from each checkout K times,
+interleaved (A B, then B A, ...), one row each: the A/B of a client change in one window.
+`--fanout` instead runs each rate as one pod with `--num-workers` workers and as that many pods
+(`--load-pods`, a real coordinator) of one worker each, interleaved `--repeat` times, and adds
+what the merge must keep: the request indexes (0..n-1, no gap, no duplicate), the merged
+schedule delay p50/p99, the gaps between arrivals as the simulator saw them (p1/p50/p99 ms),
+the pods' clock offsets and the spread of their first sends.
 Targets (2 cores, simulator on the same machine): at 100 QPS schedule delay p99 <= 5 ms, TTFT
 error p99 <= 5 ms, CPU <= 5 ms per request; at 200 QPS schedule delay p99 <= 10 ms.
 """
@@ -26,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -56,37 +64,75 @@ def _loadavg() -> str:
     return "{:.2f}/{:.2f}/{:.2f}".format(*os.getloadavg())
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _load_command(
+    rate: float, args: argparse.Namespace, url: str, tok: Path, out: Path, workers: int
+) -> list[str]:
+    return [
+        sys.executable, "-m", "steps.load", "--out", str(out), "--tokenizer-dir", str(tok),
+        "--base-url", url, "--model-name", "Qwen/Qwen3-8B", "--rate", f"{rate:g}",
+        "--duration", f"{args.duration:g}", "--num-workers", str(workers),
+        "--input-tokens", "512", "--output-tokens", "128",
+        "--warmup-requests", str(workers), "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
 def _run_rate(
-    rate: float, args: argparse.Namespace, url: str, tok: Path, work: Path, sim_pid: int
+    rate: float,
+    args: argparse.Namespace,
+    url: str,
+    tok: Path,
+    work: Path,
+    sim_pid: int,
+    root: Path,
+    pods: int = 1,
 ) -> dict[str, Any]:
-    out = work / f"rate-{rate:g}"
-    run_id = f"bench-{rate:g}".replace(".", "_")
+    """One load run at `rate` from checkout `root`, as one pod or `pods` pods (merged)."""
+    run_id = f"bench-{rate:g}-{pods}p-{len(list(work.glob('run-*')))}".replace(".", "_")
+    out = work / f"run-{run_id}"
     load_before = _loadavg()
     cpu0 = _children_cpu_s()
     sim0 = _process_cpu_s(sim_pid)
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "steps.load", "--out", str(out), "--tokenizer-dir", str(tok),
-            "--base-url", url, "--model-name", "Qwen/Qwen3-8B", "--rate", f"{rate:g}",
-            "--duration", f"{args.duration:g}", "--num-workers", str(args.num_workers),
-            "--input-tokens", "512", "--output-tokens", "128", "--run-id", run_id,
-            "--warmup-requests", str(args.num_workers), "--log-level", "WARNING",
-        ],
-        cwd=args.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
+    if pods == 1:
+        command = [*_load_command(rate, args, url, tok, out, args.num_workers), "--run-id", run_id]
+        procs = [subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, text=True)]
+        coordinator = None
+        outs = [out]
+    else:
+        port = _free_port()
+        coordinator = subprocess.Popen(
+            [sys.executable, "-m", "steps.load", "coordinate", "--load-pods", str(pods),
+             "--port", str(port), "--run-id", run_id, "--log-level", "WARNING"],
+            cwd=root, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        outs = [out / f"pod{i}" for i in range(pods)]
+        procs = []
+        for i in range(pods):
+            command = [
+                *_load_command(rate, args, url, tok, outs[i], args.num_workers // pods),
+                "--load-pods", str(pods), "--pod-index", str(i),
+                "--coordinator", f"127.0.0.1:{port}",
+            ]  # fmt: skip
+            procs.append(subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate()[1] for p in procs]
+    if coordinator is not None:
+        errors.append(coordinator.communicate()[1])
     cpu_all = _children_cpu_s() - cpu0
     sim_cpu = _process_cpu_s(sim_pid) - sim0
     load = f"{load_before} -> {_loadavg()}"
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"load step failed at {rate} QPS:\n{proc.stderr[-3000:]}")
-    rows = pq.read_table(out / "records.parquet").to_pylist()
-    run_json = json.loads((out / "run.json").read_text())
+    if any(p.returncode not in (0, 1) for p in procs):
+        raise SystemExit(f"load step failed at {rate} QPS:\n{errors[-1][-3000:]}")
+    rows = [row for o in outs for row in pq.read_table(o / "records.parquet").to_pylist()]
+    runs = [json.loads((o / "run.json").read_text()) for o in outs]
     return {
-        "rows": rows, "run": run_json, "cpu_all": cpu_all, "sim_cpu": sim_cpu, "load": load,
-        "run_id": run_id,
+        "rows": rows, "run": runs[0], "runs": runs, "cpu_all": cpu_all, "sim_cpu": sim_cpu,
+        "load": load, "run_id": run_id,
+        "client_cpu_s": sum(r["client_cpu_s"] for r in runs),
     }  # fmt: skip
 
 
@@ -126,10 +172,62 @@ def _row(rate: float, result: dict[str, Any], truth: list[dict[str, Any]]) -> li
         f"{_pct(abs_err, 50):.2f} / {_pct(abs_err, 99):.2f}",
         f"{_pct(send_lag, 99):.2f} / {_pct(recv_lag, 99):.2f}",
         f"{_pct(client_gaps, 99):.1f} / {_pct(server_gaps, 99):.1f}",
-        f"{run_json['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
+        f"{result['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
         f"{result['sim_cpu'] / n * 1e3:.2f}",
         result["load"],
     ]
+
+
+def _fanout_row(label: str, result: dict[str, Any], truth: list[dict[str, Any]]) -> list[str]:
+    """What the merge must keep: indexes, schedule delay, the server's arrival gaps."""
+    rows = result["rows"]
+    indexes = sorted(r["request_index"] for r in rows)
+    expected = list(range(len(truth)))
+    whole = "0..n-1" if indexes == expected else f"GAPS/DUPLICATES ({len(indexes)} rows)"
+    delay = np.array([(r["sent_ns"] - r["scheduled_ns"]) / 1e6 for r in rows if r["sent_ns"]])
+    gaps = np.diff(sorted(t["arrival_wall_ns"] for t in truth)) / 1e6
+    runs = result["runs"]
+    offsets = "/".join(f"{r.get('clock_offset_ns', 0) / 1e6:+.3f}" for r in runs)
+    firsts = []
+    for run in runs:
+        mine = [r for r in rows if r["request_index"] % len(runs) == run.get("pod_index", 0)]
+        first = min(mine, key=lambda r: r["scheduled_ns"])
+        firsts.append((first["sent_ns"] - first["scheduled_ns"]) / 1e6)
+    n = len(rows)
+    return [
+        label,
+        whole,
+        f"{_pct(delay, 50):.2f} / {_pct(delay, 99):.2f}",
+        f"{_pct(gaps, 1):.2f} / {_pct(gaps, 50):.2f} / {_pct(gaps, 99):.2f}",
+        offsets,
+        f"{max(firsts) - min(firsts):.3f}",
+        f"{result['client_cpu_s'] / n * 1e3:.2f} / {result['cpu_all'] / n * 1e3:.2f}",
+        result["load"],
+    ]
+
+
+def _truth_of(sim: Any, run_id: str) -> list[dict[str, Any]]:
+    return [t for t in sim.truth() if (t["request_id"] or "").startswith(run_id + "-0-")]
+
+
+def _fanout(args: argparse.Namespace, sim: Any, tok: Path, work: Path) -> list[list[str]]:
+    """1 pod x W workers against W pods x 1 worker, interleaved."""
+    pods = args.num_workers
+    table = [[
+        "case", "request indexes", "sched delay p50/p99 ms", "server arrival gap p1/p50/p99 ms",
+        "clock offsets ms", "first-send spread ms", "CPU ms/req run/all",
+        "loadavg 1/5/15 before -> after",
+    ]]  # fmt: skip
+    for rate in (float(r) for r in args.rates.split(",")):
+        for round_ in range(args.repeat):
+            cases = [1, pods] if round_ % 2 == 0 else [pods, 1]
+            for n in cases:
+                sim.reset_truth()
+                result = _run_rate(rate, args, sim.base_url, tok, work, sim.pid, args.root, n)
+                label = f"{rate:g} QPS, {n} pod(s) x {args.num_workers // n} worker(s)"
+                table.append(_fanout_row(label, result, _truth_of(sim, result["run_id"])))
+                print("  ".join(table[-1]), file=sys.stderr, flush=True)
+    return table
 
 
 def main() -> int:
@@ -141,7 +239,11 @@ def main() -> int:
     parser.add_argument("--ttft-ms", type=float, default=50)
     parser.add_argument("--itl-ms", type=float, default=10)
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout to run steps.load from")
+    parser.add_argument("--roots", default="", help="A,B: checkouts to compare, interleaved")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per rate and root (or case)")
+    parser.add_argument("--fanout", action="store_true", help="1 pod x W workers vs W pods x 1")
     args = parser.parse_args()
+    roots = [Path(r) for r in args.roots.split(",")] if args.roots else [args.root]
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)
         tok = build_qwen_tokenizer(work / "tokenizer")
@@ -150,23 +252,27 @@ def main() -> int:
              "--tokenizer", str(tok), "--max-num-seqs", "1024"),
             work / "simulator.log",
         )  # fmt: skip
+        if args.fanout:
+            try:
+                print_table(_fanout(args, sim, tok, work))
+            finally:
+                sim.stop()
+            return 0
         header = [
-            "QPS", "achieved client/server", "failed", "sched delay p50/p99/max ms",
+            "QPS", "root", "achieved client/server", "failed", "sched delay p50/p99/max ms",
             "|TTFT err| p50/p99 ms", "p99 lag send/recv ms", "chunk gap p99 client/server ms",
             "CPU ms/req run/all", "sim CPU ms/req", "loadavg 1/5/15 before -> after",
         ]  # fmt: skip
         table = [header]
         try:
             for rate in (float(r) for r in args.rates.split(",")):
-                sim.reset_truth()
-                result = _run_rate(rate, args, sim.base_url, tok, work, sim.pid)
-                truth = [
-                    t
-                    for t in sim.truth()
-                    if (t["request_id"] or "").startswith(result["run_id"] + "-0-")
-                ]
-                table.append(_row(rate, result, truth))
-                print("  ".join(table[-1]), file=sys.stderr, flush=True)
+                for round_ in range(args.repeat):
+                    for root in roots if round_ % 2 == 0 else roots[::-1]:
+                        sim.reset_truth()
+                        result = _run_rate(rate, args, sim.base_url, tok, work, sim.pid, root)
+                        row = _row(rate, result, _truth_of(sim, result["run_id"]))
+                        table.append([row[0], root.name, *row[1:]])
+                        print("  ".join(table[-1]), file=sys.stderr, flush=True)
         finally:
             sim.stop()
     print_table(table)
