@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -118,6 +119,9 @@ class OneShotClient:
 
     base_url: str
     headers: dict[str, str] = field(default_factory=dict)
+    #: A caller making many calls (the load step's scraper) passes one context: building one
+    #: reads the system CA store, milliseconds of CPU each time.
+    ssl_context: ssl.SSLContext | None = None
 
     def request(
         self,
@@ -148,7 +152,9 @@ class OneShotClient:
         try:
             async with (
                 asyncio.timeout(deadline_s),
-                httpx.AsyncClient(verify=client_ssl_context(), trust_env=False, timeout=None) as c,
+                httpx.AsyncClient(
+                    verify=self.ssl_context or client_ssl_context(), trust_env=False, timeout=None
+                ) as c,
                 c.stream(method, url, headers=headers) as response,
             ):
                 async for piece in response.aiter_raw():

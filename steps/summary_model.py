@@ -31,11 +31,15 @@ __all__ = [
     "REGRESSION_METRIC_NAMES",
     "SLA_METRIC_NAMES",
     "Concurrency",
+    "GaugeStats",
     "Group",
     "KeyMetric",
     "LatencyMs",
+    "Overhead",
     "RequestCounts",
     "RunSection",
+    "ServerGroup",
+    "ServerLatency",
     "SloSection",
     "StageGroup",
     "Stats",
@@ -129,6 +133,64 @@ class Concurrency(_Part):
     max: int
 
 
+class GaugeStats(_Part):
+    """A server gauge over the window's scrape rounds; null without samples."""
+
+    mean: float | None = None
+    max: float | None = None
+    p99: float | None = None
+
+
+class ServerLatency(_Part):
+    """The server's own histogram of a latency over the window, as quantiles (ms)."""
+
+    count: float
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class Overhead(_Part):
+    """Client vs server for one latency over the window (steps/aggregate/server_metrics.py).
+
+    `overhead_ms`: the client's mean minus the server's, the client+network overhead.
+    `client_faster_buckets`: the server's bucket bounds (ms) at which more client requests
+    were at or under the bound than the server observed: impossible when both measure the
+    same requests, so an error in one of them; `consistent` is false when there is any.
+    """
+
+    client_count: int
+    server_count: float
+    client_mean_ms: float | None
+    server_mean_ms: float | None
+    overhead_ms: float | None
+    client_faster_buckets: list[float]
+    consistent: bool | None
+
+
+class ServerGroup(_Part):
+    """`server`: the model server's own metrics over the window (load step's scrapes).
+
+    Shared figures are null when the server does not export them (steps/server_metrics.py
+    maps vLLM's, SGLang's and TGI's names); `scrapes`/`failed_scrapes` count every scrape of
+    every pod in the window.
+    """
+
+    targets: list[str]
+    scrapes: int
+    failed_scrapes: int
+    kv_cache_usage: GaugeStats
+    running: GaugeStats
+    waiting: GaugeStats
+    preemptions: float | None
+    prefix_cache_hit_rate: float | None
+    prompt_tokens_per_s: float | None
+    generation_tokens_per_s: float | None
+    latency_ms: dict[str, ServerLatency | None]  # ttft, e2e, itl
+    overhead: dict[str, Overhead | None]  # ttft, e2e
+
+
 class Group(_Part):
     """GROUP: the numbers of the whole run (`overall`) or of one stage."""
 
@@ -148,6 +210,8 @@ class Group(_Part):
     slo_attainment: float | None = None
     # Closed-loop stages only (load.type concurrent); null otherwise and in older summaries.
     concurrency: Concurrency | None = None
+    # Null when the load step scraped no server metrics (off, or older runs).
+    server: ServerGroup | None = None
 
 
 class StageGroup(Group):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -36,8 +36,10 @@ from steps.aggregate.read import (
     load_shards,
     read_requests,
 )
+from steps.aggregate.server_metrics import read_shard_samples, server_group
 from steps.aggregate.summary import (
     GroupMetrics,
+    Window,
     group_model,
     measure_group,
     overall_window,
@@ -49,11 +51,12 @@ from steps.cli import add_log_level_flag, configure_logging, make_parser, run_ma
 from steps.errors import BenchError, UsageError
 from steps.record_metrics import TIME_COLUMNS, Slo, latencies_ns
 from steps.records import RUN_FILE
-from steps.summary_model import RunSection, SloSection, Summary
+from steps.summary_model import Group, RunSection, SloSection, Summary
 
 __all__ = ["AggregateConfig", "AggregateResult", "main", "run"]
 
 _log = logging.getLogger(__name__)
+GroupT = TypeVar("GroupT", bound=Group)
 _STEP = "aggregate"
 _ITL_COLUMNS = ("stage", "status", "chunk_offsets_us")
 _SLO_FIELDS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
@@ -183,12 +186,22 @@ def run(config: AggregateConfig) -> AggregateResult:
             itl_overall.merge(histogram)
         itl = itl_overall.describe().divided(_US_PER_NS)
         overall = measure_group(requests, itl, overall_window(windows), None, slo)
+    samples = read_shard_samples(shards, origin_ns)
+
+    def with_server(model: GroupT, window: Window, rows: pd.DataFrame) -> GroupT:
+        if samples is None:
+            return model
+        return model.model_copy(update={"server": server_group(samples, window, rows)})
+
     summary = Summary(
         run=_run_meta(
             shards, _first_run_id(shards) if shards[0].run_meta is None else None, requests
         ),
-        overall=group_model(overall),
-        stages=[stage_model(g, s) for g, s in zip(groups, stages, strict=True)],
+        overall=with_server(group_model(overall), overall_window(windows), requests),
+        stages=[
+            with_server(stage_model(g, s), windows[s], requests[requests["stage"] == s])
+            for g, s in zip(groups, stages, strict=True)
+        ],
         slo=SloSection(ttft_ms=slo.ttft_ms, tpot_ms=slo.tpot_ms, e2e_ms=slo.e2e_ms),
     )
     return AggregateResult(summary, _write_outputs(config.out, summary, overall, groups))

@@ -417,6 +417,44 @@ def _tidy_rows(
     add("load_generator_saturated", "value", float(group["load_generator_saturated"]), "ratio")
     add("goodput", "value", group.get("goodput"), "1/s")
     add("slo_attainment", "value", group.get("slo_attainment"), "ratio")
+    server = group.get("server")
+    if server is not None:
+        rows += _server_rows(stage, server)
+    return rows
+
+
+def _server_rows(
+    stage: int, server: Mapping[str, Any]
+) -> list[tuple[int, str, str, float | None, str]]:
+    """summary.json `server` as tidy rows, each metric prefixed `server_`."""
+    rows: list[tuple[int, str, str, float | None, str]] = []
+
+    def add(metric: str, stat: str, value: float | None, unit: str) -> None:
+        rows.append(
+            (stage, "server_" + metric, stat, None if value is None else float(value), unit)
+        )
+
+    add("scrapes", "total", server["scrapes"], "count")
+    add("scrapes", "failed", server["failed_scrapes"], "count")
+    for gauge, unit in (("kv_cache_usage", "ratio"), ("running", "count"), ("waiting", "count")):
+        for stat, value in server[gauge].items():
+            add(gauge, stat, value, unit)
+    add("preemptions", "value", server["preemptions"], "count")
+    add("prefix_cache_hit_rate", "value", server["prefix_cache_hit_rate"], "ratio")
+    add("throughput", "prompt_tokens_per_s", server["prompt_tokens_per_s"], "1/s")
+    add("throughput", "generation_tokens_per_s", server["generation_tokens_per_s"], "1/s")
+    for metric, stats in server["latency_ms"].items():
+        for stat, value in (stats or {}).items():
+            add(metric, stat, value, "count" if stat == "count" else "ms")
+    for metric, check in server["overhead"].items():
+        if check is not None:
+            add(f"{metric}_overhead", "mean", check["overhead_ms"], "ms")
+            add(
+                f"{metric}_overhead",
+                "client_faster_buckets",
+                len(check["client_faster_buckets"]),
+                "count",
+            )
     return rows
 
 

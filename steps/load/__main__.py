@@ -38,8 +38,9 @@ from steps.load.pod_link import parse_address
 from steps.load.probe import probe
 from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
+from steps.load.scrape import DISCOVERY_MODES, MAX_INTERVAL_S, MetricsSettings
 from steps.names import check_run_id, check_scenario_name, new_run_id
-from steps.shared import SweepEstimator, SweepType
+from steps.shared import SweepEstimator, SweepType, parse_label_selector
 from steps.stage_spec import STAGES_FORMAT, parse_stages
 
 __all__ = ["main"]
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         default=600.0,
         help="s to wait for the coordinator and every other pod to be ready (default 600)",
     )
+    _add_metrics_flags(p)
     add_log_level_flag(p)
     return p
 
@@ -177,6 +179,35 @@ def _pods(args: argparse.Namespace) -> tuple[PodShare, FanOut | None]:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return PodShare(index, count), FanOut(address, args.start_timeout)
+
+
+def _add_metrics_flags(p: argparse.ArgumentParser) -> None:
+    """The server-metrics flags (steps.load.scrape)."""
+    p.add_argument(
+        "--server-metrics-interval",
+        type=_opt(float),
+        default=None,
+        help="seconds between scrapes of the server's /metrics during the load (default 1; "
+        "0 = off); rows in server_metrics.parquet",
+    )
+    p.add_argument(
+        "--metrics-discovery",
+        type=_opt(str),
+        choices=[*DISCOVERY_MODES, None],
+        help="what to scrape: auto (the Ready model pods in a cluster, else the base URL), "
+        "pods (list them with any Kubernetes credentials), url (the base URL only)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=_opt(int),
+        help="port of the model pods' /metrics (default: the base URL's port)",
+    )
+    p.add_argument(
+        "--target-labels",
+        type=_opt(str),
+        help="model pods' labels k=v[,k=v] (pods to scrape in a cluster)",
+    )
+    p.add_argument("--target-namespace", type=_opt(str), help="model pods' namespace")
 
 
 def _fixed(n: int) -> dict[str, Any]:
@@ -332,6 +363,26 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
         dataset=args.dataset_dir,
         pods=pods,
         fanout=fanout,
+        # One scraper per run: the servers are the same whichever pod looks.
+        metrics=_metrics_settings(args) if pods.index == 0 else MetricsSettings(interval_s=0),
+    )
+
+
+def _metrics_settings(args: argparse.Namespace) -> MetricsSettings:
+    """The server-metrics flags, checked (a bad value is one line, exit 2)."""
+    interval = 1.0 if args.server_metrics_interval is None else args.server_metrics_interval
+    if not 0 <= interval <= MAX_INTERVAL_S:
+        raise UsageError(
+            f"--server-metrics-interval: expected 0 (off) to {MAX_INTERVAL_S:g} s, got {interval:g}"
+        )
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise UsageError(f"--metrics-port: expected 1-65535, got {args.metrics_port}")
+    return MetricsSettings(
+        interval_s=interval,
+        discovery=args.metrics_discovery or "auto",
+        metrics_port=args.metrics_port,
+        target_labels=parse_label_selector(args.target_labels or ""),
+        target_namespace=args.target_namespace or "default",
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from steps.load.conversations import sample_dataset
 from steps.load.http1 import encode_request
 from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
 from steps.load.schedule import StagePlan, user_share, worker_share
+from steps.load.scrape import MetricsSettings
 from steps.load.stream_request import RequestSpec
 from steps.load.worker import StageShare, WorkerSpec
 from steps.shared import APIType
@@ -76,6 +77,7 @@ class LoadSettings:
     dataset: Path | None = None  # data.type shareGPT: the conversations file or its directory
     pods: PodShare = PodShare(0, 1)
     fanout: FanOut | None = None  # None: one pod, no coordinator
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,12 @@ from steps.load.plan import (
 from steps.load.pod_link import NO_OFFSET, PodLink
 from steps.load.run_file import RunFile, iso_utc
 from steps.load.schedule import StagePlan, plan_stages
+from steps.load.scrape import Sampler
 from steps.load.supervisor import Supervisor, supervised
 from steps.load.worker import process_cpu_s
 from steps.load.writer import merge_parts, part_rows, write_part
 from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE, merge_command
+from steps.server_metrics import SERVER_METRICS_FILE
 
 __all__ = ["LoadResult", "keep_unwritten", "run"]
 
@@ -151,6 +153,7 @@ def run(settings: LoadSettings) -> LoadResult:
     headers = request_headers(config)
     pods = _Pods(settings)
     finished = False
+    sampler = Sampler(None)
     try:
         if pods.link is not None:
             settings = replace(settings, run_id=pods.link.run_id)
@@ -163,10 +166,13 @@ def run(settings: LoadSettings) -> LoadResult:
             settings, model, scheduled=requests.total, dataset=requests.dataset, clock=pods.clock
         )
         progress = Progress(requests.total)
+        sampler = _sampler(settings, headers)
         with supervised(specs, progress) as supervisor:
             main_cpu0 = _start(supervisor, run_file, plans, pods)
+            sampler.start(run_file.t0, run_file.wall_start)
             setup_cpu_s = main_cpu0 - setup_cpu0
             _drive(supervisor, run_file, plans, pods)
+            run_file.server_metrics = sampler.stop()
             supervisor.shutdown()
             progress.show(time.monotonic(), force=True)
             progress.close()
@@ -176,7 +182,15 @@ def run(settings: LoadSettings) -> LoadResult:
         finished = not supervisor.signal_name and pods.failure is None
         return result
     finally:
+        sampler.close()
         pods.close(finished)
+
+
+def _sampler(settings: LoadSettings, headers: dict[str, str]) -> Sampler:
+    """The server-metrics scraper process, started now so it is warm by t0 (off: a no-op)."""
+    path = settings.out_dir / SERVER_METRICS_FILE
+    base_url = settings.config.server.base_url
+    return Sampler(settings.metrics.spec(base_url, headers, path, settings.log_level))
 
 
 def _fresh_parts_dir(out_dir: Path) -> Path:

@@ -69,6 +69,8 @@ class RunFile:
     wall_start: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
     dataset: dict[str, Any] | None = None  # data.type shareGPT: the file read (sha256) and how
+    #: The scraper's stats (steps.load.scrape), set when it stopped; None: off or not yet.
+    server_metrics: dict[str, Any] | None = None
 
     def write_unfinished(self) -> None:
         """run.json as it stands mid-run; a failed write only loses the recovery aid."""
@@ -126,6 +128,7 @@ class RunFile:
             "setup_cpu_s": round(setup_cpu_s, 4),
             "resent_requests": resent_requests,
             "dataset": self.dataset,
+            "server_metrics": self.server_metrics,
             **completeness,
         }
         write_run_file(self.settings.out_dir, doc)

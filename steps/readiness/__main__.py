@@ -28,10 +28,11 @@ from steps.cli import (
 )
 from steps.errors import BenchError, UsageError
 from steps.http_oneshot import OneShotClient
+from steps.kube_pods import KubeCredentials, find_credentials
 from steps.names import ENV_NAME_PATTERN, check_base_url, check_model_name
 from steps.outputs import write_outputs
 from steps.readiness.probe import wait_ready
-from steps.readiness.zones import KubeCredentials, check_zones, find_credentials
+from steps.readiness.zones import check_zones
 from steps.shared import (
     MAX_SECONDS,
     K8sCheck,

@@ -11,71 +11,39 @@ template with `--zone-affinity preferred` or `off`); the step is told the instal
 zones it finds are an output parameter (recorded with the results: cross-zone latency is a
 different benchmark).
 
-Credentials: the pod's service account (in-cluster) or a kubeconfig (KUBECONFIG, else
-~/.kube/config). The service account needs `list` on pods in the target namespace and `get` on
-nodes (cluster-scoped: a ClusterRole).
+Credentials and the bounded pod listing are steps/kube_pods.py's (the load step lists the same
+pods to scrape them). The service account needs `list` on pods in the target namespace and `get`
+on nodes (cluster-scoped: a ClusterRole).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from steps.bounded_call import LimitExceeded, call_within, read_capped
+from steps.bounded_call import LimitExceeded
 from steps.errors import BenchError
+from steps.kube_pods import (
+    ApiBudget,
+    KubeCredentials,
+    PodState,
+    api_client,
+    api_error,
+    list_pods,
+)
 from steps.shared import ZONE_LABEL, ZoneAffinity, format_label_selector
 
-__all__ = [
-    "CHECK_DEADLINE_S",
-    "MAX_BODY_BYTES",
-    "KubeCredentials",
-    "PodState",
-    "ZoneReport",
-    "check_zones",
-    "find_credentials",
-    "pod_states",
-    "zone_report",
-]
+__all__ = ["CHECK_DEADLINE_S", "ZoneReport", "check_zones", "zone_report"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-#: Where the kubelet mounts a pod's service account: token, ca.crt (and namespace).
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: Wall-clock limit on the whole check (the pod list and every node read: connect, TLS, head
 #: and body). An API server answers each in well under a second; one behind a proxy that
 #: accepts and never answers must not hold readiness (and the endpoint's mutex) past it.
 CHECK_DEADLINE_S = 30.0
-#: Largest API answer read: a pod list of a few hundred model pods is a few MB.
-MAX_BODY_BYTES = 32 << 20
-_CHUNK_BYTES = 64 << 10
-
-
-@dataclass(frozen=True)
-class KubeCredentials:
-    """Where API credentials come from: the service account, or a kubeconfig path (list)."""
-
-    in_cluster: bool
-    kubeconfig: str | None = None
-
-
-@dataclass(frozen=True)
-class PodState:
-    """One matching pod: Ready condition, node, and that node's zone (None when unknown).
-    `node_read`: the node was read, so a None zone means the node has no zone label."""
-
-    name: str
-    phase: str
-    ready: bool
-    node: str | None
-    zone: str | None = None
-    node_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,38 +52,6 @@ class ZoneReport:
 
     pods: tuple[PodState, ...]
     zones: tuple[str, ...]
-
-
-def find_credentials(env: Mapping[str, str], home: Path) -> KubeCredentials | None:
-    """In-cluster service account first (as kubectl in a pod), then KUBECONFIG, ~/.kube/config."""
-    if env.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").is_file():
-        return KubeCredentials(in_cluster=True)
-    kubeconfig = env.get("KUBECONFIG", "")
-    if kubeconfig:
-        if any(Path(p).expanduser().is_file() for p in kubeconfig.split(":") if p):
-            return KubeCredentials(in_cluster=False, kubeconfig=kubeconfig)
-        return None
-    default = home / ".kube" / "config"
-    if default.is_file():
-        return KubeCredentials(in_cluster=False, kubeconfig=str(default))
-    return None
-
-
-def pod_states(pods: Any) -> list[PodState]:
-    """Pods of a V1PodList as PodStates (zones not yet known)."""
-    states = []
-    for pod in pods.items:
-        conditions = (pod.status.conditions if pod.status else None) or []
-        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
-        states.append(
-            PodState(
-                name=pod.metadata.name,
-                phase=(pod.status.phase if pod.status else None) or "Unknown",
-                ready=ready,
-                node=pod.spec.node_name if pod.spec else None,
-            )
-        )
-    return states
 
 
 def zone_report(
@@ -165,113 +101,7 @@ def zone_report(
     return ZoneReport(pods=tuple(pods), zones=zones)
 
 
-class _CappedPool:
-    """The API client's urllib3 pool with every body read under MAX_BODY_BYTES and the
-    check's deadline (steps/bounded_call.py), error answers included: the client would read
-    any body whole into memory (`ApiException` reads it before anything can look)."""
-
-    def __init__(self, pool: Any, deadline: float) -> None:
-        self._pool = pool
-        self._deadline = deadline
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        import urllib3
-
-        kwargs["preload_content"] = False
-        raw = self._pool.request(method, url, **kwargs)
-        try:
-            pieces = raw.stream(_CHUNK_BYTES, decode_content=True)
-            body = read_capped(pieces, MAX_BODY_BYTES, self._deadline, f"HTTP {raw.status}")
-        finally:
-            raw.close()  # a body not read to its end must not go back to the pool
-            raw.release_conn()
-        # What the client reads from a preloaded response, built from the capped body.
-        return urllib3.HTTPResponse(
-            body=io.BytesIO(body), headers=raw.headers, status=raw.status, reason=raw.reason
-        )
-
-
-@dataclass(frozen=True)
-class _Budget:
-    """The check's wall-clock budget: `deadline` (monotonic) is `limit_s` after it began."""
-
-    deadline: float
-    limit_s: float
-
-    @property
-    def per_op(self) -> tuple[float, float]:
-        """The client's (connect, read) timeout: per socket operation too, so a call given up
-        on ends by itself."""
-        return (self.limit_s, self.limit_s)
-
-    def call(self, what: str, call: Callable[[], T]) -> T:
-        """`call()` done by the deadline, or a BenchError naming `what`."""
-        done, result = call_within(self.deadline, call, "k8s-api")
-        if not done:
-            raise BenchError(
-                f"Kubernetes API: no complete answer to {what} within {self.limit_s:g} s "
-                "(an API server or proxy that accepts and does not answer?)"
-            )
-        return result  # type: ignore[return-value]
-
-
-def _load_api_client(creds: KubeCredentials, deadline: float) -> Any:
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    try:
-        if creds.in_cluster:
-            # What load_incluster_config does, with the mount read from SERVICE_ACCOUNT_DIR.
-            config.incluster_config.InClusterConfigLoader(
-                token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
-                cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-            ).load_and_set(cfg)
-        else:
-            config.load_kube_config(
-                config_file=creds.kubeconfig, client_configuration=cfg, persist_config=False
-            )
-    except config.ConfigException as exc:
-        source = "in-cluster service account" if creds.in_cluster else creds.kubeconfig
-        raise BenchError(f"Kubernetes credentials from {source} unusable: {exc}") from None
-    api_client = client.ApiClient(cfg)
-    api_client.rest_client.pool_manager = _CappedPool(api_client.rest_client.pool_manager, deadline)
-    return api_client
-
-
-def _api_error(exc: Exception, what: str) -> BenchError:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        if exc.status in (401, 403):
-            return BenchError(
-                f"Kubernetes API refused to {what} (HTTP {exc.status} {exc.reason}): the "
-                "service account needs list on pods in the target namespace and get on nodes"
-            )
-        return BenchError(f"Kubernetes API failed to {what}: HTTP {exc.status} {exc.reason}")
-    if isinstance(exc, LimitExceeded):
-        return BenchError(f"Kubernetes API failed to {what}: {exc}")
-    return BenchError(f"Kubernetes API unreachable to {what}: {type(exc).__name__}: {exc}")
-
-
-def _list_pods(core: Any, namespace: str, selector: str, budget: _Budget) -> list[PodState]:
-    """The pods matching `selector` in `namespace` (zones not yet known)."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3Error
-
-    what = f"list pods in namespace {namespace!r}"
-    try:
-        pod_list = budget.call(
-            what,
-            lambda: core.list_namespaced_pod(
-                namespace, label_selector=selector, _request_timeout=budget.per_op
-            ),
-        )
-    except (ApiException, Urllib3Error, LimitExceeded) as exc:
-        raise _api_error(exc, what) from None
-    return pod_states(pod_list)
-
-
-def _node_zones(core: Any, nodes: Iterable[str], budget: _Budget) -> dict[str, str | None]:
+def _node_zones(core: Any, nodes: Iterable[str], budget: ApiBudget) -> dict[str, str | None]:
     """Each readable node's zone label (None: the node has none); unreadable nodes are left out."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
@@ -285,13 +115,13 @@ def _node_zones(core: Any, nodes: Iterable[str], budget: _Budget) -> dict[str, s
             )
         except ApiException as exc:
             if exc.status not in (401, 403, 404):
-                raise _api_error(exc, what) from None
+                raise api_error(exc, what) from None
             # The pods exist, so the load step can be scheduled: zones are a nice-to-have
             # (and an unread node is not taken for a zone-less one).
             log.warning("cannot read node %s (HTTP %s): its zone stays unknown", node, exc.status)
             continue
         except (Urllib3Error, LimitExceeded) as exc:
-            raise _api_error(exc, what) from None
+            raise api_error(exc, what) from None
         zone_of[node] = (node_obj.metadata.labels or {}).get(ZONE_LABEL)
     return zone_of
 
@@ -316,10 +146,10 @@ def check_zones(
     from kubernetes import client
 
     selector = format_label_selector(labels)
-    budget = _Budget(time.monotonic() + deadline_s, deadline_s)
-    with _load_api_client(creds, budget.deadline) as api_client:
-        core = client.CoreV1Api(api_client)
-        pods = _list_pods(core, namespace, selector, budget)
+    budget = ApiBudget.starting_now(deadline_s)
+    with api_client(creds, budget.deadline) as api:
+        core = client.CoreV1Api(api)
+        pods = list_pods(core, namespace, selector, budget)
         ready_nodes = sorted({p.node for p in pods if p.ready and p.node})
         pods = _with_zones(pods, _node_zones(core, ready_nodes, budget))
     report = zone_report(pods, selector, namespace, affinity)

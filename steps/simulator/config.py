@@ -26,6 +26,12 @@ class SimulatorConfig(BaseModel):
     max_num_seqs: int = Field(
         256, ge=1, description="sequences decoded at once; later requests wait in a FIFO queue"
     )
+    kv_cache_tokens: int = Field(
+        262144,
+        ge=1,
+        description="KV-cache capacity in tokens: vllm:kv_cache_usage_perc = tokens held by the "
+        "admitted sequences / this",
+    )
     tokens_per_chunk: int = Field(
         1, ge=1, description="decode steps coalesced into one streamed chunk (vLLM does this)"
     )

@@ -3,14 +3,31 @@
 Names, label (`model_name`) and histogram buckets follow vLLM's `/metrics` so dashboards and
 scrapers built for vLLM read the simulator unchanged. Observations are a bisect and an add:
 cheap enough to run per request.
+
+The gauges follow the engine's state, so tests have ground truth for what the load step
+scrapes: running and waiting are the admission queue's (`--max-num-seqs`: a request beyond it
+shows as waiting), KV-cache usage is the tokens the admitted sequences hold (prompt plus the
+tokens decoded so far, at one per step since the first) over `--kv-cache-tokens`, computed when
+the page is rendered (nothing per step). The simulator never preempts (admission is by count
+only), so `vllm:num_preemptions_total` stays 0; prompts are distinct, so the prefix cache is
+queried for every prompt token and never hits.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
+from typing import Protocol
 
-__all__ = ["E2E_BUCKETS_S", "ITL_BUCKETS_S", "TTFT_BUCKETS_S", "Histogram", "Metrics"]
+__all__ = [
+    "E2E_BUCKETS_S",
+    "ITL_BUCKETS_S",
+    "TTFT_BUCKETS_S",
+    "Histogram",
+    "KvCache",
+    "KvHolder",
+    "Metrics",
+]
 
 #: vLLM's buckets for vllm:time_to_first_token_seconds.
 TTFT_BUCKETS_S = (
@@ -57,11 +74,47 @@ class Histogram:
         return lines
 
 
-class Metrics:
-    """The simulator's counters; gauges are read from the admission queue at render time."""
+class KvHolder(Protocol):
+    """What the KV cache reads of an admitted sequence (`sequence.SimSequence`)."""
 
-    def __init__(self, model: str) -> None:
+    prompt_tokens: int
+    first_token_at: float  # monotonic s; 0.0 until its first token
+
+
+class KvCache:
+    """Tokens held by the admitted sequences, over the cache's capacity in tokens."""
+
+    def __init__(self, capacity_tokens: int, itl_s: float) -> None:
+        self.capacity = capacity_tokens
+        self.itl_s = itl_s
+        self.admitted: dict[int, tuple[KvHolder, int]] = {}  # id -> (sequence, output tokens)
+
+    def admit(self, seq: KvHolder, output_tokens: int) -> None:
+        """`seq` holds its prompt's blocks from admission (prefill) on."""
+        self.admitted[id(seq)] = (seq, output_tokens)
+
+    def release(self, seq: KvHolder) -> None:
+        """`seq` finished or was aborted: its blocks are free."""
+        self.admitted.pop(id(seq), None)
+
+    def usage(self, now: float) -> float:
+        """Fraction of the cache in use at `now` (monotonic s), at most 1."""
+        held = 0
+        for seq, output_tokens in self.admitted.values():
+            decoded = 0
+            if seq.first_token_at:
+                steps = (now - seq.first_token_at) / self.itl_s if self.itl_s > 0 else output_tokens
+                decoded = min(output_tokens, 1 + int(steps))
+            held += seq.prompt_tokens + decoded
+        return min(held / self.capacity, 1.0)
+
+
+class Metrics:
+    """The simulator's counters; gauges are read from the engine at render time."""
+
+    def __init__(self, model: str, kv_cache: KvCache) -> None:
         self._labels = f'model_name="{model}"'
+        self.kv_cache = kv_cache
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.success: Counter[str] = Counter()  # by finished_reason
@@ -69,10 +122,22 @@ class Metrics:
         self.itl = Histogram(ITL_BUCKETS_S)
         self.e2e = Histogram(E2E_BUCKETS_S)
 
-    def render(self, running: int, waiting: int) -> bytes:
-        """The whole /metrics page."""
+    def render(self, running: int, waiting: int, now: float) -> bytes:
+        """The whole /metrics page (`now`: monotonic s, for the KV-cache usage)."""
         labels = self._labels
         out = [
+            "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
+            "# TYPE vllm:kv_cache_usage_perc gauge",
+            f"vllm:kv_cache_usage_perc{{{labels}}} {self.kv_cache.usage(now)}",
+            "# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.",
+            "# TYPE vllm:num_preemptions_total counter",
+            f"vllm:num_preemptions_total{{{labels}}} 0",
+            "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of tokens.",
+            "# TYPE vllm:prefix_cache_queries_total counter",
+            f"vllm:prefix_cache_queries_total{{{labels}}} {self.prompt_tokens}",
+            "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of tokens.",
+            "# TYPE vllm:prefix_cache_hits_total counter",
+            f"vllm:prefix_cache_hits_total{{{labels}}} 0",
             "# HELP vllm:num_requests_running Number of requests in model execution batches.",
             "# TYPE vllm:num_requests_running gauge",
             f"vllm:num_requests_running{{{labels}}} {running}",

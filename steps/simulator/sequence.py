@@ -193,6 +193,7 @@ class SimSequence:
         self.admitted = True
         sim = self.sim
         sim.metrics.prompt_tokens += self.prompt_tokens
+        sim.metrics.kv_cache.admit(self, len(self.tokens))
         # --slow-first-byte-ms: nothing, not even the first token, leaves before head_at.
         self.prefill_done_at = max(
             now + sim.latency.first_token_delay_s(self.prompt_tokens) * self.ttft_factor,
@@ -316,6 +317,7 @@ class SimSequence:
             record.fault = fault
         if self.admitted:
             sim.metrics.generation_tokens += record.completion_tokens
+            sim.metrics.kv_cache.release(self)
         sim.engine.release(self, self.admitted)
         if fault is None:
             sim.metrics.success[self.finish_reason] += 1

@@ -27,7 +27,7 @@ from steps.simulator.http1 import (
     response_head,
 )
 from steps.simulator.latency import Fault, LatencyModel, NoiseModel, pick_fault
-from steps.simulator.metrics import Metrics
+from steps.simulator.metrics import KvCache, Metrics
 from steps.simulator.sequence import SimSequence
 from steps.simulator.tokens import TokenModel
 from steps.simulator.truth import TruthRecord, TruthStore
@@ -94,7 +94,7 @@ class Simulator:
             tokens_per_chunk=config.tokens_per_chunk,
         )
         self.truth = TruthStore()
-        self.metrics = Metrics(config.model)
+        self.metrics = Metrics(config.model, KvCache(config.kv_cache_tokens, self.latency.itl_s))
         self.engine = Engine(loop, self.latency.itl_s, config.max_num_seqs, self.metrics.itl)
         self.ready_at = loop.time() + config.startup_delay_s
         self.connections: set[HttpProtocol] = set()
@@ -157,7 +157,9 @@ class Simulator:
         conn.respond(
             200,
             _PROMETHEUS,
-            self.metrics.render(self.engine.queue.running, self.engine.queue.waiting),
+            self.metrics.render(
+                self.engine.queue.running, self.engine.queue.waiting, time.monotonic()
+            ),
         )
 
     def _truth(self, conn: HttpProtocol) -> None:

@@ -52,6 +52,7 @@ class FakePod:
     ready: bool = True
     node: str | None = "node-a"
     phase: str = "Running"
+    ip: str | None = None  # status.podIP (None: not yet assigned)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def _pod(p: FakePod) -> client.V1Pod:
             node_name=p.node, containers=[client.V1Container(name="vllm", image="vllm/vllm")]
         ),
         status=client.V1PodStatus(
+            pod_ip=p.ip,
             phase=p.phase,
             conditions=[
                 client.V1PodCondition(type="Ready", status="True" if p.ready else "False"),

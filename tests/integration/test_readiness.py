@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 import trustme
 
-from steps.readiness import zones
+from steps import kube_pods
 from steps.readiness.__main__ import main
 from tests.fakes.kube_api import (
     FAKE_TOKEN,
@@ -220,7 +220,7 @@ def test_readiness_k8s_check_in_cluster_service_account_over_tls(
     mount.mkdir()
     (mount / "token").write_text(FAKE_TOKEN)
     ca.cert_pem.write_to_path(str(mount / "ca.crt"))
-    monkeypatch.setattr(zones, "SERVICE_ACCOUNT_DIR", mount)
+    monkeypatch.setattr(kube_pods, "SERVICE_ACCOUNT_DIR", mount)
     labels = {"app": "vllm"}
     state = FakeKubeAPI(
         pods=[FakePod("vllm-0", "models", labels, node="n1")], node_zones={"n1": "us-west-2c"}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from steps.errors import BenchError, UsageError
-from steps.readiness.zones import MAX_BODY_BYTES, KubeCredentials, check_zones, find_credentials
+from steps.kube_pods import MAX_BODY_BYTES, KubeCredentials, find_credentials
+from steps.readiness.zones import check_zones
 from steps.shared import ZoneAffinity, format_label_selector, parse_label_selector
 from tests.fakes.hostile import Behaviour, HostileServer, endless_body
 from tests.fakes.kube_api import FakeKubeAPI, FakePod, fake_kube_api, write_kubeconfig
