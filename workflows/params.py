@@ -143,6 +143,19 @@ class BaselineParams(StrictModel):
         le=int(MAX_REQUEST_SECONDS),
         description="seconds after each stage's send window its requests may still finish",
     )
+    server_metrics_interval: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="seconds between scrapes of the model server's /metrics during the load "
+        "(every Ready model pod in the cluster); 0 = off",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port of the model pods' /metrics; empty = the base URL's port",
+    )
     readiness_timeout: int = Field(
         default=600,
         gt=0,
@@ -356,6 +369,7 @@ class BaselineParams(StrictModel):
         "sla_slo_attainment",
         "regression_tolerance",
         "history_window",
+        "metrics_port",
         mode="before",
     )
     @classmethod

@@ -60,6 +60,7 @@ __all__ = [
     "READINESS_INPUTS",
     "REPORT_INPUTS",
     "REPORT_OUTPUTS",
+    "SERVER_METRICS_ARTIFACT",
     "TOKENIZER_INPUTS",
     "WORK_DIR",
     "EndpointAccess",
@@ -138,11 +139,18 @@ LOAD_KNOBS = (
     "seed",
     "warmup_requests",
     "request_timeout",
+    "server_metrics_interval",
+    "metrics_port",
 )
+#: The model pods the load pod sits next to (affinity) and whose /metrics it scrapes.
+LOAD_TARGET_INPUTS = ("target_labels", "target_namespace")
 #: The per-request SLO bounds goodput and SLO attainment are counted against (`--slo-*`).
 AGGREGATE_INPUTS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
+#: The load's samples of the model server's /metrics (steps/server_metrics.py), optional all
+#: the way: absent when sampling was off or the load wrote nothing.
+SERVER_METRICS_ARTIFACT = "server-metrics"
 #: The load's files aggregate reads (optional artifacts).
-AGGREGATE_ARTIFACTS = ("records", "run")
+AGGREGATE_ARTIFACTS = ("records", "run", SERVER_METRICS_ARTIFACT)
 #: The report's SLA limits (`sla_<metric>`) and its regression tolerance.
 SLA_KNOBS = (*(f"sla_{name}" for name in SLA_METRIC_NAMES), "regression_tolerance")
 REPORT_INPUTS = (
@@ -201,9 +209,10 @@ CONFIG_PATH = f"{WORK_DIR}/config/config.yml"
 
 def load_inputs(params: BaselineParams) -> tuple[str, ...]:
     """The load task's input parameters: the scenario's load knobs (the config scenario's
-    config text and name too) and the target namespace."""
+    config text and name too) and the model pods (the zone affinity's namespace; the pods
+    whose /metrics it scrapes)."""
     config = ("config", "config_name") if params.scenario is ScenarioName.config else ()
-    return (*(k for k in LOAD_KNOBS if k in params.knobs), *config, "target_namespace")
+    return (*(k for k in LOAD_KNOBS if k in params.knobs), *config, *LOAD_TARGET_INPUTS)
 
 
 def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
@@ -384,7 +393,7 @@ def load_template(
             *base_flags,
             "--tokenizer-dir",
             "{{inputs.artifacts.tokenizer.path}}",
-            *_flags(*(n for n in inputs if n in LOAD_KNOBS)),
+            *_flags(*(n for n in inputs if n in (*LOAD_KNOBS, *LOAD_TARGET_INPUTS))),
             *endpoint.api_key_flag,
         ],
         env=endpoint.env,
@@ -398,6 +407,11 @@ def load_template(
         outputs=[
             _file_artifact("records", f"{WORK_DIR}/results/records.parquet", optional=True),
             _file_artifact("run", f"{WORK_DIR}/results/run.json", optional=True),
+            _file_artifact(
+                SERVER_METRICS_ARTIFACT,
+                f"{WORK_DIR}/results/server_metrics.parquet",
+                optional=True,
+            ),
             # Exists only when the main process died before merging its workers' parts:
             # downloaded beside run.json, `python -m steps.load merge` recovers the records.
             Artifact(
@@ -406,6 +420,13 @@ def load_template(
         ],
         affinity=_zone_affinity(params, options.zone_affinity),
         resources=_LOAD_RESOURCES,
+    )
+
+
+def _server_metrics_input() -> Artifact:
+    """The load's server_metrics.parquet beside its records (steps find it by that name)."""
+    return Artifact(
+        name=SERVER_METRICS_ARTIFACT, path=f"{WORK_DIR}/load/server_metrics.parquet", optional=True
     )
 
 
@@ -420,6 +441,7 @@ def aggregate_template(options: TemplateOptions) -> Container:
             *(Parameter(name=n) for n in AGGREGATE_INPUTS),
             Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
             Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
+            _server_metrics_input(),
         ],
         args=[
             "--records",
@@ -461,6 +483,7 @@ def report_template(options: TemplateOptions) -> Container:
             Artifact(name="summary", path=f"{WORK_DIR}/summary"),
             Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
             Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
+            _server_metrics_input(),
         ],
         args=[
             "--summary",

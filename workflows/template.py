@@ -39,6 +39,7 @@ from workflows.step_templates import (
     LOAD_EXIT_CODE,
     READINESS_INPUTS,
     REPORT_INPUTS,
+    SERVER_METRICS_ARTIFACT,
     TOKENIZER_INPUTS,
     EndpointAccess,
     aggregate_template,
@@ -136,6 +137,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                     summary.get_artifact("summary"),
                     run.get_artifact("records"),
                     run.get_artifact("run"),
+                    _optional_from(run, SERVER_METRICS_ARTIFACT),
                 ],
             )
             # hera types `>>` as Task | list[Task]; with a Task on the left it is the Task.

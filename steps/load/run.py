@@ -168,6 +168,7 @@ def run(settings: LoadSettings) -> LoadResult:
         progress = Progress(requests.total)
         sampler = _sampler(settings, headers)
         with supervised(specs, progress) as supervisor:
+            sampler.wait_ready()
             main_cpu0 = _start(supervisor, run_file, plans, pods)
             sampler.start(run_file.t0, run_file.wall_start)
             setup_cpu_s = main_cpu0 - setup_cpu0

@@ -25,6 +25,7 @@ parsed with `prometheus_client`'s parser; each sample is a row (steps/server_met
 answering is rows with `up` 0: a gap in its series, never a failed run.
 
 Protocol (tuples over a `multiprocessing` pipe):
+    scraper -> main  ("ready",)   # warmed up: its first round will not be late
     main -> scraper  ("start", t0_ns, wall_start_ns) | ("stop",)
     scraper -> main  ("scraped", stats)   # stats: the run.json `server_metrics` object
 Rows are written as Parquet row groups while it runs (`FLUSH_ROWS`) to a temporary name,
@@ -431,6 +432,8 @@ def scrape_main(spec: ScrapeSpec, conn: Connection) -> None:
     scraper = _Scraper(spec)
     try:
         scraper.warm_up()
+        with contextlib.suppress(OSError):
+            conn.send(("ready",))
         msg = _wait_message(conn, None)
         if msg is None or msg[0] != "start":
             return
@@ -445,6 +448,8 @@ def scrape_main(spec: ScrapeSpec, conn: Connection) -> None:
         conn.send(("scraped", stats))
 
 
+#: How long the main process waits for the scraper's warm-up (imports, pod list, one scrape).
+READY_WAIT_S = LIST_DEADLINE_S + MAX_SCRAPE_TIMEOUT_S + 15.0
 #: How long the main process waits for the scraper's last round and file after "stop".
 STOP_WAIT_S = MAX_SCRAPE_TIMEOUT_S + 30.0
 
@@ -467,6 +472,20 @@ class Sampler:
         child.close()
         self._conn = parent
 
+    def wait_ready(self, timeout_s: float = READY_WAIT_S) -> None:
+        """Wait (bounded) until the scraper has warmed up, so round 0 comes before t0; the
+        workers start up meanwhile, so this rarely waits at all."""
+        if self._conn is None:
+            return
+        with contextlib.suppress(OSError, EOFError):
+            if self._conn.poll(timeout_s) and self._conn.recv()[0] == "ready":
+                return
+        log.warning(
+            "server metrics: the scraper was not ready within %.0f s; its first rounds may "
+            "come late",
+            timeout_s,
+        )
+
     def start(self, t0_ns: int, wall_start_ns: int) -> None:
         """Begin the rounds at t0 (the scraper is already up: no start-up on the clock)."""
         if self._conn is not None:
@@ -479,12 +498,15 @@ class Sampler:
         if self._conn is None or self.spec is None:
             return None
         stats: dict[str, Any] = {"error": "the scraper process exited without its stats"}
+        deadline = time.monotonic() + STOP_WAIT_S
         with contextlib.suppress(OSError, EOFError):
             self._conn.send(("stop",))
-            if self._conn.poll(STOP_WAIT_S):
-                kind, sent = self._conn.recv()
-                if kind == "scraped":
-                    stats = sent
+            # A "ready" never waited for (sampling started without wait_ready) may come first.
+            while self._conn.poll(max(deadline - time.monotonic(), 0)):
+                msg = self._conn.recv()
+                if msg[0] == "scraped":
+                    stats = msg[1]
+                    break
         self.close()
         if "error" in stats:
             log.error("server metrics: %s", stats["error"])

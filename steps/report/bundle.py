@@ -17,6 +17,7 @@ from typing import Any
 
 from steps.errors import BenchError, UsageError
 from steps.redact import SECRET_ENV_VARS, redact_tree
+from steps.server_metrics import SERVER_METRICS_FILE
 
 __all__ = [
     "SUMMARY_FILES",
@@ -91,8 +92,10 @@ def collect_inputs(
 ) -> None:
     """Copy summary files, records and run.json into `out` (redacted); write config.json.
 
-    One records shard keeps the names `records.parquet` / `run.json`; with several, shard i is
-    `records_shard_{i}.parquet` / `run_shard_{i}.json` (i from 0, in --records order).
+    One records shard keeps the names `records.parquet` / `run.json` (and the load step's
+    `server_metrics.parquet` when it is beside them); with several, shard i is
+    `records_shard_{i}.parquet` / `run_shard_{i}.json` / `server_metrics_shard_{i}.parquet`
+    (i from 0, in --records order).
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +115,9 @@ def collect_inputs(
     for index, records_file in enumerate(records):
         suffix = "" if len(records) == 1 else f"_shard_{index}"
         _copy_binary(records_file, out / f"records{suffix}.parquet")
+        server_metrics = records_file.parent / SERVER_METRICS_FILE
+        if server_metrics.is_file():
+            _copy_binary(server_metrics, out / f"server_metrics{suffix}.parquet")
         run_json = records_file.parent / "run.json"
         if not run_json.is_file():
             log.warning("no run.json next to %s: effective config not included", records_file)

@@ -25,9 +25,11 @@ __all__ = [
     "CDF_LEVELS",
     "Plot",
     "cdf_points",
+    "plot_timeline",
     "render_capacity",
     "render_plots",
     "render_trend",
+    "save_figure",
     "timeline_bins",
 ]
 
@@ -92,7 +94,8 @@ def _cdf(ax: Axes, values: np.ndarray, label: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def _timeline(ax: Axes, t_s: np.ndarray, values: np.ndarray, label: str) -> None:
+def plot_timeline(ax: Axes, t_s: np.ndarray, values: np.ndarray, label: str) -> None:
+    """`values` (ms) against time: points, or p50/p99 lines over time bins for many."""
     if not np.isfinite(values).any():
         _empty(ax, f"{label} samples")
         return
@@ -129,7 +132,8 @@ def _throughput(fig: Figure, samples: Samples) -> None:
         ax.grid(alpha=0.3)
 
 
-def _save(fig: Figure, out_dir: Path, file: str) -> None:
+def save_figure(fig: Figure, out_dir: Path, file: str) -> None:
+    """`fig` as a PNG in `out_dir` (Agg canvas, no creation-software stamp)."""
     FigureCanvasAgg(fig)
     fig.savefig(out_dir / file, format="png", dpi=_DPI, metadata={"Software": None})
 
@@ -147,31 +151,31 @@ def render_plots(samples: Samples, out_dir: Path) -> list[Plot]:
         ax = fig.subplots()
         _cdf(ax, values, label)
         ax.set_title(title)
-        _save(fig, out_dir, file)
+        save_figure(fig, out_dir, file)
         plots.append(Plot(file, title))
 
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax = fig.subplots()
-    _timeline(ax, samples.sent_s, samples.ttft_ms, "TTFT")
-    _timeline(ax, samples.sent_s, samples.e2e_ms, "e2e")
+    plot_timeline(ax, samples.sent_s, samples.ttft_ms, "TTFT")
+    plot_timeline(ax, samples.sent_s, samples.e2e_ms, "e2e")
     ax.set_title("Latency over time (by send time)")
-    _save(fig, out_dir, "latency_over_time.png")
+    save_figure(fig, out_dir, "latency_over_time.png")
     plots.append(Plot("latency_over_time.png", "Latency over time"))
 
     fig = Figure(figsize=(9, 3.5), layout="constrained")
     ax = fig.subplots()
-    _timeline(ax, samples.delay_sent_s, samples.schedule_delay_ms, "schedule delay")
+    plot_timeline(ax, samples.delay_sent_s, samples.schedule_delay_ms, "schedule delay")
     ax.axhline(SATURATION_DELAY_MS, color="red", linestyle="--", linewidth=0.8)
     ax.set_title(
         f"Schedule delay over time (send - scheduled; red: {SATURATION_DELAY_MS:g} ms saturation)"
     )
-    _save(fig, out_dir, "schedule_delay_over_time.png")
+    save_figure(fig, out_dir, "schedule_delay_over_time.png")
     plots.append(Plot("schedule_delay_over_time.png", "Schedule delay over time"))
 
     fig = Figure(figsize=(9, 5), layout="constrained")
     _throughput(fig, samples)
     fig.suptitle("Throughput over time")
-    _save(fig, out_dir, "throughput_over_time.png")
+    save_figure(fig, out_dir, "throughput_over_time.png")
     plots.append(Plot("throughput_over_time.png", "Throughput over time"))
     return plots
 
@@ -205,7 +209,7 @@ def render_trend(trends: Sequence[MetricTrend], out_dir: Path) -> Plot | None:
     for ax in axes[len(trends) :]:
         ax.set_visible(False)
     fig.suptitle("Trend: oldest run left, this run in red; band = noise; dashed = level shift")
-    _save(fig, out_dir, "trend.png")
+    save_figure(fig, out_dir, "trend.png")
     return Plot("trend.png", "Key metrics over the run history")
 
 
@@ -243,5 +247,5 @@ def render_capacity(capacity: Capacity | None, out_dir: Path) -> Plot | None:
         ax.set_xlabel("requested rate (1/s)", fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle("Capacity: green = knee, red = first saturated stage, blue = recommended")
-    _save(fig, out_dir, "capacity.png")
+    save_figure(fig, out_dir, "capacity.png")
     return Plot("capacity.png", "Latency and throughput against the requested rate")

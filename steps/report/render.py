@@ -25,6 +25,7 @@ from steps.report.verdict import ReportResult
 from steps.summary_model import LATENCY_METRICS, Group, StageGroup, Summary
 
 __all__ = [
+    "Block",
     "Heading",
     "Image",
     "Paragraph",
@@ -299,8 +300,10 @@ def build_blocks(
     plots: Sequence[Plot],
     trend_plot: Plot | None,
     capacity_plot: Plot | None,
+    server: Sequence[Block] = (),
 ) -> list[Block]:
-    """The report's content, top to bottom."""
+    """The report's content, top to bottom; `server`: the server-metrics section
+    (steps.report.server_panel), after the client's per-stage table."""
     run = summary.run
     facts = (
         ("run id", run.run_id),
@@ -325,6 +328,7 @@ def build_blocks(
     blocks += _trend_blocks(result.regression.trends, trend_plot)
     blocks += _summary_blocks(summary.overall)
     blocks += _stage_blocks(summary.stages)
+    blocks += server
     blocks += _capacity_blocks(result.capacity, capacity_plot)
     blocks += _pod_blocks(run.pods, run.start_spread_ms)
     blocks.append(Heading(2, "Plots"))

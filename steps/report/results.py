@@ -16,6 +16,7 @@ from steps.report.bundle import write_json
 from steps.report.plots import render_capacity, render_plots, render_trend
 from steps.report.render import build_blocks, render_html, render_markdown
 from steps.report.samples import read_samples
+from steps.report.server_panel import read_panel_samples, render_server_panel, server_blocks
 from steps.report.storage import Storage
 from steps.report.verdict import ReportResult, output_values, verdict_json
 from steps.summary_model import Summary
@@ -34,10 +35,13 @@ def write_results(
     secrets: Sequence[str],
 ) -> None:
     """Plots, report.md/html and verdict.json into `out`; output parameters (local URI)."""
-    plots = render_plots(read_samples(records), out)
+    samples = read_samples(records)
+    plots = render_plots(samples, out)
     trend_plot = render_trend(result.regression.trends, out)
     capacity_plot = render_capacity(result.capacity, out)
-    blocks = build_blocks(summary, result, plots, trend_plot, capacity_plot)
+    panel = render_server_panel(samples, read_panel_samples(records), summary, out)
+    server = server_blocks(summary, panel)
+    blocks = build_blocks(summary, result, plots, trend_plot, capacity_plot, server)
     (out / "report.md").write_text(redact_text(render_markdown(blocks), secrets))
     (out / "report.html").write_text(redact_text(render_html(blocks, out), secrets))
     write_json(out / "verdict.json", verdict_json(result, summary.run.run_id or ""))

@@ -55,6 +55,9 @@ class Samples:
     delay_sent_s: np.ndarray  # send time of every request that was sent
     schedule_delay_ms: np.ndarray  # aligned with delay_sent_s
     itl_ms: np.ndarray  # pooled chunk gaps of the strided request subset
+    #: The first send in s on the first shard's time line (ns since its t0 / 1e9): where the
+    #: times above start, so other series on that clock (server metrics) line up with them.
+    origin_s: float = 0.0
 
 
 def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS) -> Samples:
@@ -72,7 +75,9 @@ def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS
     total_rows = sum(f.metadata.num_rows for f in files)
     stride = max(1, math.ceil(total_rows / max_itl_requests))
 
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in Samples.__dataclass_fields__}
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in Samples.__dataclass_fields__ if name != "origin_s"
+    }
     anchor_ns: int | None = None
     row_base = 0
     for file in files:
@@ -104,4 +109,4 @@ def read_samples(paths: Sequence[Path], max_itl_requests: int = MAX_ITL_REQUESTS
     origin = min(float(np.nanmin(a)) for a in starts) if starts else 0.0
     for name in ("sent_s", "done_s", "delay_sent_s"):
         arrays[name] = arrays[name] - origin
-    return Samples(**arrays)
+    return Samples(**arrays, origin_s=origin)

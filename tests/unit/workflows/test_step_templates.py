@@ -14,6 +14,7 @@ from steps.records import PARTS_DIR, RECORDS_FILE, RUN_FILE
 from steps.report.__main__ import main as report_main
 from steps.report.evidence import DEFAULT_TOLERANCES
 from steps.report.history import DEFAULT_WINDOW
+from steps.server_metrics import SERVER_METRICS_FILE
 from tests.fixtures.report_runs import build_run
 from tests.helpers.aggregate_records import record_row, stage_window, write_shard
 from tests.helpers.argo.rendered import default_template, template_named
@@ -21,7 +22,7 @@ from tests.helpers.argo.schema import schema_errors
 from workflows.argo_expr import evaluate, substitute
 from workflows.options import STEPS, TemplateOptions
 from workflows.params import BaselineParams
-from workflows.step_templates import LOAD_PARTS_ARTIFACT
+from workflows.step_templates import LOAD_PARTS_ARTIFACT, SERVER_METRICS_ARTIFACT
 from workflows.template import build_template
 
 
@@ -70,6 +71,7 @@ def test_load_outputs_are_optional_and_name_the_load_steps_files() -> None:
         "records": f"/work/results/{RECORDS_FILE}",
         "run": f"/work/results/{RUN_FILE}",
         LOAD_PARTS_ARTIFACT: f"/work/results/{PARTS_DIR}",
+        SERVER_METRICS_ARTIFACT: f"/work/results/{SERVER_METRICS_FILE}",
     }
 
 
