@@ -5,7 +5,8 @@
 - Role + RoleBinding in the workflows' namespace: Argo's executor (the `wait` sidecar) records
   outputs as `workflowtaskresults` and needs create + patch on them, nothing else.
 - Role + RoleBinding in the TARGET namespace: `list` pods, for the readiness step's check that the
-  model pods exist (a required zone affinity to no pods leaves the load pod Pending forever).
+  model pods exist (a required zone affinity to no pods leaves the load pod Pending forever),
+  and for the load step to find the Ready model pods whose /metrics it scrapes.
 - ClusterRole + ClusterRoleBinding: `get` nodes (cluster-scoped) to read the pods' zones.
 """
 

@@ -96,21 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--load-type", type=_opt(str), choices=["constant", "poisson", None], help="load.type"
     )
-    p.add_argument(
-        "--load-pods", type=_opt(int), help="load pods sending one schedule together (default 1)"
-    )
-    p.add_argument("--pod-index", type=_opt(int), help="this pod's index, 0..load_pods-1")
-    p.add_argument(
-        "--coordinator",
-        type=_opt(str),
-        help=f"HOST[:PORT] of `coordinate` (port {COORDINATOR_PORT})",
-    )
-    p.add_argument(
-        "--start-timeout",
-        type=_opt(float),
-        default=600.0,
-        help="s to wait for the coordinator and every other pod to be ready (default 600)",
-    )
+    _add_fanout_flags(p)
     _add_metrics_flags(p)
     add_log_level_flag(p)
     return p
@@ -179,6 +165,25 @@ def _pods(args: argparse.Namespace) -> tuple[PodShare, FanOut | None]:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return PodShare(index, count), FanOut(address, args.start_timeout)
+
+
+def _add_fanout_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a load spread over several pods (steps.load.coordinator)."""
+    p.add_argument(
+        "--load-pods", type=_opt(int), help="load pods sending one schedule together (default 1)"
+    )
+    p.add_argument("--pod-index", type=_opt(int), help="this pod's index, 0..load_pods-1")
+    p.add_argument(
+        "--coordinator",
+        type=_opt(str),
+        help=f"HOST[:PORT] of `coordinate` (port {COORDINATOR_PORT})",
+    )
+    p.add_argument(
+        "--start-timeout",
+        type=_opt(float),
+        default=600.0,
+        help="s to wait for the coordinator and every other pod to be ready (default 600)",
+    )
 
 
 def _add_metrics_flags(p: argparse.ArgumentParser) -> None:
