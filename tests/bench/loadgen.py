@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.bench.loadgen [--rates 1,50,100,200] [--duration 20]
         [--num-workers 2] [--ttft-ms 50] [--itl-ms 10] [--root DIR] [--roots A,B] [--repeat K]
     .venv/bin/python -m tests.bench.loadgen --fanout [--rates 100] [--repeat 3]
+    .venv/bin/python -m tests.bench.loadgen --scrape [--scrape-interval 1] [--repeat 3]
 
 Starts the real simulator (TTFT 50 ms, ITL 10 ms, Qwen tokenizer, 512 in / 128 out, streaming)
 and runs `python -m steps.load` once per rate, then prints one table:
@@ -23,6 +24,10 @@ interleaved (A B, then B A, ...), one row each: the A/B of a client change in on
 what the merge must keep: the request indexes (0..n-1, no gap, no duplicate), the merged
 schedule delay p50/p99, the gaps between arrivals as the simulator saw them (p1/p50/p99 ms),
 the pods' clock offsets and the spread of their first sends.
+`--scrape` runs each rate with the server-metrics scraper off (`--server-metrics-interval 0`)
+and on (`--scrape-interval`, default 1 s), interleaved `--repeat` times, in the usual table plus
+the scraper's own CPU per request (run.json `server_metrics.cpu_s`; `run` CPU excludes it, `all`
+includes it): the scrape must cost the sends nothing measurable.
 Targets (2 cores, simulator on the same machine): at 100 QPS schedule delay p99 <= 5 ms, TTFT
 error p99 <= 5 ms, CPU <= 5 ms per request; at 200 QPS schedule delay p99 <= 10 ms.
 """
@@ -91,6 +96,7 @@ def _run_rate(
     sim_pid: int,
     root: Path,
     pods: int = 1,
+    flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One load run at `rate` from checkout `root`, as one pod or `pods` pods (merged)."""
     run_id = f"bench-{rate:g}-{pods}p-{len(list(work.glob('run-*')))}".replace(".", "_")
@@ -99,7 +105,10 @@ def _run_rate(
     cpu0 = _children_cpu_s()
     sim0 = _process_cpu_s(sim_pid)
     if pods == 1:
-        command = [*_load_command(rate, args, url, tok, out, args.num_workers), "--run-id", run_id]
+        command = [
+            *_load_command(rate, args, url, tok, out, args.num_workers),
+            *("--run-id", run_id, *flags),
+        ]
         procs = [subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, text=True)]
         coordinator = None
         outs = [out]
@@ -210,6 +219,35 @@ def _truth_of(sim: Any, run_id: str) -> list[dict[str, Any]]:
     return [t for t in sim.truth() if (t["request_id"] or "").startswith(run_id + "-0-")]
 
 
+def _scrape(args: argparse.Namespace, sim: Any, tok: Path, work: Path) -> list[list[str]]:
+    """Scraper off against on, interleaved (off on, then on off, ...)."""
+    cases = {"off": ("--server-metrics-interval", "0")}
+    cases["on"] = ("--server-metrics-interval", f"{args.scrape_interval:g}")
+    table = [[
+        "QPS", "scrape", "achieved client/server", "failed", "sched delay p50/p99/max ms",
+        "|TTFT err| p50/p99 ms", "p99 lag send/recv ms", "chunk gap p99 client/server ms",
+        "CPU ms/req run/all", "sim CPU ms/req", "loadavg 1/5/15 before -> after",
+        "scraper CPU ms/req (scrapes)",
+    ]]  # fmt: skip
+    for rate in (float(r) for r in args.rates.split(",")):
+        for round_ in range(args.repeat):
+            for name in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                sim.reset_truth()
+                result = _run_rate(
+                    rate, args, sim.base_url, tok, work, sim.pid, args.root, flags=cases[name]
+                )
+                row = _row(rate, result, _truth_of(sim, result["run_id"]))
+                stats = result["run"].get("server_metrics") or {}
+                scraper = (
+                    f"{stats['cpu_s'] / len(result['rows']) * 1e3:.2f} ({stats['scrapes']})"
+                    if "cpu_s" in stats
+                    else "-"
+                )
+                table.append([row[0], name, *row[1:], scraper])
+                print("  ".join(table[-1]), file=sys.stderr, flush=True)
+    return table
+
+
 def _fanout(args: argparse.Namespace, sim: Any, tok: Path, work: Path) -> list[list[str]]:
     """1 pod x W workers against W pods x 1 worker, interleaved."""
     pods = args.num_workers
@@ -242,6 +280,8 @@ def main() -> int:
     parser.add_argument("--roots", default="", help="A,B: checkouts to compare, interleaved")
     parser.add_argument("--repeat", type=int, default=1, help="runs per rate and root (or case)")
     parser.add_argument("--fanout", action="store_true", help="1 pod x W workers vs W pods x 1")
+    parser.add_argument("--scrape", action="store_true", help="server-metrics scraper off vs on")
+    parser.add_argument("--scrape-interval", type=float, default=1.0, help="s between scrapes")
     args = parser.parse_args()
     roots = [Path(r) for r in args.roots.split(",")] if args.roots else [args.root]
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
@@ -252,9 +292,9 @@ def main() -> int:
              "--tokenizer", str(tok), "--max-num-seqs", "1024"),
             work / "simulator.log",
         )  # fmt: skip
-        if args.fanout:
+        if args.fanout or args.scrape:
             try:
-                print_table(_fanout(args, sim, tok, work))
+                print_table((_fanout if args.fanout else _scrape)(args, sim, tok, work))
             finally:
                 sim.stop()
             return 0

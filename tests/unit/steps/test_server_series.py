@@ -12,12 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from steps.aggregate.server_metrics import overhead
+from steps.aggregate.server_metrics import overhead, server_group
+from steps.aggregate.summary import Window
 from steps.errors import UsageError
 from steps.load.scrape import parse_page
 from steps.server_metrics import SERVER_METRICS_SCHEMA
 from steps.server_series import (
     HistogramWindow,
+    ServerSamples,
     counter_increase,
     gauge_series,
     histogram_window,
@@ -146,3 +148,48 @@ def test_a_file_with_a_wrong_column_type_is_one_line(tmp_path: Path) -> None:
     pq.write_table(schema.empty_table(), path)
     with pytest.raises(UsageError, match="column 'value' has type string"):
         read_server_metrics(path)
+
+
+def _pages(pages: list[str], pod: str = "p") -> ServerSamples:
+    """Rows as the scraper writes them from one exposition page per round (1 s apart)."""
+    rows = [
+        (i, pod, metric, json.loads(labels), value)
+        for i, page in enumerate(pages)
+        for _family, metric, labels, _type, value in parse_page(page)
+    ]
+    return ServerSamples(_rows(rows))
+
+
+_REQUESTS = pd.DataFrame(
+    {"status": ["ok"], "ttft": [50e6], "e2e": [900e6]}  # one request: 50 ms, 900 ms
+)
+_WINDOW = Window(start_ns=0.5 * S, end_ns=1.5 * S, send_window_s=1.0, requested_rate=1.0,
+                 duration_s=1.0)  # fmt: skip
+
+
+def test_sglang_and_tgi_names_map_onto_the_shared_figures() -> None:
+    sglang = (
+        '# TYPE sglang:num_running_reqs gauge\nsglang:num_running_reqs{{model_name="m"}} {r}\n'
+        '# TYPE sglang:num_queue_reqs gauge\nsglang:num_queue_reqs{{model_name="m"}} {w}\n'
+        '# TYPE sglang:token_usage gauge\nsglang:token_usage{{model_name="m"}} {u}\n'
+        "# TYPE sglang:generation_tokens_total counter\n"
+        'sglang:generation_tokens_total{{model_name="m"}} {g}\n'
+    )
+    samples = _pages([sglang.format(r=1, w=0, u=0.1, g=0), sglang.format(r=3, w=5, u=0.4, g=200),
+                      sglang.format(r=2, w=1, u=0.2, g=300)])  # fmt: skip
+    server = server_group(samples, _WINDOW, _REQUESTS)
+    assert (server.running.max, server.waiting.max, server.kv_cache_usage.max) == (3, 5, 0.4)
+    assert server.generation_tokens_per_s == pytest.approx(300 / 1.0)  # 0 -> 300 over the window
+    tgi = "# TYPE tgi_queue_size gauge\ntgi_queue_size {w}\n# TYPE tgi_batch_current_size gauge\n"
+    tgi += "tgi_batch_current_size {r}\n"
+    server = server_group(_pages([tgi.format(w=4, r=8)] * 3), _WINDOW, _REQUESTS)
+    assert (server.running.mean, server.waiting.mean) == (8, 4)
+    assert server.kv_cache_usage.mean is None  # TGI exports none
+
+
+def test_an_unknown_server_has_raw_rows_and_null_figures() -> None:
+    page = "# TYPE my_server_thing gauge\nmy_server_thing 3\n"
+    server = server_group(_pages([page] * 3), _WINDOW, _REQUESTS)
+    assert server.running.mean is None and server.preemptions is None
+    assert server.latency_ms == {"ttft": None, "e2e": None, "itl": None}
+    assert server.overhead == {"ttft": None, "e2e": None}
