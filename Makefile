@@ -12,8 +12,8 @@ PYTEST_ARGS ?=
 REGISTRY ?=
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PLATFORMS ?= linux/amd64,linux/arm64
-# Every build target of images/Dockerfile: the five DAG steps and the GPU-free simulator.
-IMAGE_TARGETS := readiness tokenizer load aggregate report simulator
+# Every build target of images/Dockerfile: the DAG steps and the GPU-free simulator.
+IMAGE_TARGETS := readiness tokenizer dataset load aggregate report simulator
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -28,7 +28,11 @@ from typing import Any, BinaryIO
 
 from steps.errors import UsageError
 
-__all__ = ["DatasetScan", "Exchange", "read_exchanges", "scan_file"]
+__all__ = ["MANIFEST_NAME", "DatasetScan", "Exchange", "read_exchanges", "scan_file"]
+
+#: The dataset step's manifest beside the file in its --out directory (steps/CONTRACTS.md):
+#: `file` names the conversations file, `sha256` its digest, which the load step checks.
+MANIFEST_NAME = "manifest.json"
 
 _CHUNK = 1 << 20
 _WHITESPACE = b" \t\r\n"

@@ -133,6 +133,15 @@ class BaselineParams(StrictModel):
     output_max: int | None = Field(
         default=None, ge=1, le=MAX_TOKENS_PER_REQUEST, description="max_tokens: max (tokens)"
     )
+    # A real-data scenario's conversations (workflows.scenarios.DATASET_KNOBS): the dataset step.
+    dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        description="conversations: local path, s3://bucket/key or Hugging Face dataset repo id",
+    )
+    dataset_file: str | None = Field(
+        default=None, min_length=1, description="the file inside a Hugging Face dataset repo"
+    )
     num_workers: NumWorkers = Field(default=4, description="load-generator processes")
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")

@@ -12,7 +12,9 @@ Two kinds of scenario:
   `output_tokens`, the knobs the workflow has always had;
 - **staged** (saturation S2, production S4): `stages` (a stage spec, steps/stage_spec.py), the
   length distributions' `mean/std_dev/min/max` for input and output, and `drain_timeout`,
-  which the load pod's time budget sums per stage.
+  which the load pod's time budget sums per stage;
+- **real data** (sharegpt S5): staged, plus `dataset` and `dataset_file`, what a dataset task
+  fetches before the load (the distributions' min and max filter the conversations).
 
 A staged scenario's defaults are read from its packaged config (`steps/scenarios/<name>.yml`,
 the load step's `--scenario` file): one home for what the scenario is. The load task gets the
@@ -36,6 +38,7 @@ from steps.stage_spec import format_stages
 __all__ = [
     "CONFIG_DERIVED",
     "CONFIG_KNOBS",
+    "DATASET_KNOBS",
     "EXACT_KNOBS",
     "SCENARIOS",
     "SCENARIO_KNOBS",
@@ -53,6 +56,7 @@ class ScenarioName(StrEnum):
     saturation = "saturation"
     production = "production"
     config = "config"
+    sharegpt = "sharegpt"
 
 
 #: One stage of exact lengths (baseline).
@@ -64,8 +68,16 @@ DISTRIBUTION_KNOBS = tuple(f"{side}_{stat}" for side in ("input", "output") for 
 STAGED_KNOBS = ("stages", *DISTRIBUTION_KNOBS, "drain_timeout")
 #: A user's own inference-perf config (its YAML text) and the name its runs are kept under.
 CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout")
+#: Where a real-data scenario's conversations come from (the dataset step's --dataset and
+#: --dataset-file): a local path, an s3:// URI or a Hugging Face dataset repo id, and the file
+#: inside such a repo.
+DATASET_KNOBS = ("dataset", "dataset_file")
+#: The guide's S5 data: the ShareGPT V3 file on the Hugging Face Hub (as inference-perf fetches
+#: it when data.path is unset).
+DEFAULT_DATASET = "anon8231489123/ShareGPT_Vicuna_unfiltered"
+DEFAULT_DATASET_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 #: Knobs only some scenarios have; every other knob is common to all.
-SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS))
+SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS, *DATASET_KNOBS))
 #: The load generator's knobs a user's config sets itself (the config scenario lacks them).
 CONFIG_SETS = ("api_type", "load_type", "num_workers", "seed", "warmup_requests", "request_timeout")
 #: Knobs the config scenario takes from its config unless given (the workflow needs them
@@ -86,7 +98,12 @@ class Scenario:
     @property
     def staged(self) -> bool:
         """Stages from a stage spec (and a packaged config for defaults)."""
-        return self.own_knobs == STAGED_KNOBS
+        return set(STAGED_KNOBS) <= set(self.own_knobs)
+
+    @property
+    def real_data(self) -> bool:
+        """Prompts from a conversations file: a dataset task runs before the load."""
+        return set(DATASET_KNOBS) <= set(self.own_knobs)
 
     def has(self, knob: str) -> bool:
         """Whether `knob` is one of this scenario's workflow parameters."""
@@ -119,6 +136,11 @@ SCENARIOS = {
             "your own inference-perf config.yml (--config FILE); its stages as a knob",
             without=CONFIG_SETS,
         ),
+        Scenario(
+            ScenarioName.sharegpt,
+            (*STAGED_KNOBS, *DATASET_KNOBS),
+            "the guide's S5: ShareGPT conversations (lengths filter them), constant 10 QPS x 300 s",
+        ),
     )
 }
 
@@ -143,6 +165,8 @@ def packaged_defaults(scenario: ScenarioName) -> dict[str, Any]:
     for side in ("input", "output"):
         distribution = data[f"{side}_distribution"]
         defaults.update({f"{side}_{stat}": distribution[stat] for stat in _STATS})
+    if SCENARIOS[scenario].real_data:
+        defaults.update(dataset=DEFAULT_DATASET, dataset_file=DEFAULT_DATASET_FILE)
     return defaults
 
 

@@ -46,13 +46,14 @@ from steps.summary_model import (
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
-from workflows.scenarios import EXACT_KNOBS, SCENARIOS, STAGED_KNOBS, ScenarioName
+from workflows.scenarios import DATASET_KNOBS, EXACT_KNOBS, SCENARIOS, STAGED_KNOBS, ScenarioName
 from workflows.time_budget import RETRY_LIMIT, TimeBudget
 
 __all__ = [
     "AGGREGATE_ARTIFACTS",
     "AGGREGATE_INPUTS",
     "API_KEY_ENV",
+    "DATASET_INPUTS",
     "LOAD_DEADLINE_MARGIN_S",
     "LOAD_EXIT_CODE",
     "LOAD_KNOBS",
@@ -65,6 +66,7 @@ __all__ = [
     "WORK_DIR",
     "EndpointAccess",
     "aggregate_template",
+    "dataset_template",
     "endpoint_access",
     "load_inputs",
     "load_template",
@@ -90,6 +92,8 @@ LOAD_PARTS_ARTIFACT = "records-parts"
 LOAD_DEADLINE_MARGIN_S = 900
 READINESS_DEADLINE_MARGIN_S = 300
 TOKENIZER_DEADLINE_S = 1800
+#: Fetch (0.6 GB from the Hub or S3) and one streamed pass over the file (~1 s per 100 MB).
+DATASET_DEADLINE_S = 1800
 AGGREGATE_DEADLINE_S = 1800
 REPORT_DEADLINE_S = 900
 #: Each step's limits (activeDeadlineSeconds, timeout, retry maxDuration) from its deadline.
@@ -101,6 +105,7 @@ BUDGETS = {
         RETRY_LIMIT,
     ),
     "tokenizer": TimeBudget(str(TOKENIZER_DEADLINE_S), RETRY_LIMIT),
+    "dataset": TimeBudget(str(DATASET_DEADLINE_S), RETRY_LIMIT),
     "load": TimeBudget(f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}"),
     # A staged run: every stage's seconds and a drain after each (steps/stage_spec.py; Argo's
     # expr-lang v1.17 builtins, see workflows.argo_expr).
@@ -126,6 +131,8 @@ READINESS_INPUTS = (
     "k8s_check",
 )
 TOKENIZER_INPUTS = ("tokenizer",)
+#: A real-data scenario's dataset task (its S3 store is the results' endpoint, if any).
+DATASET_INPUTS = (*DATASET_KNOBS, "s3_endpoint_url")
 #: Load knobs passed 1:1 as `--<knob>` flags (the load step's overrides), those of every
 #: scenario; a scenario's load task gets the ones it has (`load_inputs`).
 LOAD_KNOBS = (
@@ -220,7 +227,7 @@ def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
     staged scenario (`--scenario`, which also names the run for the report's history), or the
     user's config text, written to a file by Argo (a raw artifact: Argo substitutes the
     parameter into it, quoting newlines, as into any template field) and named by
-    `config_name`."""
+    `config_name`; a real-data scenario's load also gets the dataset task's directory."""
     if params.scenario is ScenarioName.config:
         raw = RawArtifact(name="config", path=CONFIG_PATH, data=_inp("config"))
         return [
@@ -229,6 +236,10 @@ def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
             "--scenario",
             _inp("config_name"),
         ], [raw]
+    if SCENARIOS[params.scenario].real_data:  # the dataset task's file (and manifest)
+        dataset = Artifact(name="dataset", path=f"{WORK_DIR}/dataset")
+        flags = ["--scenario", params.scenario.value]
+        return [*flags, "--dataset-dir", "{{inputs.artifacts.dataset.path}}"], [dataset]
     if SCENARIOS[params.scenario].staged:
         return ["--scenario", params.scenario.value], []
     return [], []
@@ -349,13 +360,17 @@ def readiness_template(options: TemplateOptions, endpoint: EndpointAccess) -> Co
     )
 
 
-def tokenizer_template(options: TemplateOptions) -> Container:
-    """Fetches the tokenizer once, for the load step (retried unless usage)."""
+def _hub_fetch_step(
+    options: TemplateOptions, step: str, inputs: tuple[str, ...], artifact: str
+) -> Container:
+    """A step that fetches files once (from the Hub, with the optional HF token Secret) into a
+    directory artifact; retried unless usage (a bad source stays bad). A directory: Argo's
+    default tar.gz, so every artifact repository can hold it."""
     return _step(
         options,
-        "tokenizer",
-        inputs=[Parameter(name=n) for n in TOKENIZER_INPUTS],
-        args=[*_flags("tokenizer"), "--out", "{{outputs.artifacts.tokenizer.path}}"],
+        step,
+        inputs=[Parameter(name=n) for n in inputs],
+        args=[*_flags(*inputs), "--out", f"{{{{outputs.artifacts.{artifact}.path}}}}"],
         env=[
             SecretEnv(
                 name=HF_TOKEN_ENV,
@@ -364,10 +379,20 @@ def tokenizer_template(options: TemplateOptions) -> Container:
                 optional=True,
             )
         ],
-        # A directory: keep Argo's default tar.gz so every artifact repository can hold it.
-        outputs=[Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer")],
+        outputs=[Artifact(name=artifact, path=f"{WORK_DIR}/{artifact}")],
         retry_when=_RETRY_UNLESS_USAGE,
     )
+
+
+def tokenizer_template(options: TemplateOptions) -> Container:
+    """Fetches the tokenizer once, for the load step."""
+    return _hub_fetch_step(options, "tokenizer", TOKENIZER_INPUTS, "tokenizer")
+
+
+def dataset_template(options: TemplateOptions) -> Container:
+    """Fetches and checks a real-data scenario's conversations (and manifest.json) once, for
+    the load step."""
+    return _hub_fetch_step(options, "dataset", DATASET_INPUTS, "dataset")
 
 
 def load_template(

@@ -1,4 +1,5 @@
-"""The baseline WorkflowTemplate: readiness -> tokenizer -> load -> aggregate -> report.
+"""The baseline WorkflowTemplate: readiness -> tokenizer -> load -> aggregate -> report (a
+real-data scenario adds readiness -> dataset -> load beside the tokenizer).
 
 Built by a function from the typed knobs and install options; nothing is built at import time.
 Each step's Container template comes from workflows.step_templates; this module states the
@@ -33,9 +34,11 @@ from hera.workflows import models as m
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import executor_pod_spec_patch, pod_security_context
+from workflows.scenarios import SCENARIOS
 from workflows.step_templates import (
     AGGREGATE_ARTIFACTS,
     AGGREGATE_INPUTS,
+    DATASET_INPUTS,
     LOAD_EXIT_CODE,
     READINESS_INPUTS,
     REPORT_INPUTS,
@@ -43,6 +46,7 @@ from workflows.step_templates import (
     TOKENIZER_INPUTS,
     EndpointAccess,
     aggregate_template,
+    dataset_template,
     endpoint_access,
     load_inputs,
     load_template,
@@ -110,13 +114,24 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         load = load_template(params, options, endpoint)
         aggregate = aggregate_template(options)
         report = report_template(options)
+        real_data = SCENARIOS[params.scenario].real_data
+        conversations = dataset_template(options) if real_data else None
 
         with DAG(name=DAG_NAME):
             ready = _task(readiness, arguments=_pass_through(READINESS_INPUTS))
             tok = _task(tokenizer, arguments=_pass_through(TOKENIZER_INPUTS))
+            fetched = (
+                _task(conversations, arguments=_pass_through(DATASET_INPUTS))
+                if conversations is not None
+                else None
+            )
             run = _task(
                 load,
-                arguments=[*_pass_through(load_inputs(params)), tok.get_artifact("tokenizer")],
+                arguments=[
+                    *_pass_through(load_inputs(params)),
+                    tok.get_artifact("tokenizer"),
+                    *([fetched.get_artifact("dataset")] if fetched is not None else []),
+                ],
             )
             # Load exit 1 = some requests failed, records complete: still measured. No `when` on
             # its exitCode: a load that never ran has none and Argo would requeue forever.
@@ -142,6 +157,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
             )
             # hera types `>>` as Task | list[Task]; with a Task on the left it is the Task.
             ready >> tok >> run  # type: ignore[operator]
+            if fetched is not None:  # the conversations, fetched while the tokenizer is
+                ready >> fetched >> run  # type: ignore[operator]
             summary >> verdict  # aggregate itself: on load Succeeded or Failed (its depends)
     return template
 

@@ -33,10 +33,9 @@ from steps.errors import UsageError
 from steps.load.config import Config, DataConfig
 from steps.load.prompts import count_prompt_tokens
 from steps.shared import APIType
-from steps.sharegpt import DatasetScan, Exchange, read_exchanges
+from steps.sharegpt import MANIFEST_NAME, DatasetScan, Exchange, read_exchanges
 
 __all__ = [
-    "MANIFEST_NAME",
     "DatasetSample",
     "dataset_file",
     "sample_conversations",
@@ -45,9 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The dataset step's manifest in its --out directory (steps/CONTRACTS.md): `file` names the
-#: conversations file beside it, `sha256` its digest.
-MANIFEST_NAME = "manifest.json"
 #: Pairs tokenized per call: batched encoding is several times faster than one at a time.
 _BATCH = 256
 

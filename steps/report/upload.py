@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from steps.errors import BenchError, UsageError
+from steps import s3_client
+from steps.errors import UsageError
 from steps.names import (
     check_bucket_name,
     check_endpoint_url,
@@ -36,6 +36,7 @@ from steps.names import (
     check_run_id,
     check_scenario_name,
 )
+from steps.s3_client import S3Error, endpoint_name, make_s3_client, translate_s3_errors
 
 __all__ = [
     "S3Location",
@@ -53,28 +54,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: botocore attempts per call (standard mode: throttling, 5xx, connection errors).
-BOTOCORE_MAX_ATTEMPTS = 3
-#: Seconds to open a TCP connection, then to wait for each read of an answer (botocore Config).
-#: 30 s of silence is no S3 server at work: even a large PUT is answered once its body is sent.
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 30.0
 #: Our attempts per object for connection errors, with backoff 0.5 s, 1 s, 2 s between them.
 UPLOAD_ATTEMPTS = 4
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
-
-_AUTH_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "AccessDenied",
-        "ExpiredToken",
-        "InvalidToken",
-        "InvalidClientTokenId",
-        "TokenRefreshRequired",
-    }
-)
 
 _CONTENT_TYPES = {
     ".json": "application/json",
@@ -85,8 +68,8 @@ _CONTENT_TYPES = {
 }
 
 
-class UploadError(BenchError):
-    """S3 failed (exit 1); the message names the bucket/endpoint and the likely fix."""
+#: S3 failed (exit 1); the message names the bucket/endpoint and the likely fix.
+UploadError = S3Error
 
 
 @dataclass(frozen=True)
@@ -145,78 +128,9 @@ def run_key_prefix(location: S3Location, scenario: str, model: str, run_id: str 
     return "/".join(p for p in parts if p) + "/"
 
 
-def make_s3_client(endpoint_url: str | None) -> Any:
-    """A boto3 S3 client from the standard credential chain with retries and finite timeouts.
-
-    A fresh Session each time: boto3's module-level default session caches the credentials it
-    resolved first, which would pin one identity for the life of the process.
-    """
-    import boto3.session
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": BOTOCORE_MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-    )
-    try:
-        session = boto3.session.Session()
-        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
-    except (BotoCoreError, ValueError) as exc:  # region, endpoint, config files
-        raise UploadError(
-            f"cannot set up the S3 client for {endpoint_url or 'AWS'}: {exc}"
-        ) from None
-
-
-def endpoint_name(client: Any) -> str:
-    """The client's endpoint URL, for messages."""
-    return str(getattr(client.meta, "endpoint_url", "the S3 endpoint"))
-
-
-@contextmanager
-def translate_s3_errors(client: Any, bucket: str, action: str) -> Iterator[None]:
-    """Turn botocore errors into one-line UploadErrors that name the bucket and the fix."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-    )
-
-    try:
-        yield
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-        if code == "NoSuchBucket":
-            raise UploadError(
-                f"{action}: bucket {bucket!r} does not exist at {endpoint_name(client)}; "
-                "create it or fix --bucket"
-            ) from None
-        if code in _AUTH_CODES:
-            raise UploadError(
-                f"{action}: S3 rejected the credentials for bucket {bucket!r} ({code}); check the "
-                "AWS credentials (IRSA role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and "
-                "--s3-endpoint-url"
-            ) from None
-        raise UploadError(f"{action}: S3 error {code} on bucket {bucket!r}") from None
-    except (NoCredentialsError, PartialCredentialsError):
-        raise UploadError(
-            f"{action}: no AWS credentials found (standard chain: AWS_* env, IRSA web identity, "
-            "instance profile)"
-        ) from None
-    except EndpointConnectionError:
-        raise UploadError(f"{action}: cannot connect to {endpoint_name(client)}") from None
-    except BotoCoreError as exc:
-        raise UploadError(
-            f"{action}: {exc.__class__.__name__} talking to {endpoint_name(client)}"
-        ) from None
-
-
 def _is_connection_error(exc: BaseException) -> bool:
     """Refused, reset or unreachable: worth waiting for a restarting endpoint. Not a read
-    timeout: botocore already waited READ_TIMEOUT_S on each of its attempts."""
+    timeout: botocore already waited s3_client.READ_TIMEOUT_S on each of its attempts."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     return isinstance(exc, BotoConnectionError)
@@ -259,7 +173,7 @@ def upload_files(
         total / 1e6,
         location.uri(key_prefix),
         endpoint_name(client),
-        READ_TIMEOUT_S,
+        s3_client.READ_TIMEOUT_S,
     )
     for path in files:
         key = key_prefix + path.relative_to(root).as_posix()

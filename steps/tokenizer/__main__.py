@@ -28,11 +28,12 @@ from pydantic import Field
 
 from steps.cli import add_log_level_flag, add_optional_flags, make_parser, run_step
 from steps.errors import BenchError, UsageError
+from steps.hf_hub import HubAccess, hub_access_from_env
 from steps.names import ENV_NAME_PATTERN
 from steps.qwen_offline import build_qwen_tokenizer
 from steps.shared import StrictModel
 from steps.tokenizer.files import copy_files, remove_tokenizer_files, tokenizer_files
-from steps.tokenizer.hub import HubAccess, download_tokenizer, hub_access_from_env
+from steps.tokenizer.hub import download_tokenizer
 from steps.tokenizer.manifest import MANIFEST_NAME, build_manifest, file_entries, write_manifest
 from steps.tokenizer.source import SourceKind, source_kind
 

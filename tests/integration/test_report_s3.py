@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from steps.report import history, upload
+from steps import s3_client
+from steps.report import history
 from steps.report.__main__ import main
 from steps.report.upload import S3Location, UploadError, make_s3_client, upload_files
 from tests.fixtures.report_runs import MODEL, build_run, run_id_of_night
@@ -323,7 +324,7 @@ def test_report_silent_s3_endpoint_is_bounded_and_says_what_it_waits_for(
     # The bounds scaled down (30 s per read, 60 s for the lookup in production); the shape of
     # the wait is the same: the lookup gives up at its deadline, the upload after botocore's
     # attempts, and nothing is retried on top of a read timeout.
-    monkeypatch.setattr(upload, "READ_TIMEOUT_S", 1.0, raising=False)
+    monkeypatch.setattr(s3_client, "READ_TIMEOUT_S", 1.0, raising=False)
     monkeypatch.setattr(history, "HISTORY_DEADLINE_S", 2.0, raising=False)
     run = build_run(tmp_path, RUN_1)
     out = tmp_path / "out"

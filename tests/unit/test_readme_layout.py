@@ -30,7 +30,7 @@ def _modules_in_tree() -> set[str]:
 def _modules_in_readme() -> set[str]:
     """What the paragraph names: `x.py` files, and each package's backticked module list."""
     text = " ".join(_layout_paragraph().split())
-    ground = set(re.findall(r"`([a-z_]+\.py)`", text)) - {"__main__.py"}
+    ground = set(re.findall(r"`([a-z_0-9]+\.py)`", text)) - {"__main__.py"}
     packaged = set()
     for package, listed in re.findall(r"`([a-z_]+)/` \(([^)]*)\)", text):
         names = re.findall(r"`([a-z_0-9]+)`", listed.split(";")[0])

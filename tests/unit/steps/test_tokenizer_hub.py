@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from huggingface_hub import errors
+from pydantic import SecretStr
 
-from steps.tokenizer.hub import HubAccess, hub_access_from_env, translate_hub_error
+from steps.hf_hub import HubAccess, hub_access_from_env, translate_hub_error
 
 _REQ = httpx2.Request("GET", "https://huggingface.co/api/models/Org/Name/revision/main")
 
@@ -49,14 +50,15 @@ def _response(status: int) -> httpx2.Response:
     ],
 )
 def test_translate_hub_error_known_errors_name_the_fix(exc: Exception, expected: str) -> None:
-    message = str(translate_hub_error(exc, "Org/Name", "main", token_set=False, offline=False))
+    message = str(translate_hub_error(exc, "Org/Name", "main", HubAccess(), "--tokenizer", "x"))
     assert expected in message
     assert "\n" not in message
 
 
 def test_translate_hub_error_gated_with_token_says_account_lacks_access() -> None:
     exc = errors.GatedRepoError("gated", response=_response(403))
-    message = str(translate_hub_error(exc, "Org/Name", "main", token_set=True, offline=False))
+    access = HubAccess(token=SecretStr("hf_x"))
+    message = str(translate_hub_error(exc, "Org/Name", "main", access, "--tokenizer", "x"))
     assert "a token is set" in message
     assert "account that has access" in message
 

@@ -87,13 +87,16 @@ def test_make_images_builds_and_pushes_every_image_the_manifests_reference(
     images = {name for name, target in targets.items() if "entrypoint" in target}
     assert {_flag(argv, "--target") for argv in commands} == images  # not the shared "base"
     assert len(built) == len(commands)
-    # Every image any rendered manifest runs (the DAG's steps, the simulator target and its
-    # tokenizer init container) is one that `make images` pushes.
+    # Every image any rendered manifest runs (the DAG's steps, the real-data scenario's dataset
+    # step, the simulator target and its tokenizer init container) is one that `make images`
+    # pushes, and every image pushed is run by one.
     flags = ["--image-registry", "reg.example/bench", "--image-tag", "1.2.3"]
     referenced = set()
-    for kind in ("template", "simulator"):
-        assert main(["render", "--kind", kind, *flags], {}) == 0
+    for kind in (["--kind", "template"], ["--kind", "template", "--scenario", "sharegpt"]):
+        assert main(["render", *kind, *flags], {}) == 0
         referenced |= set(re.findall(r"image: (\S+)", capsys.readouterr().out))
+    assert main(["render", "--kind", "simulator", *flags], {}) == 0
+    referenced |= set(re.findall(r"image: (\S+)", capsys.readouterr().out))
     assert referenced == built
 
 
