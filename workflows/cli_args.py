@@ -67,6 +67,7 @@ OPTION_FLAGS = {
     "ca_bundle_key": "--ca-bundle-key",
     "workflow_deadline_s": "--workflow-deadline-s",
     "zone_affinity": "--zone-affinity",
+    "load_pods": "--load-pods",
 }
 
 

@@ -19,8 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "Daemon",
     "copy_path",
     "default_lock_dir",
     "free_port",
@@ -128,7 +130,42 @@ def run_process(
     return exit_code, f"exit code {exit_code}" if exit_code else ""
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+class Daemon:
+    """A daemon task's process, its output echoed with `prefix` until `stop` (the DAG ended:
+    Argo kills a daemon's pod then)."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        environ: Mapping[str, str],
+        cwd: Path,
+        prefix: str,
+        echo: Callable[[str], None],
+    ) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=_stream, args=(self.proc, prefix, echo), daemon=True)
+        self._reader.start()
+
+    def stop(self) -> bool:
+        """Stop the process if it still runs (True then), read the rest of its output."""
+        running = self.proc.poll() is None
+        if running:
+            stop_process(self.proc)
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return running
+
+
+def stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
     """Terminate, then kill after `grace_s`: a hung helper process must not outlive the run."""
     proc.terminate()
     try:

@@ -7,6 +7,13 @@ are read from their files, and artifacts are handed between tasks through a run 
 
     <run_dir>/tasks/<task>/       the container's workingDir (every declared path lives under it)
     <run_dir>/artifacts/<task>/<artifact>   what Argo would store in the artifact repository
+    <run_dir>/repository/<key>    key-only artifacts (`s3: {key}`), the repository's own layout:
+                                  an input whose key is a prefix gets the directory under it
+
+A task with `withSequence: {count: N}` runs as N instances `task(i:i)` at once (`{{item}}` = i),
+its phase Succeeded when every instance succeeded, as Argo's task group; a `daemon: true`
+template's process starts, its task is Daemoned at once (`{{tasks.X.ip}}` = 127.0.0.1) and it is
+stopped when the DAG ends; `{{workflow.name}}` is the run directory's name.
 
 Which manifest fields it emulates, which it accepts without local effect and the refusal of
 the rest by name live in one list, `workflows.local_subset.SUBSET`. Independent tasks run one
@@ -25,13 +32,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from steps.errors import UsageError
 from workflows.argo_expr import ExprError, depends_tasks, evaluate, evaluate_depends, substitute
-from workflows.local_process import copy_path, hold_mutexes, run_process
+from workflows.local_process import (
+    Daemon,
+    copy_path,
+    hold_mutexes,
+    run_process,
+)
 from workflows.local_subset import (
     UnsupportedFeature,
     check_supported,
@@ -194,11 +207,15 @@ class _Run:
         self.stored: dict[tuple[str, str], Path] = {}
         self.metrics: dict[str, float] = {}
         self.deadline = float("inf")
+        self.daemons: dict[str, Daemon] = {}
 
     def global_scope(self) -> dict[str, str]:
         """Workflow parameters and what finished tasks expose, as Argo's DAG scope: status
         always, exitCode only for a task whose container ran, outputs it produced."""
         scope = {f"workflow.parameters.{k}": v for k, v in self.params.items()}
+        scope["workflow.name"] = self.run_dir.name
+        for task in self.daemons:
+            scope[f"tasks.{task}.ip"] = "127.0.0.1"
         for task, result in self.results.items():
             scope[f"tasks.{task}.status"] = result.phase
             if result.exit_code is not None:
@@ -228,13 +245,24 @@ class _Run:
         except ExprError as exc:
             raise UsageError(f"local runner: task '{task['name']}' when {when!r}: {exc}") from None
 
-    def store_artifact(self, task: str, name: str, source: Path) -> None:
-        """Keep an output artifact as Argo's repository would: a file keeps its name."""
-        dest = self.run_dir / "artifacts" / task / name
+    def store_artifact(self, task: str, artifact: dict[str, Any], source: Path, key: str) -> None:
+        """Keep an output artifact as Argo's repository would: a file keeps its name; a
+        key-only one (`key`: its resolved `s3.key`) lives at that key."""
+        if key:
+            copy_path(source, self.repository(key))
+            return
+        dest = self.run_dir / "artifacts" / task / artifact["name"]
         if source.is_file():
             dest = dest / source.name
         copy_path(source, dest)
-        self.stored[(task, name)] = dest
+        self.stored[(task, artifact["name"])] = dest
+
+    def repository(self, key: str) -> Path:
+        """Where the artifact repository's `key` lives on this machine."""
+        path = PurePosixPath(key)
+        if path.is_absolute() or ".." in path.parts:
+            raise UsageError(f"local runner: artifact key {key!r} leaves the repository")
+        return self.run_dir / "repository" / path
 
     def run_task(self, task: dict[str, Any]) -> TaskResult:
         """Run one task's container template to its end (with its retries)."""
@@ -252,12 +280,19 @@ class _Run:
             substitute(a, scope) for a in [*container["command"][1:], *container.get("args", [])]
         ]
         step_env = self._step_env(name, container, scope)
+        if template.get("daemon"):
+            self.daemons[name] = Daemon(
+                argv, step_env, workdir.host_dir, f"[{name}]", self.env.echo
+            )
+            return TaskResult(name, "Daemoned", None, 1)
         if "timeout" in template:  # not enforced (no Pending here), but it must resolve
             _duration_s(substitute(template["timeout"], scope))
         exit_code, message, attempts = self._attempts(
             name, template, scope, argv, step_env, workdir.host_dir
         )
-        values, exit_code, message = self._outputs(name, template, workdir, exit_code, message)
+        values, exit_code, message = self._outputs(
+            name, template, workdir, scope, (exit_code, message)
+        )
         self._record_metrics(template, scope, values)
         phase = "Succeeded" if exit_code == 0 else "Failed"
         return TaskResult(name, phase, exit_code, attempts, values, message)
@@ -283,6 +318,17 @@ class _Run:
         sources = {a["name"]: a for a in arguments.get("artifacts", [])}
         for artifact in template.get("inputs", {}).get("artifacts", []):
             path = workdir.host(artifact["path"])
+            if "s3" in artifact:  # key-only: from the repository (a prefix: its directory)
+                stored_at = self.repository(self.resolve(name, artifact["s3"]["key"], scope))
+                if stored_at.exists():
+                    copy_path(stored_at, path)
+                    scope[f"inputs.artifacts.{artifact['name']}.path"] = str(path)
+                elif not artifact.get("optional"):
+                    raise UsageError(
+                        f"local runner: task '{name}' input artifact '{artifact['name']}': "
+                        f"no key {artifact['s3']['key']} in the artifact repository"
+                    )
+                continue
             if "raw" in artifact:  # its text, substituted with the inputs like any field
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(self.resolve(name, artifact["raw"]["data"], scope))
@@ -369,10 +415,17 @@ class _Run:
             delay *= retry.factor
 
     def _outputs(
-        self, name: str, template: dict[str, Any], workdir: _Workdir, exit_code: int, message: str
+        self,
+        name: str,
+        template: dict[str, Any],
+        workdir: _Workdir,
+        scope: Mapping[str, str],
+        ended: tuple[int, str],
     ) -> tuple[dict[str, str], int, str]:
         """Output parameters from their files (or defaults) and artifacts into the store, as
-        the wait container saves them; a missing required one fails the task."""
+        the wait container saves them; a missing required one fails the task. `ended`: the
+        step's exit code and message."""
+        exit_code, message = ended
         outputs = template.get("outputs", {})
         values: dict[str, str] = {}
         for param in outputs.get("parameters", []):
@@ -386,7 +439,8 @@ class _Run:
         for artifact in outputs.get("artifacts", []):
             path = workdir.host(artifact["path"])
             if path.exists():
-                self.store_artifact(name, artifact["name"], path)
+                key = artifact.get("s3", {}).get("key", "")
+                self.store_artifact(name, artifact, path, self.resolve(name, key, scope))
             elif not artifact.get("optional"):
                 # Argo's wait container fails on a required output whatever the step's exit
                 # (executor.go saveArtifact); the node message stays the step's own when it
@@ -412,8 +466,46 @@ class _Run:
                 continue  # Argo emits no value then either (it flags a MetricsError).
             self.metrics[metric["name"]] = value
 
+    def run_group(self, task: dict[str, Any]) -> TaskResult:
+        """A `withSequence` task: its instances `name(i:i)` at once, `{{item}}` = i; the
+        group succeeds when every instance did (Argo's TaskGroup node)."""
+        name = task["name"]
+        count = int(self.resolve(name, str(task["withSequence"]["count"]), self.global_scope()))
+        instances = []
+        for i in range(count):
+            instance = {k: v for k, v in task.items() if k != "withSequence"}
+            instance["name"] = f"{name}({i}:{i})"
+            arguments = instance.get("arguments", {})
+            instance["arguments"] = {
+                **arguments,
+                "parameters": [
+                    {**p, "value": p.get("value", "").replace("{{item}}", str(i))}
+                    for p in arguments.get("parameters", [])
+                ],
+            }
+            instances.append(instance)
+        with ThreadPoolExecutor(max(1, count)) as pool:
+            results = list(pool.map(self.run_task, instances))
+        for result in results:
+            self.results[result.name] = result
+        failed = [r.name for r in results if r.phase != "Succeeded"]
+        phase = "Failed" if failed or not results else "Succeeded"
+        return TaskResult(name, phase, None, 1, message=", ".join(f"{n} failed" for n in failed))
+
+    def stop_daemons(self) -> None:
+        """The DAG ended: its daemons' pods are killed."""
+        for name, daemon in self.daemons.items():
+            if daemon.stop():
+                self.env.echo(f"[{name}] daemon stopped (the DAG ended)")
+
     def run_dag(self, tasks: list[dict[str, Any]]) -> None:
         """Every task in dependency order: omitted by `depends`, skipped by `when`, or run."""
+        try:
+            self._run_dag(tasks)
+        finally:
+            self.stop_daemons()
+
+    def _run_dag(self, tasks: list[dict[str, Any]]) -> None:
         for task in _topological(tasks):
             name = task["name"]
             depends = task.get("depends")
@@ -428,7 +520,7 @@ class _Run:
                 continue
             self.env.echo(f"[{name}] started")
             started = time.monotonic()
-            result = self.run_task(task)
+            result = self.run_group(task) if "withSequence" in task else self.run_task(task)
             self.results[name] = result
             note = f" ({result.message})" if result.message else ""
             self.env.echo(f"[{name}] {result.phase} in {time.monotonic() - started:.1f} s{note}")

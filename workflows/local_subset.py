@@ -56,6 +56,7 @@ SUBSET: dict[str, Any] = {
                     "path": True,
                     "optional": True,
                     "raw": {"data": True},
+                    "s3": {"key": True},
                 },
             },
             "outputs": {
@@ -65,8 +66,10 @@ SUBSET: dict[str, Any] = {
                     "path": True,
                     "optional": True,
                     "archive": {"none": True},
+                    "s3": {"key": True},
                 },
             },
+            "daemon": True,
             "container": {
                 "command": True,
                 "args": True,
@@ -80,6 +83,7 @@ SUBSET: dict[str, Any] = {
                 "imagePullPolicy": None,
                 "resources": None,
                 "securityContext": None,
+                "readinessProbe": None,
             },
             "dag": {
                 "tasks": {
@@ -87,6 +91,7 @@ SUBSET: dict[str, Any] = {
                     "template": True,
                     "depends": True,
                     "when": True,
+                    "withSequence": {"count": True},
                     "arguments": {
                         "parameters": {"name": True, "value": True},
                         "artifacts": {"name": True, "from": True, "optional": True},

@@ -85,6 +85,13 @@ class TemplateOptions(BaseModel):
         "same-zone rule), preferred (same zone when possible) or off; clusters whose nodes carry "
         "no topology.kubernetes.io/zone label (kind, minikube, k3d) need preferred or off",
     )
+    load_pods: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="load pods sending one schedule together (1 = one load pod; N > 1 adds the "
+        "start coordinator daemon and fans the load task out, README 'Load from several pods')",
+    )
     workflow_deadline_s: int = Field(
         default=6 * 3600, ge=600, description="activeDeadlineSeconds of the whole workflow"
     )

@@ -43,11 +43,18 @@ from steps.summary_model import (
     OUTPUT_METRIC_NAMES,
     SLA_METRIC_NAMES,
 )
+from workflows.load_fanout import (
+    COORDINATOR_TASK,
+    coordinator_fields,
+    shard_dirs,
+    shard_input,
+    shard_output,
+)
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
 from workflows.scenarios import DATASET_KNOBS, EXACT_KNOBS, SCENARIOS, STAGED_KNOBS, ScenarioName
-from workflows.time_budget import RETRY_LIMIT, TimeBudget
+from workflows.time_budget import PENDING_ALLOWANCE_S, RETRY_LIMIT, TimeBudget
 
 __all__ = [
     "AGGREGATE_ARTIFACTS",
@@ -99,6 +106,17 @@ REPORT_DEADLINE_S = 900
 #: Each step's limits (activeDeadlineSeconds, timeout, retry maxDuration) from its deadline.
 #: Retries only where safe: never the load (a second run benchmarks twice), nor aggregate (a
 #: pure function of its inputs: what failed once fails again).
+#: The load's run time: the send window plus a margin; a staged run every stage's seconds and a
+#: drain after each (steps/stage_spec.py; Argo's expr-lang v1.17 builtins, see
+#: workflows.argo_expr).
+_LOAD_DEADLINES = {
+    "load": f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}",
+    "load-staged": (
+        "sum(map(split(inputs.parameters.stages, ','), {asInt(split(#, 'x')[1])})) + "
+        "len(split(inputs.parameters.stages, ',')) * asInt(inputs.parameters.drain_timeout) + "
+        f"{LOAD_DEADLINE_MARGIN_S}"
+    ),
+}
 BUDGETS = {
     "readiness": TimeBudget(
         f"asInt(inputs.parameters.readiness_timeout) + {READINESS_DEADLINE_MARGIN_S}",
@@ -106,14 +124,16 @@ BUDGETS = {
     ),
     "tokenizer": TimeBudget(str(TOKENIZER_DEADLINE_S), RETRY_LIMIT),
     "dataset": TimeBudget(str(DATASET_DEADLINE_S), RETRY_LIMIT),
-    "load": TimeBudget(f"asInt(inputs.parameters.duration) + {LOAD_DEADLINE_MARGIN_S}"),
-    # A staged run: every stage's seconds and a drain after each (steps/stage_spec.py; Argo's
-    # expr-lang v1.17 builtins, see workflows.argo_expr).
-    "load-staged": TimeBudget(
-        "sum(map(split(inputs.parameters.stages, ','), {asInt(split(#, 'x')[1])})) + "
-        "len(split(inputs.parameters.stages, ',')) * asInt(inputs.parameters.drain_timeout) + "
-        f"{LOAD_DEADLINE_MARGIN_S}"
-    ),
+    **{name: TimeBudget(deadline) for name, deadline in _LOAD_DEADLINES.items()},
+    # The start coordinator of a load over several pods lives from before the load pods are
+    # scheduled until the last one finished: their run time plus their Pending time and their
+    # --start-timeout (600 s each).
+    **{
+        name.replace("load", COORDINATOR_TASK, 1): TimeBudget(
+            f"{deadline} + {2 * PENDING_ALLOWANCE_S}"
+        )
+        for name, deadline in _LOAD_DEADLINES.items()
+    },
     "aggregate": TimeBudget(str(AGGREGATE_DEADLINE_S)),
     "report": TimeBudget(str(REPORT_DEADLINE_S), RETRY_LIMIT),
 }
@@ -168,6 +188,8 @@ REPORT_INPUTS = (
     "history_window",
     "fail_on_breach",
 )
+#: A load pod's own inputs when the load fans out: its index and the coordinator's address.
+FANOUT_INPUTS = ("pod_index", "coordinator")
 #: The report's input that carries the load step's exit code (`--load-exit-code`).
 LOAD_EXIT_CODE = "load_exit_code"
 
@@ -250,14 +272,15 @@ def _step(
     step: str,
     retry_when: str | None = None,
     budget_name: str | None = None,
+    name: str | None = None,
     **fields: Any,
 ) -> Container:
-    """One step's container template with its time budget (BUDGETS[budget_name or step]) and
-    the restricted container securityContext; `retry_when` is the retry expression of a
-    retried step."""
+    """One step's container template (named `name`, default the step) with its time budget
+    (BUDGETS[budget_name or step]) and the restricted container securityContext; `retry_when`
+    is the retry expression of a retried step."""
     budget = BUDGETS[budget_name or step]
     return Container(
-        name=step,
+        name=name or step,
         image=options.image(step),
         image_pull_policy=options.image_pull_policy,
         command=["python", "-m", f"steps.{step}"],
@@ -403,12 +426,22 @@ def load_template(
     the run for the report's history) and gets every knob it has as a flag."""
     inputs = load_inputs(params)
     base_flags, base_artifacts = _load_base(params)
+    pods = options.load_pods
+    outputs = [
+        ("records", f"{WORK_DIR}/results/records.parquet"),
+        ("run", f"{WORK_DIR}/results/run.json"),
+        (SERVER_METRICS_ARTIFACT, f"{WORK_DIR}/results/server_metrics.parquet"),
+        # Exists only when the main process died before merging its workers' parts:
+        # downloaded beside run.json, `python -m steps.load merge` recovers the records.
+        (LOAD_PARTS_ARTIFACT, f"{WORK_DIR}/results/records.parts"),
+    ]
     return _step(
         options,
         "load",
         budget_name="load-staged" if params.stages is not None else None,
         inputs=[
             *(Parameter(name=n) for n in inputs),
+            *(Parameter(name=n) for n in FANOUT_INPUTS if pods > 1),
             Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
             *base_artifacts,
         ],
@@ -419,6 +452,7 @@ def load_template(
             "--tokenizer-dir",
             "{{inputs.artifacts.tokenizer.path}}",
             *_flags(*(n for n in inputs if n in (*LOAD_KNOBS, *LOAD_TARGET_INPUTS))),
+            *(["--load-pods", str(pods), *_flags(*FANOUT_INPUTS)] if pods > 1 else []),
             *endpoint.api_key_flag,
         ],
         env=endpoint.env,
@@ -428,20 +462,17 @@ def load_template(
         # ("no such file or directory", an executor error beside the real cause): Argo
         # v4.0.5 executor.go saveArtifact skips only an optional missing one.
         # The file names are steps/records.py's (not imported: it needs pyarrow, which the
-        # workflows extra lacks; test_step_templates keeps them equal).
+        # workflows extra lacks; test_step_templates keeps them equal). Several pods: each
+        # pod's files under its own key (workflows.load_fanout).
         outputs=[
-            _file_artifact("records", f"{WORK_DIR}/results/records.parquet", optional=True),
-            _file_artifact("run", f"{WORK_DIR}/results/run.json", optional=True),
-            _file_artifact(
-                SERVER_METRICS_ARTIFACT,
-                f"{WORK_DIR}/results/server_metrics.parquet",
-                optional=True,
-            ),
-            # Exists only when the main process died before merging its workers' parts:
-            # downloaded beside run.json, `python -m steps.load merge` recovers the records.
-            Artifact(
-                name=LOAD_PARTS_ARTIFACT, path=f"{WORK_DIR}/results/records.parts", optional=True
-            ),
+            (
+                shard_output(name, path)
+                if pods > 1
+                else _file_artifact(name, path, optional=True)
+                if path.endswith((".parquet", ".json"))
+                else Artifact(name=name, path=path, optional=True)
+            )
+            for name, path in outputs
         ],
         affinity=_zone_affinity(params, options.zone_affinity),
         resources=_LOAD_RESOURCES,
@@ -455,22 +486,50 @@ def _server_metrics_input() -> Artifact:
     )
 
 
+def load_coordinator_template(params: BaselineParams, options: TemplateOptions) -> Container:
+    """The start coordinator of the load pods (a daemon, workflows.load_fanout); its deadline
+    is the load's run time plus the pods' Pending time and start timeout, so it needs the
+    inputs the load's deadline is computed from."""
+    staged = params.stages is not None
+    return _step(
+        options,
+        "load",
+        budget_name=f"{COORDINATOR_TASK}-staged" if staged else COORDINATOR_TASK,
+        name=COORDINATOR_TASK,
+        inputs=[Parameter(name=n) for n in coordinator_inputs(params)],
+        **coordinator_fields(options.load_pods),
+    )
+
+
+def coordinator_inputs(params: BaselineParams) -> tuple[str, ...]:
+    """The load inputs the coordinator's deadline reads."""
+    return ("stages", "drain_timeout") if params.stages is not None else ("duration",)
+
+
+def _load_records(options: TemplateOptions) -> tuple[list[Artifact], list[str]]:
+    """The input artifacts holding the load's files and the `--records` paths to them: one
+    directory, or one per pod under the shards prefix (workflows.load_fanout). Optional: a
+    load that wrote nothing leaves the step to say so in one line (its records path is
+    missing) rather than Argo's "Unable to resolve" error."""
+    if options.load_pods > 1:
+        return [shard_input(f"{WORK_DIR}/load")], shard_dirs("load", options.load_pods)
+    return [
+        Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
+        Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
+        _server_metrics_input(),
+    ], ["load"]
+
+
 def aggregate_template(options: TemplateOptions) -> Container:
     """Turns the load's records into summary.json; never retried (a pure function)."""
+    artifacts, records = _load_records(options)
     return _step(
         options,
         "aggregate",
-        # Optional: a load that wrote nothing leaves aggregate to say so in one line
-        # (its records path is missing) rather than Argo's "Unable to resolve" error.
-        inputs=[
-            *(Parameter(name=n) for n in AGGREGATE_INPUTS),
-            Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet", optional=True),
-            Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
-            _server_metrics_input(),
-        ],
+        inputs=[*(Parameter(name=n) for n in AGGREGATE_INPUTS), *artifacts],
         args=[
             "--records",
-            "load",
+            *records,
             "--out",
             "{{outputs.artifacts.summary.path}}",
             *_flags(*AGGREGATE_INPUTS),
@@ -499,6 +558,12 @@ def _report_gauges() -> list[Gauge]:
 
 def report_template(options: TemplateOptions) -> Container:
     """Renders the report, judges SLA and regression, uploads (retried on exit 1 only)."""
+    artifacts, records = _load_records(options)
+    if options.load_pods == 1:  # runs only after aggregate read them: not optional
+        artifacts = [
+            Artifact(name=a.name, path=a.path) if a.name in ("records", "run") else a
+            for a in artifacts
+        ]
     return _step(
         options,
         "report",
@@ -506,15 +571,13 @@ def report_template(options: TemplateOptions) -> Container:
             *(Parameter(name=n) for n in REPORT_INPUTS),
             Parameter(name=LOAD_EXIT_CODE),
             Artifact(name="summary", path=f"{WORK_DIR}/summary"),
-            Artifact(name="records", path=f"{WORK_DIR}/load/records.parquet"),
-            Artifact(name="run", path=f"{WORK_DIR}/load/run.json"),
-            _server_metrics_input(),
+            *artifacts,
         ],
         args=[
             "--summary",
             "{{inputs.artifacts.summary.path}}",
             "--records",
-            "load",
+            *records,
             "--out",
             "report",
             *_flags(*REPORT_INPUTS),

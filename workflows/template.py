@@ -31,6 +31,7 @@ from typing import Any, cast
 from hera.workflows import DAG, Artifact, Container, Parameter, Task, Workflow, WorkflowTemplate
 from hera.workflows import models as m
 
+from workflows.load_fanout import coordinator_address
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import executor_pod_spec_patch, pod_security_context
@@ -46,8 +47,10 @@ from workflows.step_templates import (
     TOKENIZER_INPUTS,
     EndpointAccess,
     aggregate_template,
+    coordinator_inputs,
     dataset_template,
     endpoint_access,
+    load_coordinator_template,
     load_inputs,
     load_template,
     readiness_template,
@@ -117,6 +120,9 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         real_data = SCENARIOS[params.scenario].real_data
         conversations = dataset_template(options) if real_data else None
 
+        pods = options.load_pods
+        coordinator = load_coordinator_template(params, options) if pods > 1 else None
+
         with DAG(name=DAG_NAME):
             ready = _task(readiness, arguments=_pass_through(READINESS_INPUTS))
             tok = _task(tokenizer, arguments=_pass_through(TOKENIZER_INPUTS))
@@ -125,22 +131,39 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 if conversations is not None
                 else None
             )
-            run = _task(
-                load,
-                arguments=[
-                    *_pass_through(load_inputs(params)),
-                    tok.get_artifact("tokenizer"),
-                    *([fetched.get_artifact("dataset")] if fetched is not None else []),
-                ],
-            )
+            load_arguments = [
+                *_pass_through(load_inputs(params)),
+                tok.get_artifact("tokenizer"),
+                *([fetched.get_artifact("dataset")] if fetched is not None else []),
+            ]
+            if coordinator is None:
+                run = _task(load, arguments=load_arguments)
+            else:  # several pods: workflows.load_fanout
+                coordinate = _task(coordinator, arguments=_pass_through(coordinator_inputs(params)))
+                run = _task(
+                    load,
+                    with_sequence=m.Sequence(count=m.IntOrString(str(pods))),
+                    arguments=[
+                        *load_arguments,
+                        Parameter(name="pod_index", value="{{item}}"),
+                        Parameter(name="coordinator", value=coordinator_address()),
+                    ],
+                )
+                tok >> coordinate >> run  # type: ignore[operator]
             # Load exit 1 = some requests failed, records complete: still measured. No `when` on
             # its exitCode: a load that never ran has none and Argo would requeue forever.
+            # Several pods: their files come by key (workflows.load_fanout), and the group of
+            # load pods has no exitCode: "" = no check, `complete` and the error rate judge.
             summary = _task(
                 aggregate,
                 depends=f"{run.name}.Succeeded || {run.name}.Failed",
                 arguments=[
                     *_pass_through(AGGREGATE_INPUTS),
-                    *(_optional_from(run, name) for name in AGGREGATE_ARTIFACTS),
+                    *(
+                        _optional_from(run, name)
+                        for name in AGGREGATE_ARTIFACTS
+                        if coordinator is None
+                    ),
                 ],
             )
             # Only after aggregate succeeded on the load's records: the exit code exists.
@@ -148,11 +171,20 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 report,
                 arguments=[
                     *_pass_through(REPORT_INPUTS),
-                    Parameter(name=LOAD_EXIT_CODE, value="{{tasks.load.exitCode}}"),
+                    Parameter(
+                        name=LOAD_EXIT_CODE,
+                        value="{{tasks.load.exitCode}}" if coordinator is None else "",
+                    ),
                     summary.get_artifact("summary"),
-                    run.get_artifact("records"),
-                    run.get_artifact("run"),
-                    _optional_from(run, SERVER_METRICS_ARTIFACT),
+                    *(
+                        [
+                            run.get_artifact("records"),
+                            run.get_artifact("run"),
+                            _optional_from(run, SERVER_METRICS_ARTIFACT),
+                        ]
+                        if coordinator is None
+                        else []
+                    ),
                 ],
             )
             # hera types `>>` as Task | list[Task]; with a Task on the left it is the Task.

@@ -64,16 +64,19 @@ def scenario_params(scenario: ScenarioName, **knobs: Any) -> BaselineParams:
 
 def default_template(**knobs: Any) -> dict[str, Any]:
     """The WorkflowTemplate dict with default install options and `knobs` set (`scenario`
-    among them: that scenario's template)."""
+    among them: that scenario's template; `load_pods`: the install option)."""
+    load_pods = knobs.pop("load_pods", 1)
     params = scenario_params(knobs.pop("scenario", ScenarioName.baseline), **knobs)
-    return build_template(params, scenario_options(params.scenario)).to_dict()
+    options = scenario_options(params.scenario).model_copy(update={"load_pods": load_pods})
+    return build_template(params, options).to_dict()
 
 
 def default_manifests(
-    scenario: ScenarioName = ScenarioName.baseline,
+    scenario: ScenarioName = ScenarioName.baseline, load_pods: int = 1
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Name -> (kind, dict) of the template, the nightly cron and a submitted Workflow."""
-    params, options = scenario_params(scenario), scenario_options(scenario)
+    params = scenario_params(scenario)
+    options = scenario_options(scenario).model_copy(update={"load_pods": load_pods})
     return {
         "template": ("WorkflowTemplate", build_template(params, options).to_dict()),
         "cron": ("CronWorkflow", build_cron(params, options, "0 3 * * *").to_dict()),

@@ -28,6 +28,7 @@ VARIANTS = [
     ("--artifact-repository-configmap", "repos", "--artifact-repository-key", "s3"),
     ("--zone-affinity", "preferred", "--cron", "@daily"),
     ("--zone-affinity", "off", "--timezone", "Europe/Paris"),
+    ("--load-pods", "3"),  # the coordinator daemon, the fanned-out load, key-only artifacts
 ]
 
 

@@ -12,9 +12,10 @@ from workflows.graph_lint import lint_run, lint_template
 from workflows.scenarios import ScenarioName
 
 
+@pytest.mark.parametrize("load_pods", [1, 3])
 @pytest.mark.parametrize("scenario", list(ScenarioName))
-def test_graph_lint_rendered_manifests_clean(scenario: ScenarioName) -> None:
-    manifests = default_manifests(scenario)
+def test_graph_lint_rendered_manifests_clean(scenario: ScenarioName, load_pods: int) -> None:
+    manifests = default_manifests(scenario, load_pods)
     template = manifests["template"][1]
     assert lint_template(template) == []
     assert lint_run(manifests["workflow"][1]["spec"], template) == []

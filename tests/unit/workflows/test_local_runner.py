@@ -237,3 +237,73 @@ def test_killed_load_keeps_run_and_parts_as_artifacts_without_wait_error(tmp_pat
     stored = tmp_path / "run" / "artifacts" / "step"
     assert sorted(p.name for p in stored.iterdir()) == ["records-parts", "run"]
     assert (stored / "records-parts" / "w0-0.parquet").read_bytes() == b"part"
+
+
+_SHARD = (
+    "import sys, pathlib; i = int(sys.argv[1]); pathlib.Path('out').mkdir(); "
+    "pathlib.Path('out/n.txt').write_text(str(i) + '@' + sys.argv[2]); sys.exit(int(i == 2))"
+)
+_GATHER = (
+    "import sys, pathlib; "
+    "print('shards', sorted(p.read_text() for p in pathlib.Path(sys.argv[1]).glob('*/n.txt')))"
+)
+
+
+def _fanout_manifest(count: str) -> dict[str, Any]:
+    """A daemon, a `withSequence` task writing key-only artifacts (instance 2 exits 1), and a
+    task reading their common prefix."""
+    daemon = container_template(
+        "serve", "import time; time.sleep(600)", daemon=True, inputs={"parameters": []}
+    )
+    shard = container_template(
+        "shard",
+        _SHARD,
+        inputs={"parameters": [{"name": "i"}, {"name": "ip"}]},
+        outputs={"artifacts": [{
+            "name": "n", "path": "/work/out/n.txt", "archive": {"none": {}},
+            "s3": {"key": "{{workflow.name}}/shards/{{inputs.parameters.i}}/n.txt"},
+        }]},
+    )  # fmt: skip
+    shard["container"]["args"] = ["{{inputs.parameters.i}}", "{{inputs.parameters.ip}}"]
+    gather = container_template(
+        "gather",
+        _GATHER,
+        inputs={
+            "artifacts": [
+                {"name": "all", "path": "/work/in", "s3": {"key": "{{workflow.name}}/shards"}}
+            ]
+        },
+    )
+    gather["container"]["args"] = ["{{inputs.artifacts.all.path}}"]
+    return dag_manifest(
+        [daemon, shard, gather],
+        [
+            {"name": "serve", "template": "serve"},
+            {
+                "name": "shard", "template": "shard", "depends": "serve",
+                "withSequence": {"count": count},
+                "arguments": {"parameters": [
+                    {"name": "i", "value": "{{item}}"},
+                    {"name": "ip", "value": "{{tasks.serve.ip}}"},
+                ]},
+            },
+            {"name": "gather", "template": "gather", "depends": "shard.Succeeded || shard.Failed"},
+        ],
+    )  # fmt: skip
+
+
+def test_with_sequence_daemon_and_key_only_artifacts(tmp_path: Path) -> None:
+    """Instances run as `shard(i:i)` with `{{item}}`, the group fails when one does (naming it),
+    the daemon's IP resolves and it is stopped at the end, and a prefix key gives every
+    instance's files to the next task."""
+    lines: list[str] = []
+    result = run_template(_fanout_manifest("3"), {}, tmp_path / "run", _env(tmp_path, lines))
+    assert result.tasks["serve"].phase == "Daemoned"
+    assert [result.tasks[f"shard({i}:{i})"].phase for i in range(3)] == [
+        "Succeeded", "Succeeded", "Failed",
+    ]  # fmt: skip
+    assert result.tasks["shard"].phase == "Failed"
+    assert "shard(2:2) failed" in result.tasks["shard"].message
+    assert "[gather] shards ['0@127.0.0.1', '1@127.0.0.1', '2@127.0.0.1']" in lines
+    assert "[serve] daemon stopped (the DAG ended)" in lines
+    assert result.phase == "Succeeded"  # gather, the leaf, took the failure in its depends

@@ -151,3 +151,12 @@ def test_run_as_id_is_the_images_user_and_group() -> None:
     dockerfile = (REPO / "images" / "Dockerfile").read_text()
     assert f"groupadd --gid {RUN_AS_ID} bench" in dockerfile
     assert f"useradd --uid {RUN_AS_ID} --gid {RUN_AS_ID}" in dockerfile
+
+
+def test_every_pod_of_a_load_over_several_pods_passes_pod_security_restricted() -> None:
+    """`--load-pods 3` adds the coordinator daemon's pod and keeps the load pod's spec."""
+    template = _template(_FULL_OPTIONS.model_copy(update={"load_pods": 3}))
+    pods = {t["name"]: argo_pod_spec(template, t) for t in container_templates(template)}
+    assert set(pods) == {*STEPS, "coordinator"}
+    for name, pod in pods.items():
+        assert pss_restricted_violations(pod) == [], name

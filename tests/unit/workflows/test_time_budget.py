@@ -72,15 +72,18 @@ def test_retry_budget_lets_every_retry_happen(case: tuple[ScenarioName, dict[str
         )
 
 
+@pytest.mark.parametrize("load_pods", [1, 3])
 @pytest.mark.parametrize("case", _PARAMS, ids=_id)
-def test_timeout_bounds_pending_on_every_step(case: tuple[ScenarioName, dict[str, str]]) -> None:
+def test_timeout_bounds_pending_on_every_step(
+    case: tuple[ScenarioName, dict[str, str]], load_pods: int
+) -> None:
     """Only the template `timeout` covers a Pending pod (an unschedulable load holding the
     endpoint's mutex). It counts from the node's start, so it must exceed the step's
     activeDeadlineSeconds by the Pending allowance, cover all attempts of a retried step (its
     node is the retry node), and stay bounded."""
     scenario, values = case
     scope = _scope(values)
-    for template in default_template(scenario=scenario)["spec"]["templates"]:
+    for template in default_template(scenario=scenario, load_pods=load_pods)["spec"]["templates"]:
         if "container" not in template:
             assert "timeout" not in template  # Argo refuses timeout on a dag template
             continue
@@ -115,3 +118,18 @@ def test_load_deadline_covers_every_stage_and_its_drain(
     deadline = limit_seconds(load["activeDeadlineSeconds"], _scope(values))
     assert deadline >= _send_and_drain_s(values) + 60
     assert deadline <= _send_and_drain_s(values) + LOAD_DEADLINE_MARGIN_S
+
+
+@pytest.mark.parametrize("case", _PARAMS, ids=_id)
+def test_coordinator_outlives_every_load_pod(case: tuple[ScenarioName, dict[str, str]]) -> None:
+    """The start coordinator (a daemon) starts before the load pods are scheduled and must
+    answer their last barrier: its deadline covers a load pod's whole timeout (Pending
+    included) plus the pods' --start-timeout (600 s)."""
+    scenario, values = case
+    template = default_template(scenario=scenario, load_pods=3)
+    scope = _scope(values)
+    load = template_named(template, "load")
+    coordinator = template_named(template, "coordinator")
+    assert coordinator["daemon"] is True
+    load_timeout = limit_seconds(load["timeout"], scope)
+    assert limit_seconds(coordinator["activeDeadlineSeconds"], scope) >= load_timeout + 600
