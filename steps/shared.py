@@ -39,6 +39,7 @@ __all__ = [
     "StrictModel",
     "SweepEstimator",
     "SweepType",
+    "Switch",
     "ZoneAffinity",
     "check_load_size",
     "format_label_selector",
@@ -176,6 +177,14 @@ class SweepEstimator(StrEnum):
 #: deadline is built from.
 LADDER_REQUESTS_PER_USER = 6
 LADDER_MAX_RUNGS = 12
+
+
+class Switch(StrEnum):
+    """A feature switch as a flag and a workflow parameter take it (`--early-stop on|off`)."""
+
+    on = "on"
+    off = "off"
+
 
 #: The well-known node label the load step's podAffinity uses as topologyKey.
 ZONE_LABEL = "topology.kubernetes.io/zone"

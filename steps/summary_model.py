@@ -257,6 +257,21 @@ class RunSection(BaseModel):
     # apart their first sends were.
     pods: list[dict[str, Any]] | None = None
     start_spread_ms: float | None = None
+    # load.early_stop: {"ttft_p99_ms", "stopped": null | {"stage", "rate", "reasons",
+    # "skipped_stages"}}; null when early stop was off.
+    early_stop: dict[str, Any] | None = None
+
+    def stopped_early(self) -> str | None:
+        """One sentence on where the early stop ended the run and why; None when it did not
+        (the skipped stages were never scheduled: the run is complete, not missing data)."""
+        stopped = (self.early_stop or {}).get("stopped")
+        if not stopped:
+            return None
+        skipped = ", ".join(f"{s['rate']:g}/s" for s in stopped.get("skipped_stages", []))
+        return (
+            f"stopped early after stage {stopped['stage']} ({stopped['rate']:g}/s saturated: "
+            f"{'; '.join(stopped['reasons'])}); skipped the stages at {skipped or 'none'}"
+        )
 
 
 class SloSection(_Part):

@@ -34,6 +34,7 @@ from steps.shared import (
     NumWorkers,
     RequestTimeout,
     StrictModel,
+    Switch,
     check_load_size,
     parse_label_selector,
 )
@@ -146,6 +147,14 @@ class BaselineParams(StrictModel):
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")
     warmup_requests: int = Field(default=0, ge=0, description="unrecorded requests before the run")
     request_timeout: RequestTimeout = Field(default=600, description="seconds one request may take")
+    early_stop: Switch = Field(
+        default=Switch.off,
+        description="skip the remaining stages once one saturates (errors > 1 %, sends < 95 % "
+        "of the rate, TTFT p99 2x the lowest stage's, or the limit below)",
+    )
+    early_stop_ttft_p99_ms: float | None = Field(
+        default=None, gt=0, description="early stop also once a stage's TTFT p99 is above this"
+    )
     drain_timeout: int = Field(
         default=DEFAULT_DRAIN_TIMEOUT_S,
         ge=0,
@@ -320,6 +329,14 @@ class BaselineParams(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _early_stop_limit_needs_it_on(self) -> Self:
+        if self.early_stop_ttft_p99_ms is not None and self.early_stop is Switch.off:
+            raise ValueError(
+                "early_stop_ttft_p99_ms: early stop is off (set early_stop on, or clear the limit)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lengths_in_order(self) -> Self:
         """min <= mean <= max per distribution, as the load step checks them."""
         for side in ("input", "output"):
@@ -379,6 +396,7 @@ class BaselineParams(StrictModel):
         "regression_tolerance",
         "history_window",
         "metrics_port",
+        "early_stop_ttft_p99_ms",
         mode="before",
     )
     @classmethod

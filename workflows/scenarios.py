@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from steps.shared import Switch
 from steps.stage_spec import format_stages
 
 __all__ = [
@@ -64,10 +65,12 @@ EXACT_KNOBS = ("rate", "duration", "input_tokens", "output_tokens")
 _STATS = ("mean", "std_dev", "min", "max")
 #: The length distributions' fields, `<side>_<stat>` (load flags `--input-mean`, ...).
 DISTRIBUTION_KNOBS = tuple(f"{side}_{stat}" for side in ("input", "output") for stat in _STATS)
-#: A stage spec, length distributions, and the per-stage drain the time budget sums.
-STAGED_KNOBS = ("stages", *DISTRIBUTION_KNOBS, "drain_timeout")
+#: Skip the remaining stages once one saturates (`load.early_stop`), and its latency limit.
+EARLY_STOP_KNOBS = ("early_stop", "early_stop_ttft_p99_ms")
+#: A stage spec, length distributions, the per-stage drain the time budget sums, early stop.
+STAGED_KNOBS = ("stages", *DISTRIBUTION_KNOBS, "drain_timeout", *EARLY_STOP_KNOBS)
 #: A user's own inference-perf config (its YAML text) and the name its runs are kept under.
-CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout")
+CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout", *EARLY_STOP_KNOBS)
 #: Where a real-data scenario's conversations come from (the dataset step's --dataset and
 #: --dataset-file): a local path, an s3:// URI or a Hugging Face dataset repo id, and the file
 #: inside such a repo.
@@ -82,7 +85,14 @@ SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS, *DATASET
 CONFIG_SETS = ("api_type", "load_type", "num_workers", "seed", "warmup_requests", "request_timeout")
 #: Knobs the config scenario takes from its config unless given (the workflow needs them
 #: outside the load step: readiness, tokenizer, the load pod's deadline).
-CONFIG_DERIVED = ("base_url", "model_name", "tokenizer", "stages", "drain_timeout")
+CONFIG_DERIVED = (
+    "base_url",
+    "model_name",
+    "tokenizer",
+    "stages",
+    "drain_timeout",
+    *EARLY_STOP_KNOBS,
+)
 
 
 @dataclass(frozen=True)
@@ -192,8 +202,17 @@ def config_defaults(text: str) -> dict[str, Any]:
         "tokenizer": tokenizer or server.get("model_name"),
         "drain_timeout": _whole_seconds(load.get("drain_timeout"), "load.drain_timeout"),
         "stages": _stage_spec(load),
+        **_early_stop(load.get("early_stop")),
     }
     return {k: v for k, v in defaults.items() if v is not None}
+
+
+def _early_stop(block: Any) -> dict[str, Any]:
+    """The config's `load.early_stop` as the two knobs (its block present = on)."""
+    if block is None:
+        return {"early_stop": Switch.off.value}
+    limit = block.get("ttft_p99_ms") if isinstance(block, dict) else None
+    return {"early_stop": Switch.on.value, "early_stop_ttft_p99_ms": limit}
 
 
 def _whole_seconds(value: Any, key: str) -> int | None:

@@ -9,8 +9,9 @@ connections, pooled per worker), `stream_request` (one streamed request -> one o
 files: flushed about once a second, held and retried when a write fails), `worker` (one process,
 one event loop, its share of the schedule), `model_lookup` (the one `GET /v1/models` before t0),
 `plan` (every request's bytes and each worker's share, before t0), `supervisor` (worker processes,
-their messages, signals), `coordinator` and `pod_link` (the start of a load spread over several
-pods: barriers, clock offsets), `run_file` (run.json), `live_progress` (the line shown while
-running), `end_summary` (the numbers shown at the end, by `steps.record_metrics`), `run` (plan,
-start, drive, finish), `recover` (merge a lost run's parts) and `__main__` (CLI).
+their messages, signals), `early_stop` (whether a finished stage ends the run), `coordinator`
+and `pod_link` (the start of a load spread over several pods: barriers, clock offsets),
+`run_file` (run.json), `live_progress` (the line shown while running), `end_summary` (the
+numbers shown at the end, by `steps.record_metrics`), `run` (plan, start, drive, finish),
+`recover` (merge a lost run's parts) and `__main__` (CLI).
 """

@@ -40,7 +40,7 @@ from steps.load.recover import main as recover_main
 from steps.load.run import LoadResult, run
 from steps.load.scrape import DISCOVERY_MODES, MAX_INTERVAL_S, MetricsSettings
 from steps.names import check_run_id, check_scenario_name, new_run_id
-from steps.shared import SweepEstimator, SweepType, parse_label_selector
+from steps.shared import SweepEstimator, SweepType, Switch, parse_label_selector
 from steps.stage_spec import STAGES_FORMAT, parse_stages
 
 __all__ = ["main"]
@@ -108,12 +108,24 @@ _DISTRIBUTION_FLAGS: dict[str, type] = {"mean": float, "std_dev": float, "min": 
 
 
 def _add_shape_flags(p: argparse.ArgumentParser) -> None:
-    """The flags that shape the load: stages (a spec, or rate/duration for every stage) and
-    request lengths (exact, or a distribution's fields)."""
+    """The flags that shape the load: stages (a spec, or rate/duration for every stage), the
+    early stop that may cut them short, and request lengths (exact, or a distribution's
+    fields)."""
     p.add_argument("--stages", type=_opt(str), help=f"load.stages, replaced whole: {STAGES_FORMAT}")
     p.add_argument("--rate", type=_opt(float), help="load.stages[*].rate (every stage)")
     p.add_argument(
         "--duration", type=_opt(float), help="load.stages[*].duration in s (every stage)"
+    )
+    p.add_argument(
+        "--early-stop",
+        type=_opt(str),
+        choices=[*(s.value for s in Switch), None],
+        help="load.early_stop: skip the remaining stages once one saturates (on|off)",
+    )
+    p.add_argument(
+        "--early-stop-ttft-p99-ms",
+        type=_opt(float),
+        help="load.early_stop.ttft_p99_ms: also stop once a stage's TTFT p99 is above this",
     )
     p.add_argument("--input-tokens", type=_opt(int), help="fixed prompt length in tokens")
     p.add_argument("--output-tokens", type=_opt(int), help="fixed max_tokens per request")
@@ -233,6 +245,21 @@ def _distribution(args: argparse.Namespace, side: str, current: dict[str, Any]) 
     return {**current, **given}
 
 
+def _early_stop(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`load.early_stop`: `--early-stop on|off` switches it, `--early-stop-ttft-p99-ms` sets
+    its latency limit (only with it on: a limit that never stops anything is a mistake)."""
+    if args.early_stop == Switch.off:
+        if args.early_stop_ttft_p99_ms is not None:
+            raise UsageError("--early-stop-ttft-p99-ms: early stop is off (--early-stop off)")
+        return None
+    block = dict(current or {}) if args.early_stop == Switch.on or current is not None else None
+    if args.early_stop_ttft_p99_ms is not None:
+        if block is None:
+            raise UsageError("--early-stop-ttft-p99-ms: needs early stop on (--early-stop on)")
+        block["ttft_p99_ms"] = args.early_stop_ttft_p99_ms
+    return block
+
+
 def _stages(args: argparse.Namespace, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`load.stages`: `--stages` replaces them, `--rate`/`--duration` set every stage."""
     if args.stages is None:
@@ -275,6 +302,7 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         data["data"][key] = _distribution(args, side, data["data"][key])
     load = data["load"]
     load["stages"] = _stages(args, load["stages"])
+    load["early_stop"] = _early_stop(args, load["early_stop"])
     for flag, key in (
         ("num_workers", "num_workers"),
         ("seed", "seed"),

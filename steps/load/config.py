@@ -76,6 +76,7 @@ __all__ = [
     "DataType",
     "Distribution",
     "DistributionType",
+    "EarlyStop",
     "LoadConfig",
     "LocalStorage",
     "S3Storage",
@@ -306,6 +307,16 @@ class SweepConfig(StrictModel):
     )
 
 
+class EarlyStop(StrictModel):
+    """Ours: once a stage shows saturation (steps/stage_saturation.py: errors, sends falling
+    behind, TTFT's tail growing, or `ttft_p99_ms`), the remaining stages are skipped, so a
+    capacity ladder stops spending GPU time past the knee. run.json says which stage and why."""
+
+    ttft_p99_ms: float | None = Field(
+        default=None, gt=0, description="also stop once a stage's TTFT p99 is above this (ms)"
+    )
+
+
 class LoadConfig(StrictModel):
     type: LoadType | Literal["concurrent"] = Field(
         default=LoadType.constant,
@@ -341,6 +352,10 @@ class LoadConfig(StrictModel):
     )
     request_timeout: RequestTimeout = Field(
         default=600, description="seconds a whole request (incl. streaming) may take"
+    )
+    early_stop: EarlyStop | None = Field(
+        default=None,
+        description="skip the remaining stages once one saturates (ours); unset = run them all",
     )
     drain_timeout: float = Field(
         default=DEFAULT_DRAIN_TIMEOUT_S,

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.errors import BenchError, UsageError
+from steps.load.early_stop import EarlyStopper, check_early_stop
 from steps.load.end_summary import format_summary, summarize
 from steps.load.live_progress import Progress
 from steps.load.model_lookup import resolve_model
@@ -159,12 +160,15 @@ def run(settings: LoadSettings) -> LoadResult:
             settings = replace(settings, run_id=pods.link.run_id)
         model = resolve_model(config, headers)
         plans = plan_stages(config.load.stages, config.load.type, config.load.seed)
+        check_early_stop(config.load.early_stop, plans, settings.pods.count)
+        stopper = EarlyStopper(config.load.early_stop) if config.load.early_stop else None
         setup_cpu0 = process_cpu_s()
         requests = build_requests(settings, model, plans)
         specs = worker_specs(settings, headers, plans, requests, parts_dir)
         run_file = RunFile(
             settings, model, scheduled=requests.total, dataset=requests.dataset, clock=pods.clock
         )
+        run_file.early_stop = stopper.run_json() if stopper else None
         progress = Progress(requests.total)
         sampler = _sampler(settings, headers)
         with supervised(specs, progress) as supervisor:
@@ -172,7 +176,7 @@ def run(settings: LoadSettings) -> LoadResult:
             main_cpu0 = _start(supervisor, run_file, plans, pods)
             sampler.start(run_file.t0, run_file.wall_start)
             setup_cpu_s = main_cpu0 - setup_cpu0
-            _drive(supervisor, run_file, plans, pods)
+            _drive(supervisor, run_file, plans, pods, stopper)
             run_file.server_metrics = sampler.stop()
             supervisor.shutdown()
             progress.show(time.monotonic(), force=True)
@@ -236,16 +240,23 @@ def _start(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan], po
     return cpu_s
 
 
-def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan], pods: _Pods) -> None:
+def _drive(
+    supervisor: Supervisor,
+    run_file: RunFile,
+    plans: list[StagePlan],
+    pods: _Pods,
+    stopper: EarlyStopper | None,
+) -> None:
     """Run the stages in order, each after every worker (of every pod) finished the one before
-    (or a signal)."""
+    (or a signal), until the early stop (`stopper`) finds a stage saturated."""
     t0 = run_file.t0
     next_start = t0
-    for plan in plans:
+    for i, plan in enumerate(plans):
         if supervisor.signal_name:
             break
         start = next_start
         supervisor.stage_done.clear()
+        supervisor.stage_tallies.clear()
         supervisor.broadcast(("stage", plan.stage, start, t0, run_file.wall_start))
         window = plan.window_ns
         row: dict[str, Any] = {
@@ -280,6 +291,22 @@ def _drive(supervisor: Supervisor, run_file: RunFile, plans: list[StagePlan], po
                 break
             row["end_ns"] = max(pod_ends)  # one stage timeline: the last pod's end
         log.info("stage %d done: %.1f s", plan.stage, (row["end_ns"] - row["start_ns"]) / 1e9)
+        if _stop_early(supervisor, run_file, plans[i:], stopper):
+            break
+
+
+def _stop_early(
+    supervisor: Supervisor, run_file: RunFile, rest: list[StagePlan], stopper: EarlyStopper | None
+) -> bool:
+    """After the stage `rest[0]`: whether the early stop skips `rest[1:]` (recorded in
+    run.json, and their requests no longer scheduled)."""
+    if stopper is None or len(rest) < 2 or supervisor.signal_name:
+        return False
+    if not stopper.saturated(rest[0], supervisor.stage_tallies.values()):
+        return False
+    run_file.scheduled -= stopper.skip(rest[1:])
+    run_file.early_stop = stopper.run_json()
+    return True
 
 
 def _finish(

@@ -71,6 +71,7 @@ class RunFile:
     dataset: dict[str, Any] | None = None  # data.type shareGPT: the file read (sha256) and how
     #: The scraper's stats (steps.load.scrape), set when it stopped; None: off or not yet.
     server_metrics: dict[str, Any] | None = None
+    early_stop: dict[str, Any] | None = None  # load.early_stop: its limit, where it stopped
 
     def write_unfinished(self) -> None:
         """run.json as it stands mid-run; a failed write only loses the recovery aid."""
@@ -129,6 +130,7 @@ class RunFile:
             "resent_requests": resent_requests,
             "dataset": self.dataset,
             "server_metrics": self.server_metrics,
+            "early_stop": self.early_stop,
             **completeness,
         }
         write_run_file(self.settings.out_dir, doc)

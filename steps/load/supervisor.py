@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from steps.load.live_progress import Progress
-from steps.load.worker import WorkerSpec, worker_main
+from steps.load.worker import StageTally, WorkerSpec, worker_main
 
 __all__ = ["STOP_GRACE_S", "Supervisor", "supervised"]
 
@@ -46,6 +46,7 @@ class Supervisor:
         self.finished: dict[int, tuple[float, int]] = {}  # worker -> (CPU s since t0, records)
         self.resent: dict[int, int] = {}  # worker -> requests resent after a stale close
         self.stage_done: dict[int, int] = {}  # worker -> end of its current stage (monotonic ns)
+        self.stage_tallies: dict[int, StageTally] = {}  # worker -> its share of that stage
         self.warmup_errors = 0
         self.unwritten: list[tuple[int, pa.Table, str | None]] = []
         self.signal_name: str | None = None
@@ -95,6 +96,7 @@ class Supervisor:
             self.warmup_errors += msg[1]
         elif kind == "stage_done":
             self.stage_done[w] = msg[2]
+            self.stage_tallies[w] = msg[3]
         elif kind == "unwritten":
             self.unwritten.append((w, msg[1], msg[2]))
         elif kind == "finished":

@@ -13,7 +13,7 @@ writes fail, every record held since the first failure; run.json counts them as 
 Protocol (tuples over a `multiprocessing` pipe):
     main -> worker  ("stage", index, start_ns, t0_ns, wall_start_ns) | ("stop",)
     worker -> main  ("ready", warmup_errors) | ("progress", sent, done, errors, [ttft_ms...])
-                    | ("stage_done", index, end_ns) | ("unwritten", table, error)
+                    | ("stage_done", index, end_ns, StageTally) | ("unwritten", table, error)
                     | ("finished", cpu_s, records, resent)
 SIGTERM stops the worker: in-flight requests are recorded as `cancelled`, parts are flushed.
 SIGINT is ignored: on Ctrl-C the main process decides and sends SIGTERM.
@@ -31,7 +31,7 @@ import resource
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,14 @@ from steps.load.stream_request import (
 from steps.load.writer import RecordBuffer
 from steps.record_metrics import ttft_ns
 
-__all__ = ["StageShare", "WorkerSpec", "process_cpu_s", "text_of_chunk", "worker_main"]
+__all__ = [
+    "StageShare",
+    "StageTally",
+    "WorkerSpec",
+    "process_cpu_s",
+    "text_of_chunk",
+    "worker_main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,17 @@ def text_of_chunk(payload: bytes) -> str:
         raise ValueError(f"no choices[0].text or .delta in {payload[:80]!r}") from None
 
 
+@dataclass
+class StageTally:
+    """One worker's share of a finished stage, as the early stop reads it: requests ended,
+    sent (written to a connection), failed, and the successful ones' TTFTs (ms)."""
+
+    requests: int = 0
+    sent: int = 0
+    errors: int = 0
+    ttfts_ms: list[float] = field(default_factory=list)
+
+
 class _Worker:
     """One worker process: its pipe to the main process, its requests in flight, its record
     buffer and part files. `run` is its whole life: prime, warm up, run each stage the main
@@ -119,6 +137,7 @@ class _Worker:
         self.dispatcher: asyncio.Task[None] | None = None
         self.stopping = False
         self.sent = self.done = self.errors = 0
+        self.tally = StageTally()  # the current stage's, for the main process's early stop
         self.resent = 0  # measured requests resent after a stale keep-alive close
         self.ttfts_ms: list[float] = []
         self.buffer: RecordBuffer | None = None
@@ -205,12 +224,17 @@ class _Worker:
                 self.sem.release()
         self.buffer.add(outcome)
         self.done += 1
+        self.tally.requests += 1
+        self.tally.sent += outcome.sent_ns is not None
         if outcome.resent:
             self.resent += 1
         if outcome.status != "ok":
             self.errors += 1
+            self.tally.errors += 1
         elif outcome.chunk_ns and outcome.sent_ns is not None:
-            self.ttfts_ms.append(ttft_ns(outcome.sent_ns, outcome.chunk_ns[0]) / 1e6)
+            ttft_ms = ttft_ns(outcome.sent_ns, outcome.chunk_ns[0]) / 1e6
+            self.ttfts_ms.append(ttft_ms)
+            self.tally.ttfts_ms.append(ttft_ms)
         return outcome.end_ns
 
     def _track(self, task: asyncio.Task[Any]) -> None:
@@ -376,9 +400,10 @@ class _Worker:
                             secrets=_header_secrets(self.spec.headers),
                         )
                         flusher = loop.create_task(self._flush_loop(finish))
+                    self.tally = StageTally()
                     end = await self._run_stage(stage, start)
                     if not self.stopping:
-                        self.conn.send(("stage_done", stage, end))
+                        self.conn.send(("stage_done", stage, end, self.tally))
             finally:
                 finish.set()
                 if flusher is not None:  # its failure (the pipe gone) must not skip the flush

@@ -5,11 +5,9 @@ percentiles against the rate, "saturation is where percentiles diverge or errors
 (hockey-stick) is practical capacity; target 20-30 % below it". This module makes that reading
 a computation over the summary's stage groups, with every rule stated here once:
 
-- a stage shows **saturation** when its error rate is above `DEFAULT_ERROR_RATE` (the same 1 %
-  a nightly run may not exceed), when fewer than `SENT_SHARE` of its requested sends went out
-  (connections refused, as the guide's `achieved_rate ≈ requested_rate` check), or when its TTFT
-  p99 is `TAIL_GROWTH` times the lowest stage's or more (the queue in front of the server grows:
-  the guide's "TTFT 2-3x baseline");
+- a stage shows **saturation** by the rule the load step's early stop applies too
+  (`steps/stage_saturation.py`: errors above 1 %, fewer than 95 % of its sends out, TTFT p99
+  twice the lowest stage's or more, no successful request);
 - the **knee** is the highest rate before the first saturated stage (the practical capacity);
 - the **highest rate within the SLA** is the highest rate up to which every stage meets every
   SLA threshold (a pass above a failed stage is noise, not capacity). Goodput, a bound on an
@@ -28,14 +26,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from steps.report.sla import DEFAULT_ERROR_RATE, evaluate_sla
+from steps.report.sla import evaluate_sla
+from steps.stage_saturation import StageReading, saturation_signs
 from steps.summary_model import KEY_METRICS, SLA_METRIC_NAMES, StageGroup
 
 __all__ = [
     "CAPACITY_QUANTILES",
     "DEFAULT_HEADROOM",
-    "SENT_SHARE",
-    "TAIL_GROWTH",
     "Capacity",
     "StagePoint",
     "read_capacity",
@@ -45,10 +42,6 @@ __all__ = [
 CAPACITY_QUANTILES = ("p50", "p95", "p99")
 #: The guide: "target 20-30 % below" the knee.
 DEFAULT_HEADROOM = 0.25
-#: A stage that sent less than this share of its requested rate did not offer the load it names.
-SENT_SHARE = 0.95
-#: TTFT p99 this many times the lowest stage's: requests queue (the guide: TTFT 2-3x baseline).
-TAIL_GROWTH = 2.0
 #: SLA thresholds that bound an absolute rate (goodput), meaningless for a stage run below it.
 _RATE_BOUNDS = frozenset(n for n in SLA_METRIC_NAMES if KEY_METRICS[n].unit == "1/s")
 
@@ -79,19 +72,9 @@ class Capacity:
 
 
 def _saturation(stage: StageGroup, rate: float, reference_ttft_p99: float | None) -> list[str]:
-    """The guide's saturation signs in one stage, one phrase each."""
-    signs = []
-    if stage.error_rate is not None and stage.error_rate > DEFAULT_ERROR_RATE:
-        signs.append(f"errors {stage.error_rate:.1%} > {DEFAULT_ERROR_RATE:.0%}")
-    if stage.achieved_rate is not None and stage.achieved_rate < SENT_SHARE * rate:
-        signs.append(f"sent {stage.achieved_rate:.2f}/s of {rate:g}/s")
-    ttft_p99 = stage.latency_ms.ttft.p99
-    if ttft_p99 is None:
-        signs.append("no successful request")
-    elif reference_ttft_p99 and ttft_p99 >= TAIL_GROWTH * reference_ttft_p99:
-        growth = ttft_p99 / reference_ttft_p99
-        signs.append(f"TTFT p99 {ttft_p99:.0f} ms, {growth:.1f}x the lowest stage's")
-    return signs
+    """The saturation signs in one stage (steps/stage_saturation.py), one phrase each."""
+    reading = StageReading(rate, stage.achieved_rate, stage.error_rate, stage.latency_ms.ttft.p99)
+    return saturation_signs(reading, reference_ttft_p99)
 
 
 def _sla_breaches(stage: StageGroup, thresholds: Mapping[str, float | None]) -> list[str]:
@@ -154,8 +137,10 @@ def read_capacity(
     stages: Sequence[StageGroup],
     thresholds: Mapping[str, float | None],
     headroom: float = DEFAULT_HEADROOM,
+    stopped_early: str | None = None,
 ) -> Capacity | None:
-    """The capacity reading, or None for a run that is not a ladder of at least two rates."""
+    """The capacity reading, or None for a run that is not a ladder of at least two rates;
+    `stopped_early` (RunSection.stopped_early) is noted: the stages above were never run."""
     ladder = sorted((s.rate, s.stage, s) for s in stages if s.rate is not None)
     if len(ladder) < len(stages) or len({rate for rate, _, _ in ladder}) < 2:
         return None
@@ -167,6 +152,8 @@ def read_capacity(
     recommended = min(known) * (1.0 - headroom) if known else None
     if knee is None and within is not None:
         notes.append("the recommended rate is from the SLA alone (no knee in this run)")
+    if stopped_early:
+        notes.append(f"The load {stopped_early}.")
     return Capacity(
         points=tuple(points),
         knee_rate=knee,

@@ -64,5 +64,6 @@ def check_run(load_exit_code: str | None, run: RunSection) -> list[RunCheck]:
         checks.append(_load_check(load_exit_code, complete, run))
     if complete is not None:
         detail = "every scheduled request is a record" if complete else _completeness(run)
-        checks.append(RunCheck("complete", complete, detail))
+        stopped = run.stopped_early()
+        checks.append(RunCheck("complete", complete, f"{detail}; {stopped}" if stopped else detail))
     return checks

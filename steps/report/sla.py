@@ -16,6 +16,7 @@ import yaml
 
 from steps.errors import UsageError
 from steps.records import SATURATION_DELAY_MS
+from steps.stage_saturation import ERROR_RATE
 from steps.summary_model import KEY_METRICS, SLA_METRIC_NAMES, Group
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 #: A nightly run where more than 1 % of the requests failed is not green, even with no SLA given.
-DEFAULT_ERROR_RATE = 0.01
+DEFAULT_ERROR_RATE = ERROR_RATE  # the error rate a stage saturates above (one number)
 
 #: A load generator whose sends lag their schedule by more than 10 ms at p99 measured itself,
 #: not the server (DESIGN.md "saturated" flag), so this bound is on unless switched off.

@@ -157,7 +157,9 @@ def judge_run(
         regression=regression,
         report_uri=storage.report_uri(config.out),
         breaches=tuple(breaches),
-        capacity=read_capacity(summary.stages, thresholds, config.capacity_headroom),
+        capacity=read_capacity(
+            summary.stages, thresholds, config.capacity_headroom, summary.run.stopped_early()
+        ),
     )
 
 
