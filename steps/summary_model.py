@@ -238,6 +238,9 @@ class RunSection(BaseModel):
     base_url: str | None = None
     api_type: str | None = None
     load_type: str | None = None
+    # False: a non-streamed run (api.streaming false), whose TTFT, ITL and TPOT are null by
+    # definition (each answer arrived whole); None in runs before it was recorded (streamed).
+    streaming: bool | None = None
     started_at: str | None = None
     wall_start_ns: int | None = None
     num_workers: int | None = None

@@ -96,8 +96,6 @@ class Requests:
 
 def check_supported(config: Config) -> None:
     """Refuse config features the load step does not implement (one line each)."""
-    if not config.api.streaming:
-        raise UsageError("api.streaming: false is not supported; TTFT and ITL need streaming")
     if config.data.type is DataType.shared_prefix:
         raise UsageError("data.type shared_prefix is not supported by the load step yet")
     if not config.load.stages:
@@ -138,15 +136,17 @@ def request_headers(config: Config) -> dict[str, str]:
 
 
 def request_body(config: Config, model: str, prompt: str, max_tokens: int) -> bytes:
-    """The JSON body of one streamed request (built before t0)."""
+    """The JSON body of one request (built before t0): streamed, with the usage chunk, unless
+    api.streaming is false."""
     body: dict[str, Any] = {"model": model}
     if config.api.type is APIType.chat:
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
         body["prompt"] = prompt
     body["max_tokens"] = max_tokens
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
+    body["stream"] = config.api.streaming
+    if config.api.streaming:
+        body["stream_options"] = {"include_usage": True}
     if config.server.ignore_eos and config.server.type in (ServerType.vllm, ServerType.sglang):
         body["ignore_eos"] = True
     if config.server.type is ServerType.vllm:
@@ -249,6 +249,7 @@ def worker_specs(
                 tokenizer_token_env=config.tokenizer.token_env or "HF_TOKEN",
                 tokenizer_trust_remote_code=bool(config.tokenizer.trust_remote_code),
                 log_level=settings.log_level,
+                streaming=config.api.streaming,
             )
         )
     return specs

@@ -115,6 +115,7 @@ class RunFile:
             "base_url": config.server.base_url,
             "api_type": config.api.type.value,
             "load_type": str(config.load.type),
+            "streaming": config.api.streaming,
             "started_at": iso_utc(self.wall_start),
             "wall_start_ns": self.wall_start,
             "num_workers": config.load.num_workers,

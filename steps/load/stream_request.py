@@ -72,13 +72,14 @@ class RequestSpec:
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     """What every request of one worker shares: its connection pool, the request timeout (ns),
-    the JSON key of the generated text (`b'"text"'`, or `b'"content"'` for chat) and the
-    client-side output token counter."""
+    the JSON key of the generated text (`b'"text"'`, or `b'"content"'` for chat), the
+    client-side output token counter, and whether responses are streamed (api.streaming)."""
 
     pool: ConnectionPool
     request_timeout_ns: int
     text_key: bytes
     count_fallback: FallbackCounter
+    streaming: bool = True
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class RequestOutcome:
     `sent_ns` is None when the request was never written; `chunk_ns` holds one arrival time per
     content chunk, and `chunk_tokens` their token counts when every chunk carried `token_ids`.
     `cached_tokens` is the server's `usage.prompt_tokens_details.cached_tokens` (None: not said).
+    A non-streamed answer has no chunks: `body_ns` is when its body was complete (its e2e end).
     `resent` is not a record column: the request was resent after a stale keep-alive close
     (steps.load.connection), which the worker counts for run.json's `resent_requests`.
     """
@@ -109,6 +111,7 @@ class RequestOutcome:
     error: str | None
     resent: bool = False
     cached_tokens: int | None = None
+    body_ns: int | None = None  # non-streamed: the read that completed the whole answer
 
 
 @dataclass(slots=True)
@@ -354,6 +357,64 @@ class _Stream:
             self.future.set_result(None)
 
 
+class _WholeBody(_Stream):
+    """The response handler of a non-streamed request (api.streaming false): the answer is one
+    JSON body, so there is no first token to time: only its end (`body_ns`, e2e). The body is
+    collected up to a real limit and parsed once, at its end: usage, and the text for a
+    client-side count when the server gave none."""
+
+    __slots__ = ("body", "body_left", "body_ns")
+
+    def __init__(self, future: asyncio.Future[None], text_key: bytes, spec: RequestSpec) -> None:
+        super().__init__(future, text_key, spec)
+        self.body: bytearray | None = None
+        # As an event's limit, plus what max_tokens of text and token ids can take.
+        self.body_left = stream_limits(spec)[1] + 64 * (spec.output_tokens or _UNKNOWN_TOKENS)
+        self.body_ns: int | None = None
+
+    def on_head(self, status: int, reason: str, headers: dict[str, str]) -> None:
+        if status != 200:
+            super().on_head(status, reason, headers)
+            return
+        self.http_status = status
+        content_type = headers.get("content-type", "application/json")
+        if not content_type.lower().startswith("application/json"):
+            self._quote_body(f"HTTP 200 with Content-Type {content_type[:60]}, not JSON")
+            self.fail("protocol_error", self.error_head)
+            return
+        self.body = bytearray()
+
+    def on_body(self, data: bytes, now_ns: int) -> None:
+        if self.body is None:
+            super().on_body(data, now_ns)
+            return
+        self.body_left -= len(data)
+        if self.body_left < 0:
+            raise AbortResponse("answer body past its size limit (max_tokens of text and ids)")
+        self.body += data
+        self.body_ns = now_ns
+
+    def on_end(self) -> None:
+        if self.body is not None:
+            self.done = True
+            self._parse(bytes(self.body))
+        super().on_end()
+
+    def _parse(self, body: bytes) -> None:
+        try:
+            answer = json.loads(body)
+            choice = answer["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            self.fail("protocol_error", f"answer is not a completion: {type(exc).__name__}")
+            return
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        self.usage = usage if isinstance(usage, dict) else None
+        ids = choice.get("token_ids") if isinstance(choice, dict) else None
+        if isinstance(ids, list):
+            self.chunk_tokens = [len(ids)]
+        self.payloads = [body]
+
+
 async def stream_request(
     settings: StreamSettings,
     request: tuple[bytes, bytes],
@@ -377,7 +438,8 @@ async def stream_request(
     connection as any other.
     """
     loop = asyncio.get_running_loop()
-    stream = _Stream(loop.create_future(), settings.text_key, spec)
+    handler = _Stream if settings.streaming else _WholeBody
+    stream = handler(loop.create_future(), settings.text_key, spec)
     start = monotonic_ns()
     limit_ns = start + settings.request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
@@ -434,7 +496,10 @@ def _outcome(
     output_src: str | None = None
     mismatch: bool | None = None
     cached_tokens: int | None = None
+    body_ns = stream.body_ns if isinstance(stream, _WholeBody) else None
     tokens_known = len(chunk_tokens) == len(chunk_ns) and bool(chunk_ns)
+    if body_ns is not None and len(chunk_tokens) == 1:  # a whole answer's token_ids
+        tokens_known = True
     if usage is not None:
         served_prompt = _usage_count(usage, "prompt_tokens", stream)
         if served_prompt is not None:
@@ -460,7 +525,7 @@ def _outcome(
         sent_ns=sent_ns,
         end_ns=end_ns,
         chunk_ns=chunk_ns,
-        chunk_tokens=chunk_tokens if tokens_known else None,
+        chunk_tokens=chunk_tokens if tokens_known and body_ns is None else None,
         prompt_tokens=prompt_tokens,
         prompt_tokens_source=prompt_src,
         output_tokens=output_tokens,
@@ -471,6 +536,7 @@ def _outcome(
         error=stream.error,
         resent=stream.resent,
         cached_tokens=cached_tokens,
+        body_ns=body_ns,
     )
 
 

@@ -93,6 +93,7 @@ class WorkerSpec:
     tokenizer_trust_remote_code: bool
     log_level: str = "INFO"
     flush_interval_s: float = 1.0
+    streaming: bool = True  # api.streaming: false = one JSON answer, e2e only
 
 
 def text_of_chunk(payload: bytes) -> str:
@@ -106,7 +107,7 @@ def text_of_chunk(payload: bytes) -> str:
         choice = (obj.get("choices") or [{}])[0]
         if "text" in choice:
             return str(choice.get("text") or "")
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta") or choice.get("message") or {}  # streamed / whole answer
         keys = ("reasoning_content", "reasoning", "content")
         return "".join(str(delta.get(k) or "") for k in keys)
     except (AttributeError, IndexError, KeyError, TypeError):
@@ -148,6 +149,7 @@ class _Worker:
             request_timeout_ns=round(spec.request_timeout_s * 1e9),
             text_key=b'"content"' if spec.chat else b'"text"',
             count_fallback=self._count_fallback,
+            streaming=spec.streaming,
         )
         self.sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
         # Per stage, aligned with its share: each request's encoded (head, body).

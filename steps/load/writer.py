@@ -106,7 +106,11 @@ class RecordBuffer:
         self.scheduled_ns.append(o.scheduled_ns - t0)
         self.sent_ns.append(None if sent_ns is None else sent_ns - t0)
         self.first_token_ns.append(chunk_ns[0] - t0 if has_chunks else None)
-        self.last_token_ns.append(chunk_ns[-1] - t0 if has_chunks else None)
+        if has_chunks:
+            self.last_token_ns.append(chunk_ns[-1] - t0)
+        else:  # a non-streamed answer ends at its body's last byte; no first token to time
+            whole = o.body_ns is not None and sent_ns is not None and o.status == "ok"
+            self.last_token_ns.append(o.body_ns - t0 if whole and o.body_ns else None)
         self.end_ns.append(o.end_ns - t0)
         self.requested_input_tokens.append(spec.input_tokens)
         self.requested_output_tokens.append(spec.output_tokens)

@@ -326,6 +326,8 @@ def build_blocks(
     blocks += _sla_blocks(result.sla)
     blocks += _regression_blocks(result.regression)
     blocks += _trend_blocks(result.regression.trends, trend_plot)
+    if run.streaming is False:
+        blocks.append(Paragraph(NON_STREAMING_NOTE))
     blocks += _summary_blocks(summary.overall)
     blocks += _stage_blocks(summary.stages)
     blocks += server
@@ -334,6 +336,13 @@ def build_blocks(
     blocks.append(Heading(2, "Plots"))
     blocks += [Image(p.file, p.title) for p in plots]
     return blocks
+
+
+#: What a non-streamed run measured (api.streaming false), said where its empty columns show.
+NON_STREAMING_NOTE = (
+    "Non-streaming run (api.streaming: false): each answer arrived whole, so TTFT, ITL and TPOT "
+    "are not measured (empty below); e2e is the time to the whole answer."
+)
 
 
 def _md_cell(text: str) -> str:
