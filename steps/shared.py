@@ -38,6 +38,10 @@ __all__ = [
     "RequestTimeout",
     "StrictModel",
     "SweepEstimator",
+    "SweepNumRequests",
+    "SweepNumStages",
+    "SweepPercentile",
+    "SweepStageDuration",
     "SweepType",
     "Switch",
     "ZoneAffinity",
@@ -92,6 +96,12 @@ MAX_WORKERS = 256
 RequestTimeout = Annotated[float, Field(gt=0, le=MAX_REQUEST_SECONDS)]
 #: `num_workers`: load-generator processes.
 NumWorkers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
+#: The sweep probe's `load.sweep` fields (workflow knobs `sweep_<field>`): requests it may send,
+#: stages it generates, each one's whole seconds, the burst's percentile of its drain rates.
+SweepNumRequests = Annotated[int, Field(ge=2, le=MAX_REQUESTS)]
+SweepNumStages = Annotated[int, Field(ge=1, le=MAX_STAGES)]
+SweepStageDuration = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
+SweepPercentile = Annotated[float, Field(gt=0, le=100)]
 
 
 def check_load_size(

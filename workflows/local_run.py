@@ -30,6 +30,7 @@ from workflows.local_process import default_lock_dir, free_port, stop_process
 from workflows.local_runner import RunnerEnv, RunResult, run_template
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.scenarios import SCENARIOS
 from workflows.template import build_template
 
 __all__ = ["run_locally", "start_simulator"]
@@ -148,9 +149,12 @@ def run_locally(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # Validate every knob before anything starts: bad input costs no simulator and no directory.
     params, options = resolve(args, extra)
     if args.stage_duration is not None:
-        params, options = resolve(
-            args, {**extra, "stages": _shortened(params, args.stage_duration)}
+        shorter = (
+            {"sweep_stage_duration": args.stage_duration}
+            if SCENARIOS[params.scenario].swept
+            else {"stages": _shortened(params, args.stage_duration)}
         )
+        params, options = resolve(args, {**extra, **shorter})
     if "bucket" in extra:
         echo("S3 upload off (give --s3-endpoint-url and --bucket to upload)")
     out = args.out or Path("results") / new_run_id()  # the load step's shape: dirs sort by time

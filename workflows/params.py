@@ -34,6 +34,12 @@ from steps.shared import (
     NumWorkers,
     RequestTimeout,
     StrictModel,
+    SweepEstimator,
+    SweepNumRequests,
+    SweepNumStages,
+    SweepPercentile,
+    SweepStageDuration,
+    SweepType,
     Switch,
     check_load_size,
     parse_label_selector,
@@ -142,6 +148,33 @@ class BaselineParams(StrictModel):
     )
     dataset_file: str | None = Field(
         default=None, min_length=1, description="the file inside a Hugging Face dataset repo"
+    )
+    # The sweep scenario's probe (workflows.scenarios.SWEEP_KNOBS: the load step's load.sweep);
+    # defaults are inference-perf's, the packaged sweep config's.
+    sweep_type: SweepType = Field(
+        default=SweepType.geometric,
+        description="sweep stages from 1/s up to saturation: linear, or geometric (near it)",
+    )
+    sweep_num_requests: SweepNumRequests = Field(
+        default=2000, description="probe requests (burst: sent in 5 s; ladder: over all its rungs)"
+    )
+    sweep_timeout: int = Field(
+        default=60,
+        ge=1,
+        le=int(MAX_REQUEST_SECONDS),
+        description="probe: seconds the burst's drain is watched; most one ladder request takes",
+    )
+    sweep_num_stages: SweepNumStages = Field(default=5, description="stages generated")
+    sweep_stage_duration: SweepStageDuration = Field(
+        default=180, description="seconds of each generated stage"
+    )
+    sweep_saturation_percentile: SweepPercentile = Field(
+        default=95, description="burst: percentile of the drain rates taken"
+    )
+    sweep_estimator: SweepEstimator = Field(
+        default=SweepEstimator.ladder,
+        description="ladder: closed-loop users doubled until throughput stops growing; burst: "
+        "inference-perf's burst-and-drain (biased high)",
     )
     num_workers: NumWorkers = Field(default=4, description="load-generator processes")
     seed: int = Field(default=0, ge=0, description="seeds arrivals and prompt contents")

@@ -15,6 +15,10 @@ Two kinds of scenario:
   which the load pod's time budget sums per stage;
 - **real data** (sharegpt S5): staged, plus `dataset` and `dataset_file`, what a dataset task
   fetches before the load (the distributions' min and max filter the conversations).
+- **swept** (sweep S3): the length distributions and `drain_timeout` as a staged one, but its
+  stages come from a probe task before the load (`python -m steps.load probe`, whose output
+  parameter `stages` is the load's `--stages`): its knobs are the probe's, `sweep_<field>` for
+  each field of inference-perf's `load.sweep` block.
 
 A staged scenario's defaults are read from its packaged config (`steps/scenarios/<name>.yml`,
 the load step's `--scenario` file): one home for what the scenario is. The load task gets the
@@ -40,10 +44,13 @@ __all__ = [
     "CONFIG_DERIVED",
     "CONFIG_KNOBS",
     "DATASET_KNOBS",
+    "DISTRIBUTION_KNOBS",
     "EXACT_KNOBS",
     "SCENARIOS",
     "SCENARIO_KNOBS",
     "STAGED_KNOBS",
+    "SWEEP_KNOBS",
+    "SWEPT_KNOBS",
     "Scenario",
     "ScenarioName",
     "config_defaults",
@@ -55,6 +62,7 @@ __all__ = [
 class ScenarioName(StrEnum):
     baseline = "baseline"
     saturation = "saturation"
+    sweep = "sweep"
     production = "production"
     config = "config"
     sharegpt = "sharegpt"
@@ -69,6 +77,14 @@ DISTRIBUTION_KNOBS = tuple(f"{side}_{stat}" for side in ("input", "output") for 
 EARLY_STOP_KNOBS = ("early_stop", "early_stop_ttft_p99_ms")
 #: A stage spec, length distributions, the per-stage drain the time budget sums, early stop.
 STAGED_KNOBS = ("stages", *DISTRIBUTION_KNOBS, "drain_timeout", *EARLY_STOP_KNOBS)
+#: The sweep probe's knobs: `sweep_<field>` = the probe's `--sweep-<field>` = `load.sweep.<field>`.
+SWEEP_FIELDS = (
+    "type", "num_requests", "timeout", "num_stages", "stage_duration", "saturation_percentile",
+    "estimator",
+)  # fmt: skip
+SWEEP_KNOBS = tuple(f"sweep_{field}" for field in SWEEP_FIELDS)
+#: The probe's knobs, then the length distributions and the drain of the stages it writes.
+SWEPT_KNOBS = (*SWEEP_KNOBS, *DISTRIBUTION_KNOBS, "drain_timeout")
 #: A user's own inference-perf config (its YAML text) and the name its runs are kept under.
 CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout", *EARLY_STOP_KNOBS)
 #: Where a real-data scenario's conversations come from (the dataset step's --dataset and
@@ -80,7 +96,9 @@ DATASET_KNOBS = ("dataset", "dataset_file")
 DEFAULT_DATASET = "anon8231489123/ShareGPT_Vicuna_unfiltered"
 DEFAULT_DATASET_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 #: Knobs only some scenarios have; every other knob is common to all.
-SCENARIO_KNOBS = frozenset((*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS, *DATASET_KNOBS))
+SCENARIO_KNOBS = frozenset(
+    (*EXACT_KNOBS, *STAGED_KNOBS, *CONFIG_KNOBS, *DATASET_KNOBS, *SWEEP_KNOBS)
+)
 #: The load generator's knobs a user's config sets itself (the config scenario lacks them).
 CONFIG_SETS = ("api_type", "load_type", "num_workers", "seed", "warmup_requests", "request_timeout")
 #: Knobs the config scenario takes from its config unless given (the workflow needs them
@@ -107,8 +125,14 @@ class Scenario:
 
     @property
     def staged(self) -> bool:
-        """Stages from a stage spec (and a packaged config for defaults)."""
-        return set(STAGED_KNOBS) <= set(self.own_knobs)
+        """Stages from a stage spec (and a packaged config for defaults): the spec is a knob,
+        or the probe's output (`swept`)."""
+        return set(STAGED_KNOBS) <= set(self.own_knobs) or self.swept
+
+    @property
+    def swept(self) -> bool:
+        """Stages from a probe task before the load (its output parameter `stages`)."""
+        return self.own_knobs == SWEPT_KNOBS
 
     @property
     def real_data(self) -> bool:
@@ -134,6 +158,12 @@ SCENARIOS = {
             ScenarioName.saturation,
             STAGED_KNOBS,
             "the guide's S2: 512±128 / 256±64 tokens, constant 5, 10, 20, 40 QPS x 180 s",
+        ),
+        Scenario(
+            ScenarioName.sweep,
+            SWEPT_KNOBS,
+            "the guide's S3: S2's lengths; a probe finds the saturation rate, then 5 stages "
+            "x 180 s up to it",
         ),
         Scenario(
             ScenarioName.production,
@@ -170,8 +200,12 @@ def packaged_defaults(scenario: ScenarioName) -> dict[str, Any]:
         "api_type": config["api"]["type"],
         "load_type": load["type"],
         "num_workers": load["num_workers"],
-        "stages": format_stages([(float(s["rate"]), int(s["duration"])) for s in load["stages"]]),
     }
+    if SCENARIOS[scenario].swept:
+        defaults.update({f"sweep_{k}": v for k, v in load["sweep"].items() if k in SWEEP_FIELDS})
+    else:
+        stages = [(float(s["rate"]), int(s["duration"])) for s in load["stages"]]
+        defaults["stages"] = format_stages(stages)
     for side in ("input", "output"):
         distribution = data[f"{side}_distribution"]
         defaults.update({f"{side}_{stat}": distribution[stat] for stat in _STATS})

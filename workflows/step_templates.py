@@ -36,7 +36,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from steps.shared import ZONE_LABEL, ZoneAffinity
+from steps.shared import LADDER_MAX_RUNGS, LADDER_REQUESTS_PER_USER, ZONE_LABEL, ZoneAffinity
 from steps.summary_model import (
     CAPACITY_OUTPUT_NAMES,
     KEY_METRICS,
@@ -53,7 +53,15 @@ from workflows.load_fanout import (
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
 from workflows.pod_security import container_security_context
-from workflows.scenarios import DATASET_KNOBS, EXACT_KNOBS, SCENARIOS, STAGED_KNOBS, ScenarioName
+from workflows.scenarios import (
+    DATASET_KNOBS,
+    DISTRIBUTION_KNOBS,
+    EXACT_KNOBS,
+    SCENARIOS,
+    STAGED_KNOBS,
+    SWEEP_KNOBS,
+    ScenarioName,
+)
 from workflows.time_budget import PENDING_ALLOWANCE_S, RETRY_LIMIT, TimeBudget
 
 __all__ = [
@@ -65,6 +73,8 @@ __all__ = [
     "LOAD_EXIT_CODE",
     "LOAD_KNOBS",
     "LOAD_PARTS_ARTIFACT",
+    "PROBE_DEADLINE_MARGIN_S",
+    "PROBE_OUTPUTS",
     "READINESS_INPUTS",
     "REPORT_INPUTS",
     "REPORT_OUTPUTS",
@@ -77,6 +87,8 @@ __all__ = [
     "endpoint_access",
     "load_inputs",
     "load_template",
+    "probe_inputs",
+    "probe_template",
     "readiness_template",
     "report_template",
     "tokenizer_template",
@@ -97,6 +109,9 @@ LOAD_PARTS_ARTIFACT = "records-parts"
 #: Load pod deadline = duration + this: stage drain (config default 120 s), prompt building,
 #: tokenizer load and worker start-up, with room to spare. Past it Argo kills the pod.
 LOAD_DEADLINE_MARGIN_S = 900
+#: Probe pod deadline = the ladder's bound (every rung's requests, each within sweep_timeout,
+#: steps.shared) + this: each probe run's prompt building and worker start-up, with room.
+PROBE_DEADLINE_MARGIN_S = 900
 READINESS_DEADLINE_MARGIN_S = 300
 TOKENIZER_DEADLINE_S = 1800
 #: Fetch (0.6 GB from the Hub or S3) and one streamed pass over the file (~1 s per 100 MB).
@@ -134,6 +149,12 @@ BUDGETS = {
         )
         for name, deadline in _LOAD_DEADLINES.items()
     },
+    # The sweep probe: its ladder ends within LADDER_MAX_RUNGS rungs of LADDER_REQUESTS_PER_USER
+    # requests per user, each within sweep_timeout; the burst (5 s + sweep_timeout) is shorter.
+    "probe": TimeBudget(
+        f"asInt(inputs.parameters.sweep_timeout) * {LADDER_MAX_RUNGS * LADDER_REQUESTS_PER_USER}"
+        f" + {PROBE_DEADLINE_MARGIN_S}"
+    ),
     "aggregate": TimeBudget(str(AGGREGATE_DEADLINE_S)),
     "report": TimeBudget(str(REPORT_DEADLINE_S), RETRY_LIMIT),
 }
@@ -171,6 +192,20 @@ LOAD_KNOBS = (
 )
 #: The model pods the load pod sits next to (affinity) and whose /metrics it scrapes.
 LOAD_TARGET_INPUTS = ("target_labels", "target_namespace")
+#: The sweep probe's knobs (`--<knob>` flags of `python -m steps.load probe`).
+PROBE_KNOBS = (
+    "base_url",
+    "model_name",
+    "api_type",
+    *SWEEP_KNOBS,
+    *DISTRIBUTION_KNOBS,
+    "num_workers",
+    "seed",
+    "warmup_requests",
+    "request_timeout",
+)
+#: The probe's output parameters: the stages it generated (the load's `--stages`) and the rate.
+PROBE_OUTPUTS = ("stages", "saturation_rate")
 #: The per-request SLO bounds goodput and SLO attainment are counted against (`--slo-*`).
 AGGREGATE_INPUTS = ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms")
 #: The load's samples of the model server's /metrics (steps/server_metrics.py), optional all
@@ -238,10 +273,15 @@ CONFIG_PATH = f"{WORK_DIR}/config/config.yml"
 
 def load_inputs(params: BaselineParams) -> tuple[str, ...]:
     """The load task's input parameters: the scenario's load knobs (the config scenario's
-    config text and name too) and the model pods (the zone affinity's namespace; the pods
-    whose /metrics it scrapes)."""
+    config text and name too; a swept scenario's `stages`, the probe's output, not a knob)
+    and the model pods (the zone affinity's namespace; the pods whose /metrics it scrapes)."""
     config = ("config", "config_name") if params.scenario is ScenarioName.config else ()
-    return (*(k for k in LOAD_KNOBS if k in params.knobs), *config, *LOAD_TARGET_INPUTS)
+    swept = SCENARIOS[params.scenario].swept
+    return (
+        *(k for k in LOAD_KNOBS if k in params.knobs or (swept and k == "stages")),
+        *config,
+        *LOAD_TARGET_INPUTS,
+    )
 
 
 def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
@@ -265,6 +305,11 @@ def _load_base(params: BaselineParams) -> tuple[list[str], list[Artifact]]:
     if SCENARIOS[params.scenario].staged:
         return ["--scenario", params.scenario.value], []
     return [], []
+
+
+def probe_inputs(params: BaselineParams) -> tuple[str, ...]:
+    """The probe task's input parameters: its knobs and the target namespace."""
+    return (*(k for k in PROBE_KNOBS if k in params.knobs), "target_namespace")
 
 
 def _step(
@@ -438,7 +483,8 @@ def load_template(
     return _step(
         options,
         "load",
-        budget_name="load-staged" if params.stages is not None else None,
+        # A stage spec (a knob, or the sweep probe's output): the deadline sums its stages.
+        budget_name="load-staged" if "stages" in inputs else None,
         inputs=[
             *(Parameter(name=n) for n in inputs),
             *(Parameter(name=n) for n in FANOUT_INPUTS if pods > 1),
@@ -490,7 +536,7 @@ def load_coordinator_template(params: BaselineParams, options: TemplateOptions) 
     """The start coordinator of the load pods (a daemon, workflows.load_fanout); its deadline
     is the load's run time plus the pods' Pending time and start timeout, so it needs the
     inputs the load's deadline is computed from."""
-    staged = params.stages is not None
+    staged = "stages" in load_inputs(params)
     return _step(
         options,
         "load",
@@ -503,7 +549,8 @@ def load_coordinator_template(params: BaselineParams, options: TemplateOptions) 
 
 def coordinator_inputs(params: BaselineParams) -> tuple[str, ...]:
     """The load inputs the coordinator's deadline reads."""
-    return ("stages", "drain_timeout") if params.stages is not None else ("duration",)
+    staged = "stages" in load_inputs(params)  # a knob, or the sweep probe's output
+    return ("stages", "drain_timeout") if staged else ("duration",)
 
 
 def _load_records(options: TemplateOptions) -> tuple[list[Artifact], list[str]]:
@@ -518,6 +565,48 @@ def _load_records(options: TemplateOptions) -> tuple[list[Artifact], list[str]]:
         Artifact(name="run", path=f"{WORK_DIR}/load/run.json", optional=True),
         _server_metrics_input(),
     ], ["load"]
+
+
+def probe_template(
+    params: BaselineParams, options: TemplateOptions, endpoint: EndpointAccess
+) -> Container:
+    """The sweep's probe (`python -m steps.load probe`, the load image): finds the saturation
+    rate where the load will run (same zone affinity and resources) and writes the stages as
+    its output parameter `stages`; never retried (a rerun probes again)."""
+    inputs = probe_inputs(params)
+    return _step(
+        options,
+        "load",
+        budget_name="probe",
+        name="probe",
+        inputs=[
+            *(Parameter(name=n) for n in inputs),
+            Artifact(name="tokenizer", path=f"{WORK_DIR}/tokenizer"),
+        ],
+        args=[
+            "probe",
+            "--out",
+            "probe",
+            "--scenario",
+            params.scenario.value,
+            "--tokenizer-dir",
+            "{{inputs.artifacts.tokenizer.path}}",
+            *_flags(*(n for n in inputs if n != "target_namespace")),
+            "--outputs-dir",
+            OUTPUTS_DIR,
+            *endpoint.api_key_flag,
+        ],
+        env=endpoint.env,
+        volume_mounts=endpoint.volume_mounts,
+        # No default for `stages`: a probe that found no rate fails here, and the load, which
+        # needs them, never starts. The evidence is optional (a probe that failed early).
+        outputs=[
+            *(_outputs_file(n) for n in PROBE_OUTPUTS),
+            _file_artifact("probe", f"{WORK_DIR}/probe/probe.json", optional=True),
+        ],
+        affinity=_zone_affinity(params, options.zone_affinity),
+        resources=_LOAD_RESOURCES,
+    )
 
 
 def aggregate_template(options: TemplateOptions) -> Container:

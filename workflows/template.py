@@ -53,6 +53,8 @@ from workflows.step_templates import (
     load_coordinator_template,
     load_inputs,
     load_template,
+    probe_inputs,
+    probe_template,
     readiness_template,
     report_template,
     tokenizer_template,
@@ -119,6 +121,8 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         report = report_template(options)
         real_data = SCENARIOS[params.scenario].real_data
         conversations = dataset_template(options) if real_data else None
+        swept = SCENARIOS[params.scenario].swept
+        probe = probe_template(params, options, endpoint) if swept else None
 
         pods = options.load_pods
         coordinator = load_coordinator_template(params, options) if pods > 1 else None
@@ -131,15 +135,31 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 if conversations is not None
                 else None
             )
+            load_parameters = _pass_through(load_inputs(params))
+            before_load = tok
+            if probe is not None:
+                # The sweep: a probe finds the saturation rate; its output parameter `stages`
+                # is the load's --stages, and so also its time budget (load-staged).
+                before_load = _task(
+                    probe,
+                    arguments=[
+                        *_pass_through(probe_inputs(params)),
+                        tok.get_artifact("tokenizer"),
+                    ],
+                )
+                tok >> before_load
             load_arguments = [
-                *_pass_through(load_inputs(params)),
+                *_from_probe(load_parameters, probe),
                 tok.get_artifact("tokenizer"),
                 *([fetched.get_artifact("dataset")] if fetched is not None else []),
             ]
             if coordinator is None:
                 run = _task(load, arguments=load_arguments)
             else:  # several pods: workflows.load_fanout
-                coordinate = _task(coordinator, arguments=_pass_through(coordinator_inputs(params)))
+                coordinate = _task(
+                    coordinator,
+                    arguments=_from_probe(_pass_through(coordinator_inputs(params)), probe),
+                )
                 run = _task(
                     load,
                     with_sequence=m.Sequence(count=m.IntOrString(str(pods))),
@@ -149,7 +169,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                         Parameter(name="coordinator", value=coordinator_address()),
                     ],
                 )
-                tok >> coordinate >> run  # type: ignore[operator]
+                before_load >> coordinate >> run  # type: ignore[operator]
             # Load exit 1 = some requests failed, records complete: still measured. No `when` on
             # its exitCode: a load that never ran has none and Argo would requeue forever.
             # Several pods: their files come by key (workflows.load_fanout), and the group of
@@ -188,11 +208,25 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 ],
             )
             # hera types `>>` as Task | list[Task]; with a Task on the left it is the Task.
-            ready >> tok >> run  # type: ignore[operator]
+            ready >> tok
+            before_load >> run
             if fetched is not None:  # the conversations, fetched while the tokenizer is
                 ready >> fetched >> run  # type: ignore[operator]
             summary >> verdict  # aggregate itself: on load Succeeded or Failed (its depends)
     return template
+
+
+def _from_probe(parameters: list[Parameter], probe: Container | None) -> list[Parameter]:
+    """`parameters` with `stages` fed from the sweep probe's output parameter (when there is a
+    probe): the stages the load runs, and the ones its deadline is computed from."""
+    if probe is None:
+        return parameters
+    return [
+        Parameter(name="stages", value="{{tasks.probe.outputs.parameters.stages}}")
+        if p.name == "stages"
+        else p
+        for p in parameters
+    ]
 
 
 def _task(template: Container, **fields: Any) -> Task:

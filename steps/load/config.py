@@ -63,6 +63,10 @@ from steps.shared import (
     RequestTimeout,
     StrictModel,
     SweepEstimator,
+    SweepNumRequests,
+    SweepNumStages,
+    SweepPercentile,
+    SweepStageDuration,
     SweepType,
     check_load_size,
 )
@@ -276,11 +280,8 @@ class SweepConfig(StrictModel):
     type: SweepType = Field(
         description="linear: evenly from 1/s to saturation; geometric: clustered near it"
     )
-    num_requests: int = Field(
-        default=2000,
-        ge=2,
-        le=MAX_REQUESTS,
-        description="burst: requests sent in 5 s; ladder: requests over every rung",
+    num_requests: SweepNumRequests = Field(
+        default=2000, description="burst: requests sent in 5 s; ladder: requests over every rung"
     )
     timeout: float = Field(
         default=60,
@@ -288,15 +289,12 @@ class SweepConfig(StrictModel):
         le=MAX_REQUEST_SECONDS,
         description="burst: seconds the drain is watched; ladder: seconds one request may take",
     )
-    num_stages: int = Field(default=5, ge=1, le=MAX_STAGES, description="stages generated")
-    stage_duration: int = Field(
-        default=180, ge=1, le=MAX_SECONDS, description="whole seconds of each generated stage"
+    num_stages: SweepNumStages = Field(default=5, description="stages generated")
+    stage_duration: SweepStageDuration = Field(
+        default=180, description="whole seconds of each generated stage"
     )
-    saturation_percentile: float = Field(
-        default=95,
-        gt=0,
-        le=100,
-        description="burst: the percentile of the drain rates taken as saturation",
+    saturation_percentile: SweepPercentile = Field(
+        default=95, description="burst: the percentile of the drain rates taken as saturation"
     )
     estimator: SweepEstimator = Field(
         default=SweepEstimator.ladder,
