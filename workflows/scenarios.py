@@ -83,8 +83,8 @@ SWEEP_FIELDS = (
     "estimator",
 )  # fmt: skip
 SWEEP_KNOBS = tuple(f"sweep_{field}" for field in SWEEP_FIELDS)
-#: The probe's knobs, then the length distributions and the drain of the stages it writes.
-SWEPT_KNOBS = (*SWEEP_KNOBS, *DISTRIBUTION_KNOBS, "drain_timeout")
+#: The probe's knobs, then the length distributions, drain and early stop of its stages.
+SWEPT_KNOBS = (*SWEEP_KNOBS, *DISTRIBUTION_KNOBS, "drain_timeout", *EARLY_STOP_KNOBS)
 #: A user's own inference-perf config (its YAML text) and the name its runs are kept under.
 CONFIG_KNOBS = ("config", "config_name", "stages", "drain_timeout", *EARLY_STOP_KNOBS)
 #: Where a real-data scenario's conversations come from (the dataset step's --dataset and
