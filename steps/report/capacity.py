@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from steps.report.sla import evaluate_sla
+from steps.report.sla import evaluate_stage_sla
 from steps.stage_saturation import StageReading, saturation_signs
-from steps.summary_model import KEY_METRICS, SLA_METRIC_NAMES, StageGroup
+from steps.summary_model import StageGroup
 
 __all__ = [
     "CAPACITY_QUANTILES",
@@ -42,8 +42,6 @@ __all__ = [
 CAPACITY_QUANTILES = ("p50", "p95", "p99")
 #: The guide: "target 20-30 % below" the knee.
 DEFAULT_HEADROOM = 0.25
-#: SLA thresholds that bound an absolute rate (goodput), meaningless for a stage run below it.
-_RATE_BOUNDS = frozenset(n for n in SLA_METRIC_NAMES if KEY_METRICS[n].unit == "1/s")
 
 
 @dataclass(frozen=True)
@@ -79,10 +77,9 @@ def _saturation(stage: StageGroup, rate: float, reference_ttft_p99: float | None
 
 def _sla_breaches(stage: StageGroup, thresholds: Mapping[str, float | None]) -> list[str]:
     """The stage's SLA failures (rate bounds left out), as `name value > limit` phrases."""
-    per_stage = {k: v for k, v in thresholds.items() if k not in _RATE_BOUNDS}
     return [
         f"{v.name} {'no data' if v.value is None else f'{v.value:g}'} vs {v.bound} {v.limit:g}"
-        for v in evaluate_sla(per_stage, stage)
+        for v in evaluate_stage_sla(thresholds, stage)
         if not v.passed
     ]
 

@@ -77,6 +77,7 @@ ROW_COLUMNS = (
     "end_ns",
     "output_tokens",
     "chunk_offsets_us",
+    "stage",  # a multi-stage run is also judged stage by stage (regression.stage_regressions)
 )
 
 #: One-sided error rate of each bound: with ~12 metrics judged a night, mostly moving together,

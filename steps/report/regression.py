@@ -14,10 +14,12 @@ as the verdict), else from its summary.json.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from steps.record_metrics import Slo
 from steps.report.changepoints import change_points
@@ -30,16 +32,18 @@ from steps.report.evidence import (
     run_estimates,
 )
 from steps.report.history import History
-from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, Summary
+from steps.summary_model import KEY_METRICS, REGRESSION_METRIC_NAMES, StageGroup, Summary
 
 __all__ = [
     "CurrentRun",
     "MetricTrend",
     "RegressionOutcome",
+    "StageRegression",
     "TrendPoint",
     "check_regression",
     "judge_against_history",
     "slo_of",
+    "stage_regressions",
 ]
 
 
@@ -73,8 +77,23 @@ class MetricTrend:
 
 
 @dataclass(frozen=True)
+class StageRegression:
+    """One stage of a multi-stage run judged against the earlier runs' stages at its rate."""
+
+    stage: int
+    rate: float
+    baseline_runs: tuple[str, ...]  # the earlier runs that had a stage at this rate
+    verdicts: tuple[MetricVerdict, ...]
+
+    @property
+    def regressions(self) -> tuple[MetricVerdict, ...]:
+        return tuple(v for v in self.verdicts if v.status == "regression")
+
+
+@dataclass(frozen=True)
 class RegressionOutcome:
-    """What the regression check found; without a history only `notes` say why not."""
+    """What the regression check found; without a history only `notes` say why not.
+    `stages`: a multi-stage run's stages by rate (informative: see `stage_regressions`)."""
 
     tolerances: Mapping[str, float]
     window: int
@@ -82,6 +101,7 @@ class RegressionOutcome:
     verdicts: tuple[MetricVerdict, ...] = ()
     trends: tuple[MetricTrend, ...] = ()
     notes: tuple[str, ...] = ()
+    stages: tuple[StageRegression, ...] = ()
 
     @property
     def regressions(self) -> tuple[MetricVerdict, ...]:
@@ -157,19 +177,73 @@ def _one_metric(
     seed: int,
 ) -> tuple[MetricVerdict, MetricTrend, str | None]:
     """One metric: its baseline (since the last lasting shift), verdict, trend and a note."""
-    ids, baseline = [], []
-    for run, estimates in zip(history.runs, past, strict=True):
-        estimate = estimates[name] if estimates is not None else None
-        if estimate is not None:
-            ids.append(run.run_id)
-            baseline.append(estimate)
-    verdict, note = judge_against_history(name, now[name], ids, baseline, tolerance, seed)
+    ids = [run.run_id for run in history.runs]
+    values = [estimates[name] if estimates is not None else None for estimates in past]
+    verdict, note = _judge_known(name, now[name], ids, values, tolerance, seed)
     points = [
         TrendPoint(run.run_id, run.location, _value(estimates, run.summary, name))
         for run, estimates in zip(history.runs, past, strict=True)
     ]
     points.append(TrendPoint(current.run_id, current.location, _value(now, current.summary, name)))
     return verdict, _trend(name, points, verdict, seed), note
+
+
+def _stage_rows(rows: pa.Table, stage: int) -> pa.Table:
+    return rows.filter(pc.equal(rows.column("stage"), stage))
+
+
+def _at_rate(summary: Summary, rate: float) -> StageGroup | None:
+    """The run's stage at `rate` (the first, should it have several), None without one."""
+    return next(
+        (g for g in summary.stages if g.rate is not None and math.isclose(g.rate, rate)), None
+    )
+
+
+def _judge_known(
+    name: str,
+    current: Estimate | None,
+    ids: Sequence[str],
+    past: Sequence[Estimate | None],
+    tolerance: float,
+    seed: int,
+) -> tuple[MetricVerdict, str | None]:
+    """`judge_against_history` over the earlier runs that have a value for `name`."""
+    known = [(run_id, e) for run_id, e in zip(ids, past, strict=True) if e is not None]
+    runs, baseline = [r for r, _ in known], [e for _, e in known]
+    return judge_against_history(name, current, runs, baseline, tolerance, seed)
+
+
+def stage_regressions(
+    current: CurrentRun, history: History, tolerances: Mapping[str, float], seed: int = 0
+) -> tuple[StageRegression, ...]:
+    """Each stage of a multi-stage run against the earlier runs' stages at the same rate.
+
+    Matched by rate, not by index: a ladder that gained a lower stage still compares 20/s
+    with 20/s. Informative, it does not fail the verdict: a four-stage run judges four times
+    as many metrics, and at a 1 % level per metric that would flag an unchanged server about
+    one night in five; the overall check (REGRESSION_METRIC_NAMES over all rows) decides.
+    """
+    if len(current.summary.stages) < 2 or "stage" not in current.rows.column_names:
+        return ()
+    slo, judged = slo_of(current.summary), []
+    for group in current.summary.stages:
+        if group.rate is None:
+            continue
+        rows = _stage_rows(current.rows, group.stage)
+        now = run_estimates(rows, RunScale.of(group), slo)
+        ids, past = [], []
+        for run in history.runs:
+            match = _at_rate(run.summary, group.rate)
+            if run.rows is None or match is None or "stage" not in run.rows.column_names:
+                continue
+            ids.append(run.run_id)
+            past.append(run_estimates(_stage_rows(run.rows, match.stage), RunScale.of(match), slo))
+        verdicts = tuple(
+            _judge_known(name, now[name], ids, [p[name] for p in past], tolerances[name], seed)[0]
+            for name in REGRESSION_METRIC_NAMES
+        )
+        judged.append(StageRegression(group.stage, group.rate, tuple(ids), verdicts))
+    return tuple(judged)
 
 
 def check_regression(
@@ -195,4 +269,7 @@ def check_regression(
         trends.append(trend)
         notes += [note] if note else []
     used = tuple(run.run_id for run in history.runs if run.rows is not None)
-    return RegressionOutcome(tolerances, window, used, tuple(verdicts), tuple(trends), tuple(notes))
+    stages = stage_regressions(current, history, tolerances, seed)
+    return RegressionOutcome(
+        tolerances, window, used, tuple(verdicts), tuple(trends), tuple(notes), stages
+    )

@@ -143,6 +143,37 @@ def _regression_blocks(outcome: RegressionOutcome) -> list[Block]:
     return blocks
 
 
+def _by_rate_blocks(result: ReportResult) -> list[Block]:
+    """A multi-stage run stage by stage: its SLA, and its regression against the earlier runs'
+    stages at the same rate (both inform; the overall SLA and regression decide)."""
+    if not result.stage_sla:
+        return []
+    judged = {st.stage: st for st in result.regression.stages}
+    rows = []
+    for stage, rate, verdicts in result.stage_sla:
+        sla = "; ".join(
+            f"{v.name} {fmt(v.value)} vs {v.bound} {fmt(v.limit)}" for v in verdicts if not v.passed
+        )
+        st = judged.get(stage)
+        if st is None:
+            regression = "not judged (no history)"
+        elif not st.baseline_runs:
+            regression = "no earlier run had this rate"
+        else:
+            changed = [f"{v.name} {v.status}" for v in st.verdicts if v.status != "unchanged"]
+            regression = f"vs {len(st.baseline_runs)} runs: " + ("; ".join(changed) or "unchanged")
+        rows.append((fmt(rate), sla or "met", regression))
+    return [
+        Heading(2, "Per stage, by rate: SLA and regression"),
+        Paragraph(
+            "Each stage against the SLA (goodput, a bound on the whole run's rate, left out) and "
+            "against the earlier runs' stages at the same rate. They inform: the overall SLA and "
+            "regression check decide the verdict (four stages judge four times the metrics)."
+        ),
+        Table(("rate/s", "SLA", "regression"), tuple(rows)),
+    ]
+
+
 def _trend_blocks(trends: Sequence[MetricTrend], plot: Plot | None) -> list[Block]:
     """Each metric over the history (this run last, marked), its band and change points."""
     if not trends or len(trends[0].points) < 2:
@@ -326,6 +357,7 @@ def build_blocks(
     blocks += _sla_blocks(result.sla)
     blocks += _regression_blocks(result.regression)
     blocks += _trend_blocks(result.regression.trends, trend_plot)
+    blocks += _by_rate_blocks(result)
     if run.streaming is False:
         blocks.append(Paragraph(NON_STREAMING_NOTE))
     blocks += _summary_blocks(summary.overall)

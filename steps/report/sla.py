@@ -23,8 +23,10 @@ __all__ = [
     "DEFAULT_ERROR_RATE",
     "DEFAULT_THRESHOLDS",
     "EMPTY_MEANS_OFF",
+    "RATE_BOUNDS",
     "SlaVerdict",
     "evaluate_sla",
+    "evaluate_stage_sla",
     "merge_thresholds",
     "parse_flag_value",
     "parse_sla_yaml",
@@ -109,6 +111,16 @@ def merge_thresholds(
 ) -> dict[str, float | None]:
     """Defaults, overridden by the file, overridden by flags (flags win: they are per-run)."""
     return {**DEFAULT_THRESHOLDS, **from_file, **from_flags}
+
+
+#: SLA thresholds that bound an absolute rate (goodput): met by the whole run, meaningless for
+#: one stage run below that rate.
+RATE_BOUNDS = frozenset(n for n in SLA_METRIC_NAMES if KEY_METRICS[n].unit == "1/s")
+
+
+def evaluate_stage_sla(thresholds: Mapping[str, float | None], stage: Group) -> list[SlaVerdict]:
+    """One stage's verdicts: every threshold but the rate bounds (RATE_BOUNDS)."""
+    return evaluate_sla({k: v for k, v in thresholds.items() if k not in RATE_BOUNDS}, stage)
 
 
 def evaluate_sla(thresholds: Mapping[str, float | None], overall: Group) -> list[SlaVerdict]:

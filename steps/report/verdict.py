@@ -24,7 +24,13 @@ from steps.report.evidence import DEFAULT_TOLERANCES, ROW_COLUMNS
 from steps.report.history import MAX_ROWS_PER_RUN, HistoryError, load_history, read_rows
 from steps.report.regression import CurrentRun, RegressionOutcome, check_regression
 from steps.report.run_checks import RunCheck, check_run
-from steps.report.sla import SlaVerdict, evaluate_sla, merge_thresholds, parse_sla_yaml
+from steps.report.sla import (
+    SlaVerdict,
+    evaluate_sla,
+    evaluate_stage_sla,
+    merge_thresholds,
+    parse_sla_yaml,
+)
 from steps.report.storage import RunIdentity, Storage
 from steps.summary_model import CAPACITY_OUTPUT_NAMES, KEY_METRICS, OUTPUT_METRIC_NAMES, Summary
 
@@ -57,6 +63,8 @@ class ReportResult:
     report_uri: str
     breaches: tuple[str, ...]
     capacity: Capacity | None = None  # None: not a run of several rates
+    #: A multi-stage run's SLA per stage (informs; the overall SLA decides): (stage, rate, ...).
+    stage_sla: tuple[tuple[int, float | None, tuple[SlaVerdict, ...]], ...] = ()
 
 
 def sla_thresholds(config: ReportConfig) -> dict[str, float | None]:
@@ -160,6 +168,10 @@ def judge_run(
         capacity=read_capacity(
             summary.stages, thresholds, config.capacity_headroom, summary.run.stopped_early()
         ),
+        stage_sla=tuple(
+            (s.stage, s.rate, tuple(evaluate_stage_sla(thresholds, s)))
+            for s in (summary.stages if len(summary.stages) > 1 else ())
+        ),
     )
 
 
@@ -222,7 +234,20 @@ def verdict_json(result: ReportResult, run_id: str) -> dict[str, Any]:
             "notes": list(regression.notes),
             "metrics": [v.__dict__ for v in regression.verdicts],
             "change_points": {t.name: list(t.change_points) for t in regression.trends},
+            "stages": [
+                {
+                    "stage": st.stage,
+                    "rate": st.rate,
+                    "baseline_run_ids": list(st.baseline_runs),
+                    "metrics": [v.__dict__ for v in st.verdicts],
+                }
+                for st in regression.stages
+            ],
         },
+        "stage_sla": [
+            {"stage": stage, "rate": rate, "sla": [v.__dict__ for v in verdicts]}
+            for stage, rate, verdicts in result.stage_sla
+        ],
         "capacity": _capacity_json(result.capacity),
         "report_uri": result.report_uri,
     }
