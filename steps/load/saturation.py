@@ -4,13 +4,16 @@ over the records of the probe's load runs (no clock, no I/O), so tests check the
 Two estimators:
 
 - `burst_drain_rate`: inference-perf's (`loadgen.preprocess`), ported for parity, bias included.
-  It sends `num_requests` in 5 s, samples the requests in flight every 0.5 s for up to `timeout`
-  s, takes every fall between two samples as a drain rate (fall / 0.5 s) and reports their
-  `saturation_percentile`. A server finishes requests in lumps (a continuous batch completes
-  sequences of equal length in the same step), so the falls swing between 0 and several times
-  the mean completion rate, and a high percentile of them overstates capacity; how much depends
-  on where the 0.5 s grid falls on the lumps (their issue #300, PR #711). A run whose
-  drain outlasts `timeout` sees fewer falls; with fewer than 2 it fails, as theirs does.
+  It sends `num_requests` in 5 s (evenly here; theirs draws exponential gaps rescaled to 5 s,
+  which changes nothing a flood of the queue shows; their in-flight cap of 100 per worker
+  applies here only as `load.worker_max_concurrency`), samples the requests in flight every
+  0.5 s for up to `timeout` s, takes every fall between two samples as a drain rate (fall /
+  0.5 s) and reports their `saturation_percentile`. A server finishes requests in lumps (a
+  continuous batch completes sequences of equal length in the same step), so the falls swing
+  between 0 and several times the mean completion rate, and a high percentile of them
+  overstates capacity; how much depends on where the 0.5 s grid falls on the lumps (their
+  issue #300, PR #711). A run whose drain outlasts `timeout` sees fewer falls; with fewer than
+  2 it fails, as theirs does.
 - `ladder_rung` / `ladder_done`: ours. Closed-loop rungs of N = 1, 2, 4, ... users; a rung's
   throughput X = completions per second while every user still had work, its latency R = their
   mean e2e. Below capacity X grows with N at constant R; at capacity X stays flat while R grows
