@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from steps.stage_spec import parse_stages
-from tests.helpers.argo.rendered import template_named
+from tests.helpers.argo.rendered import limit_seconds, template_named
 from tests.helpers.dockerfile_targets import REPO
 from workflows.baseline import main
 from workflows.scenarios import SCENARIOS, STAGED_KNOBS, ScenarioName
@@ -189,3 +189,31 @@ def test_chart_values_of_a_staged_scenario_render_its_template(
     assert template["metadata"]["name"] == "llm-baseline-production"
     assert (params["stages"], params["num_workers"], params["input_mean"]) == ("12x300", "3", "700")
     assert (params["model_name"], params["output_mean"]) == ("m", "512")  # the rest: packaged
+
+
+def test_sweep_probe_feeds_the_loads_stages_and_its_deadline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """tokenizer -> probe -> load; the load's `stages` input is the probe's output parameter,
+    so Argo computes the load's deadline from the stages the probe wrote."""
+    (template,) = _render(capsys, "--scenario", "sweep")
+    assert template["metadata"]["name"] == "llm-baseline-sweep"
+    params = _parameters(template)
+    assert "stages" not in params
+    assert (params["sweep_type"], params["sweep_num_stages"]) == ("geometric", "5")
+    tasks = {t["name"]: t for t in template_named(template, "baseline")["dag"]["tasks"]}
+    assert tasks["probe"]["depends"] == "tokenizer" and tasks["load"]["depends"] == "probe"
+    load_args = {p["name"]: p["value"] for p in tasks["load"]["arguments"]["parameters"]}
+    assert load_args["stages"] == "{{tasks.probe.outputs.parameters.stages}}"
+    probe = template_named(template, "probe")
+    assert probe["container"]["args"][:2] == ["probe", "--out"]
+    assert [p["name"] for p in probe["outputs"]["parameters"]] == ["stages", "saturation_rate"]
+    scope = {
+        "inputs.parameters.stages": "1x180,9.5x180,18x180",
+        "inputs.parameters.drain_timeout": "120",
+    }
+    load = template_named(template, "load")
+    assert limit_seconds(load["activeDeadlineSeconds"], scope) == 3 * 180 + 3 * 120 + 900
+    assert limit_seconds(
+        probe["activeDeadlineSeconds"], {"inputs.parameters.sweep_timeout": "60"}
+    ) == (60 * 72 + 900)
