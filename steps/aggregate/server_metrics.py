@@ -99,13 +99,15 @@ def overhead(client_ns: npt.NDArray[np.float64], hist: HistogramWindow | None) -
         for bound, server_count in zip(hist.bounds, hist.cumulative, strict=True)
         if not np.isinf(bound) and int((client <= bound / _S_PER_NS).sum()) > server_count
     ]
-    both = client_mean is not None and server_mean is not None
+    excess = None
+    if client_mean is not None and server_mean is not None:
+        excess = client_mean - server_mean
     return Overhead(
         client_count=len(client),
         server_count=hist.count,
         client_mean_ms=client_mean,
         server_mean_ms=server_mean,
-        overhead_ms=(client_mean - server_mean) if both else None,  # type: ignore[operator]
+        overhead_ms=excess,
         client_faster_buckets=faster,
         consistent=not faster if len(client) else None,
     )

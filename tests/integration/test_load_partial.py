@@ -88,7 +88,7 @@ def _two_workers_with_parts(
     proc = _start_load(
         out, sim.base_url, tokenizer_dir,
         "--rate", "10", "--duration", str(duration_s), "--num-workers", "2",
-        "--output-tokens", "32",
+        "--output-tokens", "32", "--server-metrics-interval", "0",  # only workers are children
     )  # fmt: skip
     _wait_for_parts(out, proc)
     workers = _workers(proc.pid)
