@@ -89,6 +89,7 @@ __all__ = [
     "load_template",
     "probe_inputs",
     "probe_template",
+    "readiness_inputs",
     "readiness_template",
     "report_template",
     "tokenizer_template",
@@ -171,6 +172,9 @@ READINESS_INPUTS = (
     "target_namespace",
     "k8s_check",
 )
+#: The scenario's longest request, which readiness checks against the served max_model_len:
+#: an exact scenario's lengths or a distribution's max (`readiness_inputs` picks its own).
+LENGTH_KNOBS = ("input_tokens", "output_tokens", "input_max", "output_max")
 TOKENIZER_INPUTS = ("tokenizer",)
 #: A real-data scenario's dataset task (its S3 store is the results' endpoint, if any).
 DATASET_INPUTS = (*DATASET_KNOBS, "s3_endpoint_url")
@@ -269,6 +273,12 @@ def _file_artifact(name: str, path: str, optional: bool | None = None) -> Artifa
 
 #: The config scenario's config text: a raw input artifact the load step reads (`--config`).
 CONFIG_PATH = f"{WORK_DIR}/config/config.yml"
+
+
+def readiness_inputs(params: BaselineParams) -> tuple[str, ...]:
+    """The readiness task's input parameters: the endpoint and pods, and the scenario's longest
+    request lengths when it has them as knobs (a user's config keeps them in its text)."""
+    return (*READINESS_INPUTS, *(k for k in LENGTH_KNOBS if k in params.knobs))
 
 
 def load_inputs(params: BaselineParams) -> tuple[str, ...]:
@@ -403,17 +413,22 @@ def _zone_affinity(params: BaselineParams, mode: ZoneAffinity) -> m.Affinity | N
 # The five steps, in DAG order
 
 
-def readiness_template(options: TemplateOptions, endpoint: EndpointAccess) -> Container:
-    """Waits for /health and the model, checks the model pods' zones (retried unless usage)."""
+def readiness_template(
+    params: BaselineParams, options: TemplateOptions, endpoint: EndpointAccess
+) -> Container:
+    """Waits for /health and the model, checks the model pods' zones and that the scenario's
+    longest request fits the served context (retried unless usage)."""
+    inputs = readiness_inputs(params)
     return _step(
         options,
         "readiness",
-        inputs=[Parameter(name=n) for n in READINESS_INPUTS],
+        inputs=[Parameter(name=n) for n in inputs],
         args=[
             *_flags("base_url", "model_name"),
             "--timeout",
             _inp("readiness_timeout"),
             *_flags("target_labels", "target_namespace", "k8s_check"),
+            *_flags(*(n for n in inputs if n in LENGTH_KNOBS)),
             # Install-time, like the affinity itself: readiness judges zone-less nodes by it.
             "--zone-affinity",
             options.zone_affinity.value,

@@ -41,7 +41,6 @@ from workflows.step_templates import (
     AGGREGATE_INPUTS,
     DATASET_INPUTS,
     LOAD_EXIT_CODE,
-    READINESS_INPUTS,
     REPORT_INPUTS,
     SERVER_METRICS_ARTIFACT,
     TOKENIZER_INPUTS,
@@ -55,6 +54,7 @@ from workflows.step_templates import (
     load_template,
     probe_inputs,
     probe_template,
+    readiness_inputs,
     readiness_template,
     report_template,
     tokenizer_template,
@@ -114,7 +114,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
     """The WorkflowTemplate: defaults = `params`, cluster settings = `options`."""
     endpoint = endpoint_access(options)
     with _workflow_template(params, options, endpoint) as template:
-        readiness = readiness_template(options, endpoint)
+        readiness = readiness_template(params, options, endpoint)
         tokenizer = tokenizer_template(options)
         load = load_template(params, options, endpoint)
         aggregate = aggregate_template(options)
@@ -128,7 +128,7 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
         coordinator = load_coordinator_template(params, options) if pods > 1 else None
 
         with DAG(name=DAG_NAME):
-            ready = _task(readiness, arguments=_pass_through(READINESS_INPUTS))
+            ready = _task(readiness, arguments=_pass_through(readiness_inputs(params)))
             tok = _task(tokenizer, arguments=_pass_through(TOKENIZER_INPUTS))
             fetched = (
                 _task(conversations, arguments=_pass_through(DATASET_INPUTS))

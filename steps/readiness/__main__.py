@@ -84,6 +84,12 @@ class ReadinessConfig(StrictModel):
     outputs_dir: Path | None = Field(
         default=None, description="directory for the output-parameter files"
     )
+    # The scenario's longest request (one name per knob: an exact scenario's lengths, or a
+    # distribution's max): refused when it cannot fit the served context, before the load.
+    input_tokens: int | None = Field(default=None, ge=1, description="exact prompt length")
+    output_tokens: int | None = Field(default=None, ge=1, description="exact max_tokens")
+    input_max: int | None = Field(default=None, ge=1, description="longest prompt (tokens)")
+    output_max: int | None = Field(default=None, ge=1, description="largest max_tokens")
 
     _base_url_ok = field_validator("base_url")(check_base_url)
     _model_name_ok = field_validator("model_name")(check_model_name)
@@ -139,6 +145,21 @@ def _model_pod_zones(config: ReadinessConfig, creds: KubeCredentials) -> tuple[s
     return report.zones
 
 
+def check_fits(config: ReadinessConfig, model: str, max_model_len: int | None) -> None:
+    """Refuse a scenario whose longest prompt plus longest answer exceeds the served context:
+    every such request would fail (HTTP 400), after the GPU time was booked."""
+    longest_in = config.input_max or config.input_tokens
+    longest_out = config.output_max or config.output_tokens
+    if max_model_len is None or longest_in is None or longest_out is None:
+        return
+    if longest_in + longest_out > max_model_len:
+        raise UsageError(
+            f"the scenario's longest request, {longest_in} input + {longest_out} output tokens "
+            f"= {longest_in + longest_out}, exceeds max_model_len {max_model_len} of {model!r} "
+            f"at {config.base_url}; lower the input/output lengths or serve a longer context"
+        )
+
+
 def run(
     config: ReadinessConfig,
     api_key: SecretStr | None = None,
@@ -156,6 +177,7 @@ def run(
     )
     client = OneShotClient(config.base_url.rstrip("/"), headers)
     model = wait_ready(client, config.model_name, config.timeout, config.interval)
+    check_fits(config, model.id, model.max_model_len)
     zones: tuple[str, ...] = ()
     if run_k8s:
         assert kube_credentials is not None  # _plan_k8s_check returned True
@@ -178,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-name", required=True, help=fields["model_name"].description)
     add_optional_flags(
         parser, ReadinessConfig, "timeout", "interval", "api_key_env", "target_namespace"
+    )
+    add_optional_flags(
+        parser, ReadinessConfig, "input_tokens", "output_tokens", "input_max", "output_max"
     )
     # A string default goes through `type` too: no flag (or "") is no labels.
     parser.add_argument(

@@ -74,6 +74,30 @@ def test_readiness_slow_start_waits_then_writes_outputs(
     assert sim.truth() == []  # readiness sends no completion: the load step warms up itself
 
 
+@pytest.mark.parametrize(
+    ("lengths", "code"),
+    [
+        (["--input-max", "3000", "--output-max", "1097"], 2),  # 4097 > 4096
+        (["--input-tokens", "3000", "--output-tokens", "1096"], 0),  # exactly fits
+        (["--input-tokens", "512", "--input-max", "4000", "--output-max", "512"], 2),
+    ],
+)
+def test_readiness_scenario_longer_than_served_context_refused_naming_both_numbers(
+    simulator_factory: StartSimulator,
+    capsys: pytest.CaptureFixture[str],
+    lengths: list[str],
+    code: int,
+) -> None:
+    sim = simulator_factory("--model", "tiny-qwen", "--max-model-len", "4096")
+    argv = ["--base-url", sim.base_url, "--model-name", "tiny-qwen", "--timeout", "10", *lengths]
+    assert main(argv) == code
+    if code:
+        line = _last_line(capsys.readouterr().err)
+        assert line.startswith("readiness: the scenario's longest request, ")
+        assert "exceeds max_model_len 4096 of 'tiny-qwen'" in line
+        assert " = 4097, " in line or " = 4512, " in line
+
+
 def test_readiness_wrong_model_fails_listing_served_models(
     simulator_factory: StartSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
