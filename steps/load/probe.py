@@ -160,8 +160,11 @@ def _ladder(settings: LoadSettings, sweep: SweepConfig) -> tuple[float, dict[str
             f"load.sweep.num_requests {sweep.num_requests} is too few for one ladder rung "
             f"({LADDER_REQUESTS_PER_USER} requests)"
         )
+    if not ladder_done(rungs):
+        log.warning("ladder stopped early: %s", reason)
     evidence = {
         "stop_reason": reason,
+        "lower_bound": not ladder_done(rungs),
         "rungs": [{**dataclasses.asdict(r), "littles_law": round(r.littles_law, 4)} for r in rungs],
         "client_bound_rungs": [r.users for r in rungs if r.in_flight < 0.9 * r.users],
     }

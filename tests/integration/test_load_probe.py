@@ -79,6 +79,7 @@ def test_ladder_finds_the_simulators_capacity_within_ten_percent(
     assert [r["users"] for r in rungs][:3] == [1, 2, 4]
     assert all(abs(r["littles_law"] - 1) < 0.1 for r in rungs)  # X x R = in flight
     assert doc["evidence"]["client_bound_rungs"] == []
+    assert doc["evidence"]["lower_bound"] is False
     stages = parse_stages((tmp_path / "outputs" / "stages").read_text())
     assert len(stages) == 4 and {s for _, s in stages} == {7}
     assert stages[0][0] == 1 and stages[-1][0] == round(found, 2)
@@ -149,3 +150,19 @@ def test_sweep_flags_set_the_sweep_block(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "config with flag overrides: load.sweep.num_stages: Input should be greater" in err[0]
+
+
+def test_ladder_out_of_budget_says_its_rate_is_a_lower_bound(
+    sim: SimulatorHandle, qwen_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    """50 requests buy the rungs of 1, 2 and 4 users (6 + 12 + 24), all still growing."""
+    sweep = {"type": "linear", "num_requests": 50, "timeout": 30, "num_stages": 2,
+             "stage_duration": 3}  # fmt: skip
+    config = _config(tmp_path / "sweep.yml", sim.base_url, sweep)
+
+    assert _probe(tmp_path, qwen_tokenizer_dir, config) == 0
+
+    evidence = json.loads((tmp_path / "probe" / "probe.json").read_text())["evidence"]
+    assert [r["users"] for r in evidence["rungs"]] == [1, 2, 4]
+    assert evidence["lower_bound"] is True
+    assert "saturation rate is a lower bound (next rung: 8 users" in evidence["stop_reason"]
