@@ -36,6 +36,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from steps.errors import UsageError
 from steps.shared import LADDER_MAX_RUNGS, LADDER_REQUESTS_PER_USER, ZONE_LABEL, ZoneAffinity
 from steps.summary_model import (
     CAPACITY_OUTPUT_NAMES,
@@ -43,6 +44,7 @@ from steps.summary_model import (
     OUTPUT_METRIC_NAMES,
     SLA_METRIC_NAMES,
 )
+from workflows.argo_expr import evaluate
 from workflows.load_fanout import (
     COORDINATOR_TASK,
     coordinator_fields,
@@ -83,6 +85,7 @@ __all__ = [
     "WORK_DIR",
     "EndpointAccess",
     "aggregate_template",
+    "check_load_fits",
     "dataset_template",
     "endpoint_access",
     "load_inputs",
@@ -133,6 +136,30 @@ _LOAD_DEADLINES = {
         f"{LOAD_DEADLINE_MARGIN_S}"
     ),
 }
+
+
+def check_load_fits(params: BaselineParams, options: TemplateOptions) -> None:
+    """Refuse a run whose load pod (its deadline as Argo computes it from these knobs, plus
+    its Pending allowance) cannot finish inside the workflow's activeDeadlineSeconds: Argo
+    would stop the whole workflow mid-stage. A sweep's stages come from its probe: not known
+    here."""
+    knobs: tuple[str, ...]
+    if params.stages is not None:
+        expression, knobs = _LOAD_DEADLINES["load-staged"], ("stages", "drain_timeout")
+    elif params.scenario is ScenarioName.baseline:
+        expression, knobs = _LOAD_DEADLINES["load"], ("duration",)
+    else:
+        return
+    scope = {f"inputs.parameters.{k}": params.to_arguments()[k] for k in knobs}
+    needed = int(str(evaluate(expression, scope))) + PENDING_ALLOWANCE_S
+    if needed > options.workflow_deadline_s:
+        raise UsageError(
+            f"{', '.join(knobs)}: the load alone may take {needed} s (its stages, a drain after "
+            f"each, start-up and Pending time), more than the workflow's deadline of "
+            f"{options.workflow_deadline_s} s: shorten the stages or raise --workflow-deadline-s"
+        )
+
+
 BUDGETS = {
     "readiness": TimeBudget(
         f"asInt(inputs.parameters.readiness_timeout) + {READINESS_DEADLINE_MARGIN_S}",

@@ -46,6 +46,7 @@ from workflows.step_templates import (
     TOKENIZER_INPUTS,
     EndpointAccess,
     aggregate_template,
+    check_load_fits,
     coordinator_inputs,
     dataset_template,
     endpoint_access,
@@ -112,6 +113,7 @@ def _workflow_template(
 
 def build_template(params: BaselineParams, options: TemplateOptions) -> WorkflowTemplate:
     """The WorkflowTemplate: defaults = `params`, cluster settings = `options`."""
+    check_load_fits(params, options)
     endpoint = endpoint_access(options)
     with _workflow_template(params, options, endpoint) as template:
         readiness = readiness_template(params, options, endpoint)

@@ -90,6 +90,11 @@ def test_cron_and_run_of_a_scenario_reference_its_template(
         ),
         (["render", "--scenario", "stress"], "argument --scenario: invalid choice: 'stress'"),
         (["run", "--stage-duration", "4"], "--stage-duration: scenario baseline has no stages"),
+        (
+            ["render", "--scenario", "saturation", "--stages", "5x20000"],
+            "stages, drain_timeout: the load alone may take 21620 s (its stages, a drain",
+        ),
+        (["render", "--duration", "21000"], "duration: the load alone may take 22500 s"),
     ],
 )
 def test_scenario_knob_errors_are_one_line_exit_2(
