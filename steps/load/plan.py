@@ -22,7 +22,13 @@ from steps.errors import UsageError
 from steps.load.config import Config, DataType, ServerType
 from steps.load.conversations import sample_dataset
 from steps.load.http1 import encode_request
-from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
+from steps.load.prompts import (
+    PromptBuilder,
+    SharedPrefixPrompts,
+    build_shared_prefix,
+    load_tokenizer,
+    sample_lengths,
+)
 from steps.load.schedule import StagePlan, user_share, worker_share
 from steps.load.scrape import MetricsSettings
 from steps.load.stream_request import RequestSpec
@@ -96,8 +102,6 @@ class Requests:
 
 def check_supported(config: Config) -> None:
     """Refuse config features the load step does not implement (one line each)."""
-    if config.data.type is DataType.shared_prefix:
-        raise UsageError("data.type shared_prefix is not supported by the load step yet")
     if not config.load.stages:
         raise UsageError(
             "load.stages is empty: a load.sweep's stages come from its probe "
@@ -179,6 +183,12 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
         in_lengths, out_lengths = sample.input_lengths, sample.output_lengths
         texts = {n: sample.prompts[n] for n in mine}
         dataset = sample.run_info()
+    elif config.data.type is DataType.shared_prefix:
+        shared = _shared_prefix(settings, tokenizer)
+        in_lengths = [shared.length] * (total + warm)
+        assert config.data.shared_prefix is not None  # the config requires the block
+        out_lengths = [config.data.shared_prefix.output_len] * (total + warm)
+        texts = {n: shared.text(n) for n in mine}
     else:
         rng = random.Random(config.load.seed)
         # Lengths of the whole schedule (every pod draws the same), prompts of this pod's share.
@@ -211,6 +221,30 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
         first += len(plan.offsets_ns)
         per_stage.append(stage)
     return Requests(per_stage, [body[n] for n in mine if n < warm], dataset)
+
+
+def _shared_prefix(settings: LoadSettings, tokenizer: Any) -> SharedPrefixPrompts:
+    """The run's shared-prefix prompts: the same in every load pod (config seed, not the pod)."""
+    config = settings.config
+    block = config.data.shared_prefix
+    assert block is not None  # DataConfig requires it for type shared_prefix
+    started = time.monotonic()
+    builder = PromptBuilder(tokenizer, config.api.type, config.load.seed, settings.run_id)
+    shared = build_shared_prefix(
+        builder,
+        block.num_groups,
+        block.num_prompts_per_group,
+        block.system_prompt_len,
+        block.question_len,
+        config.load.seed,
+    )
+    log.info(
+        "built %d shared-prefix prompts (%d groups) in %.1f s",
+        len(shared.prompts),
+        block.num_groups,
+        time.monotonic() - started,
+    )
+    return shared
 
 
 def worker_specs(

@@ -22,6 +22,7 @@ import hashlib
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from steps.errors import UsageError
@@ -31,6 +32,8 @@ from steps.shared import APIType
 __all__ = [
     "MAX_ROUNDS",
     "PromptBuilder",
+    "SharedPrefixPrompts",
+    "build_shared_prefix",
     "count_prompt_tokens",
     "load_tokenizer",
     "sample_lengths",
@@ -87,9 +90,15 @@ class PromptBuilder:
             )
         self.overhead = self._count([""])[0]
 
-    def build(self, lengths: Sequence[int], numbers: Sequence[int] | None = None) -> list[str]:
+    def build(
+        self,
+        lengths: Sequence[int],
+        numbers: Sequence[int] | None = None,
+        prefixes: Sequence[str] | None = None,
+    ) -> list[str]:
         """One prompt per requested length (in tokens); prompt i carries request number
-        `numbers[i]` (default i: a load pod builds only its share of the run's numbers)."""
+        `numbers[i]` (default i: a load pod builds only its share of the run's numbers) and
+        starts with `prefixes[i]` when given (its tokens count toward the length)."""
         for n in set(lengths):
             if n < self.overhead + 2:
                 raise UsageError(
@@ -98,12 +107,13 @@ class PromptBuilder:
                 )
         numbers = range(len(lengths)) if numbers is None else numbers
         words = [
-            self._unique_head(number) + self._random_words(n - self.overhead - 2)
+            self._unique_head(number) + self._random_words(max(0, n - self.overhead - 2))
             for number, n in zip(numbers, lengths, strict=True)
         ]
+        heads = [""] * len(lengths) if prefixes is None else list(prefixes)
         pending = list(range(len(lengths)))
         for _ in range(MAX_ROUNDS):
-            counts = self._count(["".join(words[i]) for i in pending])
+            counts = self._count([heads[i] + "".join(words[i]) for i in pending])
             still = []
             for i, got in zip(pending, counts, strict=True):
                 diff = lengths[i] - got
@@ -115,7 +125,7 @@ class PromptBuilder:
                     still.append(i)
             pending = still
             if not pending:
-                return ["".join(w) for w in words]
+                return [head + "".join(w) for head, w in zip(heads, words, strict=True)]
         raise UsageError(
             f"could not build a prompt of exactly {lengths[pending[0]]} tokens in {MAX_ROUNDS} "
             "rounds under this tokenizer; try another input length"
@@ -153,6 +163,48 @@ def count_prompt_tokens(tokenizer: Any, api_type: APIType, texts: list[str]) -> 
         return [len(e) for e in encode_fast(texts, add_special_tokens=special)]
     ids = tokenizer(texts, add_special_tokens=special, return_attention_mask=False)
     return [len(x) for x in ids["input_ids"]]
+
+
+@dataclass(frozen=True)
+class SharedPrefixPrompts:
+    """inference-perf's shared_prefix data: `num_groups` system prompts of `system_prompt_len`
+    tokens, each followed by `num_prompts_per_group` distinct questions of `question_len`; a run
+    sends them in a seeded shuffled order, round robin (request n: `prompts[order[n % P]]`)."""
+
+    prompts: list[str]
+    order: list[int]
+    length: int  # every prompt's tokens as the server counts them
+
+    def text(self, number: int) -> str:
+        """Request `number`'s prompt."""
+        return self.prompts[self.order[number % len(self.order)]]
+
+
+def build_shared_prefix(
+    builder: PromptBuilder,
+    groups: int,
+    per_group: int,
+    prefix_len: int,
+    question_len: int,
+    seed: int,
+) -> SharedPrefixPrompts:
+    """Every group's prefix and questions at exact lengths. The same in every load pod of a run
+    (seeded by the config, numbered from 0), distinct across runs (the run nonce): requests of
+    one group share a prefix-cache entry within the run, never with last night's run."""
+    if question_len < 2:
+        raise UsageError(
+            "data.shared_prefix.question_len must be >= 2: two tokens keep questions distinct"
+        )
+    overhead = builder.overhead
+    prefixes = builder.build([overhead + prefix_len] * groups)
+    length = overhead + prefix_len + question_len
+    count = groups * per_group
+    heads = [prefixes[i // per_group] for i in range(count)]
+    # Question numbers after the prefixes' own: no question starts like a prefix.
+    prompts = builder.build([length] * count, numbers=range(groups, groups + count), prefixes=heads)
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return SharedPrefixPrompts(prompts, order, length)
 
 
 def _word_pool(tokenizer: Any) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from steps.errors import UsageError
 from steps.load.config import Distribution
-from steps.load.prompts import PromptBuilder, load_tokenizer, sample_lengths
+from steps.load.prompts import PromptBuilder, build_shared_prefix, load_tokenizer, sample_lengths
 from steps.shared import APIType
 
 
@@ -70,3 +70,25 @@ def test_sample_lengths_fixed_normal_uniform_within_bounds() -> None:
     assert min(normal) == 60 and max(normal) == 140
     uniform = sample_lengths(Distribution(type="uniform", mean=1, min=5, max=9), 200, rng)
     assert set(uniform) == set(range(5, 10))
+
+
+def test_shared_prefix_groups_share_an_exact_prefix_questions_distinct(qwen: Any) -> None:
+    builder = PromptBuilder(qwen, APIType.completion, seed=3, run_id="r1")
+    shared = build_shared_prefix(builder, 3, 4, prefix_len=40, question_len=10, seed=3)
+    assert len(shared.prompts) == 12 and len(set(shared.prompts)) == 12
+    assert sorted(shared.order) == list(range(12)) and shared.order != list(range(12))
+    lengths = {len(qwen(p, add_special_tokens=True)["input_ids"]) for p in shared.prompts}
+    assert lengths == {shared.length} == {builder.overhead + 50}
+    for g in range(3):
+        group = shared.prompts[4 * g : 4 * g + 4]
+        ids = [qwen(p, add_special_tokens=True)["input_ids"] for p in group]
+        assert all(x[:40] == ids[0][:40] for x in ids)  # one prefix, 40 tokens...
+        assert len({tuple(x[40:42]) for x in ids}) == 4  # ...then distinct questions
+    other = [qwen(p)["input_ids"][:40] for p in shared.prompts[::4]]
+    assert len({tuple(x) for x in other}) == 3  # groups do not share it
+    # Requests go round robin over the shuffled prompts.
+    assert [shared.text(n) for n in range(24)] == [shared.prompts[i] for i in shared.order] * 2
+    next_run = build_shared_prefix(
+        PromptBuilder(qwen, APIType.completion, seed=3, run_id="r2"), 3, 4, 40, 10, seed=3
+    )
+    assert not set(next_run.prompts) & set(shared.prompts)  # no cache hit across runs
