@@ -31,6 +31,7 @@ from workflows.cron import build_cron, check_schedule
 from workflows.graph_lint import require_clean
 from workflows.options import TemplateOptions
 from workflows.params import BaselineParams
+from workflows.scenarios import CONFIG_DERIVED
 from workflows.submit import (
     check_server_version,
     connection_from,
@@ -118,16 +119,20 @@ def _params_for_installed(
             "first (or submit --update-template)"
         )
     declared = installed.get("spec", {}).get("arguments", {}).get("parameters", [])
+    given = {**chart.params, **given_knobs(args)}
+    # A new config brings its own derived knobs (stages, endpoint...): the installed template's
+    # values of those came from the old config.
+    stale = set(CONFIG_DERIVED) | {"config_name"} if "config" in given else set()
     base = {
         p["name"]: p.get("value", "")
         for p in declared
-        if p.get("name") in BaselineParams.model_fields
+        if p.get("name") in BaselineParams.model_fields and p.get("name") not in stale
     }
     params = resolve_params(args, chart, base=base)
     wanted = build_template(params, options).to_dict()
     require_clean(wanted)
     changes = set(given_options(args, chart)) - _LOCATING_OPTIONS
-    if "target_labels" in {**chart.params, **given_knobs(args)}:
+    if "target_labels" in given:
         changes.add("target_labels")
     differences = (
         template_differences(installed, wanted)

@@ -427,3 +427,35 @@ def test_install_bad_cron_refused_before_any_request(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'0 3 * * MON-FRI'" in err and "1-5" in err
     assert session.requests == []
+
+
+def test_submit_scenario_runs_its_own_template_with_its_knobs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One template per scenario: `submit --scenario saturation` runs llm-baseline-saturation
+    with its knobs (the stages), never the baseline's."""
+    server, session = _installed(scenario="saturation")
+    assert "llm-baseline-saturation" in {name for _, name in server.stored}
+    code = main(["submit", "--scenario", "saturation", "--stages", "1x60,2x60"], ENV, session)
+    assert code == 0, capsys.readouterr().err
+    (body,) = server.submitted
+    assert body["resourceName"] == "llm-baseline-saturation"
+    sent = dict(p.split("=", 1) for p in body["submitOptions"]["parameters"])
+    assert sent["stages"] == "1x60,2x60" and "rate" not in sent
+    assert main(["submit", "--stages", "1x60"], ENV, session) == 2  # the baseline has none
+
+
+def test_submit_config_scenario_with_a_new_config_takes_its_stages(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The installed template's stages came from the old config: a submit with a new config
+    takes the new one's, not the installed value."""
+    old, new = tmp_path / "old.yml", tmp_path / "new.yml"
+    old.write_text("load: {stages: [{rate: 1, duration: 60}]}\nserver: {base_url: 'http://m:1'}\n")
+    new.write_text("load: {stages: [{rate: 3, duration: 30}]}\nserver: {base_url: 'http://m:1'}\n")
+    server, session = _installed(scenario="config", config=str(old))
+    code = main(["submit", "--scenario", "config", "--config", str(new)], ENV, session)
+    assert code == 0, capsys.readouterr().err
+    (body,) = server.submitted
+    sent = dict(p.split("=", 1) for p in body["submitOptions"]["parameters"])
+    assert (sent["stages"], sent["config_name"]) == ("3x30", "new")
