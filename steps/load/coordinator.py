@@ -56,6 +56,7 @@ class _Coordinator:
         self.run_id = run_id
         self.lead_s = lead_s
         self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.connections: set[asyncio.StreamWriter] = set()  # closed when the run ends
         self.done: set[int] = set()
         self.barriers: dict[str, _Barrier] = {}
         self.finished: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -94,6 +95,7 @@ class _Coordinator:
         self.fail(f"load pod(s) {_listed(missing)} did not reach {name!r} within {timeout_s:g} s")
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.add(writer)
         pod: int | None = None
         try:
             while not self.finished.done():
@@ -105,7 +107,7 @@ class _Coordinator:
                 if op == "hello":
                     pod = self._hello(msg, writer)
                     if pod is None:
-                        return
+                        break
                 elif op == "clock":
                     _send(writer, {"op": "clock", "wall_ns": time.time_ns()})
                 elif pod is None:
@@ -121,7 +123,7 @@ class _Coordinator:
             self.fail(f"load pod {pod if pod is not None else '?'} sent a malformed line: {exc}")
         except (ConnectionError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
             pass
-        if pod is not None and pod not in self.done:
+        if pod is not None and pod not in self.done and not self.finished.done():
             self.writers.pop(pod, None)
             self.fail(f"load pod {pod} disconnected before it finished")
 
@@ -132,7 +134,9 @@ class _Coordinator:
                            f"{self.pods}; got pod {pod!r} of {pods!r}"})  # fmt: skip
             return None
         if pod in self.writers:
-            self.fail(f"two load pods claim --pod-index {pod}")
+            message = f"two load pods claim --pod-index {pod}"
+            _send(writer, {"op": "error", "message": message})
+            self.fail(message)
             return None
         self.writers[pod] = writer
         _send(writer, {"op": "welcome", "run_id": self.run_id})
@@ -163,8 +167,10 @@ async def _serve(port: int, pods: int, run_id: str, lead_s: float, deadline_s: f
             f"load pods did not finish within {deadline_s:g} s (connected: "
             f"{_listed(connected) or 'none'}; done: {_listed(sorted(coordinator.done)) or 'none'})"
         )
+    await asyncio.sleep(0.2)  # the last lines sent reach the pods before the sockets close
+    for writer in coordinator.connections:
+        writer.close()
     if error is not None:
-        await asyncio.sleep(0.2)  # the error lines reach the pods before the sockets close
         raise BenchError(error)
     log.info("every load pod finished")
 

@@ -73,7 +73,11 @@ class PodLink:
                     ) from None
                 time.sleep(1.0)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        welcome = self._call({"op": "hello", "pod": pod, "pods": pods}, 30.0)
+        try:
+            welcome = self._call({"op": "hello", "pod": pod, "pods": pods}, 30.0)
+        except BenchError:
+            self._sock.close()
+            raise
         self.run_id = str(welcome["run_id"])
 
     def _send(self, msg: dict[str, Any]) -> None:
