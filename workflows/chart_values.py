@@ -8,13 +8,14 @@ Three kinds of keys (chart v0.1.0 plus the 0.2.x additions):
 - chart-only keys with no meaning here (images, Job backoff, pip packages): accepted and listed
   as ignored, so a copied values file works;
 - anything else: an error naming the key. Values this workflow cannot honour (a scenario it
-  has no template for, variable lengths or several stages in the baseline, a sweep, streaming
-  off, affinity off) are errors too.
+  has no template for, variable lengths or several stages in the baseline, a sweep outside the
+  sweep scenario, streaming off, affinity off) are errors too.
 
 `benchmark.scenario` picks the scenario (the `--scenario` flag wins over it) and only that
 scenario's block under `benchmark.scenarios` is mapped (the others are listed as ignored, as
 the chart renders only the selected one): the baseline's to its exact-length knobs, a staged
-scenario's (saturation, production) to `stages` and the length distributions. Chart 0.2.x's
+scenario's (saturation, production) to `stages` and the length distributions, the sweep's to
+its probe's `sweep_*` knobs and the length distributions (its stages are the probe's). Chart 0.2.x's
 `benchmark.config` (a whole inference-perf config) selects the config scenario, as the chart
 uses it instead of the generated config.
 
@@ -36,7 +37,7 @@ import yaml
 from steps.cli import read_input_text
 from steps.errors import UsageError
 from steps.stage_spec import format_stages
-from workflows.scenarios import ScenarioName
+from workflows.scenarios import SCENARIOS, ScenarioName
 
 __all__ = ["ChartMapping", "apply_set", "load_values", "map_values"]
 
@@ -275,6 +276,15 @@ def _stages(value: Any, key: str, out: ChartMapping) -> None:
             raise UsageError(f"values: unknown key '{key}[0].{name}'")
 
 
+#: The chart's sweep keys (camelCase) -> the sweep scenario's knobs.
+_SWEEP_KEYS = {
+    "type": "sweep_type",
+    "numRequests": "sweep_num_requests",
+    "timeout": "sweep_timeout",
+    "numStages": "sweep_num_stages",
+    "stageDuration": "sweep_stage_duration",
+    "saturationPercentile": "sweep_saturation_percentile",
+}
 _DISTRIBUTION = {"mean": _ignored, "stdDev": _ignored, "min": _ignored, "max": _ignored}
 _OTHER_SCENARIO: Spec = {
     "description": _ignored,
@@ -283,17 +293,7 @@ _OTHER_SCENARIO: Spec = {
         "type": _ignored,
         "numWorkers": _ignored,
         "stages": _ignored,
-        "sweep": {
-            k: _ignored
-            for k in (
-                "type",
-                "numRequests",
-                "timeout",
-                "numStages",
-                "stageDuration",
-                "saturationPercentile",
-            )
-        },
+        "sweep": {k: _ignored for k in _SWEEP_KEYS},
     },
 }
 
@@ -313,6 +313,24 @@ def _scenario_block(input_: Handler, output: Handler, stages: Handler) -> Spec:
 
 
 _STAGED = _scenario_block(_distribution("input"), _distribution("output"), _stage_list)
+
+
+def _no_stages(value: Any, key: str, out: ChartMapping) -> None:
+    """The sweep scenario's `stages`: empty, as the chart's (the probe writes them)."""
+    if value:
+        raise UsageError(f"values: {key}: the sweep's stages come from its probe; leave it empty")
+
+
+_SWEPT: Spec = {
+    "description": _ignored,
+    "data": {"input": _distribution("input"), "output": _distribution("output")},
+    "load": {
+        "type": _to("load_type"),
+        "numWorkers": _to("num_workers"),
+        "stages": _no_stages,
+        "sweep": {chart: _to(knob) for chart, knob in _SWEEP_KEYS.items()},
+    },
+}
 _BASELINE = _scenario_block(_fixed_length("input_tokens"), _fixed_length("output_tokens"), _stages)
 _SPEC: Spec = {
     "benchmark": {
@@ -395,8 +413,12 @@ def _spec(scenario: ScenarioName) -> Spec:
     """_SPEC with the selected scenario's block mapped to its knobs (the config scenario has
     none: its config is the whole load)."""
     blocks: Spec = {"*": _OTHER_SCENARIO}
-    if scenario is not ScenarioName.config:
-        blocks[scenario.value] = _BASELINE if scenario is ScenarioName.baseline else _STAGED
+    if scenario is ScenarioName.baseline:
+        blocks[scenario.value] = _BASELINE
+    elif SCENARIOS[scenario].swept:
+        blocks[scenario.value] = _SWEPT
+    elif scenario is not ScenarioName.config:
+        blocks[scenario.value] = _STAGED
     return {"benchmark": {**_SPEC["benchmark"], "scenarios": blocks}}
 
 

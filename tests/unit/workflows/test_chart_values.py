@@ -244,3 +244,54 @@ def test_map_values_chart_config_selects_the_config_scenario(tmp_path: Path) -> 
 
 def test_map_values_chart_config_null_is_the_charts_default() -> None:
     assert map_values({"benchmark": {"config": None}}).params == {}
+
+
+SWEEP_VALUES = """
+benchmark:
+  scenario: sweep
+  scenarios:
+    sweep:
+      description: automatic saturation detection
+      data:
+        input: {mean: 512, stdDev: 128, min: 128, max: 2048}
+        output: {mean: 256, stdDev: 64, min: 32, max: 512}
+      load:
+        type: constant
+        numWorkers: 8
+        stages: []
+        sweep:
+          type: geometric
+          numRequests: 3000
+          timeout: 90
+          numStages: 7
+          stageDuration: 240
+          saturationPercentile: 99
+"""
+
+
+def test_map_values_sweep_scenario_maps_the_charts_sweep_block(tmp_path: Path) -> None:
+    """The guide's "customize" values for S3 (numRequests 3000, timeout 90, 7 stages x 240 s,
+    p99) select the sweep template and become its probe's knobs."""
+    path = tmp_path / "v.yaml"
+    path.write_text(SWEEP_VALUES)
+    mapping = map_values(load_values([path], []))
+    assert mapping.params["scenario"] == "sweep"
+    sweep = {k: v for k, v in mapping.params.items() if k.startswith("sweep_")}
+    assert sweep == {
+        "sweep_type": "geometric",
+        "sweep_num_requests": 3000,
+        "sweep_timeout": 90,
+        "sweep_num_stages": 7,
+        "sweep_stage_duration": 240,
+        "sweep_saturation_percentile": 99,
+    }
+    assert (mapping.params["num_workers"], mapping.params["input_std_dev"]) == (8, 128)
+    assert "stages" not in mapping.params
+
+
+def test_map_values_sweep_scenario_with_stages_refused_naming_the_key() -> None:
+    values = load_values(
+        [], ["benchmark.scenario=sweep", "benchmark.scenarios.sweep.load.stages[0].rate=5"]
+    )
+    with pytest.raises(UsageError, match=r"scenarios\.sweep\.load\.stages: the sweep's stages"):
+        map_values(values)
