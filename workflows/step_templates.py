@@ -141,16 +141,21 @@ _LOAD_DEADLINES = {
 def check_load_fits(params: BaselineParams, options: TemplateOptions) -> None:
     """Refuse a run whose load pod (its deadline as Argo computes it from these knobs, plus
     its Pending allowance) cannot finish inside the workflow's activeDeadlineSeconds: Argo
-    would stop the whole workflow mid-stage. A sweep's stages come from its probe: not known
-    here."""
-    knobs: tuple[str, ...]
+    would stop the whole workflow mid-stage. A sweep's stages come from its probe, but their
+    number and length are its knobs (the rates do not change the deadline)."""
+    knobs: tuple[str, ...]  # what the message names: the knobs to change
+    scope = {f"inputs.parameters.{k}": v for k, v in params.to_arguments().items()}
     if params.stages is not None:
         expression, knobs = _LOAD_DEADLINES["load-staged"], ("stages", "drain_timeout")
+    elif SCENARIOS[params.scenario].swept:
+        expression = _LOAD_DEADLINES["load-staged"]
+        knobs = ("sweep_num_stages", "sweep_stage_duration", "drain_timeout")
+        stages = [f"1x{params.sweep_stage_duration}"] * params.sweep_num_stages
+        scope["inputs.parameters.stages"] = ",".join(stages)
     elif params.scenario is ScenarioName.baseline:
         expression, knobs = _LOAD_DEADLINES["load"], ("duration",)
     else:
         return
-    scope = {f"inputs.parameters.{k}": params.to_arguments()[k] for k in knobs}
     needed = int(str(evaluate(expression, scope))) + PENDING_ALLOWANCE_S
     if needed > options.workflow_deadline_s:
         raise UsageError(

@@ -95,6 +95,19 @@ def test_cron_and_run_of_a_scenario_reference_its_template(
             "stages, drain_timeout: the load alone may take 21620 s (its stages, a drain",
         ),
         (["render", "--duration", "21000"], "duration: the load alone may take 22500 s"),
+        (
+            [
+                "render",
+                "--scenario",
+                "sweep",
+                "--sweep-num-stages",
+                "30",
+                "--sweep-stage-duration",
+                "600",
+            ],
+            "sweep_num_stages, sweep_stage_duration, drain_timeout: the load alone may take "
+            f"{30 * (600 + 120) + 900 + 600} s",
+        ),
     ],
 )
 def test_scenario_knob_errors_are_one_line_exit_2(
