@@ -155,59 +155,9 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 tok.get_artifact("tokenizer"),
                 *([fetched.get_artifact("dataset")] if fetched is not None else []),
             ]
-            if coordinator is None:
-                run = _task(load, arguments=load_arguments)
-            else:  # several pods: workflows.load_fanout
-                coordinate = _task(
-                    coordinator,
-                    arguments=_from_probe(_pass_through(coordinator_inputs(params)), probe),
-                )
-                run = _task(
-                    load,
-                    with_sequence=m.Sequence(count=m.IntOrString(str(pods))),
-                    arguments=[
-                        *load_arguments,
-                        Parameter(name="pod_index", value="{{item}}"),
-                        Parameter(name="coordinator", value=coordinator_address()),
-                    ],
-                )
-                before_load >> coordinate >> run  # type: ignore[operator]
-            # Load exit 1 = some requests failed, records complete: still measured. No `when` on
-            # its exitCode: a load that never ran has none and Argo would requeue forever.
-            # Several pods: their files come by key (workflows.load_fanout), and the group of
-            # load pods has no exitCode: "" = no check, `complete` and the error rate judge.
-            summary = _task(
-                aggregate,
-                depends=f"{run.name}.Succeeded || {run.name}.Failed",
-                arguments=[
-                    *_pass_through(AGGREGATE_INPUTS),
-                    *(
-                        _optional_from(run, name)
-                        for name in AGGREGATE_ARTIFACTS
-                        if coordinator is None
-                    ),
-                ],
-            )
-            # Only after aggregate succeeded on the load's records: the exit code exists.
-            verdict = _task(
-                report,
-                arguments=[
-                    *_pass_through(REPORT_INPUTS),
-                    Parameter(
-                        name=LOAD_EXIT_CODE,
-                        value="{{tasks.load.exitCode}}" if coordinator is None else "",
-                    ),
-                    summary.get_artifact("summary"),
-                    *(
-                        [
-                            run.get_artifact("records"),
-                            run.get_artifact("run"),
-                            _optional_from(run, SERVER_METRICS_ARTIFACT),
-                        ]
-                        if coordinator is None
-                        else []
-                    ),
-                ],
+            run = _load_task(load, load_arguments, coordinator, probe, before_load, params, pods)
+            summary, verdict = _measure_tasks(
+                aggregate, report, run, fanned=coordinator is not None
             )
             # hera types `>>` as Task | list[Task]; with a Task on the left it is the Task.
             ready >> tok
@@ -216,6 +166,76 @@ def build_template(params: BaselineParams, options: TemplateOptions) -> Workflow
                 ready >> fetched >> run  # type: ignore[operator]
             summary >> verdict  # aggregate itself: on load Succeeded or Failed (its depends)
     return template
+
+
+def _load_task(
+    load: Container,
+    load_arguments: list[Any],
+    coordinator: Container | None,
+    probe: Container | None,
+    before_load: Task,
+    params: BaselineParams,
+    pods: int,
+) -> Task:
+    """The load task: one pod, or `pods` pods behind their coordinator task."""
+    if coordinator is None:
+        return _task(load, arguments=load_arguments)
+    # Several pods: workflows.load_fanout.
+    coordinate = _task(
+        coordinator,
+        arguments=_from_probe(_pass_through(coordinator_inputs(params)), probe),
+    )
+    run = _task(
+        load,
+        with_sequence=m.Sequence(count=m.IntOrString(str(pods))),
+        arguments=[
+            *load_arguments,
+            Parameter(name="pod_index", value="{{item}}"),
+            Parameter(name="coordinator", value=coordinator_address()),
+        ],
+    )
+    before_load >> coordinate >> run  # type: ignore[operator]
+    return run
+
+
+def _measure_tasks(
+    aggregate: Container, report: Container, run: Task, fanned: bool
+) -> tuple[Task, Task]:
+    """The aggregate and report tasks after the load `run` (`fanned`: several load pods)."""
+    # Load exit 1 = some requests failed, records complete: still measured. No `when` on
+    # its exitCode: a load that never ran has none and Argo would requeue forever.
+    # Several pods: their files come by key (workflows.load_fanout), and the group of
+    # load pods has no exitCode: "" = no check, `complete` and the error rate judge.
+    summary = _task(
+        aggregate,
+        depends=f"{run.name}.Succeeded || {run.name}.Failed",
+        arguments=[
+            *_pass_through(AGGREGATE_INPUTS),
+            *(_optional_from(run, name) for name in AGGREGATE_ARTIFACTS if not fanned),
+        ],
+    )
+    # Only after aggregate succeeded on the load's records: the exit code exists.
+    verdict = _task(
+        report,
+        arguments=[
+            *_pass_through(REPORT_INPUTS),
+            Parameter(
+                name=LOAD_EXIT_CODE,
+                value="{{tasks.load.exitCode}}" if not fanned else "",
+            ),
+            summary.get_artifact("summary"),
+            *(
+                [
+                    run.get_artifact("records"),
+                    run.get_artifact("run"),
+                    _optional_from(run, SERVER_METRICS_ARTIFACT),
+                ]
+                if not fanned
+                else []
+            ),
+        ],
+    )
+    return summary, verdict
 
 
 def _from_probe(parameters: list[Parameter], probe: Container | None) -> list[Parameter]:

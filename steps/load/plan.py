@@ -177,30 +177,7 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
         share = worker_share(len(plan.offsets_ns), pods.count, pods.index)
         mine += [first + i for i in share]
         first += len(plan.offsets_ns)
-    dataset: dict[str, Any] | None = None
-    if config.data.type is DataType.shareGPT:
-        sample = sample_dataset(settings.dataset, tokenizer, config, total + warm)
-        in_lengths, out_lengths = sample.input_lengths, sample.output_lengths
-        texts = {n: sample.prompts[n] for n in mine}
-        dataset = sample.run_info()
-    elif config.data.type is DataType.shared_prefix:
-        shared = _shared_prefix(settings, tokenizer)
-        in_lengths = [shared.length] * (total + warm)
-        assert config.data.shared_prefix is not None  # the config requires the block
-        out_lengths = [config.data.shared_prefix.output_len] * (total + warm)
-        texts = {n: shared.text(n) for n in mine}
-    else:
-        rng = random.Random(config.load.seed)
-        # Lengths of the whole schedule (every pod draws the same), prompts of this pod's share.
-        in_lengths = sample_lengths(config.data.input_distribution, total + warm, rng)
-        out_lengths = sample_lengths(config.data.output_distribution, total + warm, rng)
-        started = time.monotonic()
-        # The seed and the pod index choose the filler words; the number (unique head) is global.
-        seed = config.load.seed + 1_000_003 * pods.index
-        builder = PromptBuilder(tokenizer, config.api.type, seed, settings.run_id)
-        prompts = builder.build([in_lengths[n] for n in mine], numbers=mine)
-        log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
-        texts = dict(zip(mine, prompts, strict=True))
+    texts, in_lengths, out_lengths, dataset = _prompts(settings, tokenizer, mine, total + warm)
     body = {n: request_body(config, model, texts[n], out_lengths[n]) for n in mine}
     per_stage: list[list[RequestSpec]] = []
     first = warm
@@ -221,6 +198,41 @@ def build_requests(settings: LoadSettings, model: str, plans: list[StagePlan]) -
         first += len(plan.offsets_ns)
         per_stage.append(stage)
     return Requests(per_stage, [body[n] for n in mine if n < warm], dataset)
+
+
+def _prompts(
+    settings: LoadSettings, tokenizer: Any, mine: list[int], count: int
+) -> tuple[dict[int, str], list[int], list[int], dict[str, Any] | None]:
+    """This pod's prompt texts (by prompt number), the whole schedule's input and output
+    lengths (every pod draws the same), and run.json's `dataset` (shareGPT runs), for the
+    config's data type."""
+    config = settings.config
+    pods = settings.pods
+    dataset: dict[str, Any] | None = None
+    if config.data.type is DataType.shareGPT:
+        sample = sample_dataset(settings.dataset, tokenizer, config, count)
+        in_lengths, out_lengths = sample.input_lengths, sample.output_lengths
+        texts = {n: sample.prompts[n] for n in mine}
+        dataset = sample.run_info()
+    elif config.data.type is DataType.shared_prefix:
+        shared = _shared_prefix(settings, tokenizer)
+        in_lengths = [shared.length] * count
+        assert config.data.shared_prefix is not None  # the config requires the block
+        out_lengths = [config.data.shared_prefix.output_len] * count
+        texts = {n: shared.text(n) for n in mine}
+    else:
+        rng = random.Random(config.load.seed)
+        # Lengths of the whole schedule (every pod draws the same), prompts of this pod's share.
+        in_lengths = sample_lengths(config.data.input_distribution, count, rng)
+        out_lengths = sample_lengths(config.data.output_distribution, count, rng)
+        started = time.monotonic()
+        # The seed and the pod index choose the filler words; the number (unique head) is global.
+        seed = config.load.seed + 1_000_003 * pods.index
+        builder = PromptBuilder(tokenizer, config.api.type, seed, settings.run_id)
+        prompts = builder.build([in_lengths[n] for n in mine], numbers=mine)
+        log.info("built %d prompts in %.1f s", len(prompts), time.monotonic() - started)
+        texts = dict(zip(mine, prompts, strict=True))
+    return texts, in_lengths, out_lengths, dataset
 
 
 def _shared_prefix(settings: LoadSettings, tokenizer: Any) -> SharedPrefixPrompts:

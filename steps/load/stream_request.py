@@ -495,7 +495,6 @@ def _outcome(
     output_tokens: int | None = None
     output_src: str | None = None
     mismatch: bool | None = None
-    cached_tokens: int | None = None
     body_ns = stream.body_ns if isinstance(stream, _WholeBody) else None
     tokens_known = len(chunk_tokens) == len(chunk_ns) and bool(chunk_ns)
     if body_ns is not None and len(chunk_tokens) == 1:  # a whole answer's token_ids
@@ -505,9 +504,6 @@ def _outcome(
         if served_prompt is not None:
             prompt_tokens, prompt_src = served_prompt, "server"
         output_tokens = _usage_count(usage, "completion_tokens", stream)
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict):
-            cached_tokens = _usage_count(details, "cached_tokens", stream)
         if output_tokens is not None:
             output_src = "server"
             if tokens_known:
@@ -519,6 +515,7 @@ def _outcome(
             output_tokens, output_src = count_fallback(stream.payloads), "client"
         except ValueError as exc:  # only now are content chunks decoded: a broken one shows
             stream.fail("protocol_error", f"content chunk is not a completion chunk: {exc}")
+    cached_tokens = _cached_tokens(usage, stream)  # before `status`: a bad one fails it
     return RequestOutcome(
         spec=spec,
         scheduled_ns=scheduled_ns,
@@ -538,6 +535,12 @@ def _outcome(
         cached_tokens=cached_tokens,
         body_ns=body_ns,
     )
+
+
+def _cached_tokens(usage: dict[str, object] | None, stream: _Stream) -> int | None:
+    """`usage.prompt_tokens_details.cached_tokens`: prefix-cache hits (None: not said)."""
+    details = usage.get("prompt_tokens_details") if usage is not None else None
+    return _usage_count(details, "cached_tokens", stream) if isinstance(details, dict) else None
 
 
 def _usage_count(usage: dict[str, object], key: str, stream: _Stream) -> int | None:
