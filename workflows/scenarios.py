@@ -7,18 +7,22 @@ distributions, no `rate`), and a resubmit from the UI repeats the run exactly (e
 parameter the run recorded). `baseline` keeps its template name and parameters unchanged;
 another scenario's template is `<name>-<scenario>` (`llm-baseline-saturation`).
 
-Two kinds of scenario:
+The kinds of scenario:
 - **exact** (baseline, S1): one stage `rate` x `duration` of exact `input_tokens` /
   `output_tokens`, the knobs the workflow has always had;
 - **staged** (saturation S2, production S4): `stages` (a stage spec, steps/stage_spec.py), the
-  length distributions' `mean/std_dev/min/max` for input and output, and `drain_timeout`,
-  which the load pod's time budget sums per stage;
+  length distributions' `mean/std_dev/min/max` for input and output, `drain_timeout`, which
+  the load pod's time budget sums per stage, and the early stop (`early_stop`, its limit);
 - **real data** (sharegpt S5): staged, plus `dataset` and `dataset_file`, what a dataset task
   fetches before the load (the distributions' min and max filter the conversations).
 - **swept** (sweep S3): the length distributions and `drain_timeout` as a staged one, but its
   stages come from a probe task before the load (`python -m steps.load probe`, whose output
   parameter `stages` is the load's `--stages`): its knobs are the probe's, `sweep_<field>` for
   each field of inference-perf's `load.sweep` block.
+
+- **config**: a user's own inference-perf config.yml, its text the `config` knob (a raw input
+  artifact of the load pod); `stages`, `drain_timeout`, the early stop and the endpoint knobs
+  default from it and win over it (`config_defaults`), the rest is the config's own.
 
 A staged scenario's defaults are read from its packaged config (`steps/scenarios/<name>.yml`,
 the load step's `--scenario` file): one home for what the scenario is. The load task gets the
