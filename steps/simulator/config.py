@@ -67,6 +67,11 @@ class SimulatorConfig(BaseModel):
         0.0, ge=0, le=1, description="share of requests that stall once in decode (--stall-ms)"
     )
     stall_ms: float = Field(0.0, ge=0, description="length of one decode stall, ms")
+    enable_prompt_tokens_details: bool = Field(
+        False,
+        description="usage.prompt_tokens_details as vLLM's flag of that name adds it; its "
+        "cached_tokens is 0: the simulator has no prefix cache",
+    )
     level_drift: float = Field(
         0.0,
         ge=0,

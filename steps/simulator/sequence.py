@@ -390,12 +390,15 @@ class SimSequence:
             + _EVENT_END
         )
 
-    def _usage(self) -> dict[str, int]:
-        return {
+    def _usage(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "total_tokens": self.prompt_tokens + len(self.tokens),
             "completion_tokens": len(self.tokens),
         }
+        if self.sim.config.enable_prompt_tokens_details:  # no prefix cache: nothing cached
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        return usage
 
     def _tail(self) -> bytes:
         """After the last content event: the usage event (if asked) and [DONE]."""

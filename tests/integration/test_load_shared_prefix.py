@@ -17,7 +17,8 @@ def test_load_shared_prefix_prompts_exact_as_served(
     simulator_factory: StartSimulator, qwen_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
     sim = simulator_factory(
-        "--ttft-ms", "5", "--itl-ms", "1", "--tokenizer", str(qwen_tokenizer_dir)
+        "--ttft-ms", "5", "--itl-ms", "1", "--tokenizer", str(qwen_tokenizer_dir),
+        "--enable-prompt-tokens-details", "true",
     )  # fmt: skip
     config = tmp_path / "shared.yml"
     config.write_text(
@@ -35,3 +36,4 @@ def test_load_shared_prefix_prompts_exact_as_served(
     assert {(r["prompt_tokens"], r["prompt_tokens_source"]) for r in rows} == {(72, "server")}
     assert {r["requested_input_tokens"] for r in rows} == {72}
     assert {r["output_tokens"] for r in rows} == {9}
+    assert {r["cached_tokens"] for r in rows} == {0}  # the simulator says: no prefix cache
