@@ -49,13 +49,15 @@ lint: setup
 	$(PY) -m mypy
 
 ## Performance figures (not tests): load generator accuracy and cost, aggregation, simulator cost,
-## regression verdict false-alarm and detection rates, sweep probe estimators vs known capacity.
+## regression verdict false-alarm and detection rates, sweep probe estimators vs known capacity,
+## ShareGPT stream parse vs a whole-file parse.
 bench: setup
 	$(PY) -m tests.bench.loadgen
 	$(PY) -m tests.bench.aggregate
 	$(PY) -m tests.bench.simulator_cpu
 	$(PY) -m tests.bench.regression
 	$(PY) -m tests.bench.sweep
+	$(PY) -m tests.bench.sharegpt_parse
 
 ## Build and push every step image, multi-arch, as <REGISTRY>/<step>:<TAG> (docker buildx with a
 ## builder that can push multi-platform images; `make -j3 images` builds three at a time).
