@@ -133,3 +133,30 @@ def test_sharegpt_scenario_fetches_the_real_conversations_then_loads_them(
     )
     replies = records.column("requested_output_tokens").to_pylist()
     assert 4 <= min(replies) < max(replies) <= 256  # real replies' lengths as max_tokens
+
+
+def test_sweep_scenario_probes_then_runs_the_probes_stages(
+    simulator_factory: StartSimulator,
+    qwen_tokenizer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The probe task's output parameter `stages` reaches the load task's --stages."""
+    sim = simulator_factory(
+        "--itl-ms", "2", "--max-num-seqs", "4", "--tokenizer", str(qwen_tokenizer_dir)
+    )  # fmt: skip
+    out = tmp_path / "sweep"
+    argv = ("--scenario", "sweep", "--stage-duration", "2", "--sweep-num-stages", "3")
+    run = _run(out, sim.base_url, sim.model, *argv, "--sweep-num-requests", "200")
+    stdout = capsys.readouterr().out
+
+    (probe_json,) = out.glob("artifacts/probe/probe/probe.json")
+    probe = json.loads(probe_json.read_text())
+    assert probe["estimator"] == "ladder" and probe["saturation_rate"] > 1
+    assert run["scenario"] == "sweep"
+    stages = [(s["rate"], s["duration_s"]) for s in run["stages"]]
+    assert len(stages) == 3 and {d for _, d in stages} == {2}
+    assert stages[0][0] == 1 and stages[-1][0] == round(probe["saturation_rate"], 2)
+    assert probe["stages"] == ",".join(f"{r:g}x2" for r, _ in stages)
+    assert run["complete"] is True
+    assert "phase: Succeeded" in stdout
