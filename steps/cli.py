@@ -72,15 +72,30 @@ def configure_logging(step: str, level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(library_level)
 
 
+class _LiteralHelpFormatter(argparse.HelpFormatter):
+    """Help texts printed as written: they come from field descriptions ("errors > 1 %"), which
+    argparse would otherwise %-format, so `--help` crashed on a percent sign."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return self._get_help_string(action) or ""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting, so `main` stays testable in-process."""
+    """argparse that raises UsageError instead of exiting, so `main` stays testable in-process,
+    and prints help texts literally; sub-parsers (`add_subparsers` makes them of this class)
+    inherit both."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _LiteralHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
 
 def make_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    """An ArgumentParser whose usage errors become `UsageError` (exit 2, one line)."""
+    """An ArgumentParser whose usage errors become `UsageError` (exit 2, one line) and whose help
+    texts are printed literally."""
     return _Parser(prog=prog, description=description)
 
 

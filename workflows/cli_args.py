@@ -144,9 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
         _add_knobs(sub)
     for sub in (install, submit):
         _add_argo(sub)
-    # make_parser's error() raises UsageError; sub-parsers must do the same.
-    for sub in (render, install, submit, run):
-        sub.error = parser.error  # type: ignore[method-assign]
     return parser
 
 

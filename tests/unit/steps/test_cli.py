@@ -119,3 +119,16 @@ def test_secret_from_env_value_is_a_secret_never_printed() -> None:
     secret = secret_from_env({"KEY": "sk-123"}, "KEY", "--api-key-env")
     assert secret is not None and secret.get_secret_value() == "sk-123"
     assert "sk-123" not in repr(secret) + str(secret)
+
+
+def test_make_parser_help_is_printed_literally_in_sub_parsers_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = make_parser("prog", None)
+    sub = parser.add_subparsers(dest="command").add_parser("go")
+    sub.add_argument("--limit", help="refused above 95 % (not %(default)s)")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["go", "--help"])
+    assert "refused above 95 % (not %(default)s)" in capsys.readouterr().out
+    with pytest.raises(UsageError):
+        parser.parse_args(["go", "--no-such-flag"])

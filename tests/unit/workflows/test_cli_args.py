@@ -58,3 +58,15 @@ def test_render_bad_input_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["render", "install", "submit", "run"])
+def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Knob help comes from field descriptions, some with a percent sign ("errors > 1 %"), which
+    # argparse %-formats unless told not to: --help crashed with a ValueError.
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"], {})
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--early-stop" in out
+    assert "errors > 1 %" in out
