@@ -369,3 +369,23 @@ def test_packaged_sweep_scenario_is_the_guides_s3() -> None:
     inp, out = config.data.input_distribution, config.data.output_distribution
     assert (inp.mean, inp.std_dev, inp.min, inp.max) == (512, 128, 128, 2048)
     assert (out.mean, out.std_dev, out.min, out.max) == (256, 64, 32, 512)
+
+
+_PACKAGED = sorted((Path(__file__).parents[3] / "steps" / "scenarios").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", _PACKAGED, ids=[p.stem for p in _PACKAGED])
+def test_every_packaged_scenario_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.load.stages or config.load.sweep is not None
+
+
+def test_the_guides_complete_example_is_packaged() -> None:
+    # Its raw-YAML variant of production simulation: Poisson 10 QPS x 300 s, 512±128 / 256±64.
+    config = load_config(Path(__file__).parents[3] / "steps" / "scenarios" / "complete-example.yml")
+    assert config.load.type is LoadType.poisson
+    assert [(s.rate, s.duration) for s in config.load.stages] == [(10, 300)]
+    assert config.load.num_workers == 4
+    data = config.data
+    assert (data.input_distribution.mean, data.input_distribution.std_dev) == (512, 128)
+    assert (data.output_distribution.mean, data.output_distribution.std_dev) == (256, 64)
