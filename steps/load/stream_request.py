@@ -441,8 +441,7 @@ async def stream_request(
     handler = _Stream if settings.streaming else _WholeBody
     stream = handler(loop.create_future(), settings.text_key, spec)
     now = monotonic_ns()
-    # request_timeout counts from the write, not from an early wake-up: a request taken 10 ms
-    # ahead of its send must not lose those 10 ms of its budget.
+    # The budget counts from the planned write, not from an early wake-up (steps.load.clock).
     limit_ns = max(now, send_at_ns or now) + settings.request_timeout_ns
     drain_hit = drain_deadline_ns < limit_ns
     deadline = drain_deadline_ns if drain_hit else limit_ns
