@@ -257,9 +257,12 @@ def test_simulator_prefill_shorter_than_itl_never_pulls_running_streams_early(
     long_times = _truth_for(sim, "long")["chunk_wall_ns"]
     assert len(long_times) == 12
     # Never early on its own grid (a late step may be followed by a short gap: deadlines are
-    # absolute, so the grid itself is the check).
-    lateness_ms = [(t - long_times[0]) / MS - 50 * k for k, t in enumerate(long_times)]
-    assert min(lateness_ms) >= -1, lateness_ms
+    # absolute, so the grid itself is the check). The grid's origin is the typical offset, not
+    # the first chunk's: an idle VM wakes late for that first 1 ms timer (1.8 ms seen), which
+    # would make every later, on-time chunk look early. Re-anchoring on an admission pulls the
+    # following chunks tens of ms early (up to 98 ms seen), far past this bound.
+    offsets_ms = [(t - long_times[0]) / MS - 50 * k for k, t in enumerate(long_times)]
+    assert min(offsets_ms) - statistics.median(offsets_ms) >= -3, offsets_ms
     for i in range(3):  # and the short ones rode on the long stream's steps
         for t in _truth_for(sim, f"short-{i}")["chunk_wall_ns"]:
             assert min(abs(t - s) for s in long_times) <= 3 * MS
